@@ -1,0 +1,37 @@
+package shaders
+
+import (
+	"github.com/freqkv/freqkv/engine"
+)
+
+const elementwiseWG = 64
+
+func (o *Ops) binary(entry string, rec *engine.Recorder, a, b, out *engine.Tensor, n int, alpha float32) error {
+	what := "elementwise." + entry
+	for _, t := range []*engine.Tensor{a, b, out} {
+		if err := need(what, t, engine.F32, n); err != nil {
+			return err
+		}
+	}
+	k, err := o.kernel("elementwise.wgsl", entry, engine.Constants{"WG": u(elementwiseWG)})
+	if err != nil {
+		return err
+	}
+	return rec.Dispatch(k, []uint32{uint32(n), f32bits(alpha)}, engine.Grid(n, elementwiseWG), a.Binding(), b.Binding(), out.Binding())
+}
+
+// Add records out = a + b over n elements; out must not alias a or b
+// (WebGPU forbids one buffer bound read-only and writable in one dispatch).
+func (o *Ops) Add(rec *engine.Recorder, a, b, out *engine.Tensor, n int) error {
+	return o.binary("add", rec, a, b, out, n, 0)
+}
+
+// SwiGLU records out = silu(gate) * up over n elements.
+func (o *Ops) SwiGLU(rec *engine.Recorder, gate, up, out *engine.Tensor, n int) error {
+	return o.binary("swiglu", rec, gate, up, out, n, 0)
+}
+
+// Scale records out = x * alpha.
+func (o *Ops) Scale(rec *engine.Recorder, x, out *engine.Tensor, n int, alpha float32) error {
+	return o.binary("scale", rec, x, x, out, n, alpha)
+}

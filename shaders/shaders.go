@@ -1,0 +1,56 @@
+// Package shaders holds freqkv's WGSL kernels (one kernel family per file,
+// embedded at build time) and their typed Go launchers: each launcher states
+// its kernel's parameters, bindings and dispatch size, and checks shapes so a
+// kernel never reads or writes past a binding.
+package shaders
+
+import (
+	"embed"
+	"fmt"
+	"strconv"
+
+	"github.com/freqkv/freqkv/engine"
+)
+
+//go:embed *.wgsl
+var files embed.FS
+
+// Source returns the text of one embedded shader file.
+func Source(name string) (string, error) {
+	b, err := files.ReadFile(name)
+	if err != nil {
+		return "", fmt.Errorf("shader %s is not embedded: %w", name, err)
+	}
+	return string(b), nil
+}
+
+// Files lists the embedded shader files.
+func Files() []string {
+	entries, _ := files.ReadDir(".")
+	out := make([]string, 0, len(entries))
+	for _, e := range entries {
+		out = append(out, e.Name())
+	}
+	return out
+}
+
+// Ops launches kernels on one device. Pipelines are created on first use and
+// cached by the device; Prepare compiles a set ahead of the first token.
+type Ops struct {
+	Dev *engine.Device
+}
+
+// New returns the launchers for a device.
+func New(dev *engine.Device) *Ops { return &Ops{Dev: dev} }
+
+func (o *Ops) kernel(file, entry string, c engine.Constants) (*engine.Kernel, error) {
+	src, err := Source(file)
+	if err != nil {
+		return nil, err
+	}
+	return o.Dev.Kernel(file, src, entry, c)
+}
+
+func u(v int) string { return strconv.Itoa(v) + "u" }
+
+func f32bits(f float32) uint32 { return mathFloat32bits(f) }

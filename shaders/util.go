@@ -1,0 +1,25 @@
+package shaders
+
+import (
+	"fmt"
+	"math"
+
+	"github.com/freqkv/freqkv/engine"
+)
+
+func mathFloat32bits(f float32) uint32 { return math.Float32bits(f) }
+
+// need checks that a tensor has the dtype and at least the elements a
+// kernel will touch, so that no launch reads or writes past its binding.
+func need(what string, t *engine.Tensor, dt engine.DType, elems int) error {
+	if t == nil {
+		return fmt.Errorf("%s: tensor is nil", what)
+	}
+	if t.DType != dt {
+		return fmt.Errorf("%s: tensor %q is %s, want %s", what, t.Buf.Label, t.DType, dt)
+	}
+	if t.Rows*t.Cols < elems {
+		return fmt.Errorf("%s: tensor %q [%d,%d] holds %d elements, the kernel touches %d", what, t.Buf.Label, t.Rows, t.Cols, t.Rows*t.Cols, elems)
+	}
+	return nil
+}
