@@ -1,0 +1,80 @@
+package freqkv
+
+import (
+	"math"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+func TestDefaultConfigIsTheReferenceGeometry(t *testing.T) {
+	c := DefaultConfig(4096)
+	require.Equal(t, Config{CacheSize: 4096, Sink: 4, Recent: 0, Ratio: 0.5}, c)
+	require.NoError(t, c.Validate())
+	require.Equal(t, 4092, c.Span())
+	require.Equal(t, 2046, c.Kept())
+	require.Equal(t, 2046, c.Period())
+	require.Equal(t, 2050, c.RowsAfterCompression())
+}
+
+func TestDerivedLengths(t *testing.T) {
+	for _, tc := range []struct {
+		cfg                   Config
+		span, kept            int
+		period, afterCompress int
+	}{
+		{Config{CacheSize: 4096, Sink: 4, Ratio: 0.5}, 4092, 2046, 2046, 2050},
+		{Config{CacheSize: 7, Sink: 4, Ratio: 0.5}, 3, 1, 2, 5},
+		{Config{CacheSize: 20, Sink: 2, Recent: 3, Ratio: 0.25}, 15, 3, 12, 8},
+		{Config{CacheSize: 1028, Sink: 4, Ratio: 0.5}, 1024, 512, 512, 516},
+		// Decimal ratios whose float64 product falls just below the integer.
+		{Config{CacheSize: 100, Ratio: 0.29}, 100, 29, 71, 29},
+		{Config{CacheSize: 30, Ratio: 0.1}, 30, 3, 27, 3},
+		{Config{CacheSize: 10, Ratio: 0.7}, 10, 7, 3, 7},
+		{Config{CacheSize: 1000, Ratio: 0.57}, 1000, 570, 430, 570},
+		// A genuine fraction is floored.
+		{Config{CacheSize: 37, Sink: 4, Recent: 5, Ratio: 0.3}, 28, 8, 20, 17},
+	} {
+		require.NoError(t, tc.cfg.Validate(), "%+v", tc.cfg)
+		require.Equal(t, tc.span, tc.cfg.Span(), "span of %+v", tc.cfg)
+		require.Equal(t, tc.kept, tc.cfg.Kept(), "kept of %+v", tc.cfg)
+		require.Equal(t, tc.period, tc.cfg.Period(), "period of %+v", tc.cfg)
+		require.Equal(t, tc.afterCompress, tc.cfg.RowsAfterCompression(), "rows after compression of %+v", tc.cfg)
+	}
+}
+
+func TestValidateExplainsTheProblem(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		cfg     Config
+		message string
+	}{
+		{"no span", Config{CacheSize: 4096, Sink: 4, Recent: 4092, Ratio: 0.5},
+			"freqkv: sink 4 + recent 4092 leaves no span to compress in a cache of 4096 rows; lower --sink/--recent or raise --cache-size"},
+		{"span negative", Config{CacheSize: 8, Sink: 6, Recent: 6, Ratio: 0.5}, "sink 6 + recent 6 leaves no span"},
+		{"zero cache", Config{CacheSize: 0, Ratio: 0.5}, "cache size 0 must be positive"},
+		{"negative sink", Config{CacheSize: 16, Sink: -1, Ratio: 0.5}, "sink -1 is negative"},
+		{"negative recent", Config{CacheSize: 16, Recent: -2, Ratio: 0.5}, "recent -2 is negative"},
+		{"ratio zero", Config{CacheSize: 16, Ratio: 0}, "ratio 0 is outside (0, 1)"},
+		{"ratio one", Config{CacheSize: 16, Ratio: 1}, "ratio 1 is outside (0, 1)"},
+		{"ratio above one", Config{CacheSize: 16, Ratio: 1.5}, "ratio 1.5 is outside (0, 1)"},
+		{"ratio NaN", Config{CacheSize: 16, Ratio: math.NaN()}, "ratio NaN is outside (0, 1)"},
+		{"nothing kept", Config{CacheSize: 7, Sink: 4, Ratio: 0.3}, "ratio 0.3 keeps floor(3*0.3) = 0 of the 3 compressible rows"},
+		{"everything kept", Config{CacheSize: 1 << 20, Ratio: 1 - 1e-13}, "keeps all 1048576 compressible rows"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			require.ErrorContains(t, tc.cfg.Validate(), tc.message)
+		})
+	}
+}
+
+func TestKVBytes(t *testing.T) {
+	// Llama-2-7B, fp16, 4096 rows: the well-known 2 GiB.
+	require.Equal(t, int64(2<<30), DefaultConfig(4096).KVBytes(32, 32, 128, 2))
+	require.Equal(t, int64(2*100*3*4*8*4), DefaultConfig(100).KVBytes(3, 4, 8, 4))
+	// Beyond int32 without overflow: 2 * 1M * 80 * 8 * 128 * 4 bytes.
+	require.Equal(t, int64(2*(1<<20))*80*8*128*4, DefaultConfig(1<<20).KVBytes(80, 8, 128, 4))
+	require.Zero(t, DefaultConfig(4096).KVBytes(0, 32, 128, 2))
+	require.Zero(t, DefaultConfig(4096).KVBytes(32, -1, 128, 2))
+	require.Zero(t, DefaultConfig(0).KVBytes(32, 32, 128, 2))
+}
