@@ -1,0 +1,168 @@
+package testvectors
+
+import (
+	"encoding/binary"
+	"fmt"
+	"math"
+	"sort"
+
+	"github.com/freqkv/freqkv/engine"
+	"github.com/freqkv/freqkv/shaders"
+)
+
+// Runner executes one vector's kernel on the device and returns its outputs.
+type Runner func(r *Run, v *Vector) (map[string][]float64, error)
+
+// runners maps a kernel family to the code that launches it; each
+// run_FAMILY.go registers its own in init.
+var runners = map[string]Runner{}
+
+func register(kernel string, fn Runner) { runners[kernel] = fn }
+
+// Kernels lists the kernel families that have runners.
+func Kernels() []string {
+	out := make([]string, 0, len(runners))
+	for k := range runners {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// Run holds the device state for running vectors.
+type Run struct {
+	Dev *engine.Device
+	Ops *shaders.Ops
+	tmp []interface{ Release() }
+}
+
+// NewRun prepares to run vectors on dev.
+func NewRun(dev *engine.Device) *Run { return &Run{Dev: dev, Ops: shaders.New(dev)} }
+
+// Execute runs one vector and judges it.
+func (r *Run) Execute(v *Vector) Result {
+	fn, ok := runners[v.Kernel]
+	if !ok {
+		return Result{Vector: v, Err: fmt.Errorf("no runner for kernel %q (known: %v)", v.Kernel, Kernels())}
+	}
+	got, err := fn(r, v)
+	for _, t := range r.tmp {
+		t.Release()
+	}
+	r.tmp = r.tmp[:0]
+	if err != nil {
+		return Result{Vector: v, Err: err}
+	}
+	return Judge(v, got)
+}
+
+// Input uploads a named input as a [rows, cols] tensor (cols: the last
+// dimension, rows: the product of the rest).
+func (r *Run) Input(v *Vector, name string) (*engine.Tensor, error) {
+	a, ok := v.Inputs[name]
+	if !ok {
+		return nil, fmt.Errorf("vector %s: missing input %q", v.Name, name)
+	}
+	dt, err := a.EngineDType()
+	if err != nil {
+		return nil, fmt.Errorf("input %s: %w", name, err)
+	}
+	rows, cols := split(a.Shape)
+	t, err := r.Dev.NewTensor(name, dt, rows, cols)
+	if err != nil {
+		return nil, err
+	}
+	r.tmp = append(r.tmp, t)
+	b, err := a.Bytes()
+	if err != nil {
+		return nil, fmt.Errorf("input %s: %w", name, err)
+	}
+	return t, t.Upload(b)
+}
+
+// Output allocates a tensor for a named output, poisoned with NaN (or
+// 0xFFFFFFFF for integers) so an element the kernel leaves unwritten fails.
+func (r *Run) Output(v *Vector, name string, dt engine.DType) (*engine.Tensor, error) {
+	a, ok := v.Outputs[name]
+	if !ok {
+		return nil, fmt.Errorf("vector %s: missing output %q", v.Name, name)
+	}
+	rows, cols := split(a.Shape)
+	t, err := r.Dev.NewTensor(name, dt, rows, cols)
+	if err != nil {
+		return nil, err
+	}
+	r.tmp = append(r.tmp, t)
+	return t, Poison(t)
+}
+
+// Poison fills a tensor with NaN (f32/f16) or all-ones words.
+func Poison(t *engine.Tensor) error {
+	words := (t.Bytes() + 3) / 4
+	b := make([]byte, 4*words)
+	for i := uint64(0); i < words; i++ {
+		w := uint32(0x7fc00000) // f32 NaN
+		switch t.DType {
+		case engine.F16:
+			w = 0x7e007e00
+		case engine.U32:
+			w = 0xffffffff
+		}
+		binary.LittleEndian.PutUint32(b[4*i:], w)
+	}
+	return t.Buf.Write(t.Offset, b[:t.Bytes()+(4-t.Bytes()%4)%4])
+}
+
+// Read reads a tensor back as float64 values.
+func (r *Run) Read(t *engine.Tensor) ([]float64, error) {
+	b, err := t.Buf.Read(t.Offset, t.Bytes())
+	if err != nil {
+		return nil, err
+	}
+	n := t.Rows * t.Cols
+	out := make([]float64, n)
+	for i := range out {
+		switch t.DType {
+		case engine.F32:
+			out[i] = float64(math.Float32frombits(binary.LittleEndian.Uint32(b[4*i:])))
+		case engine.F16:
+			out[i] = float64(engine.F16ToF32(binary.LittleEndian.Uint16(b[2*i:])))
+		case engine.U32:
+			out[i] = float64(binary.LittleEndian.Uint32(b[4*i:]))
+		default:
+			return nil, fmt.Errorf("cannot read a %s tensor as numbers", t.DType)
+		}
+	}
+	return out, nil
+}
+
+// Submit records with fn, submits, waits, and reads the named outputs.
+func (r *Run) Submit(fn func(rec *engine.Recorder) error, outs map[string]*engine.Tensor) (map[string][]float64, error) {
+	rec := r.Dev.NewRecorder()
+	if err := fn(rec); err != nil {
+		return nil, err
+	}
+	if err := rec.SubmitAndWait(); err != nil {
+		return nil, err
+	}
+	got := map[string][]float64{}
+	for name, t := range outs {
+		v, err := r.Read(t)
+		if err != nil {
+			return nil, err
+		}
+		got[name] = v
+	}
+	return got, nil
+}
+
+func split(shape []int) (rows, cols int) {
+	if len(shape) == 0 {
+		return 1, 1
+	}
+	rows = 1
+	for _, s := range shape[:len(shape)-1] {
+		rows *= s
+	}
+	return rows, shape[len(shape)-1]
+}
