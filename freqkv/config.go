@@ -53,10 +53,11 @@ func (c Config) Span() int { return c.CacheSize - c.Sink - c.Recent }
 //
 // A ratio such as 0.29 is stored slightly below its decimal value, so a plain floor of
 // 100 * 0.29 gives 28. A product within 1e-12 (relative) of an integer is taken as that
-// integer: the ratio is read as the decimal the user typed.
+// integer: the ratio is read as the decimal the user typed. Kept is 0 when there is no
+// span or the ratio is outside (0, 1).
 func (c Config) Kept() int {
 	span := c.Span()
-	if span <= 0 || !(c.Ratio > 0) || math.IsInf(c.Ratio, 0) {
+	if span <= 0 || !(c.Ratio > 0 && c.Ratio < 1) {
 		return 0
 	}
 	product := float64(span) * c.Ratio

@@ -78,3 +78,10 @@ func TestKVBytes(t *testing.T) {
 	require.Zero(t, DefaultConfig(4096).KVBytes(32, -1, 128, 2))
 	require.Zero(t, DefaultConfig(0).KVBytes(32, 32, 128, 2))
 }
+
+func TestKeptIsZeroWithoutAValidRatioOrSpan(t *testing.T) {
+	require.Zero(t, Config{CacheSize: 16, Ratio: 1e308}.Kept())
+	require.Zero(t, Config{CacheSize: 16, Ratio: math.Inf(1)}.Kept())
+	require.Zero(t, Config{CacheSize: 16, Ratio: -0.5}.Kept())
+	require.Zero(t, Config{CacheSize: 4, Sink: 4, Ratio: 0.5}.Kept())
+}

@@ -36,8 +36,8 @@ func NewRefCache(cfg Config, channels int) (*RefCache, error) {
 
 // Append stores the rows of new tokens, one key and one value row each, compressing
 // whenever a full cache must take a row, exactly as Config.Plan says. Any number of
-// tokens may come at once; the result does not depend on how they are grouped. On error
-// the cache is unchanged.
+// tokens may come at once; the result does not depend on how they are grouped. Rejected
+// input leaves the cache unchanged.
 func (c *RefCache) Append(keys, values [][]float64) error {
 	if len(keys) != len(values) {
 		return fmt.Errorf("freqkv: append of %d key rows but %d value rows", len(keys), len(values))
