@@ -49,23 +49,16 @@ func (c Config) Validate() error {
 // Span is L = N - S - R, the rows a compression transforms.
 func (c Config) Span() int { return c.CacheSize - c.Sink - c.Recent }
 
-// Kept is m = floor(L * g), the rows a compressed span becomes.
-//
-// A ratio such as 0.29 is stored slightly below its decimal value, so a plain floor of
-// 100 * 0.29 gives 28. A product within 1e-12 (relative) of an integer is taken as that
-// integer: the ratio is read as the decimal the user typed. Kept is 0 when there is no
-// span or the ratio is outside (0, 1).
+// Kept is m = floor(L * g), the rows a compressed span becomes, with the product computed in
+// float64 exactly as the reference's int(L * g): a ratio stored slightly below its decimal
+// value keeps one row fewer (L = 100, g = 0.29 gives 28, as in the reference). Kept is 0 when
+// there is no span or the ratio is outside (0, 1).
 func (c Config) Kept() int {
 	span := c.Span()
 	if span <= 0 || !(c.Ratio > 0 && c.Ratio < 1) {
 		return 0
 	}
-	product := float64(span) * c.Ratio
-	nearest := math.Round(product)
-	if math.Abs(product-nearest) <= 1e-12*math.Max(1, product) {
-		return int(nearest)
-	}
-	return int(math.Floor(product))
+	return int(math.Floor(float64(span) * c.Ratio))
 }
 
 // Period is L - m: the rows a compression frees, hence the tokens between two compressions.

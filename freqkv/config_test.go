@@ -27,8 +27,9 @@ func TestDerivedLengths(t *testing.T) {
 		{Config{CacheSize: 7, Sink: 4, Ratio: 0.5}, 3, 1, 2, 5},
 		{Config{CacheSize: 20, Sink: 2, Recent: 3, Ratio: 0.25}, 15, 3, 12, 8},
 		{Config{CacheSize: 1028, Sink: 4, Ratio: 0.5}, 1024, 512, 512, 516},
-		// Decimal ratios whose float64 product falls just below the integer.
-		{Config{CacheSize: 100, Ratio: 0.29}, 100, 29, 71, 29},
+		// The float64 product is floored like the reference's int(L*g): 100*0.29 is
+		// 28.999999999999996 in float64, so 28 rows are kept, not 29.
+		{Config{CacheSize: 100, Ratio: 0.29}, 100, 28, 72, 28},
 		{Config{CacheSize: 30, Ratio: 0.1}, 30, 3, 27, 3},
 		{Config{CacheSize: 10, Ratio: 0.7}, 10, 7, 3, 7},
 		{Config{CacheSize: 1000, Ratio: 0.57}, 1000, 570, 430, 570},
@@ -60,12 +61,22 @@ func TestValidateExplainsTheProblem(t *testing.T) {
 		{"ratio above one", Config{CacheSize: 16, Ratio: 1.5}, "ratio 1.5 is outside (0, 1)"},
 		{"ratio NaN", Config{CacheSize: 16, Ratio: math.NaN()}, "ratio NaN is outside (0, 1)"},
 		{"nothing kept", Config{CacheSize: 7, Sink: 4, Ratio: 0.3}, "ratio 0.3 keeps floor(3*0.3) = 0 of the 3 compressible rows"},
-		{"everything kept", Config{CacheSize: 1 << 20, Ratio: 1 - 1e-13}, "keeps all 1048576 compressible rows"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			require.ErrorContains(t, tc.cfg.Validate(), tc.message)
 		})
 	}
+}
+
+func TestKeptFloorsTheFloat64Product(t *testing.T) {
+	// A ratio just below 1 keeps one row fewer than the span, as int(L*g) does; a product
+	// of a ratio below 1 never reaches the span in float64, so Validate's "keeps all" case
+	// cannot be reached through Kept.
+	c := Config{CacheSize: 1 << 20, Ratio: 1 - 1e-13}
+	require.NoError(t, c.Validate())
+	require.Equal(t, 1<<20-1, c.Kept())
+	require.Equal(t, 1, c.Period())
+	require.Equal(t, 8, Config{CacheSize: 28, Ratio: 0.3}.Kept())
 }
 
 func TestKVBytes(t *testing.T) {
