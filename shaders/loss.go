@@ -1,0 +1,31 @@
+package shaders
+
+import (
+	"fmt"
+
+	"github.com/freqkv/freqkv/engine"
+)
+
+const lossWG = 16
+
+// NLL records nll[r] = logsumexp(logits[r]) - logits[r, targets[r]] for
+// rows r < rows. Targets must be < vocab (the caller validates token ids).
+func (o *Ops) NLL(rec *engine.Recorder, logits, targets, nll *engine.Tensor, rows, vocab int) error {
+	if rows < 1 || vocab < 1 {
+		return fmt.Errorf("nll: rows %d and vocab %d must be positive", rows, vocab)
+	}
+	if err := need("nll", logits, engine.F32, rows*vocab); err != nil {
+		return err
+	}
+	if err := need("nll", targets, engine.U32, rows); err != nil {
+		return err
+	}
+	if err := need("nll", nll, engine.F32, rows); err != nil {
+		return err
+	}
+	k, err := o.kernel("loss.wgsl", "main", engine.Constants{"WG": u(lossWG)})
+	if err != nil {
+		return err
+	}
+	return rec.Dispatch(k, []uint32{uint32(rows), uint32(vocab)}, engine.Grid(rows, lossWG), logits.Binding(), targets.Binding(), nll.Binding())
+}
