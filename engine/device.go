@@ -142,6 +142,12 @@ func Adapters() ([]AdapterInfo, error) {
 	return infos, nil
 }
 
+// Best is the index of the adapter Open picks without a selector.
+func Best(infos []AdapterInfo) int {
+	i, _ := choose(infos, "")
+	return i
+}
+
 // choose picks an adapter by selector (index or name substring) or by rank.
 func choose(infos []AdapterInfo, selector string) (int, error) {
 	if selector == "" {
