@@ -1,0 +1,344 @@
+// Package model holds what every model implementation shares: hyper-
+// parameters and their validation against a file's tensors.
+package model
+
+import (
+	"errors"
+	"fmt"
+	"math"
+
+	"github.com/freqkv/freqkv/model/gguf"
+	"github.com/freqkv/freqkv/model/llama2c"
+)
+
+// HParams are the hyper-parameters of a LLaMA-family transformer.
+type HParams struct {
+	Arch          string // GGUF architecture: "llama" or "qwen2"
+	ContextLength int    // positions the model was trained for (as the file states)
+	Dim           int    // embedding width
+	Layers        int
+	FFN           int // feed-forward hidden width
+	Heads         int // query heads
+	KVHeads       int // key/value heads; Heads/KVHeads queries share one
+	RopeDim       int // leading dimensions of each head that RoPE rotates
+	RopeBase      float64
+	RopeScaling   string  // "none" or "linear"
+	RopeScale     float64 // linear scaling factor: positions are divided by it; 1 for none
+	RMSEps        float64
+	Vocab         int  // rows of the embedding and of the logits
+	TiedOutput    bool // the output classifier is the token embedding
+	RopeNeoX      bool // RoPE rotates (x[i], x[i+d/2]) (qwen2) rather than adjacent pairs (llama)
+}
+
+// HeadDim returns the width of one attention head.
+func (h HParams) HeadDim() int { return h.Dim / h.Heads }
+
+// KVDim returns the width of one position's keys (or values).
+func (h HParams) KVDim() int { return h.KVHeads * h.HeadDim() }
+
+// maxSize bounds every size so that products of a few of them stay far
+// from overflow and a corrupt file cannot request absurd allocations.
+const maxSize = 1 << 24
+
+// Validate checks that the hyper-parameters describe a model this project
+// can run.
+func (h HParams) Validate() error {
+	if _, ok := architectures[h.Arch]; !ok {
+		return fmt.Errorf("model: unsupported architecture %q", h.Arch)
+	}
+	for _, s := range []struct {
+		name string
+		v    int
+	}{
+		{"context length", h.ContextLength}, {"embedding width", h.Dim}, {"layer count", h.Layers},
+		{"feed-forward width", h.FFN}, {"head count", h.Heads}, {"kv head count", h.KVHeads},
+		{"rope dimension", h.RopeDim}, {"vocabulary size", h.Vocab},
+	} {
+		if s.v <= 0 || s.v > maxSize {
+			return fmt.Errorf("model: %s %d is outside 1..%d", s.name, s.v, maxSize)
+		}
+	}
+	if h.Dim%h.Heads != 0 {
+		return fmt.Errorf("model: head count %d does not divide embedding width %d", h.Heads, h.Dim)
+	}
+	if h.Heads%h.KVHeads != 0 {
+		return fmt.Errorf("model: kv head count %d does not divide head count %d", h.KVHeads, h.Heads)
+	}
+	if h.RopeDim > h.HeadDim() || h.RopeDim%2 != 0 {
+		return fmt.Errorf("model: rope dimension %d must be even and at most the head width %d", h.RopeDim, h.HeadDim())
+	}
+	for _, f := range []struct {
+		name string
+		v    float64
+	}{{"rope base", h.RopeBase}, {"rope scale", h.RopeScale}, {"rms epsilon", h.RMSEps}} {
+		if !(f.v > 0) || math.IsInf(f.v, 0) {
+			return fmt.Errorf("model: %s %v is not a positive number", f.name, f.v)
+		}
+	}
+	switch h.RopeScaling {
+	case "none":
+		if h.RopeScale != 1 {
+			return fmt.Errorf("model: rope scale %v without rope scaling", h.RopeScale)
+		}
+	case "linear":
+	default:
+		return fmt.Errorf("model: unsupported rope scaling %q", h.RopeScaling)
+	}
+	return nil
+}
+
+// architecture holds what differs between the supported architectures.
+type architecture struct {
+	ropeNeoX bool
+	biases   bool // attn_q, attn_k and attn_v have biases
+}
+
+var architectures = map[string]architecture{
+	"llama": {},
+	"qwen2": {ropeNeoX: true, biases: true},
+}
+
+// defaultRopeBase is llama.cpp's rope.freq_base when a file omits it.
+const defaultRopeBase = 10000
+
+// HParamsFromGGUF reads the hyper-parameters of a llama or qwen2 GGUF file.
+func HParamsFromGGUF(f *gguf.File) (HParams, error) {
+	arch, err := f.String("general.architecture")
+	if err != nil {
+		return HParams{}, fmt.Errorf("model: %w", err)
+	}
+	a, ok := architectures[arch]
+	if !ok {
+		return HParams{}, fmt.Errorf("model: unsupported architecture %q", arch)
+	}
+	r := reader{f: f, prefix: arch + "."}
+	h := HParams{
+		Arch:          arch,
+		ContextLength: r.size("context_length"),
+		Dim:           r.size("embedding_length"),
+		Layers:        r.size("block_count"),
+		FFN:           r.size("feed_forward_length"),
+		Heads:         r.size("attention.head_count"),
+		RMSEps:        r.float("attention.layer_norm_rms_epsilon"),
+		RopeNeoX:      a.ropeNeoX,
+	}
+	h.KVHeads = r.optionalSize("attention.head_count_kv", h.Heads)
+	if h.Heads > 0 {
+		hd := h.Dim / h.Heads // Validate rejects a remainder
+		h.RopeDim = r.optionalSize("rope.dimension_count", hd)
+		for _, key := range []string{"attention.key_length", "attention.value_length"} {
+			if n := r.optionalSize(key, hd); n != hd {
+				r.fail(fmt.Errorf("model: key %q: head width %d differs from embedding/heads %d (unsupported)", r.prefix+key, n, hd))
+			}
+		}
+	}
+	h.RopeBase = r.optionalFloat("rope.freq_base", defaultRopeBase)
+	h.RopeScaling, h.RopeScale = r.ropeScaling()
+	if n := r.optionalSize("expert_count", 0); n > 0 {
+		r.fail(fmt.Errorf("model: key %q: mixture of %d experts is unsupported", r.prefix+"expert_count", n))
+	}
+	h.Vocab = r.vocab()
+	_, hasOutput := f.Tensor("output.weight")
+	h.TiedOutput = !hasOutput
+	if r.err != nil {
+		return HParams{}, r.err
+	}
+	if err := h.Validate(); err != nil {
+		return HParams{}, err
+	}
+	return h, nil
+}
+
+// reader reads architecture-prefixed keys, keeping the first error.
+type reader struct {
+	f      *gguf.File
+	prefix string
+	err    error
+}
+
+func (r *reader) fail(err error) {
+	if r.err == nil {
+		r.err = err
+	}
+}
+
+func (r *reader) has(key string) bool {
+	_, ok := r.f.Value(r.prefix + key)
+	return ok
+}
+
+func (r *reader) size(key string) int {
+	v, err := r.f.Uint(r.prefix + key)
+	if err != nil {
+		r.fail(fmt.Errorf("model: %w", err))
+		return 0
+	}
+	if v > maxSize {
+		r.fail(fmt.Errorf("model: key %q: %d exceeds %d", r.prefix+key, v, maxSize))
+		return 0
+	}
+	return int(v)
+}
+
+func (r *reader) optionalSize(key string, def int) int {
+	if !r.has(key) {
+		return def
+	}
+	return r.size(key)
+}
+
+func (r *reader) float(key string) float64 {
+	v, err := r.f.Float(r.prefix + key)
+	if err != nil {
+		r.fail(fmt.Errorf("model: %w", err))
+	}
+	return v
+}
+
+func (r *reader) optionalFloat(key string, def float64) float64 {
+	if !r.has(key) {
+		return def
+	}
+	return r.float(key)
+}
+
+// ropeScaling reads rope.scaling.type and .factor, or the older
+// rope.scale_linear. A factor of 0 or 1 means no scaling, as in llama.cpp.
+func (r *reader) ropeScaling() (string, float64) {
+	const typeKey = "rope.scaling.type"
+	factor := r.optionalFloat("rope.scale_linear", 1)
+	factor = r.optionalFloat("rope.scaling.factor", factor)
+	kind := "linear"
+	if r.has(typeKey) {
+		s, err := r.f.String(r.prefix + typeKey)
+		if err != nil {
+			r.fail(fmt.Errorf("model: %w", err))
+			return "none", 1
+		}
+		kind = s
+	}
+	switch {
+	case kind == "none" || kind == "linear" && (factor == 0 || factor == 1):
+		return "none", 1
+	case kind == "linear":
+		return "linear", factor
+	}
+	r.fail(fmt.Errorf("model: key %q: rope scaling %q is unsupported (only none and linear)", r.prefix+typeKey, kind))
+	return kind, factor
+}
+
+// vocab returns the number of embedding rows: from token_embd.weight when
+// the file has weights (it may be padded beyond the tokenizer), else
+// <arch>.vocab_size, else the tokenizer's token count.
+func (r *reader) vocab() int {
+	tokens, tokErr := r.f.Strings("tokenizer.ggml.tokens")
+	n := 0
+	switch emb, ok := r.f.Tensor("token_embd.weight"); {
+	case ok && len(emb.Dims) == 2:
+		if emb.Dims[1] > maxSize {
+			r.fail(fmt.Errorf("model: tensor \"token_embd.weight\": %d rows exceed %d", emb.Dims[1], maxSize))
+			return 0
+		}
+		n = int(emb.Dims[1])
+	case ok:
+		r.fail(fmt.Errorf("model: tensor \"token_embd.weight\": dims %v, want 2", emb.Dims))
+		return 0
+	case r.has("vocab_size"):
+		n = r.size("vocab_size")
+	case tokErr == nil:
+		n = len(tokens)
+	default:
+		r.fail(fmt.Errorf("model: no token_embd.weight, %q or tokenizer tokens to size the vocabulary", r.prefix+"vocab_size"))
+		return 0
+	}
+	if tokErr == nil && len(tokens) > n {
+		r.fail(fmt.Errorf("model: the tokenizer has %d tokens, the model only %d", len(tokens), n))
+	}
+	return n
+}
+
+// HParamsFromLlama2c returns the hyper-parameters of a llama2.c checkpoint,
+// with the constants run.c hard-codes.
+func HParamsFromLlama2c(c llama2c.Config) (HParams, error) {
+	h := HParams{
+		Arch:          "llama",
+		ContextLength: c.SeqLen,
+		Dim:           c.Dim,
+		Layers:        c.Layers,
+		FFN:           c.HiddenDim,
+		Heads:         c.Heads,
+		KVHeads:       c.KVHeads,
+		RopeBase:      llama2c.RopeBase,
+		RopeScaling:   "none",
+		RopeScale:     1,
+		RMSEps:        llama2c.RMSEpsilon,
+		Vocab:         c.VocabSize,
+		TiedOutput:    c.SharedClassifier,
+	}
+	if c.Heads > 0 {
+		h.RopeDim = c.Dim / c.Heads
+	}
+	if err := h.Validate(); err != nil {
+		return HParams{}, err
+	}
+	return h, nil
+}
+
+// CheckTensors verifies that f has every tensor h requires, with the right
+// shape, under llama.cpp's names. It reports every problem, each naming its
+// tensor.
+func CheckTensors(f *gguf.File, h HParams) error {
+	if err := h.Validate(); err != nil {
+		return err
+	}
+	var errs []error
+	want := func(name string, dims ...int) {
+		t, ok := f.Tensor(name)
+		if !ok {
+			errs = append(errs, fmt.Errorf("model: tensor %q is missing", name))
+			return
+		}
+		if !sameDims(t.Dims, dims) {
+			errs = append(errs, fmt.Errorf("model: tensor %q has dims %v, want %v", name, t.Dims, dims))
+		}
+	}
+	dim, kv, q := h.Dim, h.KVDim(), h.Heads*h.HeadDim()
+	want("token_embd.weight", dim, h.Vocab)
+	want("output_norm.weight", dim)
+	if _, hasOutput := f.Tensor("output.weight"); h.TiedOutput && hasOutput {
+		errs = append(errs, errors.New(`model: tensor "output.weight" is present but the output is tied`))
+	} else if !h.TiedOutput {
+		want("output.weight", dim, h.Vocab)
+	}
+	biases := architectures[h.Arch].biases
+	for i := range h.Layers {
+		p := fmt.Sprintf("blk.%d.", i)
+		want(p+"attn_norm.weight", dim)
+		want(p+"attn_q.weight", dim, q)
+		want(p+"attn_k.weight", dim, kv)
+		want(p+"attn_v.weight", dim, kv)
+		want(p+"attn_output.weight", q, dim)
+		want(p+"ffn_norm.weight", dim)
+		want(p+"ffn_gate.weight", dim, h.FFN)
+		want(p+"ffn_up.weight", dim, h.FFN)
+		want(p+"ffn_down.weight", h.FFN, dim)
+		if biases {
+			want(p+"attn_q.bias", q)
+			want(p+"attn_k.bias", kv)
+			want(p+"attn_v.bias", kv)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func sameDims(got []uint64, want []int) bool {
+	if len(got) != len(want) {
+		return false
+	}
+	for i, d := range want {
+		if got[i] != uint64(d) {
+			return false
+		}
+	}
+	return true
+}
