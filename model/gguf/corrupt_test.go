@@ -66,6 +66,12 @@ func TestParseRejectsCorruptFiles(t *testing.T) {
 			r.u32(1)
 			return r.Bytes()
 		}, "unsupported version 1"},
+		{"version 0", func() []byte {
+			r := &raw{}
+			r.bytes("GGUF")
+			r.u32(0)
+			return r.Bytes()
+		}, "unsupported version 0"},
 		{"big endian", func() []byte {
 			r := &raw{}
 			r.bytes("GGUF")

@@ -11,6 +11,9 @@
 // float64, bool and string. An array is a slice of its element's Go type
 // ([]uint32, []string, ...); an array of arrays is []any holding such
 // slices. Returned slices are shared with the File: do not modify them.
+//
+// A File is immutable once parsed and may be read from several goroutines;
+// Close must not race with readers of tensor data.
 package gguf
 
 import (
@@ -87,13 +90,14 @@ func Parse(data []byte) (*File, error) {
 		tensors: make(map[string]int),
 	}
 	d := &decoder{buf: data}
-	if err := f.readHeader(d); err != nil {
+	if err := f.read(d); err != nil {
 		return nil, err
 	}
 	return f, nil
 }
 
-func (f *File) readHeader(d *decoder) error {
+// read decodes the header, metadata and tensor infos, and places the tensors.
+func (f *File) read(d *decoder) error {
 	magic, err := d.take(4)
 	if err != nil || string(magic) != Magic {
 		return fmt.Errorf("gguf: not a GGUF file (magic %q)", magic)
@@ -103,7 +107,8 @@ func (f *File) readHeader(d *decoder) error {
 	}
 	switch {
 	case f.Version == 2 || f.Version == 3:
-	case f.Version&0xffff == 0 && bits.ReverseBytes32(f.Version) <= 3:
+	case f.Version != 0 && f.Version&0xffff == 0 && bits.ReverseBytes32(f.Version) <= 3:
+		// A small version read with the wrong byte order.
 		return fmt.Errorf("gguf: big-endian files are not supported (version %d)", bits.ReverseBytes32(f.Version))
 	default:
 		return fmt.Errorf("gguf: unsupported version %d (want 2 or 3)", f.Version)
