@@ -81,7 +81,7 @@ func (t *tokenizer) Encode(text string, addBOS bool) ([]int32, error) {
 	var out []int32
 	if addBOS {
 		if t.bos < 0 {
-			return nil, errors.New("tokenizer: encode: BOS requested but the vocabulary has none")
+			return nil, errors.New("tokenizer: encode: BOS requested, but the vocabulary has no BOS token")
 		}
 		out = append(out, t.bos)
 	}
