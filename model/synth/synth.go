@@ -1,0 +1,309 @@
+// Package synth writes synthetic LLaMA-family GGUF models with random weights, for tests and
+// benchmarks of shapes no real checkpoint at hand has.
+//
+// The files are laid out as llama.cpp writes them: the same tensor names, shapes and metadata
+// keys, and a minimal SentencePiece ("llama") vocabulary with <unk>, <s>, </s>, the 256 byte
+// tokens and filler pieces, so that they load like real models. The weights are deterministic
+// in Spec.Seed and each tensor's name, and scaled so that activations stay O(1) through the
+// layers: every matrix is uniform with standard deviation 1/sqrt(fan_in) (a unit-RMS input
+// gives unit-RMS outputs, attention scores of unit spread, logits of unit spread), norm
+// weights are uniform around 1, and qwen2's Q/K/V biases are uniform in ±0.5.
+//
+// Writing streams: tensors are generated, encoded and written a block of rows at a time (the
+// blocks of a batch drawn in parallel), so even the 7B-shaped preset needs only tens of
+// megabytes besides the output.
+package synth
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/freqkv/freqkv/model/ggml"
+	"github.com/freqkv/freqkv/model/gguf"
+)
+
+// Spec is the shape of a synthetic model.
+type Spec struct {
+	Arch       string    // "llama" (adjacent-pair RoPE) or "qwen2" (NeoX RoPE, Q/K/V biases)
+	Dim        int       // embedding length
+	Layers     int       // transformer blocks
+	Heads      int       // query heads; Dim is a multiple of it, head_dim = Dim/Heads is even
+	KVHeads    int       // key/value heads; divides Heads (GQA when fewer)
+	FFN        int       // feed-forward hidden size
+	Vocab      int       // tokens, at least the 259 of <unk>, <s>, </s> and the byte tokens
+	Context    int       // trained context length written to the metadata
+	WeightType ggml.Type // F32, F16, Q8_0 or Q4_0 for the 2D matrices; norms and biases are F32
+	Tied       bool      // no output.weight: the classifier is token_embd.weight
+	RopeBase   float64   // rope.freq_base
+	Seed       uint64    // weights are a function of Seed and the tensor name
+}
+
+// Tiny is a model small enough for exhaustive float64 tests: GQA, two layers, vocabulary 320.
+func Tiny() Spec {
+	return Spec{Arch: "llama", Dim: 64, Layers: 2, Heads: 4, KVHeads: 2, FFN: 160, Vocab: 320,
+		Context: 256, WeightType: ggml.F32, RopeBase: 10000, Seed: 1}
+}
+
+// Medium is a model of roughly 200M parameters for benchmarks, F16.
+func Medium() Spec {
+	return Spec{Arch: "llama", Dim: 1024, Layers: 8, Heads: 16, KVHeads: 4, FFN: 2816, Vocab: 32000,
+		Context: 4096, WeightType: ggml.F16, RopeBase: 10000, Seed: 1}
+}
+
+// Llama2_7B_4L has Llama-2-7B's layer shapes and vocabulary with 4 of its 32 layers, F16:
+// per-layer costs of the real model at an eighth of its size (2 GB).
+func Llama2_7B_4L() Spec {
+	return Spec{Arch: "llama", Dim: 4096, Layers: 4, Heads: 32, KVHeads: 32, FFN: 11008, Vocab: 32000,
+		Context: 4096, WeightType: ggml.F16, RopeBase: 10000, Seed: 1}
+}
+
+// firstFiller is the id of the first filler piece: <unk>, <s>, </s>, then 256 byte tokens.
+const firstFiller = 3 + 256
+
+// Validate reports why s cannot be written.
+func (s Spec) Validate() error {
+	switch {
+	case s.Arch != "llama" && s.Arch != "qwen2":
+		return fmt.Errorf("synth: architecture %q, want \"llama\" or \"qwen2\"", s.Arch)
+	case s.Dim < 1 || s.Layers < 1 || s.Heads < 1 || s.KVHeads < 1 || s.FFN < 1 || s.Context < 1:
+		return fmt.Errorf("synth: dim %d, layers %d, heads %d, kv heads %d, ffn %d, context %d must all be positive",
+			s.Dim, s.Layers, s.Heads, s.KVHeads, s.FFN, s.Context)
+	case s.Dim%s.Heads != 0 || (s.Dim/s.Heads)%2 != 0:
+		return fmt.Errorf("synth: dim %d over %d heads must give an even head dimension", s.Dim, s.Heads)
+	case s.Heads%s.KVHeads != 0:
+		return fmt.Errorf("synth: kv heads %d must divide heads %d", s.KVHeads, s.Heads)
+	case s.Vocab < firstFiller:
+		return fmt.Errorf("synth: vocabulary %d is smaller than the %d special and byte tokens", s.Vocab, firstFiller)
+	case !(s.RopeBase > 0):
+		return fmt.Errorf("synth: rope base %g must be positive", s.RopeBase)
+	}
+	switch s.WeightType {
+	case ggml.F32, ggml.F16, ggml.Q8_0, ggml.Q4_0:
+	default:
+		return fmt.Errorf("synth: weight type %v, want F32, F16, Q8_0 or Q4_0", s.WeightType)
+	}
+	// Every matrix row is Dim or FFN long (ffn_down's); quantized blocks must tile it.
+	if bs := s.WeightType.BlockSize(); s.Dim%bs != 0 || s.FFN%bs != 0 {
+		return fmt.Errorf("synth: dim %d and ffn %d must be multiples of %v's block of %d", s.Dim, s.FFN, s.WeightType, bs)
+	}
+	return nil
+}
+
+// Write writes the model s to a new file at path.
+func Write(path string, s Spec) (err error) {
+	if err := s.Validate(); err != nil {
+		return err
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return fmt.Errorf("synth: %w", err)
+	}
+	defer func() {
+		if cerr := f.Close(); err == nil && cerr != nil {
+			err = fmt.Errorf("synth: %w", cerr)
+		}
+		if err != nil {
+			os.Remove(path)
+		}
+	}()
+	w := bufio.NewWriterSize(f, 1<<20)
+	if err := WriteTo(w, s); err != nil {
+		return err
+	}
+	if err := w.Flush(); err != nil {
+		return fmt.Errorf("synth: %w", err)
+	}
+	return nil
+}
+
+// WriteTo writes the model s to w as a GGUF v3 file.
+func WriteTo(w io.Writer, s Spec) error {
+	if err := s.Validate(); err != nil {
+		return err
+	}
+	kv := metadata(s)
+	tensors := layout(s)
+	if err := writeHeader(w, kv, tensors); err != nil {
+		return err
+	}
+	cw := &countingWriter{w: w}
+	for _, t := range tensors {
+		if err := t.write(cw, s); err != nil {
+			return fmt.Errorf("synth: tensor %s: %w", t.name, err)
+		}
+		if err := cw.padTo(gguf.DefaultAlignment); err != nil {
+			return fmt.Errorf("synth: tensor %s: %w", t.name, err)
+		}
+	}
+	return nil
+}
+
+// writeHeader writes the GGUF header (metadata, tensor infos, padding) through gguf.Write,
+// without the tensor data. gguf.Write takes the data in memory; it is handed zero slices of
+// the right lengths instead (one shared mapping whose pages are never touched), the header's
+// length is measured by a first pass that writes nowhere, and a second pass stops after it.
+func writeHeader(w io.Writer, kv []gguf.KV, tensors []tensor) error {
+	var largest, data uint64
+	for _, t := range tensors {
+		largest = max(largest, t.bytes())
+		data += alignUp(t.bytes(), gguf.DefaultAlignment)
+	}
+	zero, release, err := zeros(int(largest))
+	if err != nil {
+		return fmt.Errorf("synth: placeholder data: %w", err)
+	}
+	defer release()
+	placeholders := make([]gguf.WriteTensor, len(tensors))
+	for i, t := range tensors {
+		placeholders[i] = gguf.WriteTensor{Name: t.name, Dims: t.dims, Type: t.typ, Data: zero[:t.bytes()]}
+	}
+
+	measure := &countingWriter{w: io.Discard}
+	if err := gguf.Write(measure, kv, placeholders); err != nil {
+		return fmt.Errorf("synth: %w", err)
+	}
+	header := &prefixWriter{w: w, left: measure.n - data}
+	if err := gguf.Write(header, kv, placeholders); !errors.Is(err, errPrefixDone) {
+		if err == nil {
+			err = errors.New("gguf.Write ended before the tensor data")
+		}
+		return fmt.Errorf("synth: writing the header: %w", err)
+	}
+	return nil
+}
+
+// metadata is the file's key-value section, with llama.cpp's keys and value types.
+func metadata(s Spec) []gguf.KV {
+	a := s.Arch + "."
+	eps := float32(1e-5)
+	if s.Arch == "qwen2" {
+		eps = 1e-6
+	}
+	headDim := s.Dim / s.Heads
+	kv := []gguf.KV{
+		{Key: "general.architecture", Value: s.Arch},
+		{Key: "general.name", Value: fmt.Sprintf("synthetic %s %dx%d seed %d", s.Arch, s.Layers, s.Dim, s.Seed)},
+		{Key: "general.file_type", Value: fileType(s.WeightType)},
+		{Key: a + "context_length", Value: uint32(s.Context)},
+		{Key: a + "embedding_length", Value: uint32(s.Dim)},
+		{Key: a + "block_count", Value: uint32(s.Layers)},
+		{Key: a + "feed_forward_length", Value: uint32(s.FFN)},
+		{Key: a + "attention.head_count", Value: uint32(s.Heads)},
+		{Key: a + "attention.head_count_kv", Value: uint32(s.KVHeads)},
+		{Key: a + "rope.freq_base", Value: float32(s.RopeBase)},
+		{Key: a + "rope.dimension_count", Value: uint32(headDim)},
+		{Key: a + "attention.layer_norm_rms_epsilon", Value: eps},
+	}
+	tokens, scores, types := vocabulary(s.Vocab)
+	return append(kv,
+		gguf.KV{Key: "tokenizer.ggml.model", Value: "llama"},
+		gguf.KV{Key: "tokenizer.ggml.tokens", Value: tokens},
+		gguf.KV{Key: "tokenizer.ggml.scores", Value: scores},
+		gguf.KV{Key: "tokenizer.ggml.token_type", Value: types},
+		gguf.KV{Key: "tokenizer.ggml.unknown_token_id", Value: uint32(0)},
+		gguf.KV{Key: "tokenizer.ggml.bos_token_id", Value: uint32(1)},
+		gguf.KV{Key: "tokenizer.ggml.eos_token_id", Value: uint32(2)},
+	)
+}
+
+// fileType is llama.cpp's general.file_type (enum llama_ftype) for a model of weight type t.
+func fileType(t ggml.Type) uint32 {
+	switch t {
+	case ggml.F16:
+		return 1 // LLAMA_FTYPE_MOSTLY_F16
+	case ggml.Q4_0:
+		return 2 // LLAMA_FTYPE_MOSTLY_Q4_0
+	case ggml.Q8_0:
+		return 7 // LLAMA_FTYPE_MOSTLY_Q8_0
+	default:
+		return 0 // LLAMA_FTYPE_ALL_F32
+	}
+}
+
+// Token types of llama.cpp's vocabularies (enum llama_token_type).
+const (
+	tokenNormal  = 1
+	tokenUnknown = 2
+	tokenControl = 3
+	tokenByte    = 6
+)
+
+// vocabulary is a SentencePiece vocabulary of n tokens: <unk>, <s>, </s>, <0x00>..<0xFF>, then
+// distinct filler pieces ("▁a", "a", "▁b", ..., "▁aa", ...) with decreasing scores.
+func vocabulary(n int) (tokens []string, scores []float32, types []int32) {
+	tokens = make([]string, n)
+	scores = make([]float32, n)
+	types = make([]int32, n)
+	tokens[0], tokens[1], tokens[2] = "<unk>", "<s>", "</s>"
+	types[0], types[1], types[2] = tokenUnknown, tokenControl, tokenControl
+	for b := range 256 {
+		tokens[3+b] = fmt.Sprintf("<0x%02X>", b)
+		types[3+b] = tokenByte
+	}
+	for i := firstFiller; i < n; i++ {
+		k := i - firstFiller
+		piece := letters(k/2 + 1)
+		if k%2 == 0 {
+			piece = "▁" + piece
+		}
+		tokens[i] = piece
+		scores[i] = -float32(k)
+		types[i] = tokenNormal
+	}
+	return tokens, scores, types
+}
+
+// letters writes n >= 1 in bijective base 26: a..z, aa..zz, aaa...
+func letters(n int) string {
+	var b []byte
+	for ; n > 0; n = (n - 1) / 26 {
+		b = append([]byte{byte('a' + (n-1)%26)}, b...)
+	}
+	return string(b)
+}
+
+func alignUp(n, a uint64) uint64 { return (n + a - 1) / a * a }
+
+// countingWriter counts the bytes written through it.
+type countingWriter struct {
+	w io.Writer
+	n uint64
+}
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += uint64(n)
+	return n, err
+}
+
+var zeroPad [gguf.DefaultAlignment]byte
+
+func (c *countingWriter) padTo(align uint64) error {
+	_, err := c.Write(zeroPad[:alignUp(c.n, align)-c.n])
+	return err
+}
+
+// errPrefixDone stops gguf.Write once the header has been written.
+var errPrefixDone = errors.New("synth: header written")
+
+// prefixWriter passes the first left bytes on to w, then refuses the rest with errPrefixDone.
+type prefixWriter struct {
+	w    io.Writer
+	left uint64
+}
+
+func (p *prefixWriter) Write(b []byte) (int, error) {
+	n := int(min(uint64(len(b)), p.left))
+	m, err := p.w.Write(b[:n])
+	p.left -= uint64(m)
+	if err != nil {
+		return m, err
+	}
+	if m < len(b) {
+		return m, errPrefixDone
+	}
+	return m, nil
+}

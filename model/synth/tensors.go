@@ -1,0 +1,150 @@
+package synth
+
+import (
+	"fmt"
+	"hash/fnv"
+	"io"
+	"math"
+	"math/rand/v2"
+	"runtime"
+	"sync"
+
+	"github.com/freqkv/freqkv/model/ggml"
+)
+
+// kind says how a tensor's values are drawn.
+type kind int
+
+const (
+	matrix kind = iota // uniform, standard deviation 1/sqrt(row length)
+	norm               // uniform in 1 ± 0.25
+	bias               // uniform in ±0.5
+)
+
+// tensor describes one tensor of the file; its values are drawn when it is written.
+type tensor struct {
+	name string
+	dims []uint64 // GGUF order: dims[0] is the row length
+	typ  ggml.Type
+	kind kind
+}
+
+func (t tensor) rowLen() int { return int(t.dims[0]) }
+
+func (t tensor) rows() int {
+	if len(t.dims) == 1 {
+		return 1
+	}
+	return int(t.dims[1])
+}
+
+func (t tensor) bytes() uint64 {
+	n, _ := ggml.RowBytes(t.typ, t.rowLen()) // Validate made the rows whole blocks
+	return uint64(n) * uint64(t.rows())
+}
+
+// layout lists the tensors of s in file order, with llama.cpp's names and shapes.
+func layout(s Spec) []tensor {
+	kvDim := uint64(s.Dim / s.Heads * s.KVHeads)
+	dim, ffn, vocab := uint64(s.Dim), uint64(s.FFN), uint64(s.Vocab)
+	mat := func(name string, cols, rows uint64) tensor {
+		return tensor{name: name, dims: []uint64{cols, rows}, typ: s.WeightType, kind: matrix}
+	}
+	vec := func(name string, n uint64, k kind) tensor {
+		return tensor{name: name, dims: []uint64{n}, typ: ggml.F32, kind: k}
+	}
+
+	ts := []tensor{mat("token_embd.weight", dim, vocab)}
+	for l := range s.Layers {
+		p := fmt.Sprintf("blk.%d.", l)
+		ts = append(ts,
+			vec(p+"attn_norm.weight", dim, norm),
+			mat(p+"attn_q.weight", dim, dim),
+			mat(p+"attn_k.weight", dim, kvDim),
+			mat(p+"attn_v.weight", dim, kvDim))
+		if s.Arch == "qwen2" {
+			ts = append(ts,
+				vec(p+"attn_q.bias", dim, bias),
+				vec(p+"attn_k.bias", kvDim, bias),
+				vec(p+"attn_v.bias", kvDim, bias))
+		}
+		ts = append(ts,
+			mat(p+"attn_output.weight", dim, dim),
+			vec(p+"ffn_norm.weight", dim, norm),
+			mat(p+"ffn_gate.weight", dim, ffn),
+			mat(p+"ffn_down.weight", ffn, dim),
+			mat(p+"ffn_up.weight", dim, ffn))
+	}
+	ts = append(ts, vec("output_norm.weight", dim, norm))
+	if !s.Tied {
+		ts = append(ts, mat("output.weight", dim, vocab))
+	}
+	return ts
+}
+
+// chunkElems bounds the values drawn and encoded as one block of rows.
+const chunkElems = 1 << 18
+
+// write draws t's values and writes them encoded as t.typ. The rows are cut into blocks of
+// about chunkElems values, each drawn from its own stream (a function of s.Seed, t's name and
+// the block's index, whatever the number of workers); a batch of blocks is drawn in parallel,
+// then written in order.
+func (t tensor) write(w io.Writer, s Spec) error {
+	rowLen, rows := t.rowLen(), t.rows()
+	perChunk := max(1, chunkElems/rowLen)
+	chunks := (rows + perChunk - 1) / perChunk
+	workers := runtime.GOMAXPROCS(0)
+	encoded := make([][]byte, workers)
+	errs := make([]error, workers)
+	for first := 0; first < chunks; first += workers {
+		batch := min(workers, chunks-first)
+		var wg sync.WaitGroup
+		for i := range batch {
+			wg.Go(func() {
+				c := first + i
+				n := min(perChunk, rows-c*perChunk)
+				encoded[i], errs[i] = t.chunk(s, c, n*rowLen)
+			})
+		}
+		wg.Wait()
+		for i := range batch {
+			if errs[i] != nil {
+				return errs[i]
+			}
+			if _, err := w.Write(encoded[i]); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// chunk draws the n values of block c of t and encodes them.
+func (t tensor) chunk(s Spec, c, n int) ([]byte, error) {
+	rng := rand.New(rand.NewPCG(s.Seed, nameHash(t.name)+uint64(c)*0x9e3779b97f4a7c15))
+	lo, hi := t.bounds()
+	x := make([]float32, n)
+	for i := range x {
+		x[i] = float32(lo + (hi-lo)*rng.Float64())
+	}
+	return ggml.Quantize(t.typ, x)
+}
+
+// bounds is the interval t's values are drawn from, uniformly.
+func (t tensor) bounds() (lo, hi float64) {
+	switch t.kind {
+	case norm:
+		return 0.75, 1.25
+	case bias:
+		return -0.5, 0.5
+	default: // uniform in ±a has standard deviation a/sqrt(3)
+		a := math.Sqrt(3 / float64(t.rowLen()))
+		return -a, a
+	}
+}
+
+func nameHash(name string) uint64 {
+	h := fnv.New64a()
+	h.Write([]byte(name))
+	return h.Sum64()
+}
