@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/freqkv/freqkv/model"
 	"github.com/freqkv/freqkv/model/ggml"
 	"github.com/freqkv/freqkv/model/gguf"
 	"github.com/freqkv/freqkv/model/tokenizer"
@@ -125,6 +126,39 @@ func TestFileReadsBack(t *testing.T) {
 					t.Fatalf("token %q appears twice", tok)
 				}
 				seen[tok] = true
+			}
+		})
+	}
+}
+
+// The files load as models: HParamsFromGGUF reads back the spec and CheckTensors accepts the
+// tensors.
+func TestHParamsRoundTrip(t *testing.T) {
+	for name, s := range specs() {
+		t.Run(name, func(t *testing.T) {
+			f, err := gguf.Parse(write(t, s))
+			if err != nil {
+				t.Fatal(err)
+			}
+			h, err := model.HParamsFromGGUF(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			eps := float64(float32(1e-5))
+			if s.Arch == "qwen2" {
+				eps = float64(float32(1e-6))
+			}
+			want := model.HParams{
+				Arch: s.Arch, ContextLength: s.Context, Dim: s.Dim, Layers: s.Layers, FFN: s.FFN,
+				Heads: s.Heads, KVHeads: s.KVHeads, RopeDim: s.Dim / s.Heads, RopeBase: s.RopeBase,
+				RopeScaling: "none", RopeScale: 1, RMSEps: eps, Vocab: s.Vocab, TiedOutput: s.Tied,
+				RopeNeoX: s.Arch == "qwen2",
+			}
+			if h != want {
+				t.Errorf("HParamsFromGGUF = %+v\nwant %+v", h, want)
+			}
+			if err := model.CheckTensors(f, h); err != nil {
+				t.Error(err)
 			}
 		})
 	}
