@@ -77,7 +77,7 @@ func bpePiece(text string, typ int32) string {
 
 func (e *bpe) encode(text string, out []int32) ([]int32, error) {
 	var buf []byte
-	m := merger{priority: e.pairRank}
+	m := merger{rank: e.pairRank}
 	for _, f := range e.partition(text) {
 		if f.id >= 0 {
 			out = append(out, f.id)
@@ -116,8 +116,8 @@ func (e *bpe) encodeWord(m *merger, word string, out []int32) []int32 {
 	return out
 }
 
-// pairRank ranks a pair by its merge rank: the lower, the more urgent.
-func (e *bpe) pairRank(text string, l, r symbol) (float64, bool) {
+// pairRank ranks a pair by its position in the merge list.
+func (e *bpe) pairRank(text string, l, r symbol) (uint32, bool) {
 	rank, ok := e.ranks[mergePair{text[l.start : l.start+l.n], text[r.start : r.start+r.n]}]
-	return -float64(rank), ok
+	return uint32(rank), ok
 }

@@ -85,7 +85,7 @@ func (e *llama2c) encode(text string, out []int32) ([]int32, error) {
 
 	// Merge over the concatenated token texts, one symbol per token.
 	var buf []byte
-	m := merger{priority: e.pairScore}
+	m := merger{rank: e.pairRank}
 	for _, id := range out {
 		m.syms = append(m.syms, symbol{start: len(buf), n: len(e.tokens[id])})
 		buf = append(buf, e.tokens[id]...)
@@ -106,12 +106,12 @@ func (e *llama2c) encode(text string, out []int32) ([]int32, error) {
 	return merged, err
 }
 
-func (e *llama2c) pairScore(text string, l, r symbol) (float64, bool) {
+func (e *llama2c) pairRank(text string, l, r symbol) (uint32, bool) {
 	id, ok := e.ids[text[l.start:l.start+l.n+r.n]]
 	if !ok || e.scores[id] <= llama2cMinScore {
 		return 0, false
 	}
-	return float64(e.scores[id]), true
+	return scoreRank(e.scores[id]), true
 }
 
 // ReadLlama2c reads llama2.c's tokenizer.bin (as made by its tokenizer.py):
@@ -136,35 +136,30 @@ const maxLlama2cToken = 1 << 16
 
 // ParseLlama2c reads a tokenizer.bin from r; see ReadLlama2c.
 func ParseLlama2c(r io.Reader) (*Vocab, error) {
-	var maxLen int32
-	if err := binary.Read(r, binary.LittleEndian, &maxLen); err != nil {
-		return nil, fmt.Errorf("reading max_token_length: %w", err)
+	// max_token_length only sizes llama2.c's buffers; it is not needed here.
+	var maxLen [4]byte
+	if _, err := io.ReadFull(r, maxLen[:]); err != nil {
+		return nil, fmt.Errorf("reading max_token_length: %w", unexpected(err))
 	}
 	v := &Vocab{Model: ModelLlama2c, BOS: 1, EOS: 2, UNK: 0, PAD: -1, AddBOS: true, AddSpacePrefix: true}
 	for id := 0; ; id++ {
-		var head struct {
-			Score float32
-			Len   int32
-		}
-		var scoreBytes [4]byte
-		if _, err := io.ReadFull(r, scoreBytes[:]); err == io.EOF {
-			break
+		var head [8]byte // float32 score, int32 length
+		if _, err := io.ReadFull(r, head[:]); err == io.EOF {
+			break // the file ends between tokens
 		} else if err != nil {
-			return nil, fmt.Errorf("token %d: reading score: %w", id, err)
+			return nil, fmt.Errorf("token %d: reading score and length: %w", id, err)
 		}
-		head.Score = math.Float32frombits(binary.LittleEndian.Uint32(scoreBytes[:]))
-		if err := binary.Read(r, binary.LittleEndian, &head.Len); err != nil {
-			return nil, fmt.Errorf("token %d: reading length: %w", id, unexpected(err))
+		score := math.Float32frombits(binary.LittleEndian.Uint32(head[:4]))
+		n := int32(binary.LittleEndian.Uint32(head[4:]))
+		if n < 0 || n > maxLlama2cToken {
+			return nil, fmt.Errorf("token %d: invalid length %d", id, n)
 		}
-		if head.Len < 0 || head.Len > maxLlama2cToken {
-			return nil, fmt.Errorf("token %d: invalid length %d", id, head.Len)
-		}
-		text := make([]byte, head.Len)
+		text := make([]byte, n)
 		if _, err := io.ReadFull(r, text); err != nil {
-			return nil, fmt.Errorf("token %d: reading %d bytes: %w", id, head.Len, unexpected(err))
+			return nil, fmt.Errorf("token %d: reading %d bytes: %w", id, n, unexpected(err))
 		}
 		v.Tokens = append(v.Tokens, string(text))
-		v.Scores = append(v.Scores, head.Score)
+		v.Scores = append(v.Scores, score)
 		v.Types = append(v.Types, llama2cType(id, string(text)))
 	}
 	if len(v.Tokens) < 3 {

@@ -7,6 +7,8 @@ package tokenizer
 // encode), byte-level BPE by its merge rank (llm_tokenizer_bpe). Ties go to
 // the leftmost pair in both.
 
+import "math"
+
 // symbol is text[start:start+n], linked to its neighbours in the chain.
 type symbol struct {
 	start, n   int
@@ -14,20 +16,33 @@ type symbol struct {
 }
 
 // candidate is a possible merge of symbols left and right; size is their
-// combined length when queued, which tells stale entries apart.
+// combined length when queued, which tells stale entries apart. order sorts
+// candidates: the merge's rank (lower first) above the left symbol's index.
 type candidate struct {
+	order       uint64
 	left, right int
 	size        int
-	priority    float64
 }
 
-// merger runs the merge loop. priority reports whether two adjacent
-// symbols may merge, and how urgently.
+// merger runs the merge loop. rank reports whether two adjacent symbols may
+// merge, and the rank of that merge: lower ranks merge first.
 type merger struct {
-	text     string
-	syms     []symbol
-	queue    []candidate // max-heap on (priority, -left)
-	priority func(text string, left, right symbol) (float64, bool)
+	text  string
+	syms  []symbol
+	queue []candidate // min-heap on order
+	rank  func(text string, left, right symbol) (uint32, bool)
+}
+
+// scoreRank ranks a token score so that higher scores come first.
+func scoreRank(score float32) uint32 {
+	// IEEE bits made to sort as unsigned integers, then reversed.
+	b := math.Float32bits(score)
+	if b&(1<<31) != 0 {
+		b = ^b
+	} else {
+		b |= 1 << 31
+	}
+	return ^b
 }
 
 // reset starts over on text, one symbol per UTF-8 character, its length
@@ -64,6 +79,9 @@ func (m *merger) run() {
 	if len(m.syms) > 0 {
 		m.syms[len(m.syms)-1].next = -1
 	}
+	if cap(m.queue) < len(m.syms) {
+		m.queue = make([]candidate, 0, len(m.syms))
+	}
 	for i := 1; i < len(m.syms); i++ {
 		m.consider(i-1, i)
 	}
@@ -99,17 +117,13 @@ func (m *merger) consider(left, right int) {
 		return
 	}
 	l, r := m.syms[left], m.syms[right]
-	if p, ok := m.priority(m.text, l, r); ok {
-		m.push(candidate{left: left, right: right, size: l.n + r.n, priority: p})
+	if rank, ok := m.rank(m.text, l, r); ok {
+		order := uint64(rank)<<32 | uint64(uint32(left))
+		m.push(candidate{order: order, left: left, right: right, size: l.n + r.n})
 	}
 }
 
-func (m *merger) before(a, b candidate) bool {
-	if a.priority != b.priority {
-		return a.priority > b.priority
-	}
-	return a.left < b.left
-}
+func (m *merger) before(a, b candidate) bool { return a.order < b.order }
 
 func (m *merger) push(c candidate) {
 	m.queue = append(m.queue, c)

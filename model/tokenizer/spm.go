@@ -80,7 +80,7 @@ func (e *spm) encode(text string, out []int32) ([]int32, error) {
 }
 
 func (e *spm) encodeFragment(text string, out []int32) ([]int32, error) {
-	m := merger{priority: e.pairScore}
+	m := merger{rank: e.pairRank}
 	m.reset(text)
 	m.run()
 	var err error
@@ -109,11 +109,11 @@ func (e *spm) encodeFragment(text string, out []int32) ([]int32, error) {
 	return out, err
 }
 
-// pairScore ranks a pair by the score of the token it forms, if any.
-func (e *spm) pairScore(text string, l, r symbol) (float64, bool) {
+// pairRank ranks a pair by the score of the token it forms, if any.
+func (e *spm) pairRank(text string, l, r symbol) (uint32, bool) {
 	id, ok := e.ids[text[l.start:l.start+l.n+r.n]]
 	if !ok {
 		return 0, false
 	}
-	return float64(e.scores[id]), true
+	return scoreRank(e.scores[id]), true
 }

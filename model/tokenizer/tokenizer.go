@@ -1,6 +1,14 @@
 // Package tokenizer turns text into token ids and back for LLaMA-family
-// models, matching llama.cpp (SentencePiece and byte-level BPE vocabularies
-// from GGUF) and llama2.c (tokenizer.bin) exactly.
+// models, giving exactly the ids of llama.cpp for GGUF vocabularies and of
+// llama2.c for its tokenizer.bin.
+//
+// Three models are supported: SentencePiece ("llama": merges by token score,
+// byte fallback), byte-level BPE ("gpt2": merges by rank after the
+// pre-tokenizer named by tokenizer.ggml.pre, see internal/pretok) and
+// llama2.c's encoder ("llama2c"). Text is never parsed for control tokens;
+// callers add BOS (Encode's addBOS) and EOS by id. Decoding does not apply
+// llama.cpp's optional clean-up of spaces before punctuation, so that decoded
+// text is exactly the text that was encoded.
 package tokenizer
 
 import (
@@ -22,9 +30,11 @@ type Tokenizer interface {
 	Encode(text string, addBOS bool) ([]int32, error)
 	// Decode returns the text of ids. Control and unknown tokens decode to
 	// nothing, byte tokens to their raw byte, and with SentencePiece
-	// vocabularies the space prefix of the first token (or of the token
-	// after a BOS) is dropped, so Decode(Encode(s)) == s for valid UTF-8 s
-	// that the vocabulary covers.
+	// vocabularies the space prefix of the first token (or of a token after
+	// BOS) is dropped. Decode(Encode(s)) is s for valid UTF-8 s whose
+	// characters the vocabulary covers and that holds no user-defined token
+	// (after one, SentencePiece adds a space prefix again, as llama.cpp
+	// does).
 	Decode(ids []int32) (string, error)
 	// Piece is the text of one token as Decode renders it, except that
 	// control and unknown tokens show their own text (e.g. "<s>"). A byte
@@ -244,40 +254,63 @@ func (t *table) partition(text string) []fragment {
 		return nil
 	}
 	frags := []fragment{{text: text, id: -1}}
+	if len(t.userDefined) == 0 {
+		return frags
+	}
+	// Fragments are pieces of text, so a token whose first two bytes never
+	// occur in text cannot occur in them: skip it without a search.
+	var pairs [1 << 16 / 64]uint64
+	for i := 0; i+1 < len(text); i++ {
+		p := uint16(text[i])<<8 | uint16(text[i+1])
+		pairs[p/64] |= 1 << (p % 64)
+	}
 	for _, id := range t.userDefined {
 		special := t.tokens[id]
-		var out []fragment
-		for i, f := range frags {
-			if f.id >= 0 || !strings.Contains(f.text, special) {
-				if out != nil {
-					out = append(out, f)
-				}
+		if len(special) >= 2 {
+			p := uint16(special[0])<<8 | uint16(special[1])
+			if pairs[p/64]&(1<<(p%64)) == 0 {
 				continue
 			}
-			if out == nil {
-				out = append(make([]fragment, 0, len(frags)+2), frags[:i]...)
-			}
-			rest := f.text
-			for {
-				k := strings.Index(rest, special)
-				if k < 0 {
-					break
-				}
-				if k > 0 {
-					out = append(out, fragment{text: rest[:k], id: -1})
-				}
-				out = append(out, fragment{id: id})
-				rest = rest[k+len(special):]
-			}
-			if rest != "" {
-				out = append(out, fragment{text: rest, id: -1})
-			}
 		}
-		if out != nil {
-			frags = out
-		}
+		frags = splitOut(frags, special, id)
 	}
 	return frags
+}
+
+// splitOut splits every occurrence of the token text special, id, out of
+// the text fragments.
+func splitOut(frags []fragment, special string, id int32) []fragment {
+	var out []fragment // stays nil while nothing changes
+	for i, f := range frags {
+		if f.id >= 0 || !strings.Contains(f.text, special) {
+			if out != nil {
+				out = append(out, f)
+			}
+			continue
+		}
+		if out == nil {
+			out = append(make([]fragment, 0, len(frags)+2), frags[:i]...)
+		}
+		rest := f.text
+		for {
+			k := strings.Index(rest, special)
+			if k < 0 {
+				break
+			}
+			if k > 0 {
+				out = append(out, fragment{text: rest[:k], id: -1})
+			}
+			out = append(out, fragment{id: id})
+			rest = rest[k+len(special):]
+		}
+		if rest != "" {
+			out = append(out, fragment{text: rest, id: -1})
+		}
+	}
+	if out == nil {
+		return frags
+	}
+	return out
 }
 
 // parseByteToken reads the byte of a "<0xNN>" token.
