@@ -2,6 +2,7 @@ package tokenizer
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 )
 
@@ -35,9 +36,10 @@ func newSPM(t *table, v *Vocab) (*spm, error) {
 	return e, nil
 }
 
+// scoresOrZero copies v's scores, or makes zero ones.
 func scoresOrZero(v *Vocab) []float32 {
 	if v.Scores != nil {
-		return v.Scores
+		return slices.Clone(v.Scores)
 	}
 	return make([]float32, len(v.Tokens))
 }
