@@ -1,0 +1,31 @@
+package shaders
+
+import (
+	"fmt"
+
+	"github.com/freqkv/freqkv/engine"
+)
+
+// argmaxWG is the one workgroup's size: 256 is WebGPU's default limit on
+// invocations per workgroup.
+const argmaxWG = 256
+
+// Argmax records out[0] = the index of the largest of x's first n values,
+// the lowest index on ties (greedy sampling). NaN inputs give an unspecified
+// index.
+func (o *Ops) Argmax(rec *engine.Recorder, x, out *engine.Tensor, n int) error {
+	if n < 1 {
+		return fmt.Errorf("argmax: n = %d, want at least 1", n)
+	}
+	if err := need("argmax", x, engine.F32, n); err != nil {
+		return err
+	}
+	if err := need("argmax", out, engine.U32, 1); err != nil {
+		return err
+	}
+	k, err := o.kernel("argmax.wgsl", "argmax", engine.Constants{"WG": u(argmaxWG)})
+	if err != nil {
+		return err
+	}
+	return rec.Dispatch(k, []uint32{uint32(n)}, [3]uint32{1, 1, 1}, x.Binding(), out.Binding())
+}

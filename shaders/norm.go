@@ -1,0 +1,44 @@
+package shaders
+
+import (
+	"fmt"
+
+	"github.com/freqkv/freqkv/engine"
+)
+
+const normWG = 64
+
+func (o *Ops) rowwise(entry string, rec *engine.Recorder, x, w, y *engine.Tensor, rows, n int, eps float32) error {
+	what := "norm." + entry
+	if rows < 1 || n < 1 {
+		return fmt.Errorf("%s: rows = %d, n = %d, want both at least 1", what, rows, n)
+	}
+	if err := need(what, x, engine.F32, rows*n); err != nil {
+		return err
+	}
+	if err := need(what, w, engine.F32, n); err != nil {
+		return err
+	}
+	if err := need(what, y, engine.F32, rows*n); err != nil {
+		return err
+	}
+	if y.Buf == x.Buf || y.Buf == w.Buf {
+		return fmt.Errorf("%s: output %q shares a buffer with an input; WebGPU forbids binding one buffer read-only and writable in a dispatch", what, y.Buf.Label)
+	}
+	k, err := o.kernel("norm.wgsl", entry, engine.Constants{"WG": u(normWG)})
+	if err != nil {
+		return err
+	}
+	return rec.Dispatch(k, []uint32{uint32(rows), uint32(n), f32bits(eps)}, engine.Grid(rows*normWG, normWG), x.Binding(), w.Binding(), y.Binding())
+}
+
+// RMSNorm records y = x / sqrt(mean(x²) + eps) * w for each of rows rows of
+// n values; w holds n weights. y must not alias x.
+func (o *Ops) RMSNorm(rec *engine.Recorder, x, w, y *engine.Tensor, rows, n int, eps float32) error {
+	return o.rowwise("rmsnorm", rec, x, w, y, rows, n, eps)
+}
+
+// Softmax records the max-subtracted softmax of each of rows rows of n values.
+func (o *Ops) Softmax(rec *engine.Recorder, x, y *engine.Tensor, rows, n int) error {
+	return o.rowwise("softmax", rec, x, x, y, rows, n, 0)
+}
