@@ -1,0 +1,175 @@
+// Package cpuref is the float64 CPU reference forward pass of LLaMA-family models (llama,
+// qwen2), the judge of the GPU runtime. It shares no code with the GPU path: every weight is
+// dequantised to float64 once, and every operation is a plain loop written for reading, in
+// the order of llama2.c's run.c.
+//
+// The KV cache is kept under one of three policies, with the positions the GPU engine uses
+// (keys are stored before RoPE and rotated at attention time):
+//
+//   - "full": every token keeps a row; key j has position j, a query the position of its row.
+//   - "window" (StreamingLLM, N rows of which S sinks): the query at logical row r sees the
+//     sinks [0, S) and rows [lo, r], lo = max(S, r-(N-S)+1); sink j has position j, key j >= lo
+//     position S+(j-lo), the query position S+(r-lo).
+//   - "freqkv": a freqkv.RefCache per layer (compressing keys and values of every layer before
+//     a full cache takes a row); the key at cache row i has position i, and a token's query the
+//     position of the row it occupies (it is appended first, then attends to rows 0..its row).
+package cpuref
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/freqkv/freqkv/model"
+	"github.com/freqkv/freqkv/model/ggml"
+	"github.com/freqkv/freqkv/model/gguf"
+)
+
+// Model is a model's hyper-parameters and weights in float64. Matrices are row-major with
+// one row per output, as GGUF stores them: a (d, n) matrix maps n inputs to d outputs.
+type Model struct {
+	HP model.HParams
+
+	TokenEmbedding []float64 // (vocab, dim)
+	Layers         []Layer
+	OutputNorm     []float64 // (dim,)
+	Output         []float64 // (vocab, dim); the token embedding itself when tied
+}
+
+// Layer holds one transformer block's weights; q_dim = heads*head_dim, kv_dim = kv_heads*head_dim.
+type Layer struct {
+	AttnNorm   []float64 // (dim,)
+	WQ         []float64 // (q_dim, dim)
+	WK         []float64 // (kv_dim, dim)
+	WV         []float64 // (kv_dim, dim)
+	BQ, BK, BV []float64 // (q_dim,), (kv_dim,), (kv_dim,): qwen2's biases, nil where absent
+	WO         []float64 // (dim, q_dim)
+	FFNNorm    []float64 // (dim,)
+	WGate      []float64 // (ffn, dim)
+	WUp        []float64 // (ffn, dim)
+	WDown      []float64 // (dim, ffn)
+}
+
+// Load reads the hyper-parameters and all weights of f, dequantised to float64.
+func Load(f *gguf.File) (*Model, error) {
+	hp, err := model.HParamsFromGGUF(f)
+	if err != nil {
+		return nil, fmt.Errorf("cpuref: %w", err)
+	}
+	if err := model.CheckTensors(f, hp); err != nil {
+		return nil, fmt.Errorf("cpuref: %w", err)
+	}
+	l := loader{f: f}
+	m := &Model{
+		HP:             hp,
+		TokenEmbedding: l.tensor("token_embd.weight"),
+		Layers:         make([]Layer, hp.Layers),
+		OutputNorm:     l.tensor("output_norm.weight"),
+	}
+	m.Output = m.TokenEmbedding
+	if !hp.TiedOutput {
+		m.Output = l.tensor("output.weight")
+	}
+	for i := range m.Layers {
+		p := fmt.Sprintf("blk.%d.", i)
+		m.Layers[i] = Layer{
+			AttnNorm: l.tensor(p + "attn_norm.weight"),
+			WQ:       l.tensor(p + "attn_q.weight"),
+			WK:       l.tensor(p + "attn_k.weight"),
+			WV:       l.tensor(p + "attn_v.weight"),
+			BQ:       l.optional(p + "attn_q.bias"),
+			BK:       l.optional(p + "attn_k.bias"),
+			BV:       l.optional(p + "attn_v.bias"),
+			WO:       l.tensor(p + "attn_output.weight"),
+			FFNNorm:  l.tensor(p + "ffn_norm.weight"),
+			WGate:    l.tensor(p + "ffn_gate.weight"),
+			WUp:      l.tensor(p + "ffn_up.weight"),
+			WDown:    l.tensor(p + "ffn_down.weight"),
+		}
+	}
+	if l.err != nil {
+		return nil, l.err
+	}
+	if err := m.check(); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// loader dequantises tensors, keeping the first error.
+type loader struct {
+	f   *gguf.File
+	err error
+}
+
+func (l *loader) tensor(name string) []float64 {
+	if l.err != nil {
+		return nil
+	}
+	info, ok := l.f.Tensor(name)
+	if !ok {
+		l.err = fmt.Errorf("cpuref: tensor %q is missing", name)
+		return nil
+	}
+	data, err := l.f.TensorData(info)
+	if err != nil {
+		l.err = fmt.Errorf("cpuref: %w", err)
+		return nil
+	}
+	x, err := ggml.Dequantize(info.Type, data, int(info.Elements()))
+	if err != nil {
+		l.err = fmt.Errorf("cpuref: tensor %q: %w", name, err)
+		return nil
+	}
+	out := make([]float64, len(x))
+	for i, v := range x {
+		out[i] = float64(v)
+	}
+	return out
+}
+
+// optional loads a tensor that some files of an architecture have (llama.cpp loads attention
+// biases wherever present); CheckTensors has required those the architecture always has.
+func (l *loader) optional(name string) []float64 {
+	if _, ok := l.f.Tensor(name); !ok {
+		return nil
+	}
+	return l.tensor(name)
+}
+
+// check verifies that the weights have the sizes HP implies, for models built or edited by
+// hand. Biases may be nil.
+func (m *Model) check() error {
+	hp := m.HP
+	if err := hp.Validate(); err != nil {
+		return fmt.Errorf("cpuref: %w", err)
+	}
+	if len(m.Layers) != hp.Layers {
+		return fmt.Errorf("cpuref: %d layers of weights for %d layers", len(m.Layers), hp.Layers)
+	}
+	var errs []error
+	want := func(name string, x []float64, n int, optional bool) {
+		if len(x) != n && !(optional && x == nil) {
+			errs = append(errs, fmt.Errorf("cpuref: %s has %d values, want %d", name, len(x), n))
+		}
+	}
+	dim, q, kv, ffn := hp.Dim, hp.Heads*hp.HeadDim(), hp.KVDim(), hp.FFN
+	want("token embedding", m.TokenEmbedding, hp.Vocab*dim, false)
+	want("output norm", m.OutputNorm, dim, false)
+	want("output", m.Output, hp.Vocab*dim, false)
+	for i, w := range m.Layers {
+		p := fmt.Sprintf("layer %d ", i)
+		want(p+"attn norm", w.AttnNorm, dim, false)
+		want(p+"wq", w.WQ, q*dim, false)
+		want(p+"wk", w.WK, kv*dim, false)
+		want(p+"wv", w.WV, kv*dim, false)
+		want(p+"bq", w.BQ, q, true)
+		want(p+"bk", w.BK, kv, true)
+		want(p+"bv", w.BV, kv, true)
+		want(p+"wo", w.WO, dim*q, false)
+		want(p+"ffn norm", w.FFNNorm, dim, false)
+		want(p+"w gate", w.WGate, ffn*dim, false)
+		want(p+"w up", w.WUp, ffn*dim, false)
+		want(p+"w down", w.WDown, dim*ffn, false)
+	}
+	return errors.Join(errs...)
+}

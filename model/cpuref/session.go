@@ -1,0 +1,195 @@
+package cpuref
+
+import (
+	"errors"
+	"fmt"
+	"math"
+
+	"github.com/freqkv/freqkv/freqkv"
+)
+
+// Policies a session may keep its KV cache under.
+const (
+	PolicyFull   = "full"
+	PolicyWindow = "window"
+	PolicyFreqKV = "freqkv"
+)
+
+// ErrCacheFull is returned when a full-cache session would hold more tokens than its size.
+var ErrCacheFull = errors.New("cpuref: full cache exhausted")
+
+// Session is one sequence being decoded: a KV cache per layer under one policy.
+type Session struct {
+	m      *Model
+	policy string
+	cfg    freqkv.Config
+	tokens int // tokens seen: the logical row of the next one
+	caches []layerCache
+}
+
+// NewSession starts a sequence with the KV cache policy "full", "window" or "freqkv".
+// cfg.CacheSize is N for every policy (for full, the most tokens; 0 there means the model's
+// context length); window uses cfg.Sink as S; freqkv uses all of cfg (N, S, R, g).
+func (m *Model) NewSession(policy string, cfg freqkv.Config) (*Session, error) {
+	if err := m.check(); err != nil {
+		return nil, err
+	}
+	s := &Session{m: m, policy: policy, cfg: cfg, caches: make([]layerCache, m.HP.Layers)}
+	switch policy {
+	case PolicyFull:
+		if s.cfg.CacheSize == 0 {
+			s.cfg.CacheSize = m.HP.ContextLength
+		}
+		if s.cfg.CacheSize < 0 {
+			return nil, fmt.Errorf("cpuref: full cache of %d rows", cfg.CacheSize)
+		}
+		for i := range s.caches {
+			s.caches[i] = &fullCache{}
+		}
+	case PolicyWindow:
+		if cfg.CacheSize < 1 || cfg.Sink < 0 || cfg.Sink >= cfg.CacheSize {
+			return nil, fmt.Errorf("cpuref: window of %d rows with %d sinks; want 0 <= sinks < rows", cfg.CacheSize, cfg.Sink)
+		}
+		for i := range s.caches {
+			s.caches[i] = &windowCache{size: cfg.CacheSize, sink: cfg.Sink, start: cfg.Sink}
+		}
+	case PolicyFreqKV:
+		for i := range s.caches {
+			ref, err := freqkv.NewRefCache(cfg, m.HP.KVDim())
+			if err != nil {
+				return nil, fmt.Errorf("cpuref: %w", err)
+			}
+			s.caches[i] = &freqkvCache{ref: ref}
+		}
+	default:
+		return nil, fmt.Errorf("cpuref: unknown cache policy %q (want %q, %q or %q)",
+			policy, PolicyFull, PolicyWindow, PolicyFreqKV)
+	}
+	return s, nil
+}
+
+// Tokens is the number of tokens the session has seen.
+func (s *Session) Tokens() int { return s.tokens }
+
+// Rows returns copies of the rows layer's cache holds, in cache order, keys before RoPE: the
+// rows the latest token attended to (full: every token; window: the sinks, then the latest
+// rows; freqkv: the RefCache's rows).
+func (s *Session) Rows(layer int) (keys, values [][]float64, err error) {
+	if layer < 0 || layer >= len(s.caches) {
+		return nil, nil, fmt.Errorf("cpuref: layer %d outside [0, %d)", layer, len(s.caches))
+	}
+	k, v := s.caches[layer].held()
+	return copyRows(k), copyRows(v), nil
+}
+
+func copyRows(rows [][]float64) [][]float64 {
+	out := make([][]float64, len(rows))
+	for i, r := range rows {
+		out[i] = append([]float64(nil), r...)
+	}
+	return out
+}
+
+// Forward runs one token and returns its logits (vocab,).
+func (s *Session) Forward(token int) ([]float64, error) {
+	logits, err := s.ForwardGroup([]int{token})
+	if err != nil {
+		return nil, err
+	}
+	return logits[0], nil
+}
+
+// ForwardGroup runs consecutive tokens as one group, layer by layer, and returns the logits
+// of each. Under freqkv the group follows the FreqKV plan: the tokens that fill the cache
+// attend causally, then each following run of L-m tokens attends to the compressed cache and
+// causally within itself. Any grouping gives the token-by-token result. On error the session
+// is unchanged.
+func (s *Session) ForwardGroup(tokens []int) ([][]float64, error) {
+	hp := s.m.HP
+	for _, t := range tokens {
+		if t < 0 || t >= hp.Vocab {
+			return nil, fmt.Errorf("cpuref: token %d outside the vocabulary [0, %d)", t, hp.Vocab)
+		}
+	}
+	if s.policy == PolicyFull && s.tokens+len(tokens) > s.cfg.CacheSize {
+		return nil, fmt.Errorf("%w: %d tokens seen, %d more do not fit in %d rows",
+			ErrCacheFull, s.tokens, len(tokens), s.cfg.CacheSize)
+	}
+	if len(tokens) == 0 {
+		return nil, nil
+	}
+
+	// x: the residual stream of each token (dim,)
+	x := make([][]float64, len(tokens))
+	for i, t := range tokens {
+		x[i] = append([]float64(nil), s.m.TokenEmbedding[t*hp.Dim:(t+1)*hp.Dim]...)
+	}
+	for l, w := range s.m.Layers {
+		// attention: rmsnorm, Q/K/V, cache the keys (before RoPE) and values, attend
+		q := make([][]float64, len(x))
+		k := make([][]float64, len(x))
+		v := make([][]float64, len(x))
+		for i := range x {
+			xb := rmsnorm(x[i], w.AttnNorm, hp.RMSEps)
+			q[i] = matmul(w.WQ, xb, w.BQ)
+			k[i] = matmul(w.WK, xb, w.BK)
+			v[i] = matmul(w.WV, xb, w.BV)
+		}
+		views, err := s.caches[l].put(s.tokens, k, v)
+		if err != nil {
+			return nil, err // not reached: the caches accept what the checks above let through
+		}
+		for i := range x {
+			add(x[i], matmul(w.WO, s.attention(q[i], views[i]), nil))
+		}
+		// feed-forward: rmsnorm, silu(gate) * up, down
+		for i := range x {
+			xb := rmsnorm(x[i], w.FFNNorm, hp.RMSEps)
+			add(x[i], matmul(w.WDown, swiglu(matmul(w.WGate, xb, nil), matmul(w.WUp, xb, nil)), nil))
+		}
+	}
+	logits := make([][]float64, len(x))
+	for i := range x {
+		logits[i] = matmul(s.m.Output, rmsnorm(x[i], s.m.OutputNorm, hp.RMSEps), nil)
+	}
+	s.tokens += len(tokens)
+	return logits, nil
+}
+
+// attention of one query q (heads*head_dim,) over the rows of v, -> (heads*head_dim,).
+// The query and every key are rotated to their positions; query head h reads kv head
+// h / (heads/kv_heads); scores are scaled by 1/sqrt(head_dim).
+func (s *Session) attention(q []float64, v view) []float64 {
+	hp := s.m.HP
+	hd := hp.HeadDim()
+	rp := ropeParams{headDim: hd, dim: hp.RopeDim, base: hp.RopeBase, scale: hp.RopeScale, neox: hp.RopeNeoX}
+	q = rope(q, v.queryPos, rp)
+	keys := make([][]float64, len(v.keys))
+	for j, key := range v.keys {
+		keys[j] = rope(key, v.keyPos[j], rp)
+	}
+
+	out := make([]float64, len(q))
+	scores := make([]float64, len(keys))
+	scale := 1 / math.Sqrt(float64(hd))
+	kvMul := hp.Heads / hp.KVHeads // query heads per kv head (GQA)
+	for h := range hp.Heads {
+		qh := q[h*hd : (h+1)*hd]
+		kvOff := (h / kvMul) * hd
+		for j, key := range keys {
+			var dot float64
+			for i, qi := range qh {
+				dot += qi * key[kvOff+i]
+			}
+			scores[j] = dot * scale
+		}
+		softmax(scores)
+		oh := out[h*hd : (h+1)*hd]
+		for j, value := range v.values {
+			for i := range oh {
+				oh[i] += scores[j] * value[kvOff+i]
+			}
+		}
+	}
+	return out
+}
