@@ -1,0 +1,186 @@
+package shaders
+
+import (
+	"fmt"
+	"math"
+
+	"github.com/freqkv/freqkv/engine"
+)
+
+// MatMulOptions modify a matrix product.
+type MatMulOptions struct {
+	// Accumulate adds the product to y (y += x·Wᵀ) instead of overwriting it,
+	// which fuses the residual add.
+	Accumulate bool
+	// Bias, when set, is an f32 [1, N] row added once to every output row
+	// (qwen2's q/k/v biases).
+	Bias *engine.Tensor
+	// Kernel forces a kernel (tests, benchmarks); zero picks by adapter and shape.
+	Kernel MatMulKernel
+}
+
+// MatMulKernel names one of the matrix-product kernels. Every kernel takes
+// every shape and weight type, so tests can run each vector on each of them.
+type MatMulKernel uint8
+
+const (
+	// MatMulAuto picks MatMulRows for m == 1 on CPU adapters, MatMulGroups for
+	// m == 1 on GPUs, and MatMulTiled for m > 1.
+	MatMulAuto MatMulKernel = iota
+	// MatMulRows computes one output column per invocation with no barriers:
+	// on llvmpipe the invocations of a workgroup are SIMD lanes and barriers
+	// are coroutine switches, so this is the fast decode path there.
+	MatMulRows
+	// MatMulGroups gives each output column a workgroup that strides over K
+	// and reduces in shared memory: the decode path for GPUs.
+	MatMulGroups
+	// MatMulTiled computes TM x TN register tiles of y, reading each x and W
+	// element once per tile: the prefill path.
+	MatMulTiled
+)
+
+// MatMulKernels lists the forcible kernels, for tests and benchmarks.
+var MatMulKernels = []MatMulKernel{MatMulRows, MatMulGroups, MatMulTiled}
+
+func (k MatMulKernel) String() string {
+	switch k {
+	case MatMulAuto:
+		return "auto"
+	case MatMulRows:
+		return "rows"
+	case MatMulGroups:
+		return "groups"
+	case MatMulTiled:
+		return "tiled"
+	}
+	return fmt.Sprintf("MatMulKernel(%d)", uint8(k))
+}
+
+// Workgroup and tile shapes, measured on lavapipe (see matmul_bench_test.go).
+const (
+	matvecWG   = 64  // invocations (rows) per workgroup in the rows kernel
+	matvecGWG  = 128 // invocations per output column in the groups kernel
+	tiledWG    = 64
+	tiledTM    = 4 // x rows per register tile
+	tiledTN    = 4 // weight rows per register tile
+	maxWorkDim = 65535
+)
+
+var wtypeCode = map[engine.DType]int{engine.F32: 0, engine.F16: 1, engine.Q8_0: 2, engine.Q4_0: 3}
+
+// MatMul records y = x·Wᵀ for m rows: x is f32 [m, K] (row stride K, the
+// first m*K elements of x), W is [N, K] of f32, f16, q8_0 or q4_0, and y is
+// f32 [m, N] (row stride N). Quantised weights need K a multiple of 32.
+// It records one dispatch per weight part; part i writes y's columns
+// [w.Row0(i), w.Row0(i)+rows). y must not share a buffer with x or the bias.
+func (o *Ops) MatMul(rec *engine.Recorder, x *engine.Tensor, w *engine.Weight, y *engine.Tensor, m int, opt MatMulOptions) error {
+	if w == nil || len(w.Parts) == 0 {
+		return fmt.Errorf("matmul: weight is nil or empty")
+	}
+	what := fmt.Sprintf("matmul %q", w.Label)
+	code, ok := wtypeCode[w.DType]
+	if !ok {
+		return fmt.Errorf("%s: weight type %s is not supported (f32, f16, q8_0, q4_0)", what, w.DType)
+	}
+	n, k := w.Rows, w.Cols
+	if m < 1 || n < 1 || k < 1 {
+		return fmt.Errorf("%s: empty product: m=%d, weight [%d,%d]", what, m, n, k)
+	}
+	if k%w.DType.BlockSize() != 0 {
+		return fmt.Errorf("%s: %s weights need K a multiple of %d, got %d", what, w.DType, w.DType.BlockSize(), k)
+	}
+	if err := need(what+" x", x, engine.F32, m*k); err != nil {
+		return err
+	}
+	if err := need(what+" y", y, engine.F32, m*n); err != nil {
+		return err
+	}
+	if uint64(m)*uint64(max(k, n)) > math.MaxUint32/4 {
+		return fmt.Errorf("%s: m=%d rows of [%d,%d] overflow 32-bit indexing", what, m, n, k)
+	}
+	if x.Buf == y.Buf {
+		return fmt.Errorf("%s: x and y share buffer %q; WebGPU forbids binding one buffer read-only and writable in a dispatch", what, y.Buf.Label)
+	}
+	biasBinding, hasBias := x.Binding(), uint32(0) // any read-only binding stands in for a missing bias
+	if opt.Bias != nil {
+		if err := need(what+" bias", opt.Bias, engine.F32, n); err != nil {
+			return err
+		}
+		if opt.Bias.Buf == y.Buf {
+			return fmt.Errorf("%s: bias and y share buffer %q; WebGPU forbids binding one buffer read-only and writable in a dispatch", what, y.Buf.Label)
+		}
+		biasBinding, hasBias = opt.Bias.Binding(), 1
+	}
+	kern := opt.Kernel
+	if kern == MatMulAuto {
+		switch {
+		case m > 1:
+			kern = MatMulTiled
+		case o.Dev.Info.IsCPU():
+			kern = MatMulRows
+		default:
+			kern = MatMulGroups
+		}
+	}
+	if kern != MatMulTiled && m > maxWorkDim {
+		return fmt.Errorf("%s: the %s kernel takes at most %d rows of x, got %d", what, kern, maxWorkDim, m)
+	}
+	var entry string
+	var wg int
+	c := engine.Constants{"WTYPE": u(code), "TM": u(tiledTM), "TN": u(tiledTN)}
+	switch kern {
+	case MatMulRows:
+		entry, wg = "matvec", matvecWG
+	case MatMulGroups:
+		entry, wg = "matvec_wg", matvecGWG
+	case MatMulTiled:
+		entry, wg = "tiled", tiledWG
+	default:
+		return fmt.Errorf("%s: unknown kernel %s", what, kern)
+	}
+	c["WG"] = u(wg)
+	kernel, err := o.kernel("matmul.wgsl", entry, c)
+	if err != nil {
+		return err
+	}
+	row0 := 0
+	for i, part := range w.Parts {
+		if part.DType != w.DType || part.Cols != k || w.Row0(i) != row0 {
+			return fmt.Errorf("%s: part %d is [%d,%d] %s at row %d, inconsistent with the weight [%d,%d] %s", what, i, part.Rows, part.Cols, part.DType, w.Row0(i), n, k, w.DType)
+		}
+		rows := part.Rows
+		row0 += rows
+		if row0 > n {
+			return fmt.Errorf("%s: parts hold more than the weight's %d rows", what, n)
+		}
+		params := []uint32{uint32(m), uint32(rows), uint32(k), uint32(n), uint32(w.Row0(i)), b2u(opt.Accumulate), hasBias}
+		var groups [3]uint32
+		switch kern {
+		case MatMulRows:
+			groups = engine.Grid(rows, wg)
+			groups[2] = uint32(m)
+		case MatMulGroups:
+			groups = engine.Grid(rows, 1)
+			groups[2] = uint32(m)
+		case MatMulTiled:
+			tiles := ceilDiv(m, tiledTM) * ceilDiv(rows, tiledTN)
+			groups = engine.Grid(tiles, wg)
+		}
+		if err := rec.Dispatch(kernel, params, groups, x.Binding(), part.Binding(), biasBinding, y.Binding()); err != nil {
+			return fmt.Errorf("%s part %d: %w", what, i, err)
+		}
+	}
+	if row0 != n {
+		return fmt.Errorf("%s: parts hold %d rows, the weight %d", what, row0, n)
+	}
+	return nil
+}
+
+func ceilDiv(a, b int) int { return (a + b - 1) / b }
+
+func b2u(b bool) uint32 {
+	if b {
+		return 1
+	}
+	return 0
+}

@@ -1,0 +1,109 @@
+package testvectors
+
+import (
+	"fmt"
+
+	"github.com/freqkv/freqkv/engine"
+	"github.com/freqkv/freqkv/shaders"
+)
+
+// Upload a block or plain weight from a vector, in parts of chunkRows rows
+// (0: as few parts as the device allows).
+func (r *Run) weight(v *Vector, name string, chunkRows int) (*engine.Weight, error) {
+	a, ok := v.Inputs[name]
+	if !ok {
+		return nil, fmt.Errorf("vector %s: missing input %q", v.Name, name)
+	}
+	dt, err := a.EngineDType()
+	if err != nil {
+		return nil, fmt.Errorf("input %s: %w", name, err)
+	}
+	rows, cols := split(a.Shape)
+	b, err := a.Bytes()
+	if err != nil {
+		return nil, fmt.Errorf("input %s: %w", name, err)
+	}
+	var maxPart uint64
+	if chunkRows > 0 {
+		rb, err := dt.RowBytes(cols)
+		if err != nil {
+			return nil, err
+		}
+		maxPart = uint64(chunkRows) * rb
+	}
+	w, err := r.Dev.UploadWeight(name, dt, rows, cols, b, maxPart)
+	if err != nil {
+		return nil, err
+	}
+	r.tmp = append(r.tmp, w)
+	if chunkRows > 0 && chunkRows < rows && len(w.Parts) < 2 {
+		return nil, fmt.Errorf("vector %s: chunk_rows %d gave %d parts", v.Name, chunkRows, len(w.Parts))
+	}
+	return w, nil
+}
+
+// The matmul runner runs the vector on every kernel (rows, groups, tiled),
+// whatever M is, and fails on the first kernel that misses the tolerance.
+func init() {
+	register("matmul", func(r *Run, v *Vector) (map[string][]float64, error) {
+		var p [5]int
+		for i, name := range []string{"M", "N", "K", "chunk_rows", "accumulate"} {
+			var err error
+			if p[i], err = v.Int(name); err != nil {
+				return nil, err
+			}
+		}
+		m, chunkRows, accumulate := p[0], p[3], p[4] != 0
+		x, err := r.Input(v, "x")
+		if err != nil {
+			return nil, err
+		}
+		w, err := r.weight(v, "w", chunkRows)
+		if err != nil {
+			return nil, err
+		}
+		if w.Rows != p[1] || w.Cols != p[2] {
+			return nil, fmt.Errorf("vector %s: w is [%d,%d], params say N=%d K=%d", v.Name, w.Rows, w.Cols, p[1], p[2])
+		}
+		opt := shaders.MatMulOptions{Accumulate: accumulate}
+		if _, ok := v.Inputs["bias"]; ok {
+			if opt.Bias, err = r.Input(v, "bias"); err != nil {
+				return nil, err
+			}
+		}
+		var y0 []byte
+		if accumulate {
+			a, ok := v.Inputs["y0"]
+			if !ok {
+				return nil, fmt.Errorf("vector %s: accumulate needs input y0", v.Name)
+			}
+			if y0, err = a.Bytes(); err != nil {
+				return nil, fmt.Errorf("input y0: %w", err)
+			}
+		}
+		y, err := r.Output(v, "y", engine.F32)
+		if err != nil {
+			return nil, err
+		}
+		var got map[string][]float64
+		for _, kern := range shaders.MatMulKernels {
+			if accumulate {
+				err = y.Upload(y0)
+			} else {
+				err = Poison(y)
+			}
+			if err != nil {
+				return nil, err
+			}
+			opt.Kernel = kern
+			got, err = r.Submit(func(rec *engine.Recorder) error { return r.Ops.MatMul(rec, x, w, y, m, opt) }, map[string]*engine.Tensor{"y": y})
+			if err != nil {
+				return nil, fmt.Errorf("kernel %s: %w", kern, err)
+			}
+			if res := Judge(v, got); res.Err != nil || !res.OK {
+				return nil, fmt.Errorf("kernel %s: max abs %.3g > tolerance %.3g (max rel %.3g) %v", kern, res.MaxAbs, res.Tol, res.MaxRel, res.Err)
+			}
+		}
+		return got, nil
+	})
+}
