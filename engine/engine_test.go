@@ -1,6 +1,8 @@
 package engine_test
 
 import (
+	"encoding/binary"
+	"math"
 	"math/rand/v2"
 	"testing"
 
@@ -47,4 +49,85 @@ func TestDeviceAndRoundTrip(t *testing.T) {
 		tb.Release()
 		to.Release()
 	}
+}
+
+func TestBufferLimits(t *testing.T) {
+	dev := gputest.Device(t)
+	_, err := dev.NewBuffer("huge", dev.Limits.MaxBufferSize+1)
+	require.ErrorContains(t, err, "maxBufferSize")
+	_, err = dev.NewTensor("wide", engine.F32, int(dev.MaxBinding()/4/1024)+1, 1024)
+	require.ErrorContains(t, err, "binding limit")
+}
+
+// TestWeightChunks uploads a matrix in parts smaller than the binding limit
+// and reads every part back: rows land in the right part, in order.
+func TestWeightChunks(t *testing.T) {
+	dev := gputest.Device(t)
+	r := rand.New(rand.NewPCG(3, 4))
+	const rows, cols = 37, 10
+	data := randVec(r, rows*cols)
+	w, err := dev.UploadWeight("w", engine.F32, rows, cols, wgpuBytes(data), 4*cols*8) // 8 rows per part
+	require.NoError(t, err)
+	defer w.Release()
+	require.Len(t, w.Parts, 5)
+	for i, p := range w.Parts {
+		got, err := p.ReadF32()
+		require.NoError(t, err)
+		require.Equal(t, data[w.Row0(i)*cols:(w.Row0(i)+p.Rows)*cols], got)
+	}
+	_, err = dev.UploadWeight("w", engine.F32, rows, cols, wgpuBytes(data[:10]), 0)
+	require.ErrorContains(t, err, "want")
+}
+
+// TestManyDispatchesOneSubmit records more dispatches than the parameter
+// arena holds, so the recorder must flush transparently; each dispatch
+// adds 1 to a running value.
+func TestManyDispatchesOneSubmit(t *testing.T) {
+	dev := gputest.Device(t)
+	ops := shaders.New(dev)
+	a, _ := dev.NewTensor("a", engine.F32, 1, 3)
+	one, _ := dev.NewTensor("one", engine.F32, 1, 3)
+	b, _ := dev.NewTensor("b", engine.F32, 1, 3)
+	require.NoError(t, a.UploadF32([]float32{0.5, 1.5, -2}))
+	require.NoError(t, one.UploadF32([]float32{1, 1, 1}))
+	rec := dev.NewRecorder()
+	const n = 5000 // over the arena's 4096 slots
+	for i := 0; i < n/2; i++ {
+		require.NoError(t, ops.Add(rec, a, one, b, 3))
+		require.NoError(t, ops.Add(rec, b, one, a, 3))
+	}
+	require.NoError(t, rec.SubmitAndWait())
+	got, err := a.ReadF32()
+	require.NoError(t, err)
+	require.Equal(t, []float32{0.5 + n, 1.5 + n, -2 + n}, got)
+}
+
+func TestProfileCountsDispatches(t *testing.T) {
+	dev := gputest.Device(t)
+	if !dev.Timestamps {
+		t.Skip("adapter has no timestamp queries")
+	}
+	prof, err := dev.NewProfile()
+	require.NoError(t, err)
+	defer prof.Release()
+	a, _ := dev.NewTensor("a", engine.F32, 1, 4096)
+	b, _ := dev.NewTensor("b", engine.F32, 1, 4096)
+	rec := dev.NewRecorder()
+	rec.Profile = prof
+	for i := 0; i < 3; i++ {
+		require.NoError(t, shaders.New(dev).Scale(rec, a, b, 4096, 2))
+	}
+	require.NoError(t, rec.SubmitAndWait())
+	ks := prof.Sorted()
+	require.Len(t, ks, 1)
+	require.Equal(t, 3, ks[0].Calls)
+	require.Positive(t, ks[0].Total)
+}
+
+func wgpuBytes(v []float32) []byte {
+	b := make([]byte, 4*len(v))
+	for i, x := range v {
+		binary.LittleEndian.PutUint32(b[4*i:], math.Float32bits(x))
+	}
+	return b
 }
