@@ -1,0 +1,97 @@
+package shaders
+
+import (
+	"fmt"
+	"math"
+
+	"github.com/freqkv/freqkv/engine"
+)
+
+const embeddingWG = 64
+
+// Embedding records out[i, :] = table[ids[i], :], dequantised to f32, for
+// the first t ids: ids is u32 with at least t elements, table a [V, D]
+// weight of f32, f16, q8_0 or q4_0, and out f32 with at least t rows of D
+// (row stride D). It records one dispatch per table part, each writing the
+// rows whose ids fall in its rows. An id >= V reads nothing and yields a row
+// of NaN (the runtime validates ids before upload; this keeps a bad one
+// visible and in bounds).
+func (o *Ops) Embedding(rec *engine.Recorder, ids *engine.Tensor, table *engine.Weight, out *engine.Tensor, t int) error {
+	if table == nil || len(table.Parts) == 0 {
+		return fmt.Errorf("embedding: table is nil or empty")
+	}
+	what := fmt.Sprintf("embedding %q", table.Label)
+	code, ok := weightCode(table.DType)
+	if !ok {
+		return fmt.Errorf("%s: table type %s is not supported (f32, f16, q8_0, q4_0)", what, table.DType)
+	}
+	d := table.Cols
+	if t < 1 || d < 1 || table.Rows < 1 {
+		return fmt.Errorf("%s: empty gather: %d ids from a [%d,%d] table", what, t, table.Rows, d)
+	}
+	if d%table.DType.BlockSize() != 0 {
+		return fmt.Errorf("%s: %s tables need rows of a multiple of %d, got %d", what, table.DType, table.DType.BlockSize(), d)
+	}
+	if uint64(t)*uint64(d) > math.MaxUint32 {
+		return fmt.Errorf("%s: %d ids of %d elements overflow 32-bit indexing", what, t, d)
+	}
+	if err := need(what+" ids", ids, engine.U32, t); err != nil {
+		return err
+	}
+	if err := need(what+" out", out, engine.F32, t*d); err != nil {
+		return err
+	}
+	if ids.Buf == out.Buf {
+		return fmt.Errorf("%s: ids and out share buffer %q; WebGPU forbids binding one buffer read-only and writable in a dispatch", what, out.Buf.Label)
+	}
+	if err := checkParts(what, table); err != nil {
+		return err
+	}
+	k, err := o.kernel("embedding.wgsl", "embedding", engine.Constants{"WTYPE": u(code), "WG": u(embeddingWG)})
+	if err != nil {
+		return err
+	}
+	groups := engine.Grid(t*d, embeddingWG)
+	for i, part := range table.Parts {
+		last := uint32(0)
+		if i == len(table.Parts)-1 {
+			last = 1
+		}
+		params := []uint32{uint32(t), uint32(d), uint32(table.Row0(i)), uint32(part.Rows), last, 0x7fc00000}
+		if err := rec.Dispatch(k, params, groups, ids.Binding(), part.Binding(), out.Binding()); err != nil {
+			return fmt.Errorf("%s part %d: %w", what, i, err)
+		}
+	}
+	return nil
+}
+
+// weightCode is the WTYPE constant of the weight kernels.
+func weightCode(t engine.DType) (int, bool) {
+	switch t {
+	case engine.F32:
+		return 0, true
+	case engine.F16:
+		return 1, true
+	case engine.Q8_0:
+		return 2, true
+	case engine.Q4_0:
+		return 3, true
+	}
+	return 0, false
+}
+
+// checkParts verifies that a weight's parts tile its rows in order with its
+// type and row length, so a launcher can trust Row0 and Rows.
+func checkParts(what string, w *engine.Weight) error {
+	row0 := 0
+	for i, part := range w.Parts {
+		if part == nil || part.DType != w.DType || part.Cols != w.Cols || part.Rows < 1 || w.Row0(i) != row0 {
+			return fmt.Errorf("%s: part %d does not continue the [%d,%d] %s weight at row %d", what, i, w.Rows, w.Cols, w.DType, row0)
+		}
+		row0 += part.Rows
+	}
+	if row0 != w.Rows {
+		return fmt.Errorf("%s: parts hold %d rows, the weight %d", what, row0, w.Rows)
+	}
+	return nil
+}
