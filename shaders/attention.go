@@ -1,0 +1,200 @@
+package shaders
+
+import (
+	"fmt"
+	"math"
+
+	"github.com/freqkv/freqkv/engine"
+)
+
+const (
+	attentionWG = 64
+	// attentionChunk is the keys per softmax/values chunk (split-K): enough
+	// chunks to spread one decode query over the cores, and few enough that
+	// the merge stays small.
+	attentionChunk = 256
+	// attentionBudget bounds the scratch (f32 elements) of one query chunk;
+	// long prefills run in several chunks instead of holding every score.
+	attentionBudget = 1 << 22
+)
+
+// AttentionParams describes one layer's attention of T queries over a KV
+// cache holding keys before RoPE (see attention.wgsl for the rules).
+type AttentionParams struct {
+	T, Heads, KVHeads, HeadDim, RopeDim int
+	NeoX                                bool // split-half rotary pairs instead of GGUF 'llama' adjacent pairs
+	Rows                                int  // logical cache rows before this chunk; the chunk's K/V are already stored at logical rows Rows..Rows+T-1
+	Sink                                int  // rows [0,Sink) always visible (0 is fine)
+	Window                              int  // 0: no window. Else query t (logical row r=Rows+t) sees sinks plus logical rows [lo, r], lo = max(Sink, r-Window+1)
+	Cap                                 int  // physical rows of the cache tensors; slot(j) as in StoreKV
+	Scale                               float32
+}
+
+// Positions: with no window, key j has position j and query t has position
+// Rows+t; with a window, sink j has position j, key j >= lo has position
+// Sink+(j-lo), and the query has position Sink+(r-lo). In both cases the
+// visible keys of a query have positions 0..n-1 and the query n-1.
+
+// visible is the number of keys query t sees (its position is one less).
+func (p AttentionParams) visible(t int) int {
+	r1 := p.Rows + t + 1
+	lo := p.Sink
+	if p.Window > 0 {
+		lo = max(p.Sink, r1-p.Window)
+	}
+	return min(p.Sink, r1) + max(0, r1-lo)
+}
+
+func (p AttentionParams) check() error {
+	switch {
+	case p.T < 1 || p.Heads < 1 || p.KVHeads < 1:
+		return fmt.Errorf("T = %d, Heads = %d, KVHeads = %d: want at least 1 of each", p.T, p.Heads, p.KVHeads)
+	case p.Heads%p.KVHeads != 0:
+		return fmt.Errorf("%d KV heads don't divide %d heads", p.KVHeads, p.Heads)
+	case p.HeadDim < 2 || p.HeadDim%2 != 0:
+		return fmt.Errorf("head dim %d must be even and at least 2", p.HeadDim)
+	case p.Rows < 0 || p.Sink < 0 || p.Window < 0 || p.Cap < 1 || p.Sink > p.Cap:
+		return fmt.Errorf("Rows = %d, Sink = %d, Window = %d, Cap = %d: want Rows, Sink, Window >= 0 and 1 <= Cap, Sink <= Cap", p.Rows, p.Sink, p.Window, p.Cap)
+	case math.IsNaN(float64(p.Scale)) || math.IsInf(float64(p.Scale), 0):
+		return fmt.Errorf("scale %g is not finite", p.Scale)
+	}
+	if err := checkRope("attention", p.HeadDim, p.RopeDim, 2, 1); err != nil {
+		return err
+	}
+	// Every row a query sees must still be in the cache: without wrapping,
+	// all of them are; in a ring, the oldest window row of the first query
+	// must not have been overwritten by the chunk's newest row.
+	end := p.Rows + p.T
+	if end > p.Cap && (p.Window == 0 || p.Window+p.T-1 > p.Cap-p.Sink) {
+		if p.Window == 0 {
+			return fmt.Errorf("rows %d..%d don't fit %d cache rows and there is no window", p.Rows, end-1, p.Cap)
+		}
+		return fmt.Errorf("a window of %d rows and a chunk of %d need %d ring slots past the %d sinks, the cache has %d (Cap %d)", p.Window, p.T, p.Window+p.T-1, p.Sink, p.Cap-p.Sink, p.Cap)
+	}
+	if n := p.visible(p.T - 1); n > 65535*attentionWG {
+		return fmt.Errorf("a query sees %d keys, over the %d one dispatch can score", n, 65535*attentionWG)
+	}
+	if uint64(end)*uint64(p.Heads*p.HeadDim) >= 1<<32 || uint64(p.Cap)*uint64(p.KVHeads*p.HeadDim) >= 1<<32 {
+		return fmt.Errorf("tensors over 2^32 elements can't be indexed in a shader")
+	}
+	return nil
+}
+
+// attentionPlan is how the launcher splits the work and the scratch.
+type attentionPlan struct {
+	tc       int // queries per chunk
+	stride   int // most keys any query sees
+	chunks   int // ceil(stride / attentionChunk)
+	perQuery int // scratch elements per query
+}
+
+func (p AttentionParams) plan() attentionPlan {
+	stride := p.visible(p.T - 1) // visibility never shrinks with t
+	chunks := (stride + attentionChunk - 1) / attentionChunk
+	per := p.Heads * (p.HeadDim + stride + 2*chunks + chunks*p.HeadDim)
+	tc := min(p.T, max(1, attentionBudget/per), 65535)
+	return attentionPlan{tc: tc, stride: stride, chunks: chunks, perQuery: per}
+}
+
+// AttentionScratch is the number of f32 elements of scratch Attention
+// needs for p (0 if p is invalid, which Attention reports).
+func AttentionScratch(p AttentionParams) int {
+	if p.check() != nil {
+		return 0
+	}
+	pl := p.plan()
+	return pl.tc * pl.perQuery
+}
+
+// Attention records out = softmax(q·Kᵀ·Scale + causal/window mask)·V for the
+// T queries of a chunk, rotating queries and keys with the rope table
+// (f32 [maxPos, RopeDim] from RopeTable, maxPos above every position used).
+// k and v are the caches (f32 or f16 [>= Cap, KVHeads*HeadDim]); query head
+// h reads KV head h / (Heads/KVHeads). scratch holds AttentionScratch(p)
+// f32 elements. out must not share a buffer with any other argument.
+func (o *Ops) Attention(rec *engine.Recorder, q, k, v, rope, out, scratch *engine.Tensor, p AttentionParams) error {
+	if err := p.check(); err != nil {
+		return fmt.Errorf("attention: %w", err)
+	}
+	width := p.Heads * p.HeadDim
+	for _, c := range []struct {
+		t    *engine.Tensor
+		name string
+		n    int
+	}{{q, "q", p.T * width}, {out, "out", p.T * width}, {rope, "rope", p.RopeDim}, {scratch, "scratch", AttentionScratch(p)}} {
+		if err := need("attention "+c.name, c.t, engine.F32, c.n); err != nil {
+			return err
+		}
+	}
+	kvWidth := p.KVHeads * p.HeadDim
+	for _, c := range []*engine.Tensor{k, v} {
+		if c == nil {
+			return fmt.Errorf("attention: cache tensor is nil")
+		}
+		if c.DType != engine.F32 && c.DType != engine.F16 {
+			return fmt.Errorf("attention: cache %q is %s, want f32 or f16", c.Buf.Label, c.DType)
+		}
+		if c.Cols != kvWidth || c.Rows < p.Cap {
+			return fmt.Errorf("attention: cache %q is [%d,%d], want at least [%d,%d] (Cap, KVHeads*HeadDim)", c.Buf.Label, c.Rows, c.Cols, p.Cap, kvWidth)
+		}
+	}
+	if k.DType != v.DType {
+		return fmt.Errorf("attention: key cache is %s but value cache is %s", k.DType, v.DType)
+	}
+	pl := p.plan()
+	if rope.Cols != p.RopeDim || rope.Rows < pl.stride {
+		return fmt.Errorf("attention: positions reach %d but the rope table %q is [%d,%d]; it needs [%d,%d] (maxPos, RopeDim)", pl.stride-1, rope.Buf.Label, rope.Rows, rope.Cols, pl.stride, p.RopeDim)
+	}
+	for _, in := range []*engine.Tensor{q, k, v, rope, scratch} {
+		if out.Buf == in.Buf {
+			return fmt.Errorf("attention: out %q shares a buffer with an input; WebGPU forbids binding one buffer read-only and writable in a dispatch", out.Buf.Label)
+		}
+	}
+	for _, in := range []*engine.Tensor{q, k, v, rope} {
+		if scratch.Buf == in.Buf {
+			return fmt.Errorf("attention: scratch %q shares a buffer with an input", scratch.Buf.Label)
+		}
+	}
+
+	consts := engine.Constants{
+		"WG": u(attentionWG), "D": u(p.HeadDim), "RD": u(p.RopeDim), "G": u(p.Heads / p.KVHeads),
+		"C": u(attentionChunk), "NEOX": fmt.Sprint(p.NeoX), "F16": fmt.Sprint(k.DType == engine.F16),
+	}
+	var kernels [5]*engine.Kernel
+	for i, entry := range []string{"qrope", "scores", "softmax", "values", "combine"} {
+		kn, err := o.kernel("attention.wgsl", entry, consts)
+		if err != nil {
+			return err
+		}
+		kernels[i] = kn
+	}
+	bind := []engine.Binding{q.Binding(), k.Binding(), v.Binding(), rope.Binding(), out.Binding(), scratch.Binding()}
+	// scratch layout per query chunk, in f32 elements
+	qOff := 0
+	sOff := qOff + pl.tc*width
+	stOff := sOff + pl.tc*p.Heads*pl.stride
+	partOff := stOff + pl.tc*p.Heads*2*pl.chunks
+	for t0 := 0; t0 < p.T; t0 += pl.tc {
+		tc := min(pl.tc, p.T-t0)
+		stride := p.visible(t0 + tc - 1)
+		chunks := (stride + attentionChunk - 1) / attentionChunk
+		params := []uint32{
+			uint32(t0), uint32(tc), uint32(p.Heads), uint32(p.KVHeads), uint32(p.Rows), uint32(p.Sink), uint32(p.Window), uint32(p.Cap),
+			math.Float32bits(p.Scale), uint32(stride), uint32(chunks), uint32(qOff), uint32(sOff), uint32(stOff), uint32(partOff),
+		}
+		jobs := p.RopeDim/2 + p.HeadDim - p.RopeDim
+		grids := [5][3]uint32{
+			engine.Grid(tc*p.Heads*jobs, attentionWG),
+			{uint32((stride + attentionWG - 1) / attentionWG), uint32(tc), 1},
+			engine.Grid(tc*p.Heads*chunks, attentionWG),
+			engine.Grid(tc*p.KVHeads*chunks*p.HeadDim/2, attentionWG),
+			engine.Grid(tc*width, attentionWG),
+		}
+		for i, kn := range kernels {
+			if err := rec.Dispatch(kn, params, grids[i], bind...); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
