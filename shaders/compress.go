@@ -48,9 +48,9 @@ import (
 // with larger prime factors use Bluestein.
 const maxPrimeRadix = 31
 
-// maxPow2Radix is the largest power-of-two radix of one pass (measured on lavapipe:
-// radix 8 and 16 are equally fast, 32 and 64 spill registers).
-const maxPow2Radix = 16
+// maxRadix is the largest composite radix of one pass (measured on lavapipe: radix 8 and
+// 16 are equally fast, 32 and 64 spill registers).
+const maxRadix = 16
 
 // DefaultScratchBytes bounds the scratch CompressScratch and DCTScratch size by default.
 const DefaultScratchBytes = 64 << 20
@@ -125,39 +125,34 @@ var (
 	stages  = map[stageKey]*stage{}
 )
 
-// planRadices factors an FFT length into passes: powers of two up to maxPow2Radix in
-// balanced passes, then each odd prime. ok is false when a prime exceeds maxPrimeRadix.
+// planRadices factors an FFT length into passes: prime factors packed first-fit
+// decreasing into radices of at most maxRadix (a larger prime is a pass of its own).
+// ok is false when a prime factor exceeds maxPrimeRadix.
 func planRadices(n int) (radices []int, ok bool) {
 	if n == 1 {
 		return []int{1}, true
 	}
-	twos := bits.TrailingZeros(uint(n))
-	rest := n >> twos
-	maxBits := bits.TrailingZeros(maxPow2Radix)
-	if twos > 0 {
-		passes := (twos + maxBits - 1) / maxBits
-		for i := 0; i < passes; i++ {
-			b := twos / passes
-			if i < twos%passes {
-				b++
-			}
-			radices = append(radices, 1<<b)
+	var primes []int
+	for rest := n; rest > 1; {
+		f := smallestFactor(rest)
+		if f > maxPrimeRadix {
+			return nil, false
 		}
+		primes = append(primes, f)
+		rest /= f
 	}
-	for p := 3; rest > 1; p += 2 {
-		for rest%p == 0 {
-			if p > maxPrimeRadix {
-				return nil, false
+	for i := len(primes) - 1; i >= 0; i-- { // decreasing
+		f := primes[i]
+		placed := false
+		for b := range radices {
+			if radices[b]*f <= maxRadix {
+				radices[b] *= f
+				placed = true
+				break
 			}
-			radices = append(radices, p)
-			rest /= p
 		}
-		if p*p > rest && rest > 1 {
-			if rest > maxPrimeRadix {
-				return nil, false
-			}
-			radices = append(radices, rest)
-			rest = 1
+		if !placed {
+			radices = append(radices, f)
 		}
 	}
 	return radices, true
@@ -268,85 +263,145 @@ func fft64(x []complex128) {
 // codelet generates the body of fftpass for one radix and direction: loads with the
 // inter-pass twiddles, the radix-point DFT in registers, and the stores.
 func codelet(radix, sign int) string {
-	var b strings.Builder
-	if radix == 1 {
-		return "  storeOut(o, col, loadIn(j, col));\n"
-	}
-	for r := 0; r < radix; r++ {
+	g := &codeGen{sign: sign}
+	in := make([]string, radix)
+	for r := range in {
+		in[r] = fmt.Sprintf("v%d", r)
 		if r == 0 {
-			fmt.Fprintf(&b, "  var v0 = loadIn(j, col);\n")
+			fmt.Fprintf(&g.b, "  let v0 = loadIn(j, col);\n")
 		} else {
-			fmt.Fprintf(&b, "  var v%d = twiddle(loadIn(j + %du * p.stride, col), t1 * %du);\n", r, r, r)
+			fmt.Fprintf(&g.b, "  let v%d = twiddle(loadIn(j + %du * p.stride, col), t1 * %du);\n", r, r, r)
 		}
 	}
-	lit := func(f float64) string {
-		s := fmt.Sprintf("%.9g", f)
-		if !strings.ContainsAny(s, ".e") {
-			s += ".0"
-		}
-		return s
+	g.dft(in, func(k int, v string) { fmt.Fprintf(&g.b, "  storeOut(o + %du * p.ns, col, %s);\n", k, v) })
+	return g.b.String()
+}
+
+// codeGen emits straight-line WGSL for small DFTs on vec4 pairs of complex numbers.
+type codeGen struct {
+	b    strings.Builder
+	n    int
+	sign int
+}
+
+func (g *codeGen) tmp(expr string) string {
+	name := fmt.Sprintf("q_%d", g.n)
+	g.n++
+	fmt.Fprintf(&g.b, "  let %s = %s;\n", name, expr)
+	return name
+}
+
+func lit(f float64) string {
+	s := fmt.Sprintf("%.9g", f)
+	if !strings.ContainsAny(s, ".e") {
+		s += ".0"
 	}
-	out := make([]string, radix) // out[r]: the expression holding DFT output r
-	if radix&(radix-1) == 0 {
-		// Radix-2 decimation in frequency, in place: output r ends in v[bitrev(r)].
-		for h := radix / 2; h >= 1; h /= 2 {
-			for s := 0; s < radix; s += 2 * h {
-				for t := 0; t < h; t++ {
-					a, c := s+t, s+t+h
-					fmt.Fprintf(&b, "  { let a = v%d; let c = v%d; v%d = a + c; ", a, c, a)
-					turns := float64(sign) * float64(t) / float64(2*h)
-					switch {
-					case t == 0:
-						fmt.Fprintf(&b, "v%d = a - c; }\n", c)
-					case 4*t == 2*h && sign > 0:
-						fmt.Fprintf(&b, "v%d = muli(a - c); }\n", c)
-					case 4*t == 2*h:
-						fmt.Fprintf(&b, "v%d = -muli(a - c); }\n", c)
-					default:
-						s, co := math.Sincos(2 * math.Pi * turns)
-						fmt.Fprintf(&b, "v%d = cmul(a - c, vec2<f32>(%s, %s)); }\n", c, lit(co), lit(s))
-					}
-				}
+	return s
+}
+
+// rotate multiplies x by exp(sign*2*pi*i*num/den), trivial angles without a product.
+func (g *codeGen) rotate(x string, num, den int) string {
+	num %= den
+	if num == 0 {
+		return x
+	}
+	d := gcd(num, den)
+	num, den = num/d, den/d
+	switch {
+	case den == 2:
+		return g.tmp("-" + x)
+	case den == 4 && (num == 1) == (g.sign > 0):
+		return g.tmp("muli(" + x + ")")
+	case den == 4:
+		return g.tmp("-muli(" + x + ")")
+	}
+	s, c := math.Sincos(float64(g.sign) * 2 * math.Pi * float64(num) / float64(den))
+	return g.tmp(fmt.Sprintf("cmul(%s, vec2<f32>(%s, %s))", x, lit(c), lit(s)))
+}
+
+// dft emits the DFT of the values named in (any length) and hands each output k to out
+// as soon as it is computed: a prime length directly, a composite one by a decimation
+// in time on its smallest prime factor.
+func (g *codeGen) dft(in []string, out func(k int, v string)) {
+	n := len(in)
+	switch {
+	case n == 1:
+		out(0, in[0])
+		return
+	case n == 2:
+		out(0, g.tmp(in[0]+" + "+in[1]))
+		out(1, g.tmp(in[0]+" - "+in[1]))
+		return
+	}
+	p := smallestFactor(n)
+	if p == n {
+		g.prime(in, out)
+		return
+	}
+	// x[r2*n1 + n2], X[k1 + p*k2]: p-point DFTs over n1, twiddles w_n^(n2*k1),
+	// r2-point DFTs over n2.
+	r2 := n / p
+	y := make([][]string, r2)
+	for n2 := range y {
+		sub := make([]string, p)
+		for n1 := range sub {
+			sub[n1] = in[r2*n1+n2]
+		}
+		y[n2] = make([]string, p)
+		g.dft(sub, func(k int, v string) { y[n2][k] = v })
+	}
+	for k1 := 0; k1 < p; k1++ {
+		sub := make([]string, r2)
+		for n2 := range sub {
+			sub[n2] = g.rotate(y[n2][k1], n2*k1, n)
+		}
+		g.dft(sub, func(k2 int, v string) { out(k1+p*k2, v) })
+	}
+}
+
+// prime emits an odd prime-length DFT: with s_j = x_j + x_{p-j}, d_j = x_j - x_{p-j},
+// X_k = x_0 + sum_j cos(2 pi jk/p) s_j + sign*i * sum_j sin(2 pi jk/p) d_j, X_{p-k} the same with -.
+func (g *codeGen) prime(in []string, out func(k int, v string)) {
+	p := len(in)
+	h := (p - 1) / 2
+	s, d := make([]string, h+1), make([]string, h+1)
+	sum := in[0]
+	for j := 1; j <= h; j++ {
+		s[j] = g.tmp(in[j] + " + " + in[p-j])
+		d[j] = g.tmp(in[j] + " - " + in[p-j])
+		sum += " + " + s[j]
+	}
+	out(0, g.tmp(sum))
+	for k := 1; k <= h; k++ {
+		a, b := in[0], ""
+		for j := 1; j <= h; j++ {
+			angle := 2 * math.Pi * float64(j*k%p) / float64(p)
+			a += fmt.Sprintf(" + %s * %s", lit(math.Cos(angle)), s[j])
+			if j > 1 {
+				b += " + "
 			}
+			b += fmt.Sprintf("%s * %s", lit(float64(g.sign)*math.Sin(angle)), d[j])
 		}
-		nb := bits.TrailingZeros(uint(radix))
-		for r := 0; r < radix; r++ {
-			out[r] = fmt.Sprintf("v%d", bits.Reverse(uint(r))>>(bits.UintSize-nb))
-		}
-	} else {
-		// Odd prime p: pair inputs n and p-n, X_k = v0 + sum cos(2pi nk/p) s_n
-		// +- sign*i * sum sin(2pi nk/p) d_n.
-		h := (radix - 1) / 2
-		for n := 1; n <= h; n++ {
-			fmt.Fprintf(&b, "  let s%d = v%d + v%d; let d%d = v%d - v%d;\n", n, n, radix-n, n, n, radix-n)
-		}
-		fmt.Fprintf(&b, "  let y0 = v0")
-		for n := 1; n <= h; n++ {
-			fmt.Fprintf(&b, " + s%d", n)
-		}
-		b.WriteString(";\n")
-		out[0] = "y0"
-		for k := 1; k <= h; k++ {
-			fmt.Fprintf(&b, "  let a%d = v0", k)
-			for n := 1; n <= h; n++ {
-				fmt.Fprintf(&b, " + %s * s%d", lit(math.Cos(2*math.Pi*float64(n*k%radix)/float64(radix))), n)
-			}
-			fmt.Fprintf(&b, ";\n  let b%d = muli(", k)
-			for n := 1; n <= h; n++ {
-				if n > 1 {
-					b.WriteString(" + ")
-				}
-				fmt.Fprintf(&b, "%s * d%d", lit(float64(sign)*math.Sin(2*math.Pi*float64(n*k%radix)/float64(radix))), n)
-			}
-			b.WriteString(");\n")
-			out[k] = fmt.Sprintf("(a%d + b%d)", k, k)
-			out[radix-k] = fmt.Sprintf("(a%d - b%d)", k, k)
+		at, bt := g.tmp(a), g.tmp("muli("+b+")")
+		out(k, g.tmp(at+" + "+bt))
+		out(p-k, g.tmp(at+" - "+bt))
+	}
+}
+
+func smallestFactor(n int) int {
+	for f := 2; f*f <= n; f++ {
+		if n%f == 0 {
+			return f
 		}
 	}
-	for r := 0; r < radix; r++ {
-		fmt.Fprintf(&b, "  storeOut(o + %du * p.ns, col, %s);\n", r, out[r])
+	return n
+}
+
+func gcd(a, b int) int {
+	for b != 0 {
+		a, b = b, a%b
 	}
-	return b.String()
+	return a
 }
 
 // dctVariant selects one compiled kernel of dct.wgsl.
@@ -379,7 +434,11 @@ func (o *Ops) dctKernel(v dctVariant) (*engine.Kernel, error) {
 		"WGX": u(v.wgx), "WGY": u(v.wgy), "RADIX": u(v.radix), "SIGN": fmt.Sprint(v.sign),
 		"IN": u(v.in), "OUT": u(v.out), "CHIRP": bl(v.chirp), "BLA": bl(v.bla), "BLB": bl(v.blb), "F16": bl(v.f16),
 	}
-	return o.Dev.Kernel("dct.wgsl", src, v.entry, c)
+	name := "dct.wgsl"
+	if v.entry == "fftpass" { // distinct names keep the passes apart in profiles
+		name = fmt.Sprintf("dct.wgsl[radix %d sign %+d in %d out %d]", v.radix, v.sign, v.in, v.out)
+	}
+	return o.Dev.Kernel(name, src, v.entry, c)
 }
 
 // dctParams mirrors Params in dct.wgsl.
@@ -707,7 +766,7 @@ func (o *Ops) Compress(rec *engine.Recorder, cache *engine.Tensor, scratch *engi
 			mp.n, mp.nb, mp.len, mp.kept = uint32(a.conv), uint32(b.conv), uint32(p.Span), uint32(p.Kept)
 			mp.chirpa, mp.wa, mp.chirpb, mp.wb = uint32(a.chirpOff), uint32(a.wOff), uint32(b.chirpOff), uint32(b.wOff)
 			mp.scale = float32(1 / (2 * float64(p.Span)))
-			if err := c.rows(s, dctVariant{entry: "mid", bla: a.blue, blb: b.blue}, mp, b.conv, g.binding, a, b); err != nil {
+			if err := c.rows(s, dctVariant{entry: "mid", bla: a.blue, blb: b.blue}, mp, p.Kept/2+1+b.conv-p.Kept, g.binding, a, b); err != nil {
 				return err
 			}
 			if err := c.stageB(s, b, g.binding); err != nil {

@@ -1,9 +1,17 @@
 package shaders
 
+// Tests of the compressor against the float64 reference (both FFT paths), and its
+// benchmarks:
+//
+//	go test ./shaders -run XXX -bench Compress -benchtime 3x
+
 import (
+	"fmt"
 	"math"
 	"math/rand/v2"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/freqkv/freqkv/engine"
 	"github.com/freqkv/freqkv/freqkv"
@@ -92,4 +100,297 @@ func TestDCTAgainstFloat64(t *testing.T) {
 		}
 	}
 	forceBluestein = false
+}
+
+// compressRef applies CompressParams to a float64 copy of the cache the way
+// freqkv.RefCache does, returning rows [0, S+m+R) of each matrix.
+func compressRef(t *testing.T, cache []float64, p CompressParams) [][]float64 {
+	c := p.Channels
+	out := make([][]float64, p.Batches)
+	for b := range out {
+		mat := cache[b*p.BatchStride*c:]
+		span := mat[p.Sink*c : (p.Sink+p.Span)*c]
+		y, err := freqkv.Compress(append([]float64(nil), span...), p.Span, c, p.Kept)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rows := append([]float64(nil), mat[:p.Sink*c]...)
+		rows = append(rows, y...)
+		rows = append(rows, mat[(p.Sink+p.Span)*c:(p.Sink+p.Span+p.Recent)*c]...)
+		out[b] = rows
+	}
+	return out
+}
+
+func TestCompressInPlace(t *testing.T) {
+	dev := gputest.Device(t)
+	o := New(dev)
+	r := rand.New(rand.NewPCG(5, 6))
+	for _, tc := range []struct {
+		p     CompressParams
+		dt    engine.DType
+		chans int // channels per pass (0: default)
+		blue  bool
+	}{
+		{CompressParams{Sink: 0, Span: 8, Kept: 4, Recent: 0, Channels: 1, Batches: 1, BatchStride: 8}, engine.F32, 0, false},
+		{CompressParams{Sink: 4, Span: 12, Kept: 6, Recent: 3, Channels: 6, Batches: 2, BatchStride: 20}, engine.F32, 0, false},
+		{CompressParams{Sink: 4, Span: 12, Kept: 6, Recent: 3, Channels: 6, Batches: 2, BatchStride: 20}, engine.F16, 0, false},
+		{CompressParams{Sink: 2, Span: 37, Kept: 11, Recent: 30, Channels: 10, Batches: 3, BatchStride: 71}, engine.F16, 4, false},
+		{CompressParams{Sink: 2, Span: 37, Kept: 11, Recent: 30, Channels: 9, Batches: 3, BatchStride: 71}, engine.F32, 8, true},
+		{CompressParams{Sink: 4, Span: 4092, Kept: 2046, Recent: 0, Channels: 8, Batches: 2, BatchStride: 4096}, engine.F32, 0, false},
+		{CompressParams{Sink: 4, Span: 4092, Kept: 2046, Recent: 0, Channels: 8, Batches: 2, BatchStride: 4096}, engine.F16, 0, true},
+		{CompressParams{Sink: 1, Span: 100, Kept: 99, Recent: 5, Channels: 4, Batches: 1, BatchStride: 106}, engine.F32, 0, false},
+		{CompressParams{Sink: 0, Span: 2, Kept: 1, Recent: 7, Channels: 2, Batches: 5, BatchStride: 9}, engine.F16, 0, false},
+	} {
+		forceBluestein = tc.blue
+		p := tc.p
+		rows := p.Batches * p.BatchStride
+		x32, x64 := randMatrix(r, rows*p.Channels)
+		cache, err := dev.NewTensor("cache", tc.dt, rows, p.Channels)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if tc.dt == engine.F16 {
+			b := make([]byte, 2*len(x32))
+			for i, v := range x32 {
+				h := engine.F32ToF16(v)
+				b[2*i], b[2*i+1] = byte(h), byte(h>>8)
+				x64[i] = float64(engine.F16ToF32(h))
+			}
+			cache.Upload(b)
+		} else {
+			cache.UploadF32(x32)
+		}
+		sc, _ := dev.NewTensor("scratch", engine.F32, 1, CompressScratch(p, tc.chans))
+		rec := dev.NewRecorder()
+		if err := o.Compress(rec, cache, sc, p); err != nil {
+			t.Fatal(err)
+		}
+		if err := rec.SubmitAndWait(); err != nil {
+			t.Fatal(err)
+		}
+		raw, _ := cache.Buf.Read(0, cache.Bytes())
+		got := make([]float32, rows*p.Channels)
+		for i := range got {
+			if tc.dt == engine.F16 {
+				got[i] = engine.F16ToF32(uint16(raw[2*i]) | uint16(raw[2*i+1])<<8)
+			} else {
+				got[i] = math.Float32frombits(uint32(raw[4*i]) | uint32(raw[4*i+1])<<8 | uint32(raw[4*i+2])<<16 | uint32(raw[4*i+3])<<24)
+			}
+		}
+		want := compressRef(t, x64, p)
+		tol := 1e-5
+		if tc.dt == engine.F16 {
+			tol = 1.0/2048 + 2e-5
+		}
+		worst := 0.0
+		for b, w := range want {
+			e := normErr(got[b*p.BatchStride*p.Channels:], w)
+			worst = math.Max(worst, e)
+		}
+		if worst > tol {
+			t.Errorf("%+v %s bluestein=%v: error %.3g > %.3g", p, tc.dt, tc.blue, worst, tol)
+		} else {
+			t.Logf("%+v %s bluestein=%v: error %.3g", p, tc.dt, tc.blue, worst)
+		}
+		cache.Release()
+		sc.Release()
+	}
+	forceBluestein = false
+}
+
+// llama7B is one layer of a Llama-2-7B-shaped cache: 32 KV heads of 128 channels,
+// 4096 rows, f16, and the weights a decode step reads per layer (4*4096^2 attention +
+// 3*4096*11008 FFN = 202M parameters, 405 MB in f16).
+const (
+	llamaChannels    = 4096
+	llamaCacheRows   = 4096
+	llamaLayerParams = 4*4096*4096 + 3*4096*11008
+)
+
+var (
+	bandwidthOnce                  sync.Once
+	memReadGBs, matvecGBs, readGBs float64
+	bandwidthErr                   error
+)
+
+// readKernel is the simplest barrier-free read of a buffer: each invocation sums 16
+// vec4<u32> strided by the grid, so adjacent invocations read adjacent words.
+const readKernel = `
+struct Params { n: u32, stride: u32, }
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> src: array<vec4<u32>>;
+@group(0) @binding(2) var<storage, read_write> dst: array<u32>;
+@compute @workgroup_size(64)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let i = gid.x;
+  var acc = vec4<u32>(0u);
+  for (var r = 0u; r < 16u; r++) {
+    let j = i + r * p.stride;
+    if (j < p.n) { acc += src[j]; }
+  }
+  dst[i] = acc.x ^ acc.y ^ acc.z ^ acc.w;
+}`
+
+// measureBandwidth measures, in this run, the host's memory-read bandwidth (a Go loop
+// summing a []uint64 as large as a layer's K and V cache) and the decode matvec
+// bandwidth (shaders.MatMul of one row against an f16 [4096, 4096] weight).
+func measureBandwidth(b *testing.B, dev *engine.Device) {
+	bandwidthOnce.Do(func() {
+		words := make([]uint64, 2*llamaCacheRows*llamaChannels*2/8)
+		for i := range words {
+			words[i] = uint64(i)
+		}
+		best := time.Duration(math.MaxInt64)
+		var sink uint64
+		for rep := 0; rep < 5; rep++ {
+			start := time.Now()
+			var s0, s1, s2, s3 uint64
+			for i := 0; i+3 < len(words); i += 4 {
+				s0 += words[i]
+				s1 += words[i+1]
+				s2 += words[i+2]
+				s3 += words[i+3]
+			}
+			sink += s0 + s1 + s2 + s3
+			best = min(best, time.Since(start))
+		}
+		_ = sink
+		memReadGBs = float64(8*len(words)) / best.Seconds() / 1e9
+
+		o := New(dev)
+		const n, k, reps = 4096, 4096, 16
+		wdata := make([]byte, 2*n*k)
+		r := rand.New(rand.NewPCG(7, 8))
+		for i := 0; i < n*k; i++ {
+			h := engine.F32ToF16(float32(r.Float64()*2 - 1))
+			wdata[2*i], wdata[2*i+1] = byte(h), byte(h>>8)
+		}
+		w, err := dev.UploadWeight("w", engine.F16, n, k, wdata, 0)
+		if err != nil {
+			bandwidthErr = err
+			return
+		}
+		defer w.Release()
+		x, _ := dev.NewTensor("x", engine.F32, 1, k)
+		y, _ := dev.NewTensor("y", engine.F32, 1, n)
+		defer x.Release()
+		defer y.Release()
+		best = time.Duration(math.MaxInt64)
+		for rep := 0; rep < 4; rep++ {
+			rec := dev.NewRecorder()
+			start := time.Now()
+			for i := 0; i < reps; i++ {
+				if err := o.MatMul(rec, x, w, y, 1, MatMulOptions{}); err != nil {
+					bandwidthErr = err
+					return
+				}
+			}
+			if err := rec.SubmitAndWait(); err != nil {
+				bandwidthErr = err
+				return
+			}
+			if rep > 0 { // the first compiles
+				best = min(best, time.Since(start))
+			}
+		}
+		matvecGBs = float64(reps*2*n*k) / best.Seconds() / 1e9
+
+		kern, err := dev.Kernel("bench-read", readKernel, "main", nil)
+		if err != nil {
+			bandwidthErr = err
+			return
+		}
+		vec4s := n * k * 2 / 16
+		stride := vec4s / 16
+		out, _ := dev.NewTensor("out", engine.U32, 1, stride)
+		defer out.Release()
+		best = time.Duration(math.MaxInt64)
+		for rep := 0; rep < 4; rep++ {
+			rec := dev.NewRecorder()
+			start := time.Now()
+			for i := 0; i < reps; i++ {
+				if err := rec.Dispatch(kern, []uint32{uint32(vec4s), uint32(stride)}, [3]uint32{uint32(stride / 64), 1, 1}, w.Parts[0].Binding(), out.Binding()); err != nil {
+					bandwidthErr = err
+					return
+				}
+			}
+			if err := rec.SubmitAndWait(); err != nil {
+				bandwidthErr = err
+				return
+			}
+			best = min(best, time.Since(start))
+		}
+		readGBs = float64(reps*2*n*k) / best.Seconds() / 1e9
+	})
+	if bandwidthErr != nil {
+		b.Fatal(bandwidthErr)
+	}
+}
+
+// BenchmarkCompressLlama7BLayer compresses one layer's K and V (4096 channels, N = 4096)
+// in place, reporting beside the time:
+//   - GB/s: the bytes a compression must move (read L rows, write m rows, of K and V) per second,
+//   - mem-GB/s: the host's memory-read bandwidth measured in the same run,
+//   - matvec-GB/s: the f16 decode matvec bandwidth measured in the same run,
+//   - decode-ms: one decode step of the layer at that bandwidth (405 MB of weights),
+//   - amortised-%: the compression spread over the L-m decode steps between two
+//     compressions, as a percentage of that decode step;
+//   - read-GB/s, amortised-%-at-read: the same against the simplest barrier-free read
+//     kernel's bandwidth, the floor a faster matvec could reach.
+func BenchmarkCompressLlama7BLayer(b *testing.B) {
+	dev := gputest.Device(b)
+	measureBandwidth(b, dev)
+	o := New(dev)
+	for _, tc := range []struct {
+		sink int
+		dt   engine.DType
+	}{{4, engine.F16}, {0, engine.F16}, {4, engine.F32}} {
+		span := llamaCacheRows - tc.sink
+		p := CompressParams{Sink: tc.sink, Span: span, Kept: span / 2, Channels: llamaChannels, Batches: 2, BatchStride: llamaCacheRows}
+		b.Run(fmt.Sprintf("L=%d/m=%d/%s", p.Span, p.Kept, tc.dt), func(b *testing.B) {
+			cache, err := dev.NewTensor("cache", tc.dt, 2*llamaCacheRows, llamaChannels)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer cache.Release()
+			data := make([]byte, cache.Bytes())
+			r := rand.New(rand.NewPCG(9, 10))
+			for i := range data {
+				data[i] = byte(r.IntN(256) & 0x3b) // small finite values in both f16 and f32
+			}
+			if err := cache.Upload(data); err != nil {
+				b.Fatal(err)
+			}
+			scratch, err := dev.NewTensor("scratch", engine.F32, 1, CompressScratch(p, 0))
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer scratch.Release()
+			run := func() {
+				rec := dev.NewRecorder()
+				if err := o.Compress(rec, cache, scratch, p); err != nil {
+					b.Fatal(err)
+				}
+				if err := rec.SubmitAndWait(); err != nil {
+					b.Fatal(err)
+				}
+			}
+			run() // compiles the kernels and uploads the tables
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				run()
+			}
+			sec := b.Elapsed().Seconds() / float64(b.N)
+			moved := float64((p.Span + p.Kept) * p.Channels * p.Batches * elemBytes(tc.dt))
+			decode := float64(2*llamaLayerParams) / (matvecGBs * 1e9)
+			b.ReportMetric(moved/sec/1e9, "GB/s")
+			b.ReportMetric(memReadGBs, "mem-GB/s")
+			b.ReportMetric(matvecGBs, "matvec-GB/s")
+			b.ReportMetric(decode*1e3, "decode-ms")
+			b.ReportMetric(100*sec/float64(p.Span-p.Kept)/decode, "amortised-%")
+			b.ReportMetric(readGBs, "read-GB/s")
+			b.ReportMetric(100*sec/float64(p.Span-p.Kept)/(float64(2*llamaLayerParams)/(readGBs*1e9)), "amortised-%-at-read")
+		})
+	}
 }

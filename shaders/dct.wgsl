@@ -187,21 +187,27 @@ fn writeU(k: u32, col: u32, xk: vec4<f32>, xm: vec4<f32>) {
 }
 
 // Compression middle step: stage A output (DFT of the packed, reordered span) to the
-// stage B input (packed DCT-III spectrum of the first m coefficients).
-// Dispatch: (ceil(cols/WGX), rows/WGY chunks of nb rows from p.goff, 1).
+// stage B input (packed DCT-III spectrum of the first m coefficients). U[i] and U[m-i]
+// need the same X[i] and X[m-i]: invocation i <= m/2 writes both; invocations past m/2
+// zero the Bluestein padding rows m..nb-1.
+// Dispatch: (ceil(cols/WGX), m/2 + 1 + nb - m rows / WGY, in chunks from p.goff, 1).
 @compute @workgroup_size(WGX, WGY, 1)
 fn mid(@builtin(global_invocation_id) gid: vec3<u32>) {
   let col = gid.x;
-  let k = gid.y + p.goff;
-  if (col >= p.cols || k >= p.nb) { return; }
-  if (k >= p.kept) {
-    work[p.dst + k * p.cols + col] = vec4<f32>(0.0);
+  let i = gid.y + p.goff;
+  let h = p.kept / 2u;
+  if (col >= p.cols) { return; }
+  if (i > h) {
+    let k = p.kept + (i - h - 1u);
+    if (k < p.nb) { work[p.dst + k * p.cols + col] = vec4<f32>(0.0); }
     return;
   }
-  let xk = xraw(k, col);
+  let xi = xraw(i, col);
+  let mi = p.kept - i;
   var xm = vec4<f32>(0.0);
-  if (k > 0u) { xm = xraw(p.kept - k, col); }
-  writeU(k, col, xk, xm);
+  if (i > 0u) { xm = xraw(mi, col); }
+  writeU(i, col, xi, xm);
+  if (i > 0u && mi != i) { writeU(mi, col, xm, xi); }
 }
 
 // Standalone DCT-II output: row k < len of the cache binding (the y matrix) gets
