@@ -499,6 +499,14 @@ func (c *chain) params(s slice) dctParams {
 
 func (c *chain) swap() { c.cur, c.next = c.next, c.cur }
 
+// dispatch records one kernel launch; a chain without a recorder only compiles (Prepare).
+func (c *chain) dispatch(k *engine.Kernel, p dctParams, grid [3]uint32, cache engine.Binding, ta, tb *stage) error {
+	if c.rec == nil {
+		return nil
+	}
+	return c.rec.Dispatch(k, p.words(), grid, cache, c.work, ta.table.All(), tb.table.All())
+}
+
 // fft records the passes of one FFT of st.conv points (sign: direction), the first
 // gathering from cacheIn when gather, the last scattering to cacheOut when scatter or
 // multiplying by the Bluestein filter when filter.
@@ -529,7 +537,7 @@ func (c *chain) fft(s slice, st *stage, sign int, gather, filter, scatter bool, 
 		for g0 := 0; g0 < groups; g0 += 65535 {
 			p.goff = uint32(g0)
 			grid := [3]uint32{uint32(ceilDiv(s.cols(), c.wgx)), uint32(ceilDiv(ns, c.wgy)), uint32(min(65535, groups-g0))}
-			if err := c.rec.Dispatch(k, p.words(), grid, cache, c.work, st.table.All(), st.table.All()); err != nil {
+			if err := c.dispatch(k, p, grid, cache, st, st); err != nil {
 				return err
 			}
 		}
@@ -573,7 +581,7 @@ func (c *chain) rows(s slice, v dctVariant, p dctParams, rows int, cache engine.
 	for r0 := 0; r0 < rows; r0 += per {
 		p.goff = uint32(r0)
 		grid := [3]uint32{uint32(ceilDiv(s.cols(), c.wgx)), uint32(ceilDiv(min(per, rows-r0), c.wgy)), 1}
-		if err := c.rec.Dispatch(k, p.words(), grid, cache, c.work, ta.table.All(), tb.table.All()); err != nil {
+		if err := c.dispatch(k, p, grid, cache, ta, tb); err != nil {
 			return err
 		}
 	}
@@ -726,6 +734,20 @@ func (o *Ops) groups(t *engine.Tensor, batches, stride, used int) ([]group, erro
 // The cache must not be bound elsewhere in the same dispatches; the recorder orders
 // everything after earlier work on it.
 func (o *Ops) Compress(rec *engine.Recorder, cache *engine.Tensor, scratch *engine.Tensor, p CompressParams) error {
+	if rec == nil {
+		return fmt.Errorf("compress: recorder is nil")
+	}
+	return o.compress(rec, cache, scratch, p)
+}
+
+// PrepareCompress compiles every kernel and uploads every table Compress(_, cache,
+// scratch, p) uses, without recording anything, so the first compression does not stall
+// on pipeline creation (seconds on llvmpipe) and allocates nothing.
+func (o *Ops) PrepareCompress(cache *engine.Tensor, scratch *engine.Tensor, p CompressParams) error {
+	return o.compress(nil, cache, scratch, p)
+}
+
+func (o *Ops) compress(rec *engine.Recorder, cache *engine.Tensor, scratch *engine.Tensor, p CompressParams) error {
 	if err := p.validate(cache); err != nil {
 		return err
 	}
@@ -809,6 +831,9 @@ func (o *Ops) moveRecent(rec *engine.Recorder, g group, dt engine.DType, p Compr
 		st, err := getStage(o.Dev, 1, -1)
 		if err != nil {
 			return err
+		}
+		if rec == nil {
+			break // Prepare: compiled only
 		}
 		if err := rec.Dispatch(k, prm.words(), grid, g.binding, work, st.table.All(), st.table.All()); err != nil {
 			return err
