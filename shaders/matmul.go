@@ -17,6 +17,10 @@ type MatMulOptions struct {
 	Bias *engine.Tensor
 	// Kernel forces a kernel (tests, benchmarks); zero picks by adapter and shape.
 	Kernel MatMulKernel
+	// NarrowLoads forces the 32-bit-load kernels of matmul.wgsl for f32 and
+	// f16 weights even where K allows the 16-byte loads of matmul_vec4.wgsl
+	// (tests, benchmarks).
+	NarrowLoads bool
 }
 
 // MatMulKernel names one of the matrix-product kernels. Every kernel takes
@@ -58,7 +62,7 @@ func (k MatMulKernel) String() string {
 
 // Workgroup and tile shapes, measured on lavapipe (see matmul_bench_test.go).
 const (
-	matvecWG   = 64  // invocations (rows) per workgroup in the rows kernel
+	matvecWG   = 64  // invocations per workgroup in the rows kernel
 	matvecGWG  = 128 // invocations per output column in the groups kernel
 	tiledWG    = 64
 	tiledTM    = 4 // x rows per register tile
@@ -67,6 +71,21 @@ const (
 )
 
 var wtypeCode = map[engine.DType]int{engine.F32: 0, engine.F16: 1, engine.Q8_0: 2, engine.Q4_0: 3}
+
+// matmulShader is the kernel file for a weight type and row length, with the
+// output columns per invocation of its rows kernel (each x load serves that
+// many rows of W, which on llvmpipe is worth 1.3-1.8x).
+func matmulShader(t engine.DType, k int, narrow bool) (file string, rows int) {
+	switch {
+	case t == engine.Q8_0:
+		return "matmul_q.wgsl", 2
+	case t == engine.Q4_0:
+		return "matmul_q.wgsl", 4
+	case !narrow && (t == engine.F32 && k%4 == 0 || t == engine.F16 && k%8 == 0):
+		return "matmul_vec4.wgsl", 4
+	}
+	return "matmul.wgsl", 1
+}
 
 // MatMul records y = x·Wᵀ for m rows: x is f32 [m, K] (row stride K, the
 // first m*K elements of x), W is [N, K] of f32, f16, q8_0 or q4_0, and y is
@@ -125,9 +144,10 @@ func (o *Ops) MatMul(rec *engine.Recorder, x *engine.Tensor, w *engine.Weight, y
 	if kern != MatMulTiled && m > maxWorkDim {
 		return fmt.Errorf("%s: the %s kernel takes at most %d rows of x, got %d", what, kern, maxWorkDim, m)
 	}
+	file, perInv := matmulShader(w.DType, k, opt.NarrowLoads)
 	var entry string
 	var wg int
-	c := engine.Constants{"WTYPE": u(code), "TM": u(tiledTM), "TN": u(tiledTN)}
+	c := engine.Constants{"WTYPE": u(code), "TM": u(tiledTM), "TN": u(tiledTN), "R": u(perInv)}
 	switch kern {
 	case MatMulRows:
 		entry, wg = "matvec", matvecWG
@@ -139,7 +159,7 @@ func (o *Ops) MatMul(rec *engine.Recorder, x *engine.Tensor, w *engine.Weight, y
 		return fmt.Errorf("%s: unknown kernel %s", what, kern)
 	}
 	c["WG"] = u(wg)
-	kernel, err := o.kernel("matmul.wgsl", entry, c)
+	kernel, err := o.kernel(file, entry, c)
 	if err != nil {
 		return err
 	}
@@ -157,7 +177,7 @@ func (o *Ops) MatMul(rec *engine.Recorder, x *engine.Tensor, w *engine.Weight, y
 		var groups [3]uint32
 		switch kern {
 		case MatMulRows:
-			groups = engine.Grid(rows, wg)
+			groups = engine.Grid(ceilDiv(rows, perInv), wg)
 			groups[2] = uint32(m)
 		case MatMulGroups:
 			groups = engine.Grid(rows, 1)

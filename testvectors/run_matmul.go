@@ -42,8 +42,29 @@ func (r *Run) weight(v *Vector, name string, chunkRows int) (*engine.Weight, err
 	return w, nil
 }
 
-// The matmul runner runs the vector on every kernel (rows, groups, tiled),
-// whatever M is, and fails on the first kernel that misses the tolerance.
+type matmulVariant struct {
+	kern   shaders.MatMulKernel
+	narrow bool
+}
+
+func (v matmulVariant) String() string {
+	if v.narrow {
+		return v.kern.String() + "/narrow"
+	}
+	return v.kern.String()
+}
+
+// Every kernel (rows, groups, tiled) with and without wide loads.
+var variants = func() []matmulVariant {
+	var out []matmulVariant
+	for _, k := range shaders.MatMulKernels {
+		out = append(out, matmulVariant{k, false}, matmulVariant{k, true})
+	}
+	return out
+}()
+
+// The matmul runner runs the vector on every kernel, whatever M is, and fails
+// on the first kernel that misses the tolerance.
 func init() {
 	register("matmul", func(r *Run, v *Vector) (map[string][]float64, error) {
 		var p [5]int
@@ -86,7 +107,11 @@ func init() {
 			return nil, err
 		}
 		var got map[string][]float64
-		for _, kern := range shaders.MatMulKernels {
+		for _, variant := range variants {
+			kern := variant.kern
+			if variant.narrow && w.DType.BlockSize() > 1 {
+				continue // the block types have one kernel file
+			}
 			if accumulate {
 				err = y.Upload(y0)
 			} else {
@@ -95,13 +120,13 @@ func init() {
 			if err != nil {
 				return nil, err
 			}
-			opt.Kernel = kern
+			opt.Kernel, opt.NarrowLoads = kern, variant.narrow
 			got, err = r.Submit(func(rec *engine.Recorder) error { return r.Ops.MatMul(rec, x, w, y, m, opt) }, map[string]*engine.Tensor{"y": y})
 			if err != nil {
-				return nil, fmt.Errorf("kernel %s: %w", kern, err)
+				return nil, fmt.Errorf("kernel %s: %w", variant, err)
 			}
 			if res := Judge(v, got); res.Err != nil || !res.OK {
-				return nil, fmt.Errorf("kernel %s: max abs %.3g > tolerance %.3g (max rel %.3g) %v", kern, res.MaxAbs, res.Tol, res.MaxRel, res.Err)
+				return nil, fmt.Errorf("kernel %s: max abs %.3g > tolerance %.3g (max rel %.3g) %v", variant, res.MaxAbs, res.Tol, res.MaxRel, res.Err)
 			}
 		}
 		return got, nil

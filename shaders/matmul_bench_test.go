@@ -1,0 +1,154 @@
+package shaders_test
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"testing"
+
+	"github.com/freqkv/freqkv/engine"
+	"github.com/freqkv/freqkv/internal/gputest"
+	"github.com/freqkv/freqkv/model/ggml"
+	"github.com/freqkv/freqkv/shaders"
+)
+
+// Benchmarks of the matrix product. Each iteration records matmulReps products in
+// one submit and waits once, so the numbers measure the device, not the
+// submit. Run with e.g.
+//
+//	go test ./shaders -run '^$' -bench 'MatVec|MemRead|Prefill' -benchtime 5x
+
+const matmulReps = 20
+
+var benchTypes = []struct {
+	dt engine.DType
+	gt ggml.Type
+}{{engine.F32, ggml.F32}, {engine.F16, ggml.F16}, {engine.Q8_0, ggml.Q8_0}, {engine.Q4_0, ggml.Q4_0}}
+
+// benchWeight uploads a random [n, k] weight of type dt.
+func benchWeight(b *testing.B, dev *engine.Device, dt engine.DType, gt ggml.Type, n, k int) *engine.Weight {
+	b.Helper()
+	r := rand.New(rand.NewPCG(uint64(n), uint64(k)))
+	v := make([]float32, n*k)
+	for i := range v {
+		v[i] = r.Float32()*2 - 1
+	}
+	raw, err := ggml.Quantize(gt, v)
+	if err != nil {
+		b.Fatal(err)
+	}
+	w, err := dev.UploadWeight("w", dt, n, k, raw, 0)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(w.Release)
+	return w
+}
+
+func benchTensor(b *testing.B, dev *engine.Device, rows, cols int) *engine.Tensor {
+	b.Helper()
+	t, err := dev.NewTensor("t", engine.F32, rows, cols)
+	if err != nil {
+		b.Fatal(err)
+	}
+	v := make([]float32, rows*cols)
+	for i := range v {
+		v[i] = float32(i%7) - 3
+	}
+	if err := t.UploadF32(v); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(t.Release)
+	return t
+}
+
+// runProduct times matmulReps products per submit.
+func runProduct(b *testing.B, ops *shaders.Ops, x *engine.Tensor, w *engine.Weight, y *engine.Tensor, m int, opt shaders.MatMulOptions) {
+	b.Helper()
+	step := func() {
+		rec := ops.Dev.NewRecorder()
+		for range matmulReps {
+			if err := ops.MatMul(rec, x, w, y, m, opt); err != nil {
+				b.Fatal(err)
+			}
+		}
+		if err := rec.SubmitAndWait(); err != nil {
+			b.Fatal(err)
+		}
+	}
+	step() // compile and warm up
+	b.ResetTimer()
+	for b.Loop() {
+		step()
+	}
+}
+
+var decodeShapes = [][2]int{{1024, 1024}, {4096, 4096}, {32000, 1024}}
+
+// BenchmarkMatVec is the decode product (m = 1) in GB/s of weight bytes read,
+// to compare with BenchmarkMemRead over the same bytes.
+func BenchmarkMatVec(b *testing.B) {
+	dev := gputest.Device(b)
+	ops := shaders.New(dev)
+	for _, s := range decodeShapes {
+		n, k := s[0], s[1]
+		x, y := benchTensor(b, dev, 1, k), benchTensor(b, dev, 1, n)
+		for _, bt := range benchTypes {
+			w := benchWeight(b, dev, bt.dt, bt.gt, n, k)
+			for _, kern := range []shaders.MatMulKernel{shaders.MatMulAuto, shaders.MatMulRows, shaders.MatMulGroups} {
+				if kern == shaders.MatMulGroups && dev.Info.IsCPU() && n*k > 1<<20 {
+					continue // minutes per run on llvmpipe: see the 1024x1024 number
+				}
+				b.Run(fmt.Sprintf("%dx%d/%s/%s", n, k, bt.dt, kern), func(b *testing.B) {
+					runProduct(b, ops, x, w, y, 1, shaders.MatMulOptions{Kernel: kern})
+					b.ReportMetric(float64(w.Bytes())*matmulReps*float64(b.N)/b.Elapsed().Seconds()/1e9, "GB/s")
+				})
+			}
+		}
+	}
+}
+
+// BenchmarkMemRead sums a []uint64 as large as each decode weight, in f32,
+// f16, q8_0 and q4_0: the rate at which one host core reads memory, the
+// ceiling a memory-bound product on a CPU adapter approaches.
+func BenchmarkMemRead(b *testing.B) {
+	for _, s := range decodeShapes {
+		for _, bt := range benchTypes {
+			rb, _ := bt.dt.RowBytes(s[1])
+			bytes := int(rb) * s[0]
+			buf := make([]uint64, bytes/8)
+			for i := range buf {
+				buf[i] = uint64(i)
+			}
+			b.Run(fmt.Sprintf("%dx%d/%s", s[0], s[1], bt.dt), func(b *testing.B) {
+				var sum uint64
+				for b.Loop() {
+					for _, v := range buf {
+						sum += v
+					}
+				}
+				memSink = sum
+				b.ReportMetric(float64(len(buf)*8)*float64(b.N)/b.Elapsed().Seconds()/1e9, "GB/s")
+			})
+		}
+	}
+}
+
+var memSink uint64
+
+// BenchmarkPrefill is the tiled product for m prompt rows, in GFLOP/s (2mnk
+// flops per product).
+func BenchmarkPrefill(b *testing.B) {
+	dev := gputest.Device(b)
+	ops := shaders.New(dev)
+	for _, s := range [][3]int{{64, 1024, 1024}, {512, 1024, 1024}} {
+		m, n, k := s[0], s[1], s[2]
+		x, y := benchTensor(b, dev, m, k), benchTensor(b, dev, m, n)
+		for _, bt := range benchTypes {
+			w := benchWeight(b, dev, bt.dt, bt.gt, n, k)
+			b.Run(fmt.Sprintf("M%d_N%d_K%d/%s", m, n, k, bt.dt), func(b *testing.B) {
+				runProduct(b, ops, x, w, y, m, shaders.MatMulOptions{})
+				b.ReportMetric(2*float64(m*n*k)*matmulReps*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
+			})
+		}
+	}
+}

@@ -1,0 +1,298 @@
+// Matrix product y = x·Wᵀ (+ bias) (+ y) for GGUF block weights (q8_0, q4_0; K a multiple
+// of 32), dequantised in the kernel. x is read in 16-byte loads; W as 32-bit words, since its
+// 34- and 18-byte blocks are not word aligned: each block is read as the whole words that
+// hold it (9 for q8_0, 5 for q4_0), and two-word shifts realign its quants.
+//
+// Bindings (all entry points):
+//   1 x    (read) f32 [m, k] as vec4, row stride k/4
+//   2 w    (read) one weight part, [n, k/32] blocks as raw words
+//   3 bias (read) f32 [>= col0 + n] (any read-only buffer when p.bias == 0)
+//   4 y    (rw)   f32 [m, ldy]; this part writes columns [col0, col0 + n)
+// Entry points and dispatch (engine.Grid over x and y; z as stated):
+//   matvec:    R consecutive output columns per invocation, no barriers (CPU adapters);
+//              Grid(ceil(n/R), WG), z = m.
+//   matvec_wg: one workgroup per output column, each invocation a quarter block at a time,
+//              then a tree reduction in shared memory (GPUs); Grid(n, 1) workgroups of WG,
+//              z = m.
+//   tiled:     a TM x TN register tile of y per invocation, each block dequantised once per
+//              tile (prefill); Grid(ceil(m/TM) * ceil(n/TN), WG).
+// Constants: WTYPE (2 q8_0, 3 q4_0), WG (a power of two for matvec_wg), R, TM, TN.
+// Block layouts (GGUF): q8_0 = f16 scale, 32 int8 (34 bytes); q4_0 = f16 scale, 16 bytes
+// whose low nibbles are elements 0-15 and high nibbles 16-31, value (q - 8) * scale.
+
+struct Params {
+  m: u32,     // rows of x and y
+  n: u32,     // rows of this weight part = columns of y it writes
+  k: u32,     // columns of x and W
+  ldy: u32,   // row stride of y (the whole weight's rows)
+  col0: u32,  // first column of y this part writes (its first weight row)
+  acc: u32,   // 1: y += x·Wᵀ, 0: y = x·Wᵀ
+  bias: u32,  // 1: add bias[col0 + j]
+}
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> x: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read> w: array<u32>;
+@group(0) @binding(3) var<storage, read> bias: array<f32>;
+@group(0) @binding(4) var<storage, read_write> y: array<f32>;
+
+// Words per pair of blocks: 17 (q8_0, 68 bytes) or 9 (q4_0, 36 bytes). (naga cannot
+// evaluate select() in a constant.)
+const PW = 33u - 8u * WTYPE;
+
+fn hsum(v: vec4<f32>) -> f32 {
+  return (v.x + v.y) + (v.z + v.w);
+}
+
+// The four int8 of a word, in byte order.
+fn i8x4(q: u32) -> vec4<f32> {
+  return vec4<f32>(bitcast<vec4<i32>>(vec4<u32>(q << 24u, q << 16u, q << 8u, q)) >> vec4<u32>(24u));
+}
+
+// The low nibbles of a word's four bytes, minus 8; shift the word right by 4 for the high ones.
+fn u4x4(q: u32) -> vec4<f32> {
+  return vec4<f32>(vec4<u32>(q, q >> 8u, q >> 16u, q >> 24u) & vec4<u32>(15u)) - vec4<f32>(8.0);
+}
+
+// Block g (counted from the start of the part) lies in whole words from block_word(g): an
+// even block starts on a word and its quants start two bytes into it; an odd block starts
+// two bytes into a word and its quants are word aligned.
+fn block_word(g: u32) -> u32 {
+  return (g * PW) >> 1u; // block bytes / 4 = PW / 2
+}
+
+// Quant word j (bytes 4j..4j+3 after the scale) of the block whose words start at b.
+fn qword(b: u32, odd: bool, j: u32) -> u32 {
+  let hi = w[b + j + 1u];
+  if (odd) {
+    return hi;
+  }
+  return (w[b + j] >> 16u) | (hi << 16u);
+}
+
+fn block_scale(b: u32, odd: bool) -> f32 {
+  let s = unpack2x16float(w[b]);
+  return select(s.x, s.y, odd);
+}
+
+// Dot product of block g with the 32 x elements from vec4 index xi.
+fn block_dot(g: u32, xi: u32) -> f32 {
+  let b = block_word(g);
+  let odd = (g & 1u) == 1u;
+  var s = vec4<f32>(0.0);
+  if (WTYPE == 2u) {
+    for (var j = 0u; j < 8u; j++) {
+      s += x[xi + j] * i8x4(qword(b, odd, j));
+    }
+  } else {
+    for (var j = 0u; j < 4u; j++) {
+      let q = qword(b, odd, j);
+      s += x[xi + j] * u4x4(q) + x[xi + 4u + j] * u4x4(q >> 4u);
+    }
+  }
+  return block_scale(b, odd) * hsum(s);
+}
+
+fn store(i: u32, j: u32, v: f32) {
+  var r = v;
+  if (p.bias != 0u) {
+    r += bias[p.col0 + j];
+  }
+  let o = i * p.ldy + p.col0 + j;
+  if (p.acc != 0u) {
+    r += y[o];
+  }
+  y[o] = r;
+}
+
+@compute @workgroup_size(WG)
+fn matvec(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+  let j0 = ((wid.y * nwg.x + wid.x) * WG + lid.x) * R;
+  let i = wid.z;
+  if (j0 >= p.n || i >= p.m) {
+    return;
+  }
+  let nb = p.k / 32u;
+  let xo = i * (p.k / 4u);
+  var t: array<f32, R>;
+  if ((nb & 1u) == 1u) {
+    // An odd number of blocks per row: rows alternate in layout, so take block by block.
+    for (var a = 0u; a < R; a++) {
+      let j = min(j0 + a, p.n - 1u);
+      for (var b = 0u; b < nb; b++) {
+        t[a] += block_dot(j * nb + b, xo + 8u * b);
+      }
+    }
+  } else {
+    // Every row starts on a word, and a pair of blocks has a fixed layout: the even block's
+    // scale in the low half of word 0 and its quants two bytes on; the odd block's scale in
+    // the high half of word PW/2 and its quants in the words after.
+    var wb: array<u32, R>;
+    for (var a = 0u; a < R; a++) {
+      wb[a] = min(j0 + a, p.n - 1u) * (nb / 2u) * PW;
+    }
+    for (var b = 0u; b < nb; b += 2u) {
+      let xi = xo + 8u * b;
+      var sa: array<vec4<f32>, R>;
+      var sb: array<vec4<f32>, R>;
+      var prev: array<u32, R>;
+      var da: array<f32, R>;
+      // Zeroed explicitly: naga hoists loop-body variables and initialises them once.
+      for (var a = 0u; a < R; a++) {
+        sa[a] = vec4<f32>(0.0);
+        sb[a] = vec4<f32>(0.0);
+        prev[a] = w[wb[a]];
+        da[a] = unpack2x16float(prev[a]).x;
+      }
+      if (WTYPE == 2u) {
+        for (var j = 0u; j < 8u; j++) {
+          let xv = x[xi + j];
+          for (var a = 0u; a < R; a++) {
+            let cur = w[wb[a] + 1u + j];
+            sa[a] += xv * i8x4((prev[a] >> 16u) | (cur << 16u));
+            prev[a] = cur;
+          }
+        }
+        for (var j = 0u; j < 8u; j++) {
+          let xv = x[xi + 8u + j];
+          for (var a = 0u; a < R; a++) {
+            sb[a] += xv * i8x4(w[wb[a] + 9u + j]);
+          }
+        }
+      } else {
+        for (var j = 0u; j < 4u; j++) {
+          let xl = x[xi + j];
+          let xh = x[xi + 4u + j];
+          for (var a = 0u; a < R; a++) {
+            let cur = w[wb[a] + 1u + j];
+            let q = (prev[a] >> 16u) | (cur << 16u);
+            sa[a] += xl * u4x4(q) + xh * u4x4(q >> 4u);
+            prev[a] = cur;
+          }
+        }
+        for (var j = 0u; j < 4u; j++) {
+          let xl = x[xi + 8u + j];
+          let xh = x[xi + 12u + j];
+          for (var a = 0u; a < R; a++) {
+            let q = w[wb[a] + 5u + j];
+            sb[a] += xl * u4x4(q) + xh * u4x4(q >> 4u);
+          }
+        }
+      }
+      // prev is now word PW/2: its high half is the odd block's scale.
+      for (var a = 0u; a < R; a++) {
+        t[a] += da[a] * hsum(sa[a]) + unpack2x16float(prev[a]).y * hsum(sb[a]);
+        wb[a] += PW;
+      }
+    }
+  }
+  for (var a = 0u; a < R; a++) {
+    if (j0 + a < p.n) {
+      store(i, j0 + a, t[a]);
+    }
+  }
+}
+
+var<workgroup> partial: array<f32, WG>;
+
+@compute @workgroup_size(WG)
+fn matvec_wg(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+  // The column is uniform over the workgroup, so every invocation reaches the barriers.
+  let j = wid.y * nwg.x + wid.x;
+  let i = wid.z;
+  let nb = p.k / 32u;
+  var t = 0.0;
+  if (j < p.n) {
+    // Unit u is quarter u%4 of block u/4: 8 quants (q8_0: words 2q, 2q+1; q4_0: word q,
+    // both nibbles), so 32 invocations share a row of 1024 even when quantised.
+    for (var u = lid.x; u < 4u * nb; u += WG) {
+      let g = j * nb + u / 4u;
+      let q = u % 4u;
+      let b = block_word(g);
+      let odd = (g & 1u) == 1u;
+      let xi = i * (p.k / 4u) + 8u * (u / 4u);
+      var s: vec4<f32>;
+      if (WTYPE == 2u) {
+        s = x[xi + 2u * q] * i8x4(qword(b, odd, 2u * q)) + x[xi + 2u * q + 1u] * i8x4(qword(b, odd, 2u * q + 1u));
+      } else {
+        let v = qword(b, odd, q);
+        s = x[xi + q] * u4x4(v) + x[xi + 4u + q] * u4x4(v >> 4u);
+      }
+      t += block_scale(b, odd) * hsum(s);
+    }
+  }
+  partial[lid.x] = t;
+  for (var h = WG / 2u; h > 0u; h >>= 1u) {
+    workgroupBarrier();
+    if (lid.x < h) {
+      partial[lid.x] += partial[lid.x + h];
+    }
+  }
+  if (lid.x == 0u && j < p.n) {
+    store(i, j, partial[0]);
+  }
+}
+
+@compute @workgroup_size(WG)
+fn tiled(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+  let tile = (wid.y * nwg.x + wid.x) * WG + lid.x;
+  let tn = (p.n + TN - 1u) / TN;
+  let i0 = (tile / tn) * TM;
+  let j0 = (tile % tn) * TN;
+  if (i0 >= p.m) {
+    return;
+  }
+  let nb = p.k / 32u;
+  // Rows and columns past the edge repeat the last one (in range, never stored), so the
+  // inner loops stay branch-free.
+  var xo: array<u32, TM>;
+  for (var a = 0u; a < TM; a++) {
+    xo[a] = min(i0 + a, p.m - 1u) * (p.k / 4u);
+  }
+  var gr: array<u32, TN>;
+  for (var c = 0u; c < TN; c++) {
+    gr[c] = min(j0 + c, p.n - 1u) * nb;
+  }
+  var acc: array<array<f32, TN>, TM>;
+  for (var blk = 0u; blk < nb; blk++) {
+    for (var c = 0u; c < TN; c++) {
+      let g = gr[c] + blk;
+      let b = block_word(g);
+      let odd = (g & 1u) == 1u;
+      var s: array<vec4<f32>, TM>;
+      // Zeroed explicitly: naga hoists loop-body variables and initialises them once.
+      for (var a = 0u; a < TM; a++) {
+        s[a] = vec4<f32>(0.0);
+      }
+      if (WTYPE == 2u) {
+        for (var q = 0u; q < 8u; q++) {
+          let wv = i8x4(qword(b, odd, q));
+          for (var a = 0u; a < TM; a++) {
+            s[a] += x[xo[a] + 8u * blk + q] * wv;
+          }
+        }
+      } else {
+        for (var q = 0u; q < 4u; q++) {
+          let v = qword(b, odd, q);
+          let lo = u4x4(v);
+          let hi = u4x4(v >> 4u);
+          for (var a = 0u; a < TM; a++) {
+            let xi = xo[a] + 8u * blk + q;
+            s[a] += x[xi] * lo + x[xi + 4u] * hi;
+          }
+        }
+      }
+      let d = block_scale(b, odd);
+      for (var a = 0u; a < TM; a++) {
+        acc[a][c] += d * hsum(s[a]);
+      }
+    }
+  }
+  for (var a = 0u; a < TM; a++) {
+    for (var c = 0u; c < TN; c++) {
+      if (i0 + a < p.m && j0 + c < p.n) {
+        store(i0 + a, j0 + c, acc[a][c]);
+      }
+    }
+  }
+}
