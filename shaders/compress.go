@@ -58,6 +58,14 @@ const DefaultScratchBytes = 64 << 20
 // forceBluestein makes every length above 1 use Bluestein (tests compare the two paths).
 var forceBluestein = false
 
+// maxGroups is the most workgroups one dispatch takes per dimension (WebGPU's default
+// limit); larger grids are split into several dispatches. Tests lower it.
+var maxGroups = 65535
+
+// bindingLimit, when set, lowers the storage binding limit Compress plans with (tests
+// split small caches into several bound ranges with it).
+var bindingLimit uint64
+
 // CompressParams describes an in-place FreqKV compression of Batches matrices of one
 // tensor. In each matrix b (rows [b*BatchStride, (b+1)*BatchStride) of the tensor) the
 // Sink first rows stay, rows [Sink, Sink+Span) are replaced by their Kept-row
@@ -445,14 +453,14 @@ func (o *Ops) dctKernel(v dctVariant) (*engine.Kernel, error) {
 type dctParams struct {
 	n, ns, stride, tstep, goff, cols, quads, src, dst, len, kept, row0, bstride, ch, c0, c1,
 	base, nb, twa, chirpa, filta, wa, chirpb, wb uint32
-	scale   float32
-	batches uint32
+	scale         float32
+	batches, koff uint32
 }
 
 func (p dctParams) words() []uint32 {
 	return []uint32{p.n, p.ns, p.stride, p.tstep, p.goff, p.cols, p.quads, p.src, p.dst, p.len, p.kept,
 		p.row0, p.bstride, p.ch, p.c0, p.c1, p.base, p.nb, p.twa, p.chirpa, p.filta, p.wa, p.chirpb, p.wb,
-		math.Float32bits(p.scale), p.batches}
+		math.Float32bits(p.scale), p.batches, p.koff}
 }
 
 // slice is one batch of columns run through the whole chain: matrices [b0, b0+nb) of the
@@ -534,11 +542,14 @@ func (c *chain) fft(s slice, st *stage, sign int, gather, filter, scatter bool, 
 		p.len, p.kept = uint32(signalLen), uint32(kept)
 		p.twa, p.chirpa, p.filta, p.wa = uint32(st.twOff), uint32(st.chirpOff), uint32(st.filtOff), uint32(st.wOff)
 		groups := st.conv / (ns * r)
-		for g0 := 0; g0 < groups; g0 += 65535 {
-			p.goff = uint32(g0)
-			grid := [3]uint32{uint32(ceilDiv(s.cols(), c.wgx)), uint32(ceilDiv(ns, c.wgy)), uint32(min(65535, groups-g0))}
-			if err := c.dispatch(k, p, grid, cache, st, st); err != nil {
-				return err
+		perY := maxGroups * c.wgy
+		for k0 := 0; k0 < ns; k0 += perY {
+			for g0 := 0; g0 < groups; g0 += maxGroups {
+				p.koff, p.goff = uint32(k0), uint32(g0)
+				grid := [3]uint32{uint32(ceilDiv(s.cols(), c.wgx)), uint32(ceilDiv(min(perY, ns-k0), c.wgy)), uint32(min(maxGroups, groups-g0))}
+				if err := c.dispatch(k, p, grid, cache, st, st); err != nil {
+					return err
+				}
 			}
 		}
 		c.swap()
@@ -577,7 +588,7 @@ func (c *chain) rows(s slice, v dctVariant, p dctParams, rows int, cache engine.
 	if err != nil {
 		return err
 	}
-	per := 65535 * c.wgy
+	per := maxGroups * c.wgy
 	for r0 := 0; r0 < rows; r0 += per {
 		p.goff = uint32(r0)
 		grid := [3]uint32{uint32(ceilDiv(s.cols(), c.wgx)), uint32(ceilDiv(min(per, rows-r0), c.wgy)), 1}
@@ -702,6 +713,9 @@ func (o *Ops) groups(t *engine.Tensor, batches, stride, used int) ([]group, erro
 		align = 256
 	}
 	limit := o.Dev.MaxBinding()
+	if bindingLimit > 0 {
+		limit = min(limit, bindingLimit)
+	}
 	var out []group
 	for b := 0; b < batches; {
 		start := t.Offset + uint64(b)*uint64(stride)*rowBytes
@@ -825,7 +839,7 @@ func (o *Ops) moveRecent(rec *engine.Recorder, g group, dt engine.DType, p Compr
 			bstride: uint32(p.BatchStride * wordsPerRow), base: uint32(baseWords), batches: uint32(g.nb),
 		}
 		wg := ceilDiv(words, 64)
-		x := min(wg, 65535)
+		x := min(wg, maxGroups)
 		grid := [3]uint32{uint32(x), uint32(g.nb), uint32(ceilDiv(wg, x))}
 		// work and the tables are unused: bind the smallest at hand.
 		st, err := getStage(o.Dev, 1, -1)

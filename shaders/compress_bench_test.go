@@ -122,6 +122,18 @@ func compressRef(t *testing.T, cache []float64, p CompressParams) [][]float64 {
 	return out
 }
 
+// TestGridSplitting runs transforms with a tiny per-dimension workgroup limit, so every
+// grid is split into several dispatches (k, group and row offsets), and with a binding
+// limit of about 1.5 matrices, so the caches are bound as several unaligned ranges.
+func TestGridSplitting(t *testing.T) {
+	defer func(m int) { maxGroups, splitBindings = m, false }(maxGroups)
+	maxGroups, splitBindings = 2, true
+	TestDCTAgainstFloat64(t)
+	TestCompressInPlace(t)
+}
+
+var splitBindings bool
+
 func TestCompressInPlace(t *testing.T) {
 	dev := gputest.Device(t)
 	o := New(dev)
@@ -163,7 +175,17 @@ func TestCompressInPlace(t *testing.T) {
 		}
 		sc, _ := dev.NewTensor("scratch", engine.F32, 1, CompressScratch(p, tc.chans))
 		rec := dev.NewRecorder()
-		if err := o.Compress(rec, cache, sc, p); err != nil {
+		if splitBindings {
+			bindingLimit = uint64(3*p.BatchStride*p.Channels*elemBytes(tc.dt)/2 + 256)
+			gs, err := o.groups(cache, p.Batches, p.BatchStride, p.Sink+p.Span+p.Recent)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Logf("%d matrices bound as %d ranges", p.Batches, len(gs))
+		}
+		err = o.Compress(rec, cache, sc, p)
+		bindingLimit = 0
+		if err != nil {
 			t.Fatal(err)
 		}
 		if err := rec.SubmitAndWait(); err != nil {

@@ -49,6 +49,7 @@ struct Params {
   wb: u32,
   scale: f32,
   batches: u32, // matrices (move)
+  koff: u32,    // first k (y) of this dispatch (fftpass)
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -144,11 +145,12 @@ fn storeOut(n: u32, col: u32, x: vec4<f32>) {
 // One Stockham pass of radix RADIX: invocation (col, k, g) reads elements
 // j + r*n/RADIX (j = g*ns + k), twiddles them by exp(SIGN*2*pi*i*k*r/(ns*RADIX)), takes
 // their RADIX-point DFT and writes output r at g*ns*RADIX + k + r*ns.
-// Dispatch: (ceil(cols/WGX), ceil(ns/WGY), groups), groups <= 65535 per dispatch (p.goff).
+// Dispatch: (ceil(cols/WGX), ceil(ns/WGY), groups), split into dispatches of at most 65535
+// workgroups per dimension (p.koff, p.goff).
 @compute @workgroup_size(WGX, WGY, 1)
 fn fftpass(@builtin(global_invocation_id) gid: vec3<u32>) {
   let col = gid.x;
-  let k = gid.y;
+  let k = gid.y + p.koff;
   if (col >= p.cols || k >= p.ns) { return; }
   let g = gid.z + p.goff;
   let j = g * p.ns + k;
