@@ -1,7 +1,7 @@
 package shaders
 
 // Tests of the compressor against the float64 reference (both FFT paths), and its
-// benchmarks:
+// benchmarks (FREQKV_PROFILE=1 adds the GPU time of each kernel):
 //
 //	go test ./shaders -run XXX -bench Compress -benchtime 3x
 
@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"os"
 	"sync"
 	"testing"
 	"time"
@@ -399,6 +400,24 @@ func BenchmarkCompressLlama7BLayer(b *testing.B) {
 				}
 			}
 			run() // compiles the kernels and uploads the tables
+			if os.Getenv("FREQKV_PROFILE") != "" && dev.Timestamps && b.N == 1 {
+				prof, err := dev.NewProfile()
+				if err != nil {
+					b.Fatal(err)
+				}
+				rec := dev.NewRecorder()
+				rec.Profile = prof
+				if err := o.Compress(rec, cache, scratch, p); err != nil {
+					b.Fatal(err)
+				}
+				if err := rec.SubmitAndWait(); err != nil {
+					b.Fatal(err)
+				}
+				for _, k := range prof.Sorted() {
+					b.Logf("%-52s %3d dispatches %v", k.Name, k.Calls, k.Total)
+				}
+				prof.Release()
+			}
 			b.ResetTimer()
 			for i := 0; i < b.N; i++ {
 				run()
