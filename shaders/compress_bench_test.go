@@ -19,7 +19,7 @@ import (
 	"github.com/freqkv/freqkv/internal/gputest"
 )
 
-func column(x []float64, rows, cols, c int) []float64 {
+func dctColumn(x []float64, rows, cols, c int) []float64 {
 	out := make([]float64, rows)
 	for r := range out {
 		out[r] = x[r*cols+c]
@@ -27,7 +27,7 @@ func column(x []float64, rows, cols, c int) []float64 {
 	return out
 }
 
-func randMatrix(r *rand.Rand, n int) ([]float32, []float64) {
+func dctRandMatrix(r *rand.Rand, n int) ([]float32, []float64) {
 	f := make([]float32, n)
 	d := make([]float64, n)
 	for i := range f {
@@ -38,7 +38,7 @@ func randMatrix(r *rand.Rand, n int) ([]float32, []float64) {
 }
 
 // normErr is max|got-want| / max|want|.
-func normErr(got []float32, want []float64) float64 {
+func dctNormErr(got []float32, want []float64) float64 {
 	maxd, maxw := 0.0, 0.0
 	for i := range want {
 		d := math.Abs(float64(got[i]) - want[i])
@@ -58,7 +58,7 @@ func TestDCTAgainstFloat64(t *testing.T) {
 	for _, blue := range []bool{false, true} {
 		forceBluestein = blue
 		for _, tc := range []struct{ L, C int }{{1, 1}, {2, 3}, {3, 1}, {5, 8}, {8, 5}, {12, 4}, {37, 2}, {100, 6}, {1000, 1}, {4092, 2}, {4096, 4}} {
-			x32, x64 := randMatrix(r, tc.L*tc.C)
+			x32, x64 := dctRandMatrix(r, tc.L*tc.C)
 			x, _ := dev.NewTensor("x", engine.F32, tc.L, tc.C)
 			y, _ := dev.NewTensor("y", engine.F32, tc.L, tc.C)
 			sc, _ := dev.NewTensor("scratch", engine.F32, 1, DCTScratch(tc.L, tc.C, 0))
@@ -66,8 +66,8 @@ func TestDCTAgainstFloat64(t *testing.T) {
 			want2 := make([]float64, tc.L*tc.C)
 			want3 := make([]float64, tc.L*tc.C)
 			for c := 0; c < tc.C; c++ {
-				d2 := freqkv.DCT2Ortho(column(x64, tc.L, tc.C, c))
-				d3 := freqkv.DCT3Ortho(column(x64, tc.L, tc.C, c))
+				d2 := freqkv.DCT2Ortho(dctColumn(x64, tc.L, tc.C, c))
+				d3 := freqkv.DCT3Ortho(dctColumn(x64, tc.L, tc.C, c))
 				for row := 0; row < tc.L; row++ {
 					want2[row*tc.C+c] = d2[row]
 					want3[row*tc.C+c] = d3[row]
@@ -88,7 +88,7 @@ func TestDCTAgainstFloat64(t *testing.T) {
 					t.Fatal(err)
 				}
 				got, _ := y.ReadF32()
-				e := normErr(got, want)
+				e := dctNormErr(got, want)
 				if e > 1e-5 {
 					t.Errorf("bluestein=%v DCT%d L=%d C=%d: error %.3g", blue, i+2, tc.L, tc.C, e)
 				} else {
@@ -127,13 +127,13 @@ func compressRef(t *testing.T, cache []float64, p CompressParams) [][]float64 {
 // grid is split into several dispatches (k, group and row offsets), and with a binding
 // limit of about 1.5 matrices, so the caches are bound as several unaligned ranges.
 func TestGridSplitting(t *testing.T) {
-	defer func(m int) { maxGroups, splitBindings = m, false }(maxGroups)
-	maxGroups, splitBindings = 2, true
+	defer func(m int) { maxGroups, dctSplitBindings = m, false }(maxGroups)
+	maxGroups, dctSplitBindings = 2, true
 	TestDCTAgainstFloat64(t)
 	TestCompressInPlace(t)
 }
 
-var splitBindings bool
+var dctSplitBindings bool
 
 func TestCompressInPlace(t *testing.T) {
 	dev := gputest.Device(t)
@@ -158,7 +158,7 @@ func TestCompressInPlace(t *testing.T) {
 		forceBluestein = tc.blue
 		p := tc.p
 		rows := p.Batches * p.BatchStride
-		x32, x64 := randMatrix(r, rows*p.Channels)
+		x32, x64 := dctRandMatrix(r, rows*p.Channels)
 		cache, err := dev.NewTensor("cache", tc.dt, rows, p.Channels)
 		if err != nil {
 			t.Fatal(err)
@@ -176,7 +176,7 @@ func TestCompressInPlace(t *testing.T) {
 		}
 		sc, _ := dev.NewTensor("scratch", engine.F32, 1, CompressScratch(p, tc.chans))
 		rec := dev.NewRecorder()
-		if splitBindings {
+		if dctSplitBindings {
 			bindingLimit = uint64(3*p.BatchStride*p.Channels*elemBytes(tc.dt)/2 + 256)
 			gs, err := o.groups(cache, p.Batches, p.BatchStride, p.Sink+p.Span+p.Recent)
 			if err != nil {
@@ -208,7 +208,7 @@ func TestCompressInPlace(t *testing.T) {
 		}
 		worst := 0.0
 		for b, w := range want {
-			e := normErr(got[b*p.BatchStride*p.Channels:], w)
+			e := dctNormErr(got[b*p.BatchStride*p.Channels:], w)
 			worst = math.Max(worst, e)
 		}
 		if worst > tol {
@@ -226,20 +226,20 @@ func TestCompressInPlace(t *testing.T) {
 // 4096 rows, f16, and the weights a decode step reads per layer (4*4096^2 attention +
 // 3*4096*11008 FFN = 202M parameters, 405 MB in f16).
 const (
-	llamaChannels    = 4096
-	llamaCacheRows   = 4096
-	llamaLayerParams = 4*4096*4096 + 3*4096*11008
+	dctLlamaChannels    = 4096
+	dctLlamaCacheRows   = 4096
+	dctLlamaLayerParams = 4*4096*4096 + 3*4096*11008
 )
 
 var (
-	bandwidthOnce                  sync.Once
-	memReadGBs, matvecGBs, readGBs float64
-	bandwidthErr                   error
+	dctBandwidthOnce                        sync.Once
+	dctMemReadGBs, dctMatvecGBs, dctReadGBs float64
+	dctBandwidthErr                         error
 )
 
-// readKernel is the simplest barrier-free read of a buffer: each invocation sums 16
+// dctReadKernel is the simplest barrier-free read of a buffer: each invocation sums 16
 // vec4<u32> strided by the grid, so adjacent invocations read adjacent words.
-const readKernel = `
+const dctReadKernel = `
 struct Params { n: u32, stride: u32, }
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> src: array<vec4<u32>>;
@@ -255,12 +255,12 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
   dst[i] = acc.x ^ acc.y ^ acc.z ^ acc.w;
 }`
 
-// measureBandwidth measures, in this run, the host's memory-read bandwidth (a Go loop
+// dctMeasureBandwidth measures, in this run, the host's memory-read bandwidth (a Go loop
 // summing a []uint64 as large as a layer's K and V cache) and the decode matvec
 // bandwidth (shaders.MatMul of one row against an f16 [4096, 4096] weight).
-func measureBandwidth(b *testing.B, dev *engine.Device) {
-	bandwidthOnce.Do(func() {
-		words := make([]uint64, 2*llamaCacheRows*llamaChannels*2/8)
+func dctMeasureBandwidth(b *testing.B, dev *engine.Device) {
+	dctBandwidthOnce.Do(func() {
+		words := make([]uint64, 2*dctLlamaCacheRows*dctLlamaChannels*2/8)
 		for i := range words {
 			words[i] = uint64(i)
 		}
@@ -279,7 +279,7 @@ func measureBandwidth(b *testing.B, dev *engine.Device) {
 			best = min(best, time.Since(start))
 		}
 		_ = sink
-		memReadGBs = float64(8*len(words)) / best.Seconds() / 1e9
+		dctMemReadGBs = float64(8*len(words)) / best.Seconds() / 1e9
 
 		o := New(dev)
 		const n, k, reps = 4096, 4096, 16
@@ -291,7 +291,7 @@ func measureBandwidth(b *testing.B, dev *engine.Device) {
 		}
 		w, err := dev.UploadWeight("w", engine.F16, n, k, wdata, 0)
 		if err != nil {
-			bandwidthErr = err
+			dctBandwidthErr = err
 			return
 		}
 		defer w.Release()
@@ -305,23 +305,23 @@ func measureBandwidth(b *testing.B, dev *engine.Device) {
 			start := time.Now()
 			for i := 0; i < reps; i++ {
 				if err := o.MatMul(rec, x, w, y, 1, MatMulOptions{}); err != nil {
-					bandwidthErr = err
+					dctBandwidthErr = err
 					return
 				}
 			}
 			if err := rec.SubmitAndWait(); err != nil {
-				bandwidthErr = err
+				dctBandwidthErr = err
 				return
 			}
 			if rep > 0 { // the first compiles
 				best = min(best, time.Since(start))
 			}
 		}
-		matvecGBs = float64(reps*2*n*k) / best.Seconds() / 1e9
+		dctMatvecGBs = float64(reps*2*n*k) / best.Seconds() / 1e9
 
-		kern, err := dev.Kernel("bench-read", readKernel, "main", nil)
+		kern, err := dev.Kernel("bench-read", dctReadKernel, "main", nil)
 		if err != nil {
-			bandwidthErr = err
+			dctBandwidthErr = err
 			return
 		}
 		vec4s := n * k * 2 / 16
@@ -334,20 +334,20 @@ func measureBandwidth(b *testing.B, dev *engine.Device) {
 			start := time.Now()
 			for i := 0; i < reps; i++ {
 				if err := rec.Dispatch(kern, []uint32{uint32(vec4s), uint32(stride)}, [3]uint32{uint32(stride / 64), 1, 1}, w.Parts[0].Binding(), out.Binding()); err != nil {
-					bandwidthErr = err
+					dctBandwidthErr = err
 					return
 				}
 			}
 			if err := rec.SubmitAndWait(); err != nil {
-				bandwidthErr = err
+				dctBandwidthErr = err
 				return
 			}
 			best = min(best, time.Since(start))
 		}
-		readGBs = float64(reps*2*n*k) / best.Seconds() / 1e9
+		dctReadGBs = float64(reps*2*n*k) / best.Seconds() / 1e9
 	})
-	if bandwidthErr != nil {
-		b.Fatal(bandwidthErr)
+	if dctBandwidthErr != nil {
+		b.Fatal(dctBandwidthErr)
 	}
 }
 
@@ -363,16 +363,16 @@ func measureBandwidth(b *testing.B, dev *engine.Device) {
 //     kernel's bandwidth, the floor a faster matvec could reach.
 func BenchmarkCompressLlama7BLayer(b *testing.B) {
 	dev := gputest.Device(b)
-	measureBandwidth(b, dev)
+	dctMeasureBandwidth(b, dev)
 	o := New(dev)
 	for _, tc := range []struct {
 		sink int
 		dt   engine.DType
 	}{{4, engine.F16}, {0, engine.F16}, {4, engine.F32}} {
-		span := llamaCacheRows - tc.sink
-		p := CompressParams{Sink: tc.sink, Span: span, Kept: span / 2, Channels: llamaChannels, Batches: 2, BatchStride: llamaCacheRows}
+		span := dctLlamaCacheRows - tc.sink
+		p := CompressParams{Sink: tc.sink, Span: span, Kept: span / 2, Channels: dctLlamaChannels, Batches: 2, BatchStride: dctLlamaCacheRows}
 		b.Run(fmt.Sprintf("L=%d/m=%d/%s", p.Span, p.Kept, tc.dt), func(b *testing.B) {
-			cache, err := dev.NewTensor("cache", tc.dt, 2*llamaCacheRows, llamaChannels)
+			cache, err := dev.NewTensor("cache", tc.dt, 2*dctLlamaCacheRows, dctLlamaChannels)
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -424,14 +424,14 @@ func BenchmarkCompressLlama7BLayer(b *testing.B) {
 			}
 			sec := b.Elapsed().Seconds() / float64(b.N)
 			moved := float64((p.Span + p.Kept) * p.Channels * p.Batches * elemBytes(tc.dt))
-			decode := float64(2*llamaLayerParams) / (matvecGBs * 1e9)
+			decode := float64(2*dctLlamaLayerParams) / (dctMatvecGBs * 1e9)
 			b.ReportMetric(moved/sec/1e9, "GB/s")
-			b.ReportMetric(memReadGBs, "mem-GB/s")
-			b.ReportMetric(matvecGBs, "matvec-GB/s")
+			b.ReportMetric(dctMemReadGBs, "mem-GB/s")
+			b.ReportMetric(dctMatvecGBs, "matvec-GB/s")
 			b.ReportMetric(decode*1e3, "decode-ms")
 			b.ReportMetric(100*sec/float64(p.Span-p.Kept)/decode, "amortised-%")
-			b.ReportMetric(readGBs, "read-GB/s")
-			b.ReportMetric(100*sec/float64(p.Span-p.Kept)/(float64(2*llamaLayerParams)/(readGBs*1e9)), "amortised-%-at-read")
+			b.ReportMetric(dctReadGBs, "read-GB/s")
+			b.ReportMetric(100*sec/float64(p.Span-p.Kept)/(float64(2*dctLlamaLayerParams)/(dctReadGBs*1e9)), "amortised-%-at-read")
 		})
 	}
 }
