@@ -29,12 +29,16 @@ import (
 //     middle step (`mid`) turns the first m DCT-II coefficients straight into the DCT-III
 //     input, so the compression reads the span once and writes m rows once. The
 //     orthonormal scales, sqrt(m/L) and 1/m all collapse into one factor 1/L.
-//   - FFT lengths are factored into passes of radix 2..16 (powers of two, generated
-//     straight-line butterflies) and odd primes up to maxPrimeRadix (generated direct
-//     DFTs): L = 4092 = 4*3*11*31 takes 4 passes. A length with a larger prime factor runs
-//     Bluestein's chirp-z transform on a power-of-two FFT of length >= 2L-1, with the chirp
-//     and filter products fused into the neighbouring passes. Every method is exact (no
-//     approximation beyond float32 rounding).
+//   - FFT lengths are factored into primes, packed into passes of radix <= 16 (first-fit
+//     decreasing; a prime above 16 is a pass of its own) whose straight-line butterflies
+//     are generated in Go (codelet): decimation in time down to primes, an odd prime
+//     as a direct DFT on symmetric pairs. L = 4092 = 31*11*12 and m = 2046 = 31*11*6 take
+//     3 passes each, 4096 = 16^3 takes 3. A length with a prime factor above
+//     maxPrimeRadix runs Bluestein's chirp-z transform on a power-of-two FFT of length
+//     >= 2L-1, the chirp and filter products fused into the neighbouring passes. Every
+//     method is exact (no approximation beyond float32 rounding).
+//   - Index math is division-free (3-D grids of columns x butterflies x groups): llvmpipe
+//     scalarises integer division, which made a first version 10x slower.
 //   - Twiddles, chirps, Bluestein filters and Makhoul twiddles are computed in float64 on
 //     the CPU once per length and device, rounded to float32 and kept in small tables:
 //     WGSL's sin/cos are only required to be accurate to 2^-11.
@@ -49,7 +53,7 @@ import (
 const maxPrimeRadix = 31
 
 // maxRadix is the largest composite radix of one pass (measured on lavapipe: radix 8 and
-// 16 are equally fast, 32 and 64 spill registers).
+// 16 passes run near the copy bandwidth, 32 and 64 spill registers and run 1.5-3x slower).
 const maxRadix = 16
 
 // DefaultScratchBytes bounds the scratch CompressScratch and DCTScratch size by default.
