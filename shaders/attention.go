@@ -11,8 +11,10 @@ const (
 	attentionWG = 64
 	// attentionChunk is the keys per softmax/values chunk (split-K): enough
 	// chunks to spread one decode query over the cores, and few enough that
-	// the merge stays small.
-	attentionChunk = 256
+	// the merge stays small. The vec4 kernel's values invocations cover a
+	// chunk for a whole KV head, so it takes smaller chunks.
+	attentionChunk     = 256
+	attentionChunkVec4 = 128
 	// attentionBudget bounds the scratch (f32 elements) of one query chunk;
 	// long prefills run in several chunks instead of holding every score.
 	attentionBudget = 1 << 22
@@ -82,18 +84,35 @@ func (p AttentionParams) check() error {
 
 // attentionPlan is how the launcher splits the work and the scratch.
 type attentionPlan struct {
-	tc       int // queries per chunk
-	stride   int // most keys any query sees
-	chunks   int // ceil(stride / attentionChunk)
-	perQuery int // scratch elements per query
+	vec4     bool // attention_vec4.wgsl serves the shape
+	chunk    int  // keys per split-K chunk
+	tc       int  // queries per chunk
+	stride   int  // most keys any query sees, rounded up to 4
+	chunks   int  // ceil(stride / attentionChunk)
+	perQuery int  // scratch elements per query
 }
 
+// scoreStride is the score slots per (query, head) for queries that see up
+// to n keys: a multiple of 8, the vec4 kernel's key blocks.
+func scoreStride(n int) int { return (n + 7) &^ 7 }
+
 func (p AttentionParams) plan() attentionPlan {
-	stride := p.visible(p.T - 1) // visibility never shrinks with t
-	chunks := (stride + attentionChunk - 1) / attentionChunk
-	per := p.Heads * (p.HeadDim + stride + 2*chunks + chunks*p.HeadDim)
-	tc := min(p.T, max(1, attentionBudget/per), 65535)
-	return attentionPlan{tc: tc, stride: stride, chunks: chunks, perQuery: per}
+	vec4 := p.HeadDim%16 == 0 && p.RopeDim%8 == 0 && (!p.NeoX || p.RopeDim%16 == 0)
+	chunk := attentionChunk
+	if vec4 {
+		chunk = attentionChunkVec4
+	}
+	stride := scoreStride(p.visible(p.T - 1)) // visibility never shrinks with t
+	chunks := (stride + chunk - 1) / chunk
+	per := p.Heads * (p.HeadDim + stride + 4*chunks + chunks*p.HeadDim)
+	return attentionPlan{
+		vec4:     vec4,
+		chunk:    chunk,
+		tc:       min(p.T, max(1, attentionBudget/per), 65535),
+		stride:   stride,
+		chunks:   chunks,
+		perQuery: per,
+	}
 }
 
 // AttentionScratch is the number of f32 elements of scratch Attention
@@ -142,8 +161,8 @@ func (o *Ops) Attention(rec *engine.Recorder, q, k, v, rope, out, scratch *engin
 		return fmt.Errorf("attention: key cache is %s but value cache is %s", k.DType, v.DType)
 	}
 	pl := p.plan()
-	if rope.Cols != p.RopeDim || rope.Rows < pl.stride {
-		return fmt.Errorf("attention: positions reach %d but the rope table %q is [%d,%d]; it needs [%d,%d] (maxPos, RopeDim)", pl.stride-1, rope.Buf.Label, rope.Rows, rope.Cols, pl.stride, p.RopeDim)
+	if n := p.visible(p.T - 1); rope.Cols != p.RopeDim || rope.Rows < n {
+		return fmt.Errorf("attention: positions reach %d but the rope table %q is [%d,%d]; it needs [%d,%d] (maxPos, RopeDim)", n-1, rope.Buf.Label, rope.Rows, rope.Cols, n, p.RopeDim)
 	}
 	for _, in := range []*engine.Tensor{q, k, v, rope, scratch} {
 		if out.Buf == in.Buf {
@@ -158,37 +177,57 @@ func (o *Ops) Attention(rec *engine.Recorder, q, k, v, rope, out, scratch *engin
 
 	consts := engine.Constants{
 		"WG": u(attentionWG), "D": u(p.HeadDim), "RD": u(p.RopeDim), "G": u(p.Heads / p.KVHeads),
-		"C": u(attentionChunk), "NEOX": fmt.Sprint(p.NeoX), "F16": fmt.Sprint(k.DType == engine.F16),
+		"C": u(pl.chunk), "NEOX": fmt.Sprint(p.NeoX), "F16": fmt.Sprint(k.DType == engine.F16),
 	}
-	var kernels [5]*engine.Kernel
-	for i, entry := range []string{"qrope", "scores", "softmax", "values", "combine"} {
-		kn, err := o.kernel("attention.wgsl", entry, consts)
+	file, entries := "attention.wgsl", []string{"qrope", "scores", "softmax", "values", "combine"}
+	rotJobs := p.RopeDim / 2 // qrope jobs that rotate: pairs
+	if pl.vec4 {
+		file, entries = "attention_vec4.wgsl", []string{"qrope", "scores", "softmax", "values", "combine"}
+		rotJobs = p.RopeDim / 8 // octets of pairs
+		if p.NeoX {
+			rotJobs = p.RopeDim / 16 // an octet and its partner octet
+		}
+		consts["KVH"], consts["ROT_JOBS"] = u(p.KVHeads), u(rotJobs)
+	}
+	kernels := make([]*engine.Kernel, len(entries))
+	for i, entry := range entries {
+		kn, err := o.kernel(file, entry, consts)
 		if err != nil {
 			return err
 		}
 		kernels[i] = kn
 	}
 	bind := []engine.Binding{q.Binding(), k.Binding(), v.Binding(), rope.Binding(), out.Binding(), scratch.Binding()}
-	// scratch layout per query chunk, in f32 elements
+	// scratch layout per query chunk, in f32 elements (all multiples of 4)
 	qOff := 0
 	sOff := qOff + pl.tc*width
 	stOff := sOff + pl.tc*p.Heads*pl.stride
-	partOff := stOff + pl.tc*p.Heads*2*pl.chunks
+	partOff := stOff + pl.tc*p.Heads*4*pl.chunks
 	for t0 := 0; t0 < p.T; t0 += pl.tc {
 		tc := min(pl.tc, p.T-t0)
-		stride := p.visible(t0 + tc - 1)
-		chunks := (stride + attentionChunk - 1) / attentionChunk
+		stride := scoreStride(p.visible(t0 + tc - 1))
+		chunks := (stride + pl.chunk - 1) / pl.chunk
 		params := []uint32{
 			uint32(t0), uint32(tc), uint32(p.Heads), uint32(p.KVHeads), uint32(p.Rows), uint32(p.Sink), uint32(p.Window), uint32(p.Cap),
 			math.Float32bits(p.Scale), uint32(stride), uint32(chunks), uint32(qOff), uint32(sOff), uint32(stOff), uint32(partOff),
 		}
-		jobs := p.RopeDim/2 + p.HeadDim - p.RopeDim
-		grids := [5][3]uint32{
-			engine.Grid(tc*p.Heads*jobs, attentionWG),
-			{uint32((stride + attentionWG - 1) / attentionWG), uint32(tc), 1},
-			engine.Grid(tc*p.Heads*chunks, attentionWG),
-			engine.Grid(tc*p.KVHeads*chunks*p.HeadDim/2, attentionWG),
-			engine.Grid(tc*width, attentionWG),
+		var grids [][3]uint32
+		if pl.vec4 {
+			grids = [][3]uint32{
+				engine.Grid(tc*p.Heads*(rotJobs+(p.HeadDim-p.RopeDim)/8), attentionWG),          // qrope: octets
+				{uint32((stride/8 + attentionWG - 1) / attentionWG), uint32(tc * p.KVHeads), 1}, // scores: blocks of 8 keys, KV heads
+				engine.Grid(tc*p.Heads*chunks, attentionWG),                                     // softmax: head chunks
+				engine.Grid(tc*p.KVHeads*chunks*p.HeadDim/16, attentionWG),                      // values: 16 dims
+				engine.Grid(tc*width/4, attentionWG),                                            // combine: 4 dims
+			}
+		} else {
+			grids = [][3]uint32{
+				engine.Grid(tc*p.Heads*(rotJobs+p.HeadDim-p.RopeDim), attentionWG), // qrope: pairs and tail dims
+				{uint32((stride + attentionWG - 1) / attentionWG), uint32(tc), 1},  // scores: keys
+				engine.Grid(tc*p.Heads*chunks, attentionWG),                        // softmax: head chunks
+				engine.Grid(tc*p.KVHeads*chunks*p.HeadDim/2, attentionWG),          // values: pairs of dims
+				engine.Grid(tc*width, attentionWG),                                 // combine: dims
+			}
 		}
 		for i, kn := range kernels {
 			if err := rec.Dispatch(kn, params, grids[i], bind...); err != nil {

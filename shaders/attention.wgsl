@@ -27,8 +27,11 @@
 //   k, v (read) array<u32>: cache rows [cap, KVH*D], f32 bits or two f16 per word
 //   rope (read) f32 [maxPos, RD]: (cos, sin) of pair i at position pos at pos*RD + 2i
 //   out (read_write) f32 [T, H*D]
-//   sc (read_write) f32 scratch: qr at q_off, scores at s_off, chunk stats
-//     (m, l) at st_off, chunk partial sums at part_off
+//   sc (read_write) f32 scratch: qr [tc, H, D] at q_off, scores [tc, H, stride]
+//     at s_off, chunk stats (m, l, -, -) [tc, H, chunks, 4] at st_off, chunk
+//     partial sums [tc, H, chunks, D] at part_off
+// attention_vec4.wgsl is the same computation, vectorised for head dims that
+// are multiples of 16; this file serves the other shapes.
 // Constants: WG, D (head dim), RD (rotary dims), G (query heads per KV head),
 //   C (keys per softmax/values chunk), NEOX, F16 (bools).
 
@@ -42,7 +45,7 @@ struct Params {
   window: u32,
   cap: u32,
   scale: f32,
-  stride: u32,    // score slots per (query, head): n of the chunk's last query
+  stride: u32,    // score slots per (query, head): n of the chunk's last query, rounded up to 4
   chunks: u32,    // ceil(stride / C)
   q_off: u32,
   s_off: u32,
@@ -227,7 +230,7 @@ fn softmax(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: 
     sc[base + kk] = e;
     l += e;
   }
-  let st = p.st_off + 2u * (th * p.chunks + c);
+  let st = p.st_off + 4u * (th * p.chunks + c);
   sc[st] = m;
   sc[st + 1u] = l;
 }
@@ -279,16 +282,16 @@ fn combine(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: 
   let d = i - th * D;
   let t = th / p.heads;
   let nc = (span(p.t0 + t).n + C - 1u) / C;
-  let st = p.st_off + 2u * th * p.chunks;
+  let st = p.st_off + 4u * th * p.chunks;
   var m = sc[st];
   for (var c = 1u; c < nc; c++) {
-    m = max(m, sc[st + 2u * c]);
+    m = max(m, sc[st + 4u * c]);
   }
   var l = 0.0;
   var o = 0.0;
   for (var c = 0u; c < nc; c++) {
-    let w = exp(sc[st + 2u * c] - m);
-    l += w * sc[st + 2u * c + 1u];
+    let w = exp(sc[st + 4u * c] - m);
+    l += w * sc[st + 4u * c + 1u];
     o += w * sc[p.part_off + (th * p.chunks + c) * D + d];
   }
   out[(p.t0 + t) * p.heads * D + (th - t * p.heads) * D + d] = o / l;

@@ -84,6 +84,10 @@ def cases():
         ("window_decode_ring", 1, 8, 2, 64, 64, 1, 5000, 4, 1020, 1024, "f32", 10000.0, 1.0),
         ("window_decode_ring_f16", 1, 16, 4, 64, 64, 0, 3000, 4, 1000, 1100, "f16", 10000.0, 1.0),
         ("prefill_query_chunks", 64, 2, 1, 2, 2, 0, 32768, 0, 0, 32832, "f32", 10000.0, 1.0),
+        ("prefill_query_chunks_hd16", 64, 1, 1, 16, 16, 1, 65000, 0, 0, 65064, "f16", 10000.0, 1.0),
+        ("hd80_rd32_neox", 3, 4, 2, 80, 32, 1, 20, 0, 0, 32, "f16", 10000.0, 1.0),
+        ("mqa_g8", 2, 8, 1, 64, 64, 0, 40, 0, 0, 64, "f32", 10000.0, 1.0),
+        ("prefill_odd_rows", 9, 4, 2, 32, 16, 0, 13, 0, 0, 30, "f32", 10000.0, 1.0),
     ]
     for name, T, H, KVH, D, rd, neox, rows, sink, window, cap, ct, base, rscale in specs:
         scale = float(np.float32(1.0 / np.sqrt(D)))
