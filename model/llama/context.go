@@ -1,0 +1,269 @@
+package llama
+
+import (
+	"errors"
+	"fmt"
+	"math"
+
+	"github.com/freqkv/freqkv/engine"
+	"github.com/freqkv/freqkv/freqkv"
+	"github.com/freqkv/freqkv/freqkv/kvcache"
+	"github.com/freqkv/freqkv/shaders"
+)
+
+func mathFloat32bits(f float32) uint32 { return math.Float32bits(f) }
+
+// CacheOptions chooses the KV-cache policy of a context.
+type CacheOptions struct {
+	Policy string        // "full", "window" or "freqkv"
+	FreqKV freqkv.Config // N, S, R, g; window uses N and S
+	// Context bounds a full cache (tokens); 0: the model's trained context.
+	Context int
+	// KV is the cache's storage type, engine.F16 or engine.F32.
+	KV engine.DType
+	// MaxChunk is the most tokens one prefill step takes (default 256).
+	MaxChunk int
+	// Logits makes every prefill row's logits available (perplexity);
+	// otherwise only the last token's are computed.
+	Logits bool
+}
+
+// Context is one sequence's state: activations and KV cache, allocated once.
+type Context struct {
+	m     *Model
+	ops   *shaders.Ops
+	Cache kvcache.Policy
+	opts  CacheOptions
+	chunk int // rows the activation buffers hold
+
+	ids              *engine.Tensor // u32 (1, chunk)
+	x, xb            *engine.Tensor // (chunk, dim) residual stream and normed input
+	q, k, v, att     *engine.Tensor // (chunk, heads*hd) / (chunk, kvHeads*hd)
+	gate, up, hidden *engine.Tensor // (chunk, ffn)
+	last             *engine.Tensor // (1, dim) last row, normed
+	lastRaw          *engine.Tensor // (1, dim)
+	logits           *engine.Tensor // (chunk or 1, vocab)
+	argmax           *engine.Tensor // u32 (1, 1)
+	rope             *engine.Tensor // rope table (MaxPosition, ropeDim)
+	scratch          *engine.Tensor // attention scratch
+	targets, nll     *engine.Tensor // perplexity: u32 and f32 (1, chunk)
+
+	tokens  int             // tokens consumed
+	profile *engine.Profile // set by WithProfile
+}
+
+// ErrContextFull is wrapped by errors that say a full cache can take no more.
+var ErrContextFull = errors.New("context is full")
+
+// NewContext allocates activations and a KV cache.
+func (m *Model) NewContext(opts CacheOptions) (*Context, error) {
+	h := m.H
+	if opts.MaxChunk <= 0 {
+		opts.MaxChunk = 256
+	}
+	if opts.KV != engine.F32 && opts.KV != engine.F16 {
+		return nil, fmt.Errorf("KV storage must be f16 or f32, not %s", opts.KV)
+	}
+	if opts.Logits {
+		// The logits of a chunk must fit one binding.
+		maxRows := int(m.dev.MaxBinding() / uint64(4*h.Vocab))
+		if maxRows < 1 {
+			return nil, fmt.Errorf("vocabulary of %d is too large for one binding", h.Vocab)
+		}
+		opts.MaxChunk = min(opts.MaxChunk, maxRows)
+	}
+	geom := kvcache.Geometry{Layers: h.Layers, KVHeads: h.KVHeads, HeadDim: h.HeadDim(), DType: opts.KV}
+	var cache kvcache.Policy
+	var err error
+	switch opts.Policy {
+	case "full":
+		n := opts.Context
+		if n == 0 {
+			n = h.ContextLength
+		}
+		cache, err = kvcache.NewFull(m.dev, geom, n)
+	case "window":
+		if opts.FreqKV.CacheSize <= opts.FreqKV.Sink || opts.FreqKV.Sink < 0 {
+			return nil, fmt.Errorf("window cache: size %d must exceed sink %d", opts.FreqKV.CacheSize, opts.FreqKV.Sink)
+		}
+		cache, err = kvcache.NewWindow(m.dev, geom, opts.FreqKV.CacheSize, opts.FreqKV.Sink, opts.MaxChunk)
+	case "freqkv":
+		cache, err = kvcache.NewFreqKV(m.dev, m.ops, geom, opts.FreqKV)
+	default:
+		return nil, fmt.Errorf("unknown cache policy %q: use full, window or freqkv", opts.Policy)
+	}
+	if err != nil {
+		return nil, err
+	}
+	c := &Context{m: m, ops: m.ops, Cache: cache, opts: opts, chunk: opts.MaxChunk}
+	if err := c.alloc(); err != nil {
+		c.Release()
+		return nil, err
+	}
+	return c, nil
+}
+
+func (c *Context) alloc() error {
+	h, d := c.m.H, c.m.dev
+	hd := h.HeadDim()
+	var err error
+	t := func(name string, dt engine.DType, rows, cols int) *engine.Tensor {
+		if err != nil {
+			return nil
+		}
+		var x *engine.Tensor
+		x, err = d.NewTensor(name, dt, rows, cols)
+		return x
+	}
+	n := c.chunk
+	c.ids = t("ids", engine.U32, 1, n)
+	c.x = t("x", engine.F32, n, h.Dim)
+	c.xb = t("xb", engine.F32, n, h.Dim)
+	c.q = t("q", engine.F32, n, h.Heads*hd)
+	c.k = t("k", engine.F32, n, h.KVHeads*hd)
+	c.v = t("v", engine.F32, n, h.KVHeads*hd)
+	c.att = t("att", engine.F32, n, h.Heads*hd)
+	c.gate = t("gate", engine.F32, n, h.FFN)
+	c.up = t("up", engine.F32, n, h.FFN)
+	c.hidden = t("hidden", engine.F32, n, h.FFN)
+	c.last = t("last", engine.F32, 1, h.Dim)
+	c.lastRaw = t("last_raw", engine.F32, 1, h.Dim)
+	logitRows := 1
+	if c.opts.Logits {
+		logitRows = n
+		c.targets = t("targets", engine.U32, 1, n)
+		c.nll = t("nll", engine.F32, 1, n)
+	}
+	c.logits = t("logits", engine.F32, logitRows, h.Vocab)
+	c.argmax = t("argmax", engine.U32, 1, 1)
+	maxPos := c.Cache.MaxPosition()
+	table := shaders.RopeTable(maxPos, h.RopeDim, h.RopeBase, h.RopeScale)
+	c.rope = t("rope", engine.F32, maxPos, h.RopeDim)
+	if err == nil {
+		err = c.rope.UploadF32(table)
+	}
+	c.scratch = t("attn_scratch", engine.F32, 1, max(1, c.maxAttentionScratch()))
+	return err
+}
+
+// Release frees the context's buffers and cache.
+func (c *Context) Release() {
+	for _, t := range []*engine.Tensor{c.ids, c.x, c.xb, c.q, c.k, c.v, c.att, c.gate, c.up, c.hidden, c.last, c.lastRaw, c.logits, c.argmax, c.rope, c.scratch, c.targets, c.nll} {
+		if t != nil {
+			t.Release()
+		}
+	}
+	if c.Cache != nil {
+		c.Cache.Release()
+	}
+}
+
+// Reset empties the cache for a new sequence.
+func (c *Context) Reset() {
+	c.Cache.Reset()
+	c.tokens = 0
+}
+
+// Tokens is the number of tokens the context has consumed.
+func (c *Context) Tokens() int { return c.tokens }
+
+// MaxChunk is the most tokens one step takes.
+func (c *Context) MaxChunk() int { return c.chunk }
+
+func (c *Context) attnParams(t int, v kvcache.View) shaders.AttentionParams {
+	h := c.m.H
+	return shaders.AttentionParams{
+		T: t, Heads: h.Heads, KVHeads: h.KVHeads, HeadDim: h.HeadDim(), RopeDim: h.RopeDim, NeoX: h.RopeNeoX,
+		Rows: v.Rows, Sink: v.Sink, Window: v.Window, Cap: v.Cap,
+		Scale: float32(1 / math.Sqrt(float64(h.HeadDim()))),
+	}
+}
+
+// maxAttentionScratch sizes the attention scratch for the most rows a
+// query of this context can ever see, for chunks of 1 and of c.chunk.
+func (c *Context) maxAttentionScratch() int {
+	v := c.Cache.View()
+	most := 0
+	for _, t := range []int{1, c.chunk} {
+		w := v
+		if w.Window == 0 {
+			t = min(t, w.Cap) // a chunk never exceeds the rows a cache holds
+		}
+		if w.Window > 0 {
+			w.Rows = w.Cap - t + 1 // visibility saturates at sinks + window
+		} else {
+			w.Rows = max(0, w.Cap-t)
+		}
+		most = max(most, shaders.AttentionScratch(c.attnParams(t, w)))
+	}
+	return most
+}
+
+// row returns row i of a tensor as a tensor of its own (for copies).
+func row(t *engine.Tensor, i int) (buf *engine.Buffer, off uint64, size uint64) {
+	rb, _ := t.DType.RowBytes(t.Cols)
+	return t.Buf, t.Offset + uint64(i)*rb, rb
+}
+
+// record appends one chunk's forward pass (t tokens, already uploaded to
+// c.ids) through every layer. The cache must have room (Policy.Next).
+func (c *Context) record(rec *engine.Recorder, t int, allLogits bool) error {
+	m, o, h := c.m, c.ops, c.m.H
+	view := c.Cache.View()
+	slots := shaders.KVSlots{T: t, Rows: view.Rows, Sink: view.Sink, Cap: view.Cap, Dim: h.KVHeads * h.HeadDim()}
+	ap := c.attnParams(t, view)
+	eps := float32(h.RMSEps)
+	if err := o.Embedding(rec, c.ids, m.tokEmbd, c.x, t); err != nil {
+		return err
+	}
+	for i, l := range m.layers {
+		steps := []func() error{
+			func() error { return o.RMSNorm(rec, c.x, l.attnNorm, c.xb, t, h.Dim, eps) },
+			func() error { return o.MatMul(rec, c.xb, l.wq, c.q, t, shaders.MatMulOptions{Bias: l.bq}) },
+			func() error { return o.MatMul(rec, c.xb, l.wk, c.k, t, shaders.MatMulOptions{Bias: l.bk}) },
+			func() error { return o.MatMul(rec, c.xb, l.wv, c.v, t, shaders.MatMulOptions{Bias: l.bv}) },
+			func() error { return o.StoreKV(rec, c.k, c.Cache.K(i), slots) },
+			func() error { return o.StoreKV(rec, c.v, c.Cache.V(i), slots) },
+			func() error {
+				return o.Attention(rec, c.q, c.Cache.K(i), c.Cache.V(i), c.rope, c.att, c.scratch, ap)
+			},
+			func() error { return o.MatMul(rec, c.att, l.wo, c.x, t, shaders.MatMulOptions{Accumulate: true}) },
+			func() error { return o.RMSNorm(rec, c.x, l.ffnNorm, c.xb, t, h.Dim, eps) },
+			func() error { return o.MatMul(rec, c.xb, l.wGate, c.gate, t, shaders.MatMulOptions{}) },
+			func() error { return o.MatMul(rec, c.xb, l.wUp, c.up, t, shaders.MatMulOptions{}) },
+			func() error { return o.SwiGLU(rec, c.gate, c.up, c.hidden, t*h.FFN) },
+			func() error { return o.MatMul(rec, c.hidden, l.wDown, c.x, t, shaders.MatMulOptions{Accumulate: true}) },
+		}
+		for _, s := range steps {
+			if err := s(); err != nil {
+				return fmt.Errorf("layer %d: %w", i, err)
+			}
+		}
+	}
+	if allLogits {
+		if err := o.RMSNorm(rec, c.x, m.outNorm, c.xb, t, h.Dim, eps); err != nil {
+			return err
+		}
+		return o.MatMul(rec, c.xb, m.output, c.logits, t, shaders.MatMulOptions{})
+	}
+	// Only the last token's logits: copy its row out (a binding offset would
+	// need 256-byte alignment), normalise and classify it alone.
+	buf, off, size := row(c.x, t-1)
+	if err := rec.Copy(buf, off, c.lastRaw.Buf, c.lastRaw.Offset, size); err != nil {
+		return err
+	}
+	if err := o.RMSNorm(rec, c.lastRaw, m.outNorm, c.last, 1, h.Dim, eps); err != nil {
+		return err
+	}
+	return o.MatMul(rec, c.last, m.output, c.logits, 1, shaders.MatMulOptions{})
+}
+
+// KVBytesFull is what a full cache of the given storage type would hold
+// for tokens tokens: the baseline FreqKV is compared with.
+func (m *Model) KVBytesFull(tokens int, kv engine.DType) int64 {
+	per := int64(4)
+	if kv == engine.F16 {
+		per = 2
+	}
+	return int64(tokens) * int64(2*m.H.Layers*m.H.KVDim()) * per
+}

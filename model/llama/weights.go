@@ -1,0 +1,323 @@
+// Package llama runs LLaMA-family models (llama, qwen2) on the GPU: weights
+// uploaded once in their own type, activations and a pluggable KV cache
+// allocated once per context, chunked prefill and single-token decode, each
+// step recorded into one submit.
+package llama
+
+import (
+	"bytes"
+	"encoding/binary"
+	"fmt"
+	"os"
+
+	"github.com/freqkv/freqkv/engine"
+	"github.com/freqkv/freqkv/model"
+	"github.com/freqkv/freqkv/model/ggml"
+	"github.com/freqkv/freqkv/model/gguf"
+	"github.com/freqkv/freqkv/model/llama2c"
+	"github.com/freqkv/freqkv/model/tokenizer"
+	"github.com/freqkv/freqkv/shaders"
+)
+
+// Model holds a model's weights on one device and its tokenizer.
+type Model struct {
+	H   model.HParams
+	Tok tokenizer.Tokenizer
+
+	// Converted lists tensor types the kernels don't take, converted at load
+	// (e.g. "Q4_K -> q8_0 (blk.0.attn_q.weight and 95 more)").
+	Converted []string
+	// WeightBytes is the device memory the weights occupy.
+	WeightBytes int64
+
+	dev *engine.Device
+	ops *shaders.Ops
+
+	tokEmbd *engine.Weight // (vocab, dim)
+	layers  []layer
+	outNorm *engine.Tensor // (1, dim)
+	output  *engine.Weight // (vocab, dim); the embedding table when tied
+}
+
+type layer struct {
+	attnNorm   *engine.Tensor // (1, dim)
+	wq         *engine.Weight // (heads*headDim, dim)
+	wk, wv     *engine.Weight // (kvHeads*headDim, dim)
+	bq, bk, bv *engine.Tensor // qwen2 only: (1, out)
+	wo         *engine.Weight // (dim, heads*headDim)
+	ffnNorm    *engine.Tensor // (1, dim)
+	wGate      *engine.Weight // (ffn, dim)
+	wUp        *engine.Weight // (ffn, dim)
+	wDown      *engine.Weight // (dim, ffn)
+}
+
+// LoadOptions configures Load.
+type LoadOptions struct {
+	// Tokenizer is a llama2.c tokenizer.bin, needed for llama2.c checkpoints.
+	Tokenizer string
+	// Progress, if set, is called after each tensor with bytes done and total.
+	Progress func(done, total int64)
+}
+
+// Open reads a GGUF file, or converts a llama2.c checkpoint (with its
+// tokenizer.bin) to GGUF in memory.
+func Open(path string, opts LoadOptions) (*gguf.File, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("open model: %w", err)
+	}
+	var magic [4]byte
+	_, err = f.Read(magic[:])
+	f.Close()
+	if err != nil {
+		return nil, fmt.Errorf("read model %s: %w", path, err)
+	}
+	if string(magic[:]) == "GGUF" {
+		return gguf.Open(path)
+	}
+	if opts.Tokenizer == "" {
+		return nil, fmt.Errorf("%s is not a GGUF file; if it is a llama2.c checkpoint, name its tokenizer with --tokenizer tokenizer.bin", path)
+	}
+	ck, err := llama2c.ReadCheckpoint(path)
+	if err != nil {
+		return nil, fmt.Errorf("%s is neither GGUF nor a valid llama2.c checkpoint: %w", path, err)
+	}
+	tok, err := llama2c.ReadTokenizer(opts.Tokenizer, ck.VocabSize)
+	if err != nil {
+		return nil, fmt.Errorf("tokenizer %s: %w", opts.Tokenizer, err)
+	}
+	var buf bytes.Buffer
+	if err := llama2c.Convert(&buf, ck, tok); err != nil {
+		return nil, fmt.Errorf("convert llama2.c checkpoint %s: %w", path, err)
+	}
+	return gguf.Parse(buf.Bytes())
+}
+
+// Load uploads a model's weights to dev.
+func Load(dev *engine.Device, f *gguf.File, opts LoadOptions) (*Model, error) {
+	h, err := model.HParamsFromGGUF(f)
+	if err != nil {
+		return nil, err
+	}
+	if err := model.CheckTensors(f, h); err != nil {
+		return nil, err
+	}
+	vocab, err := tokenizer.FromGGUF(f)
+	if err != nil {
+		return nil, fmt.Errorf("tokenizer: %w", err)
+	}
+	tok, err := tokenizer.New(vocab)
+	if err != nil {
+		return nil, fmt.Errorf("tokenizer: %w", err)
+	}
+	m := &Model{H: h, Tok: tok, dev: dev, ops: shaders.New(dev)}
+	up := uploader{dev: dev, f: f, converted: map[string][]string{}, progress: opts.Progress}
+	for _, t := range f.Tensors {
+		up.total += int64(t.Bytes())
+	}
+	m.tokEmbd = up.weight("token_embd.weight")
+	for i := 0; i < h.Layers; i++ {
+		p := fmt.Sprintf("blk.%d.", i)
+		l := layer{
+			attnNorm: up.vector(p + "attn_norm.weight"),
+			wq:       up.weight(p + "attn_q.weight"),
+			wk:       up.weight(p + "attn_k.weight"),
+			wv:       up.weight(p + "attn_v.weight"),
+			wo:       up.weight(p + "attn_output.weight"),
+			ffnNorm:  up.vector(p + "ffn_norm.weight"),
+			wGate:    up.weight(p + "ffn_gate.weight"),
+			wUp:      up.weight(p + "ffn_up.weight"),
+			wDown:    up.weight(p + "ffn_down.weight"),
+		}
+		// Q/K/V biases: qwen2 has them; llama files may too (llama.cpp
+		// loads them wherever present, and so do we).
+		l.bq, l.bk, l.bv = up.optional(p+"attn_q.bias"), up.optional(p+"attn_k.bias"), up.optional(p+"attn_v.bias")
+		m.layers = append(m.layers, l)
+	}
+	m.outNorm = up.vector("output_norm.weight")
+	if h.TiedOutput {
+		m.output = m.tokEmbd
+	} else {
+		m.output = up.weight("output.weight")
+	}
+	if up.err != nil {
+		m.Release()
+		return nil, up.err
+	}
+	for from, names := range up.converted {
+		m.Converted = append(m.Converted, fmt.Sprintf("%s (%s and %d more)", from, names[0], len(names)-1))
+	}
+	m.WeightBytes = up.bytes
+	return m, nil
+}
+
+// Device is the device the model lives on.
+func (m *Model) Device() *engine.Device { return m.dev }
+
+// Release frees the weights.
+func (m *Model) Release() {
+	for _, w := range m.all() {
+		w.Release()
+	}
+}
+
+type releaser interface{ Release() }
+
+func (m *Model) all() []releaser {
+	var out []releaser
+	add := func(r ...releaser) {
+		for _, x := range r {
+			switch v := x.(type) {
+			case *engine.Weight:
+				if v != nil {
+					out = append(out, v)
+				}
+			case *engine.Tensor:
+				if v != nil {
+					out = append(out, v)
+				}
+			}
+		}
+	}
+	add(m.tokEmbd, m.outNorm)
+	if m.output != m.tokEmbd {
+		add(m.output)
+	}
+	for _, l := range m.layers {
+		add(l.attnNorm, l.wq, l.wk, l.wv, l.bq, l.bk, l.bv, l.wo, l.ffnNorm, l.wGate, l.wUp, l.wDown)
+	}
+	return out
+}
+
+// uploader copies tensors to the device, converting types the kernels
+// don't take; the first error sticks and later calls do nothing.
+type uploader struct {
+	dev       *engine.Device
+	f         *gguf.File
+	err       error
+	bytes     int64
+	done      int64
+	total     int64
+	progress  func(done, total int64)
+	converted map[string][]string
+}
+
+func (u *uploader) info(name string) (*gguf.TensorInfo, []byte, bool) {
+	if u.err != nil {
+		return nil, nil, false
+	}
+	t, ok := u.f.Tensor(name)
+	if !ok {
+		u.err = fmt.Errorf("model has no tensor %q", name)
+		return nil, nil, false
+	}
+	data, err := u.f.TensorData(t)
+	if err != nil {
+		u.err = fmt.Errorf("tensor %q: %w", name, err)
+		return nil, nil, false
+	}
+	u.done += int64(t.Bytes())
+	if u.progress != nil {
+		u.progress(u.done, u.total)
+	}
+	return t, data, true
+}
+
+// deviceType maps a GGUF type to the one the kernels read, and says whether
+// the data must be converted.
+func deviceType(t ggml.Type) (engine.DType, bool) {
+	switch t {
+	case ggml.F32:
+		return engine.F32, false
+	case ggml.F16:
+		return engine.F16, false
+	case ggml.Q8_0:
+		return engine.Q8_0, false
+	case ggml.Q4_0:
+		return engine.Q4_0, false
+	case ggml.BF16:
+		return engine.F16, true
+	default:
+		// K-quants and the rest: requantised to Q8_0, whose error (< 0.4%
+		// of a block's max) is far below theirs.
+		return engine.Q8_0, true
+	}
+}
+
+func (u *uploader) weight(name string) *engine.Weight {
+	t, data, ok := u.info(name)
+	if !ok {
+		return nil
+	}
+	if len(t.Dims) != 2 {
+		u.err = fmt.Errorf("tensor %q has %d dimensions, want 2", name, len(t.Dims))
+		return nil
+	}
+	cols, rows := int(t.Dims[0]), int(t.Dims[1])
+	dt, convert := deviceType(t.Type)
+	if dt == engine.Q8_0 && cols%32 != 0 {
+		dt = engine.F16
+	}
+	if convert {
+		vals, err := ggml.Dequantize(t.Type, data, rows*cols)
+		if err != nil {
+			u.err = fmt.Errorf("tensor %q: %w", name, err)
+			return nil
+		}
+		target := ggml.F16
+		if dt == engine.Q8_0 {
+			target = ggml.Q8_0
+		}
+		data, err = ggml.Quantize(target, vals)
+		if err != nil {
+			u.err = fmt.Errorf("tensor %q: convert %s to %s: %w", name, t.Type, target, err)
+			return nil
+		}
+		key := fmt.Sprintf("%s -> %s", t.Type, dt)
+		u.converted[key] = append(u.converted[key], name)
+	}
+	w, err := u.dev.UploadWeight(name, dt, rows, cols, data, 0)
+	if err != nil {
+		u.err = err
+		return nil
+	}
+	u.bytes += int64(w.Bytes())
+	return w
+}
+
+// optional uploads a 1-D tensor if the file has it.
+func (u *uploader) optional(name string) *engine.Tensor {
+	if _, ok := u.f.Tensor(name); !ok {
+		return nil
+	}
+	return u.vector(name)
+}
+
+// vector uploads a 1-D tensor (norm weights, biases) as f32.
+func (u *uploader) vector(name string) *engine.Tensor {
+	t, data, ok := u.info(name)
+	if !ok {
+		return nil
+	}
+	n := int(t.Elements())
+	vals, err := ggml.Dequantize(t.Type, data, n)
+	if err != nil {
+		u.err = fmt.Errorf("tensor %q: %w", name, err)
+		return nil
+	}
+	v, err := u.dev.NewTensor(name, engine.F32, 1, n)
+	if err != nil {
+		u.err = err
+		return nil
+	}
+	buf := make([]byte, 4*n)
+	for i, x := range vals {
+		binary.LittleEndian.PutUint32(buf[4*i:], mathFloat32bits(x))
+	}
+	if err := v.Upload(buf); err != nil {
+		u.err = err
+		return nil
+	}
+	u.bytes += int64(v.Bytes())
+	return v
+}
