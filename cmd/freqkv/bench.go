@@ -1,0 +1,158 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/freqkv/freqkv/model/ggml"
+	"github.com/freqkv/freqkv/model/llama"
+	"github.com/freqkv/freqkv/model/synth"
+	"github.com/schollz/progressbar/v3"
+)
+
+func init() {
+	register(command{name: "bench", summary: "prefill/decode tok/s, KV bytes and compression time per cache policy", run: runBench})
+}
+
+var presets = map[string]func() synth.Spec{
+	"tiny":         synth.Tiny,
+	"medium":       synth.Medium,
+	"llama2-7b-4l": synth.Llama2_7B_4L,
+}
+
+func parseInts(flag, s string) ([]int, error) {
+	var out []int
+	for _, f := range strings.Split(s, ",") {
+		v, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || v < 1 {
+			return nil, usagef("%s: %q is not a positive integer", flag, f)
+		}
+		out = append(out, v)
+	}
+	return out, nil
+}
+
+func runBench(args []string) error {
+	fs := newFlags("bench", "[-m MODEL | --preset tiny|medium|llama2-7b-4l] [--ctx 512,2048,8192] [--cache full,freqkv] [--json]",
+		"Fills a context to each --ctx length by prefill, then decodes --decode tokens greedily, for\neach cache policy side by side in one run: prefill and decode tok/s, KV bytes held vs a full\ncache, compressions, and GPU time of one compression. With no model it writes the preset\n(default tiny) as a synthetic GGUF in a temporary directory: no download needed.")
+	var mf modelFlags
+	mf.add(fs)
+	preset := fs.String("preset", "tiny", "synthetic model when -m is not given: tiny, medium or llama2-7b-4l")
+	weights := fs.String("weights", "", "weight type of the preset: f32, f16, q8_0 or q4_0 (default: the preset's)")
+	ctxList := fs.String("ctx", "512,2048,8192", "context lengths to fill, comma-separated")
+	cacheList := fs.String("cache", "full,freqkv", "cache policies to compare: full, window, freqkv")
+	decode := fs.Int("decode", 32, "tokens to decode after each fill")
+	n := fs.Int("cache-size", 512, "N for window and freqkv caches")
+	sink := fs.Int("sink", 4, "S")
+	recent := fs.Int("recent", 0, "R")
+	ratio := fs.Float64("ratio", 0.5, "g")
+	kv := fs.String("kv", "", "KV storage: f16 or f32 (default f16 where the device has shader-f16)")
+	batch := fs.Int("batch", 256, "tokens per prefill step")
+	asJSON := fs.Bool("json", false, "print JSON")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	ctxs, err := parseInts("--ctx", *ctxList)
+	if err != nil {
+		return err
+	}
+	policies := strings.Split(*cacheList, ",")
+	for _, p := range policies {
+		if p != "full" && p != "window" && p != "freqkv" {
+			return usagef("--cache: %q is not full, window or freqkv", p)
+		}
+	}
+	if *decode < 1 {
+		return usagef("--decode %d must be at least 1", *decode)
+	}
+	name := mf.path
+	if mf.path == "" {
+		mk, ok := presets[*preset]
+		if !ok {
+			return usagef("--preset %q: use tiny, medium or llama2-7b-4l", *preset)
+		}
+		spec := mk()
+		if *weights != "" {
+			if spec.WeightType, err = parseWeightType(*weights); err != nil {
+				return err
+			}
+		}
+		dir, err := os.MkdirTemp("", "freqkv-bench")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(dir)
+		mf.path = filepath.Join(dir, *preset+".gguf")
+		if err := synth.Write(mf.path, spec); err != nil {
+			return err
+		}
+		name = fmt.Sprintf("synthetic %s (%s weights)", *preset, spec.WeightType)
+	} else if err := mf.check(); err != nil {
+		return err
+	}
+	dev, m, err := mf.load(*asJSON)
+	if err != nil {
+		return err
+	}
+	defer dev.Close()
+	var rows []llama.Measurement
+	var bar *progressbar.ProgressBar
+	if !*asJSON && stderrIsTerminal() {
+		bar = progressbar.Default(int64(len(ctxs)*len(policies)), "bench")
+	}
+	for _, c := range ctxs {
+		for _, p := range policies {
+			cf := cacheFlags{policy: p, size: *n, sink: *sink, recent: *recent, ratio: *ratio, kv: *kv, chunk: *batch, ctx: c + *decode}
+			opts, err := cf.options(dev, m.H.ContextLength)
+			if err != nil {
+				return err
+			}
+			meas, err := m.Measure(opts, c, *decode, true)
+			if err != nil {
+				return fmt.Errorf("%s cache at %d tokens: %w", p, c, err)
+			}
+			rows = append(rows, meas)
+			if bar != nil {
+				bar.Add(1)
+			}
+		}
+	}
+	if bar != nil {
+		bar.Finish()
+		bar.Clear()
+	}
+	if *asJSON {
+		return json.NewEncoder(os.Stdout).Encode(map[string]any{"model": name, "device": dev.Info.Name, "weights_bytes": m.WeightBytes, "results": rows})
+	}
+	fmt.Printf("model %s, %.1f MB of weights, on %s (%s)\n", name, float64(m.WeightBytes)/1e6, dev.Info.Name, dev.Info.Backend)
+	fmt.Printf("freqkv/window: N=%d S=%d R=%d g=%g; %d decode tokens after each fill\n\n", *n, *sink, *recent, *ratio, *decode)
+	tw := tabwriter.NewWriter(os.Stdout, 2, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "context\tcache\tprefill tok/s\tdecode tok/s\tKV held\tfull KV\trows\tcompressions\tcompress ms\t")
+	for _, r := range rows {
+		cms := "-"
+		if r.CompressGPUMs > 0 {
+			cms = fmt.Sprintf("%.2f", r.CompressGPUMs)
+		}
+		fmt.Fprintf(tw, "%d\t%s\t%.1f\t%.1f\t%s\t%s\t%d\t%d\t%s\t\n", r.Tokens, r.Policy, r.PrefillTPS, r.DecodeTPS, humanBytes(r.KVBytes), humanBytes(r.FullKVBytes), r.Rows, r.Compressions, cms)
+	}
+	return tw.Flush()
+}
+
+func parseWeightType(s string) (ggml.Type, error) {
+	switch strings.ToLower(s) {
+	case "f32":
+		return ggml.F32, nil
+	case "f16":
+		return ggml.F16, nil
+	case "q8_0":
+		return ggml.Q8_0, nil
+	case "q4_0":
+		return ggml.Q4_0, nil
+	}
+	return 0, usagef("--weights %q: use f32, f16, q8_0 or q4_0", s)
+}

@@ -1,0 +1,198 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"image/png"
+	"math"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/freqkv/freqkv/internal/gputest"
+	"github.com/freqkv/freqkv/internal/testdata"
+	"github.com/stretchr/testify/require"
+)
+
+var binary string
+
+// TestMain builds the real binary once; every CLI test runs it.
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "freqkv-cli")
+	if err != nil {
+		panic(err)
+	}
+	binary = filepath.Join(dir, "freqkv")
+	build := exec.Command("go", "build", "-o", binary, ".")
+	build.Stderr = os.Stderr
+	if err := build.Run(); err != nil {
+		panic("build freqkv: " + err.Error())
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+type result struct {
+	stdout, stderr string
+	code           int
+}
+
+func runCLI(t *testing.T, args ...string) result {
+	t.Helper()
+	cmd := exec.Command(binary, args...)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatalf("run freqkv %v: %v", args, err)
+	}
+	return result{out.String(), errb.String(), code}
+}
+
+func TestGenerateStories260K(t *testing.T) {
+	gputest.Device(t)
+	want, err := os.ReadFile(testdata.Path(t, "models/stories260K.greedy256.txt"))
+	require.NoError(t, err)
+	for _, args := range [][]string{
+		{"-m", testdata.Path(t, "models/stories260K.bin"), "--tokenizer", testdata.Path(t, "models/tok512.bin")},
+		{"-m", testdata.Path(t, "models/stories260K.gguf"), "--cache", "full"},
+	} {
+		r := runCLI(t, append([]string{"generate", "-n", "256", "--kv", "f32"}, args...)...)
+		require.Equal(t, 0, r.code, r.stderr)
+		require.Equal(t, strings.TrimSpace(string(want)), strings.TrimSpace(r.stdout))
+		require.Contains(t, r.stderr, "tok/s")
+	}
+}
+
+func TestPerplexityPolicies(t *testing.T) {
+	gputest.Device(t)
+	model := testdata.Path(t, "models/stories260K.bin")
+	tok := testdata.Path(t, "models/tok512.bin")
+	text := testdata.Path(t, "text/tinystories-valid-a.txt")
+	for _, cache := range []string{"full", "window", "freqkv"} {
+		args := []string{"perplexity", "-m", model, "--tokenizer", tok, "--text", text, "--ctx", "1024", "--stride", "0",
+			"--cache", cache, "--cache-size", "256", "--kv", "f32", "--json"}
+		var ppl [2]float64
+		for i := range ppl {
+			r := runCLI(t, args...)
+			require.Equal(t, 0, r.code, r.stderr)
+			var out struct {
+				Tokens  int     `json:"tokens"`
+				MeanNLL float64 `json:"mean_nll"`
+				PPL     float64 `json:"ppl"`
+				Cache   any     `json:"cache"`
+				Chunks  []any   `json:"chunks"`
+			}
+			require.NoError(t, json.Unmarshal([]byte(r.stdout), &out), r.stdout)
+			require.Equal(t, 1024, out.Tokens)
+			require.Len(t, out.Chunks, 1)
+			require.NotNil(t, out.Cache)
+			require.False(t, math.IsNaN(out.PPL) || math.IsInf(out.PPL, 0))
+			// A 260K-parameter model on in-domain text: far better than the
+			// uniform 512, worse than perfect.
+			require.Greater(t, out.PPL, 1.5, cache)
+			require.Less(t, out.PPL, 100.0, cache)
+			ppl[i] = out.PPL
+		}
+		require.Equal(t, ppl[0], ppl[1], "%s: two runs differ", cache)
+		t.Logf("%s cache (N=256 for window/freqkv): perplexity %.4f over 1024 tokens", cache, ppl[0])
+	}
+}
+
+func TestSpectrumWritesPNG(t *testing.T) {
+	gputest.Device(t)
+	out := filepath.Join(t.TempDir(), "spectrum.png")
+	csv := filepath.Join(t.TempDir(), "spectrum.csv")
+	r := runCLI(t, "spectrum", "-m", testdata.Path(t, "models/stories260K.gguf"), "--text", testdata.Path(t, "text/tinystories-valid-a.txt"),
+		"--ctx", "512", "--layers", "-o", out, "--csv", csv)
+	require.Equal(t, 0, r.code, r.stderr)
+	f, err := os.Open(out)
+	require.NoError(t, err)
+	defer f.Close()
+	img, err := png.Decode(f)
+	require.NoError(t, err)
+	require.Greater(t, img.Bounds().Dx(), 100)
+	b, err := os.ReadFile(csv)
+	require.NoError(t, err)
+	require.Equal(t, 1+5*512, strings.Count(string(b), "\n"), "header + layers x frequencies")
+	require.Contains(t, r.stdout, "mean")
+}
+
+func TestDevicesAndVectors(t *testing.T) {
+	gputest.Device(t)
+	r := runCLI(t, "devices")
+	require.Equal(t, 0, r.code, r.stderr)
+	require.Contains(t, r.stdout, "max storage binding")
+	r = runCLI(t, "vectors", "--kernel", "add")
+	require.Equal(t, 0, r.code, r.stderr)
+	require.Contains(t, r.stdout, "0 failed")
+}
+
+func TestTokenizeRoundTrip(t *testing.T) {
+	model := testdata.Path(t, "models/stories260K.gguf")
+	cmd := exec.Command(binary, "tokenize", "-m", model, "--no-bos")
+	cmd.Stdin = strings.NewReader("Once upon a time, there was a little girl.")
+	ids, err := cmd.Output()
+	require.NoError(t, err)
+	cmd = exec.Command(binary, "detokenize", "-m", model)
+	cmd.Stdin = bytes.NewReader(ids)
+	text, err := cmd.Output()
+	require.NoError(t, err)
+	require.Equal(t, "Once upon a time, there was a little girl.", string(text))
+}
+
+// TestBadFlags: every usage error exits 2 with one line naming the problem.
+func TestBadFlags(t *testing.T) {
+	model := testdata.Path(t, "models/stories260K.gguf")
+	text := testdata.Path(t, "text/tinystories-valid-a.txt")
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{}, "Usage"},
+		{[]string{"frobnicate"}, "unknown command"},
+		{[]string{"generate"}, "-m MODEL"},
+		{[]string{"generate", "-m", "/nonexistent.gguf"}, "nonexistent"},
+		{[]string{"generate", "-m", model, "--cache", "lru"}, "full, window or freqkv"},
+		{[]string{"generate", "-m", model, "--kv", "f8"}, "f16 or f32"},
+		{[]string{"generate", "-m", model, "--cache-size", "8", "--sink", "4", "--recent", "4"}, "sink"},
+		{[]string{"generate", "-m", model, "--ratio", "1.5"}, "ratio"},
+		{[]string{"generate", "-m", model, "-n", "0"}, "-n"},
+		{[]string{"generate", "-m", model, "--temp", "-1"}, "temperature"},
+		{[]string{"generate", "-m", model, "-p", "x", "-f", "y"}, "exclude"},
+		{[]string{"generate", "-m", model, "--no-such-flag"}, "unknown flag"},
+		{[]string{"perplexity", "-m", model}, "--text"},
+		{[]string{"perplexity", "-m", model, "--text", text, "--stride", "-1"}, "negative"},
+		{[]string{"spectrum", "-m", model, "--text", text, "-o", "x.jpg"}, ".png or .svg"},
+		{[]string{"spectrum", "-m", model, "--text", text, "--ratio", "0"}, "ratio"},
+		{[]string{"bench", "--preset", "huge"}, "tiny, medium"},
+		{[]string{"bench", "--ctx", "12,x"}, "not a positive integer"},
+		{[]string{"bench", "--cache", "full,lru"}, "lru"},
+		{[]string{"info"}, "MODEL"},
+		{[]string{"convert", "-m", model}, "--tokenizer"},
+		{[]string{"tokenize", "-m", model, "--ids", "--pieces"}, "exclude"},
+		{[]string{"devices", "extra"}, "unexpected argument"},
+	} {
+		r := runCLI(t, c.args...)
+		require.Equal(t, 2, r.code, "freqkv %v: stderr %q", c.args, r.stderr)
+		require.Contains(t, r.stderr, c.want, "freqkv %v", c.args)
+		if len(c.args) > 0 {
+			require.Equal(t, 1, strings.Count(strings.TrimSpace(r.stderr), "\n")+1, "freqkv %v: one line, got %q", c.args, r.stderr)
+		}
+	}
+}
+
+func TestRuntimeErrorsExit1(t *testing.T) {
+	gputest.Device(t)
+	bad := filepath.Join(t.TempDir(), "bad.gguf")
+	require.NoError(t, os.WriteFile(bad, []byte("GGUF\x03\x00\x00\x00garbage"), 0o644))
+	r := runCLI(t, "info", bad)
+	require.Equal(t, 1, r.code, r.stderr)
+	require.Equal(t, 1, strings.Count(strings.TrimSpace(r.stderr), "\n")+1, r.stderr)
+}

@@ -1,0 +1,120 @@
+package main
+
+import (
+	"bufio"
+	"fmt"
+	"os"
+
+	"github.com/freqkv/freqkv/model/llama"
+)
+
+func init() {
+	register(command{name: "generate", summary: "generate text from a prompt, streaming it to stdout", run: runGenerate})
+}
+
+func runGenerate(args []string) error {
+	fs := newFlags("generate", "-m MODEL [-p PROMPT | -f FILE] [-n N] [cache and sampling flags]",
+		"Streams generated text to stdout; a summary (prefill and decode tok/s, compressions,\nKV bytes now vs a full cache) goes to stderr at the end. Defaults: freqkv cache with\nN = the model's trained context, S = 4, R = 0, G = 0.5; greedy sampling.")
+	var mf modelFlags
+	mf.add(fs)
+	prompt := fs.StringP("prompt", "p", "", "prompt text (empty: start from BOS)")
+	promptFile := fs.StringP("file", "f", "", "read the prompt from a file")
+	tokensFile := fs.String("tokens", "", "prompt as a file of whitespace-separated token ids")
+	n := fs.IntP("n-predict", "n", 256, "tokens to generate")
+	var cf cacheFlags
+	cf.add(fs, "freqkv", false)
+	var s llama.Sampler
+	fs.Float64Var(&s.Temperature, "temp", 0, "temperature (0: greedy)")
+	fs.IntVar(&s.TopK, "top-k", 40, "top-k (0: off)")
+	fs.Float64Var(&s.TopP, "top-p", 0.95, "top-p nucleus (1: off)")
+	fs.Float64Var(&s.MinP, "min-p", 0.05, "min-p relative to the top token (0: off)")
+	fs.Float64Var(&s.RepeatPenalty, "repeat-penalty", 1, "penalty for tokens in the last --repeat-last-n (1: off)")
+	fs.IntVar(&s.RepeatWindow, "repeat-last-n", 64, "tokens the repeat penalty looks back over")
+	fs.Uint64Var(&s.Seed, "seed", 0, "random seed; the same seed gives the same tokens")
+	stopEOS := fs.Bool("stop-at-eos", true, "stop at the end-of-sequence token")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return usagef("unexpected argument %q (use -p for the prompt)", fs.Arg(0))
+	}
+	set := 0
+	for _, v := range []string{*prompt, *promptFile, *tokensFile} {
+		if v != "" {
+			set++
+		}
+	}
+	if set > 1 {
+		return usagef("-p, -f and --tokens exclude each other")
+	}
+	if *n < 1 {
+		return usagef("-n %d must be at least 1", *n)
+	}
+	if err := s.Validate(); err != nil {
+		return usagef("%v", err)
+	}
+	if err := mf.check(); err != nil {
+		return err
+	}
+	text := *prompt
+	if *promptFile != "" {
+		b, err := os.ReadFile(*promptFile)
+		if err != nil {
+			return usagef("-f: %v", err)
+		}
+		text = string(b)
+	}
+	var ids []int32
+	if *tokensFile != "" {
+		var err error
+		if ids, err = readTokenFile(*tokensFile); err != nil {
+			return err
+		}
+	}
+	dev, m, err := mf.load(false)
+	if err != nil {
+		return err
+	}
+	defer dev.Close()
+	opts, err := cf.options(dev, m.H.ContextLength)
+	if err != nil {
+		return err
+	}
+	if *tokensFile == "" && text != "" {
+		if ids, err = m.Tok.Encode(text, m.Tok.AddBOS()); err != nil {
+			return err
+		}
+	}
+	if opts.Policy == "full" && opts.Context == 0 {
+		opts.Context = min(m.H.ContextLength, len(ids)+*n+1)
+	}
+	ctx, err := m.NewContext(opts)
+	if err != nil {
+		return err
+	}
+	defer ctx.Release()
+	out := bufio.NewWriter(os.Stdout)
+	dec := m.Tok.NewDecoder()
+	if text != "" {
+		fmt.Fprint(out, text)
+		out.Flush()
+	}
+	st, err := ctx.Generate(ids, *n, &s, *stopEOS, func(tok int32) bool {
+		piece, _ := dec.Add(tok)
+		fmt.Fprint(out, piece)
+		out.Flush()
+		return true
+	})
+	fmt.Fprint(out, dec.Flush())
+	fmt.Fprintln(out)
+	out.Flush()
+	if err != nil {
+		return err
+	}
+	cs := ctx.Cache.Stats()
+	full := m.KVBytesFull(ctx.Tokens(), opts.KV)
+	fmt.Fprintf(os.Stderr, "\nprefill %d tokens at %.1f tok/s, decode %d tokens at %.1f tok/s on %s\n", st.PromptTokens, st.PrefillTPS(), st.Generated, st.DecodeTPS(), dev.Info.Name)
+	fmt.Fprintf(os.Stderr, "cache %s: %d rows after %d tokens, %d compressions, KV %s (a full cache would hold %s)\n",
+		ctx.Cache.Name(), cs.Rows, ctx.Tokens(), cs.Compressions, humanBytes(cs.Bytes), humanBytes(full))
+	return nil
+}

@@ -1,0 +1,117 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"sort"
+
+	"github.com/freqkv/freqkv/freqkv"
+	"github.com/freqkv/freqkv/model"
+	"github.com/freqkv/freqkv/model/ggml"
+	"github.com/freqkv/freqkv/model/tokenizer"
+)
+
+func init() {
+	register(command{name: "info", summary: "a model's architecture, tensors, tokenizer and KV memory", run: runInfo})
+}
+
+// gpuType says which type the GPU kernels use for a tensor type.
+func gpuType(t ggml.Type) string {
+	switch t {
+	case ggml.F32, ggml.F16, ggml.Q8_0, ggml.Q4_0:
+		return t.String()
+	case ggml.BF16:
+		return "F16 (converted at load)"
+	default:
+		return "Q8_0 (converted at load)"
+	}
+}
+
+func runInfo(args []string) error {
+	fs := newFlags("info", "MODEL [--tokenizer T] [--json]", "Prints a model's architecture, hyper-parameters, tensor types, tokenizer, and its KV-cache\nmemory at 4K/32K/128K tokens with a full cache vs FreqKV at its default N.")
+	var mf modelFlags
+	fs.StringVar(&mf.tokenizer, "tokenizer", "", "llama2.c tokenizer.bin, for llama2.c checkpoints")
+	asJSON := fs.Bool("json", false, "print JSON")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() != 1 {
+		return usagef("need exactly one MODEL argument")
+	}
+	mf.path = fs.Arg(0)
+	if err := mf.check(); err != nil {
+		return err
+	}
+	f, err := mf.open()
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	h, err := model.HParamsFromGGUF(f)
+	if err != nil {
+		return err
+	}
+	if err := model.CheckTensors(f, h); err != nil {
+		return err
+	}
+	types := map[string]int{}
+	var params uint64
+	for _, t := range f.Tensors {
+		types[t.Type.String()]++
+		params += t.Elements()
+	}
+	tokDesc := "none"
+	if v, err := tokenizer.FromGGUF(f); err == nil {
+		tokDesc = fmt.Sprintf("%s (%d tokens, pre %q, BOS %d, EOS %d)", v.Model, len(v.Tokens), v.Pre, v.BOS, v.EOS)
+	}
+	cfg := freqkv.DefaultConfig(h.ContextLength)
+	type mem struct {
+		Tokens     int   `json:"tokens"`
+		FullBytes  int64 `json:"full_f16_bytes"`
+		FreqKVByte int64 `json:"freqkv_f16_bytes"`
+	}
+	var mems []mem
+	perRow := int64(2 * h.Layers * h.KVDim() * 2) // K and V, f16
+	for _, n := range []int{4096, 32768, 131072} {
+		mems = append(mems, mem{n, perRow * int64(n), perRow * int64(min(n, cfg.CacheSize))})
+	}
+	if *asJSON {
+		enc := json.NewEncoder(os.Stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(map[string]any{
+			"file": mf.path, "gguf_version": f.Version, "hparams": h, "parameters": params, "tensor_types": types,
+			"tokenizer": tokDesc, "freqkv_default": cfg, "kv_memory": mems,
+		})
+	}
+	fmt.Printf("model        %s (GGUF v%d)\n", mf.path, f.Version)
+	fmt.Printf("architecture %s, %.1fM parameters\n", h.Arch, float64(params)/1e6)
+	fmt.Printf("dims         embedding %d, layers %d, ffn %d, heads %d, kv heads %d, head dim %d\n", h.Dim, h.Layers, h.FFN, h.Heads, h.KVHeads, h.HeadDim())
+	rope := "adjacent pairs (llama)"
+	if h.RopeNeoX {
+		rope = "split halves (NeoX)"
+	}
+	fmt.Printf("rope         %s, dim %d, base %g, scaling %s x%g\n", rope, h.RopeDim, h.RopeBase, h.RopeScaling, h.RopeScale)
+	fmt.Printf("context      %d (trained), rms eps %g, vocab %d, output %s\n", h.ContextLength, h.RMSEps, h.Vocab, map[bool]string{true: "tied to token_embd", false: "separate"}[h.TiedOutput])
+	names := make([]string, 0, len(types))
+	for n := range types {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		var t ggml.Type
+		for _, ti := range f.Tensors {
+			if ti.Type.String() == n {
+				t = ti.Type
+				break
+			}
+		}
+		fmt.Printf("tensors      %3d x %-5s -> GPU %s\n", types[n], n, gpuType(t))
+	}
+	fmt.Printf("tokenizer    %s\n", tokDesc)
+	fmt.Printf("KV cache (f16; freqkv N=%d S=%d R=%d g=%g):\n", cfg.CacheSize, cfg.Sink, cfg.Recent, cfg.Ratio)
+	for _, m := range mems {
+		fmt.Printf("  %6d tokens: full %10s   freqkv %10s\n", m.Tokens, humanBytes(m.FullBytes), humanBytes(m.FreqKVByte))
+	}
+	return nil
+}

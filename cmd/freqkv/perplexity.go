@@ -1,0 +1,156 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"math"
+	"os"
+	"time"
+
+	"github.com/schollz/progressbar/v3"
+)
+
+func init() {
+	register(command{name: "perplexity", summary: "perplexity of text with a cache policy (FREQKV.md's protocol)", run: runPerplexity})
+}
+
+type pplChunk struct {
+	Start   int     `json:"start"`
+	Tokens  int     `json:"tokens"`
+	MeanNLL float64 `json:"mean_nll"`
+	PPL     float64 `json:"ppl"`
+}
+
+// windows returns the start of each window of l tokens every stride tokens
+// over a stream of n tokens (each window needs l+1 tokens: inputs and
+// targets); stride 0 is one window from the first token.
+func windows(n, l, stride int) []int {
+	if stride == 0 {
+		return []int{0}
+	}
+	var out []int
+	for s := 0; s+l+1 <= n; s += stride {
+		out = append(out, s)
+	}
+	return out
+}
+
+func runPerplexity(args []string) error {
+	fs := newFlags("perplexity", "-m MODEL (--text FILE | --tokens FILE) [--ctx L] [--stride 256] [cache flags] [--json]",
+		"Perplexity by the reference's protocol: windows of L tokens every --stride tokens, each\nevaluated with the grouped forward pass; mean next-token NLL over all positions of all\nwindows, and perplexity exp(mean NLL). --stride 0: one window from the first token\n(inputs 0..L-1, targets 1..L, L = min(--ctx, tokens - 1)).")
+	var mf modelFlags
+	mf.add(fs)
+	textPath := fs.String("text", "", "text file (tokenized with BOS as the model expects)")
+	tokensPath := fs.String("tokens", "", "file of whitespace-separated token ids")
+	ctxLen := fs.Int("ctx", 0, "window length L in tokens (default: the model's trained context)")
+	stride := fs.Int("stride", 256, "tokens between window starts; 0: one window from the first token")
+	var cf cacheFlags
+	cf.add(fs, "freqkv", false)
+	asJSON := fs.Bool("json", false, "print one JSON object")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if (*textPath == "") == (*tokensPath == "") {
+		return usagef("need exactly one of --text FILE or --tokens FILE")
+	}
+	if *stride < 0 || *ctxLen < 0 {
+		return usagef("--stride and --ctx must not be negative")
+	}
+	if err := mf.check(); err != nil {
+		return err
+	}
+	var ids []int32
+	var err error
+	if *tokensPath != "" {
+		if ids, err = readTokenFile(*tokensPath); err != nil {
+			return err
+		}
+	} else if _, err := os.Stat(*textPath); err != nil {
+		return usagef("--text: %v", err)
+	}
+	dev, m, err := mf.load(*asJSON)
+	if err != nil {
+		return err
+	}
+	defer dev.Close()
+	if *textPath != "" {
+		b, err := os.ReadFile(*textPath)
+		if err != nil {
+			return usagef("--text: %v", err)
+		}
+		if ids, err = m.Tok.Encode(string(b), m.Tok.AddBOS()); err != nil {
+			return err
+		}
+	}
+	l := *ctxLen
+	if l == 0 {
+		l = m.H.ContextLength
+	}
+	l = min(l, len(ids)-1)
+	if l < 1 {
+		return usagef("the stream has %d tokens: need at least 2", len(ids))
+	}
+	cf.ctx = l
+	opts, err := cf.options(dev, m.H.ContextLength)
+	if err != nil {
+		return err
+	}
+	opts.Logits = true
+	ctx, err := m.NewContext(opts)
+	if err != nil {
+		return err
+	}
+	defer ctx.Release()
+	starts := windows(len(ids), l, *stride)
+	if len(starts) == 0 {
+		return usagef("the stream has %d tokens, fewer than one window of --ctx %d + 1", len(ids), l)
+	}
+	var bar *progressbar.ProgressBar
+	if !*asJSON && stderrIsTerminal() {
+		bar = progressbar.Default(int64(len(starts)*l), "perplexity")
+	}
+	begin := time.Now()
+	var chunks []pplChunk
+	sum, count := 0.0, 0
+	for _, s := range starts {
+		ctx.Reset()
+		nll, err := ctx.NLL(ids[s:s+l], ids[s+1:s+l+1])
+		if err != nil {
+			return err
+		}
+		cs := 0.0
+		for _, x := range nll {
+			cs += x
+		}
+		if math.IsNaN(cs) || math.IsInf(cs, 0) {
+			return fmt.Errorf("window at token %d: non-finite NLL", s)
+		}
+		sum += cs
+		count += len(nll)
+		mean := cs / float64(len(nll))
+		chunks = append(chunks, pplChunk{Start: s, Tokens: len(nll), MeanNLL: mean, PPL: math.Exp(mean)})
+		if bar != nil {
+			bar.Add(len(nll))
+		}
+	}
+	if bar != nil {
+		bar.Finish()
+		bar.Clear()
+	}
+	mean := sum / float64(count)
+	elapsed := time.Since(begin)
+	if *asJSON {
+		enc := json.NewEncoder(os.Stdout)
+		return enc.Encode(map[string]any{
+			"tokens": count, "windows": len(starts), "window": l, "stride": *stride, "mean_nll": mean, "ppl": math.Exp(mean),
+			"cache":        map[string]any{"policy": opts.Policy, "size": opts.FreqKV.CacheSize, "sink": opts.FreqKV.Sink, "recent": opts.FreqKV.Recent, "ratio": opts.FreqKV.Ratio, "kv": opts.KV.String()},
+			"compressions": ctx.Cache.Stats().Compressions, "seconds": elapsed.Seconds(), "chunks": chunks,
+		})
+	}
+	for _, c := range chunks {
+		fmt.Printf("window at %6d: %5d tokens  mean NLL %.4f  ppl %.3f\n", c.Start, c.Tokens, c.MeanNLL, c.PPL)
+	}
+	fmt.Printf("%s cache: %d tokens in %d windows of %d: mean NLL %.4f, perplexity %.4f (%.1f tok/s)\n",
+		opts.Policy, count, len(starts), l, mean, math.Exp(mean), float64(count)/elapsed.Seconds())
+	return nil
+}
