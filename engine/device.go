@@ -74,9 +74,15 @@ type Device struct {
 func describe(i int, a *wgpu.Adapter) AdapterInfo {
 	info := a.GetInfo()
 	limits := a.GetLimits().Limits
+	name := info.Name
+	// Some drivers report the device id ("0x0") as the name and the real
+	// name (e.g. "llvmpipe (LLVM 15.0.6, 256 bits)") as the description.
+	if (name == "" || strings.HasPrefix(name, "0x")) && info.DriverDescription != "" {
+		name = info.DriverDescription
+	}
 	ai := AdapterInfo{
 		Index:      i,
-		Name:       info.Name,
+		Name:       name,
 		Vendor:     info.VendorName,
 		Driver:     info.DriverDescription,
 		Type:       info.AdapterType.String(),
@@ -85,7 +91,7 @@ func describe(i int, a *wgpu.Adapter) AdapterInfo {
 		Timestamps: a.HasFeature(wgpu.FeatureNameTimestampQuery),
 		Limits:     limits,
 	}
-	ai.isCPU = info.AdapterType == wgpu.AdapterTypeCPU || strings.Contains(strings.ToLower(info.Name), "llvmpipe")
+	ai.isCPU = info.AdapterType == wgpu.AdapterTypeCPU || strings.Contains(strings.ToLower(name), "llvmpipe")
 	ai.isDiscrete = info.AdapterType == wgpu.AdapterTypeDiscreteGPU
 	ai.isIntegrated = info.AdapterType == wgpu.AdapterTypeIntegratedGPU
 	return ai

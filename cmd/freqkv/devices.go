@@ -52,7 +52,7 @@ func runDevices(args []string) error {
 		if i == best {
 			mark = "*"
 		}
-		fmt.Printf("%s %d: %s (%s, %s, %s)\n", mark, a.Index, a.Name, a.Type, a.Backend, a.Driver)
+		fmt.Printf("%s %d: %s (%s, %s, vendor %s)\n", mark, a.Index, a.Name, a.Type, a.Backend, a.Vendor)
 		fmt.Printf("     shader-f16: %v  timestamps: %v\n", a.ShaderF16, a.Timestamps)
 		l := a.Limits
 		fmt.Printf("     max storage binding: %s  max buffer: %s  workgroup storage: %s\n", humanBytes(int64(l.MaxStorageBufferBindingSize)), humanBytes(int64(l.MaxBufferSize)), humanBytes(int64(l.MaxComputeWorkgroupStorageSize)))

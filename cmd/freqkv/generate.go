@@ -114,7 +114,7 @@ func runGenerate(args []string) error {
 	cs := ctx.Cache.Stats()
 	full := m.KVBytesFull(ctx.Tokens(), opts.KV)
 	fmt.Fprintf(os.Stderr, "\nprefill %d tokens at %.1f tok/s, decode %d tokens at %.1f tok/s on %s\n", st.PromptTokens, st.PrefillTPS(), st.Generated, st.DecodeTPS(), dev.Info.Name)
-	fmt.Fprintf(os.Stderr, "cache %s: %d rows after %d tokens, %d compressions, KV %s (a full cache would hold %s)\n",
-		ctx.Cache.Name(), cs.Rows, ctx.Tokens(), cs.Compressions, humanBytes(cs.Bytes), humanBytes(full))
+	fmt.Fprintf(os.Stderr, "cache %s: %d rows in use after %d tokens, %d compressions; KV memory %s (a full cache of %d tokens: %s)\n",
+		ctx.Cache.Name(), cs.Rows, ctx.Tokens(), cs.Compressions, humanBytes(cs.Bytes), ctx.Tokens(), humanBytes(full))
 	return nil
 }

@@ -92,7 +92,7 @@ func runInfo(args []string) error {
 		rope = "split halves (NeoX)"
 	}
 	fmt.Printf("rope         %s, dim %d, base %g, scaling %s x%g\n", rope, h.RopeDim, h.RopeBase, h.RopeScaling, h.RopeScale)
-	fmt.Printf("context      %d (trained), rms eps %g, vocab %d, output %s\n", h.ContextLength, h.RMSEps, h.Vocab, map[bool]string{true: "tied to token_embd", false: "separate"}[h.TiedOutput])
+	fmt.Printf("context      %d (trained), rms eps %.3g, vocab %d, output %s\n", h.ContextLength, h.RMSEps, h.Vocab, map[bool]string{true: "tied to token_embd", false: "separate"}[h.TiedOutput])
 	names := make([]string, 0, len(types))
 	for n := range types {
 		names = append(names, n)
