@@ -8,7 +8,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/freqkv/freqkv/internal/testdata"
+	"github.com/freqkv/freqkv/internal/shareddata"
 	"github.com/freqkv/freqkv/model/ggml"
 	"github.com/freqkv/freqkv/model/gguf"
 	"github.com/freqkv/freqkv/model/llama2c"
@@ -245,7 +245,7 @@ func TestValidate(t *testing.T) {
 func nan() float64 { var z float64; return z / z }
 
 func TestHParamsStories260K(t *testing.T) {
-	f, err := gguf.Open(testdata.Path(t, "models/stories260K.gguf"))
+	f, err := gguf.Open(shareddata.Path(t, "models/stories260K.gguf"))
 	require.NoError(t, err)
 	defer f.Close()
 	h, err := HParamsFromGGUF(f)
@@ -257,7 +257,7 @@ func TestHParamsStories260K(t *testing.T) {
 	}, h)
 	require.NoError(t, CheckTensors(f, h))
 
-	ck, err := llama2c.ReadCheckpoint(testdata.Path(t, "models/stories260K.bin"))
+	ck, err := llama2c.ReadCheckpoint(shareddata.Path(t, "models/stories260K.bin"))
 	require.NoError(t, err)
 	hc, err := HParamsFromLlama2c(ck.Config)
 	require.NoError(t, err)
@@ -265,7 +265,7 @@ func TestHParamsStories260K(t *testing.T) {
 	assert.True(t, hc.TiedOutput)
 
 	// The converted checkpoint reads back to the same hyper-parameters.
-	tok, err := llama2c.ReadTokenizer(testdata.Path(t, "models/tok512.bin"), ck.VocabSize)
+	tok, err := llama2c.ReadTokenizer(shareddata.Path(t, "models/tok512.bin"), ck.VocabSize)
 	require.NoError(t, err)
 	var buf bytes.Buffer
 	require.NoError(t, llama2c.Convert(&buf, ck, tok))
@@ -279,7 +279,7 @@ func TestHParamsStories260K(t *testing.T) {
 }
 
 func TestHParamsTinyRandom(t *testing.T) {
-	f, err := gguf.Open(testdata.Path(t, "models/llama-2-tiny-random.gguf"))
+	f, err := gguf.Open(shareddata.Path(t, "models/llama-2-tiny-random.gguf"))
 	require.NoError(t, err)
 	defer f.Close()
 	h, err := HParamsFromGGUF(f)
@@ -295,7 +295,7 @@ func TestHParamsTinyRandom(t *testing.T) {
 // deepseek-coder's vocabulary file records linear RoPE scaling by 4 and a
 // vocab_size padded beyond its tokens; it has no weights.
 func TestHParamsDeepseekCoderVocab(t *testing.T) {
-	f, err := gguf.Open(testdata.Path(t, "vocab/ggml-vocab-deepseek-coder.gguf"))
+	f, err := gguf.Open(shareddata.Path(t, "vocab/ggml-vocab-deepseek-coder.gguf"))
 	require.NoError(t, err)
 	defer f.Close()
 	h, err := HParamsFromGGUF(f)

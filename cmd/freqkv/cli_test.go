@@ -12,7 +12,7 @@ import (
 	"testing"
 
 	"github.com/freqkv/freqkv/internal/gputest"
-	"github.com/freqkv/freqkv/internal/testdata"
+	"github.com/freqkv/freqkv/internal/shareddata"
 	"github.com/stretchr/testify/require"
 )
 
@@ -57,11 +57,11 @@ func runCLI(t *testing.T, args ...string) result {
 
 func TestGenerateStories260K(t *testing.T) {
 	gputest.Device(t)
-	want, err := os.ReadFile(testdata.Path(t, "models/stories260K.greedy256.txt"))
+	want, err := os.ReadFile(shareddata.Path(t, "models/stories260K.greedy256.txt"))
 	require.NoError(t, err)
 	for _, args := range [][]string{
-		{"-m", testdata.Path(t, "models/stories260K.bin"), "--tokenizer", testdata.Path(t, "models/tok512.bin")},
-		{"-m", testdata.Path(t, "models/stories260K.gguf"), "--cache", "full"},
+		{"-m", shareddata.Path(t, "models/stories260K.bin"), "--tokenizer", shareddata.Path(t, "models/tok512.bin")},
+		{"-m", shareddata.Path(t, "models/stories260K.gguf"), "--cache", "full"},
 	} {
 		r := runCLI(t, append([]string{"generate", "-n", "256", "--kv", "f32"}, args...)...)
 		require.Equal(t, 0, r.code, r.stderr)
@@ -72,9 +72,9 @@ func TestGenerateStories260K(t *testing.T) {
 
 func TestPerplexityPolicies(t *testing.T) {
 	gputest.Device(t)
-	model := testdata.Path(t, "models/stories260K.bin")
-	tok := testdata.Path(t, "models/tok512.bin")
-	text := testdata.Path(t, "text/tinystories-valid-a.txt")
+	model := shareddata.Path(t, "models/stories260K.bin")
+	tok := shareddata.Path(t, "models/tok512.bin")
+	text := shareddata.Path(t, "text/tinystories-valid-a.txt")
 	for _, cache := range []string{"full", "window", "freqkv"} {
 		args := []string{"perplexity", "-m", model, "--tokenizer", tok, "--text", text, "--ctx", "1024", "--stride", "0",
 			"--cache", cache, "--cache-size", "256", "--kv", "f32", "--json"}
@@ -109,7 +109,7 @@ func TestSpectrumWritesPNG(t *testing.T) {
 	gputest.Device(t)
 	out := filepath.Join(t.TempDir(), "spectrum.png")
 	csv := filepath.Join(t.TempDir(), "spectrum.csv")
-	r := runCLI(t, "spectrum", "-m", testdata.Path(t, "models/stories260K.gguf"), "--text", testdata.Path(t, "text/tinystories-valid-a.txt"),
+	r := runCLI(t, "spectrum", "-m", shareddata.Path(t, "models/stories260K.gguf"), "--text", shareddata.Path(t, "text/tinystories-valid-a.txt"),
 		"--ctx", "512", "--layers", "-o", out, "--csv", csv)
 	require.Equal(t, 0, r.code, r.stderr)
 	f, err := os.Open(out)
@@ -135,7 +135,7 @@ func TestDevicesAndVectors(t *testing.T) {
 }
 
 func TestTokenizeRoundTrip(t *testing.T) {
-	model := testdata.Path(t, "models/stories260K.gguf")
+	model := shareddata.Path(t, "models/stories260K.gguf")
 	cmd := exec.Command(binary, "tokenize", "-m", model, "--no-bos")
 	cmd.Stdin = strings.NewReader("Once upon a time, there was a little girl.")
 	ids, err := cmd.Output()
@@ -149,8 +149,8 @@ func TestTokenizeRoundTrip(t *testing.T) {
 
 // TestBadFlags: every usage error exits 2 with one line naming the problem.
 func TestBadFlags(t *testing.T) {
-	model := testdata.Path(t, "models/stories260K.gguf")
-	text := testdata.Path(t, "text/tinystories-valid-a.txt")
+	model := shareddata.Path(t, "models/stories260K.gguf")
+	text := shareddata.Path(t, "text/tinystories-valid-a.txt")
 	for _, c := range []struct {
 		args []string
 		want string

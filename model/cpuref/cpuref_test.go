@@ -11,7 +11,7 @@ import (
 	"testing"
 
 	"github.com/freqkv/freqkv/freqkv"
-	"github.com/freqkv/freqkv/internal/testdata"
+	"github.com/freqkv/freqkv/internal/shareddata"
 	"github.com/freqkv/freqkv/model/ggml"
 	"github.com/freqkv/freqkv/model/gguf"
 	"github.com/freqkv/freqkv/model/synth"
@@ -30,7 +30,7 @@ func argmax(x []float64) int {
 // Greedy decoding of the real stories260K from BOS with a full cache gives llama2.c's tokens:
 // this validates the reference itself.
 func TestStories260KGreedyMatchesLlama2c(t *testing.T) {
-	f, err := gguf.Open(testdata.Path(t, "models/stories260K.gguf"))
+	f, err := gguf.Open(shareddata.Path(t, "models/stories260K.gguf"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -39,7 +39,7 @@ func TestStories260KGreedyMatchesLlama2c(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	text, err := os.ReadFile(testdata.Path(t, "models/stories260K.greedy256.tokens"))
+	text, err := os.ReadFile(shareddata.Path(t, "models/stories260K.greedy256.tokens"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -429,7 +429,7 @@ func TestRope(t *testing.T) {
 
 // A real GGUF with F16 weights and a 32000-token vocabulary loads and runs.
 func TestLlamaTinyRandomRuns(t *testing.T) {
-	f, err := gguf.Open(testdata.Path(t, "models/llama-2-tiny-random.gguf"))
+	f, err := gguf.Open(shareddata.Path(t, "models/llama-2-tiny-random.gguf"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,13 +9,13 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/freqkv/freqkv/internal/testdata"
+	"github.com/freqkv/freqkv/internal/shareddata"
 	"github.com/freqkv/freqkv/model/ggml"
 )
 
 func openShared(t *testing.T, rel string) *File {
 	t.Helper()
-	f, err := Open(testdata.Path(t, rel))
+	f, err := Open(shareddata.Path(t, rel))
 	require.NoError(t, err)
 	t.Cleanup(func() { assert.NoError(t, f.Close()) })
 	return f
@@ -125,7 +125,7 @@ func TestTinyRandomGGUF(t *testing.T) {
 }
 
 func TestVocabGGUFs(t *testing.T) {
-	paths, err := filepath.Glob(filepath.Join(testdata.Path(t, "vocab"), "*.gguf"))
+	paths, err := filepath.Glob(filepath.Join(shareddata.Path(t, "vocab"), "*.gguf"))
 	require.NoError(t, err)
 	require.GreaterOrEqual(t, len(paths), 11, "the shared vocab directory lists 11 vocabularies")
 	for _, p := range paths {

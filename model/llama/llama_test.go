@@ -11,7 +11,7 @@ import (
 	"github.com/freqkv/freqkv/engine"
 	"github.com/freqkv/freqkv/freqkv"
 	"github.com/freqkv/freqkv/internal/gputest"
-	"github.com/freqkv/freqkv/internal/testdata"
+	"github.com/freqkv/freqkv/internal/shareddata"
 	"github.com/freqkv/freqkv/model/cpuref"
 	"github.com/freqkv/freqkv/model/ggml"
 	"github.com/freqkv/freqkv/model/gguf"
@@ -45,8 +45,8 @@ func load(t *testing.T, dev *engine.Device, path, tok string) *llama.Model {
 // the llama2.c checkpoint and the GGUF conversion, full cache.
 func TestStories260KGreedy(t *testing.T) {
 	dev := gputest.Device(t)
-	want := readTokens(t, testdata.Path(t, "models/stories260K.greedy256.tokens"))
-	text, err := os.ReadFile(testdata.Path(t, "models/stories260K.greedy256.txt"))
+	want := readTokens(t, shareddata.Path(t, "models/stories260K.greedy256.tokens"))
+	text, err := os.ReadFile(shareddata.Path(t, "models/stories260K.greedy256.txt"))
 	require.NoError(t, err)
 	for _, src := range []struct{ model, tok string }{
 		{"models/stories260K.bin", "models/tok512.bin"},
@@ -55,9 +55,9 @@ func TestStories260KGreedy(t *testing.T) {
 		t.Run(filepath.Base(src.model), func(t *testing.T) {
 			tok := ""
 			if src.tok != "" {
-				tok = testdata.Path(t, src.tok)
+				tok = shareddata.Path(t, src.tok)
 			}
-			m := load(t, dev, testdata.Path(t, src.model), tok)
+			m := load(t, dev, shareddata.Path(t, src.model), tok)
 			for _, kv := range []engine.DType{engine.F32, engine.F16} {
 				ctx, err := m.NewContext(llama.CacheOptions{Policy: "full", Context: 512, KV: kv})
 				require.NoError(t, err)

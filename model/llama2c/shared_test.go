@@ -7,15 +7,15 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/freqkv/freqkv/internal/testdata"
+	"github.com/freqkv/freqkv/internal/shareddata"
 	"github.com/freqkv/freqkv/model/gguf"
 )
 
 func readStories(t *testing.T) (*Checkpoint, *Tokenizer) {
 	t.Helper()
-	ck, err := ReadCheckpoint(testdata.Path(t, "models/stories260K.bin"))
+	ck, err := ReadCheckpoint(shareddata.Path(t, "models/stories260K.bin"))
 	require.NoError(t, err)
-	tok, err := ReadTokenizer(testdata.Path(t, "models/tok512.bin"), ck.VocabSize)
+	tok, err := ReadTokenizer(shareddata.Path(t, "models/tok512.bin"), ck.VocabSize)
 	require.NoError(t, err)
 	return ck, tok
 }
@@ -50,7 +50,7 @@ func TestConvertMatchesReferenceGGUF(t *testing.T) {
 	require.NoError(t, Convert(&buf, ck, tok))
 	got, err := gguf.Parse(buf.Bytes())
 	require.NoError(t, err)
-	ref, err := gguf.Open(testdata.Path(t, "models/stories260K.gguf"))
+	ref, err := gguf.Open(shareddata.Path(t, "models/stories260K.gguf"))
 	require.NoError(t, err)
 	defer ref.Close()
 

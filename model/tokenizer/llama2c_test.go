@@ -11,12 +11,12 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/freqkv/freqkv/internal/testdata"
+	"github.com/freqkv/freqkv/internal/shareddata"
 )
 
 func loadTok512(t testing.TB) Tokenizer {
 	t.Helper()
-	v, err := ReadLlama2c(testdata.Path(t, "models/tok512.bin"))
+	v, err := ReadLlama2c(shareddata.Path(t, "models/tok512.bin"))
 	require.NoError(t, err)
 	tok, err := New(v)
 	require.NoError(t, err)
@@ -29,7 +29,7 @@ func loadTok512(t testing.TB) Tokenizer {
 // that newline is not part of the tokens' text.
 func readGreedy256(t *testing.T) ([]int32, string) {
 	t.Helper()
-	raw, err := os.ReadFile(testdata.Path(t, "models/stories260K.greedy256.tokens"))
+	raw, err := os.ReadFile(shareddata.Path(t, "models/stories260K.greedy256.tokens"))
 	require.NoError(t, err)
 	var ids []int32
 	for _, f := range strings.Fields(string(raw)) {
@@ -38,7 +38,7 @@ func readGreedy256(t *testing.T) ([]int32, string) {
 		ids = append(ids, int32(id))
 	}
 	require.Len(t, ids, 256)
-	text, err := os.ReadFile(testdata.Path(t, "models/stories260K.greedy256.txt"))
+	text, err := os.ReadFile(shareddata.Path(t, "models/stories260K.greedy256.txt"))
 	require.NoError(t, err)
 	require.True(t, bytes.HasSuffix(text, []byte("\n")))
 	return ids, strings.TrimSuffix(string(text), "\n")
@@ -67,7 +67,7 @@ func TestStories260KTokenizer(t *testing.T) {
 	assert.Equal(t, text, streamDecode(t, tok, withBOS))
 
 	// llama.cpp's SentencePiece encoder on the GGUF conversion agrees.
-	spm := loadGGUF(t, testdata.Path(t, "models/stories260K.gguf"))
+	spm := loadGGUF(t, shareddata.Path(t, "models/stories260K.gguf"))
 	enc, err = spm.Encode(text, false)
 	require.NoError(t, err)
 	assert.Equal(t, ids, enc, "stories260K.gguf through the SentencePiece encoder")
@@ -77,14 +77,14 @@ func TestStories260KTokenizer(t *testing.T) {
 // encoder (tok512.bin) and llama.cpp's (stories260K.gguf): the two
 // algorithms must give the same ids on the same vocabulary.
 func TestLlama2cAgreesWithSPM(t *testing.T) {
-	raw, err := os.ReadFile(testdata.Path(t, "text/tinystories-valid-a.txt"))
+	raw, err := os.ReadFile(shareddata.Path(t, "text/tinystories-valid-a.txt"))
 	require.NoError(t, err)
 	text := string(raw[:min(len(raw), 100_000)])
 	text = strings.ToValidUTF8(text, "")
 
 	a, err := loadTok512(t).Encode(text, true)
 	require.NoError(t, err)
-	b, err := loadGGUF(t, testdata.Path(t, "models/stories260K.gguf")).Encode(text, true)
+	b, err := loadGGUF(t, shareddata.Path(t, "models/stories260K.gguf")).Encode(text, true)
 	require.NoError(t, err)
 	require.Equal(t, len(a), len(b))
 	assert.True(t, slicesEqual(a, b), "ids differ")

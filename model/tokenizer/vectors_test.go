@@ -11,7 +11,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/freqkv/freqkv/internal/testdata"
+	"github.com/freqkv/freqkv/internal/shareddata"
 	"github.com/freqkv/freqkv/model/gguf"
 )
 
@@ -104,7 +104,7 @@ func streamDecode(t *testing.T, tok Tokenizer, ids []int32) string {
 // the ids must match llama.cpp's exactly (no BOS, no special-token parsing),
 // and decoding, whole or streamed, must give the input back.
 func TestLlamaCppVectors(t *testing.T) {
-	dir := testdata.Path(t, "vocab")
+	dir := shareddata.Path(t, "vocab")
 	inps, err := filepath.Glob(filepath.Join(dir, "ggml-vocab-*.gguf.inp"))
 	require.NoError(t, err)
 	require.NotEmpty(t, inps, "no test vectors in %s", dir)
@@ -134,7 +134,7 @@ func TestLlamaCppVectors(t *testing.T) {
 // full LLaMA-2 vocabulary carried by llama-2-tiny-random.gguf, and checks
 // its special tokens.
 func TestLlama2TinyRandomVocab(t *testing.T) {
-	tok := loadGGUF(t, testdata.Path(t, "models/llama-2-tiny-random.gguf"))
+	tok := loadGGUF(t, shareddata.Path(t, "models/llama-2-tiny-random.gguf"))
 	assert.Equal(t, 32000, tok.VocabSize())
 	assert.Equal(t, int32(1), tok.BOS())
 	assert.Equal(t, int32(2), tok.EOS())
@@ -143,7 +143,7 @@ func TestLlama2TinyRandomVocab(t *testing.T) {
 	assert.Equal(t, "\n", tok.Piece(13), "byte token <0x0A>")
 	assert.Equal(t, " Hello", tok.Piece(15043))
 
-	inp := testdata.Path(t, "vocab/ggml-vocab-llama-spm.gguf.inp")
+	inp := shareddata.Path(t, "vocab/ggml-vocab-llama-spm.gguf.inp")
 	for i, c := range readVectors(t, inp, strings.TrimSuffix(inp, ".inp")+".out") {
 		got, err := tok.Encode(c.text, false)
 		require.NoError(t, err)
@@ -161,12 +161,12 @@ func TestLlama2TinyRandomVocab(t *testing.T) {
 // TestLongTextRoundTrip encodes and decodes a long out-of-domain text with
 // a SentencePiece and a byte-level vocabulary.
 func TestLongTextRoundTrip(t *testing.T) {
-	raw, err := os.ReadFile(testdata.Path(t, "text/war-and-peace.txt"))
+	raw, err := os.ReadFile(shareddata.Path(t, "text/war-and-peace.txt"))
 	require.NoError(t, err)
 	text := string(raw[:min(len(raw), 200_000)])
 	text = strings.ToValidUTF8(text, "") // the cut may split a character
 	for _, name := range []string{"llama-spm", "gpt-2"} {
-		tok := loadGGUF(t, testdata.Path(t, "vocab/ggml-vocab-"+name+".gguf"))
+		tok := loadGGUF(t, shareddata.Path(t, "vocab/ggml-vocab-"+name+".gguf"))
 		ids, err := tok.Encode(text, false)
 		require.NoError(t, err)
 		got, err := tok.Decode(ids)
@@ -192,7 +192,7 @@ func TestGGUFSettings(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.file, func(t *testing.T) {
-			f, err := gguf.Open(testdata.Path(t, tt.file))
+			f, err := gguf.Open(shareddata.Path(t, tt.file))
 			require.NoError(t, err)
 			defer f.Close()
 			v, err := FromGGUF(f)

@@ -1,4 +1,4 @@
-package testdata
+package shareddata
 
 import (
 	"os"
@@ -13,7 +13,7 @@ func TestRepoRootHoldsGoMod(t *testing.T) {
 	root, err := repoRoot()
 	require.NoError(t, err)
 	assert.FileExists(t, filepath.Join(root, "go.mod"))
-	assert.FileExists(t, filepath.Join(root, "internal", "testdata", "testdata.go"))
+	assert.FileExists(t, filepath.Join(root, "internal", "shareddata", "shareddata.go"))
 }
 
 func TestRelativeEnvIsResolvedAgainstRoot(t *testing.T) {

@@ -1,4 +1,4 @@
-// Package testdata locates the project's shared reference data (models,
+// Package shareddata locates the project's shared reference data (models,
 // vocabularies, texts) for tests.
 //
 // The data lives outside the repository. Its directory is taken from the
@@ -6,7 +6,7 @@
 // "../shared", are resolved against the repository root (the directory that
 // holds go.mod). Where the data is absent a test is skipped, except in CI
 // (CI=true), where missing data is a failure.
-package testdata
+package shareddata
 
 import (
 	"errors"
