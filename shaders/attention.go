@@ -8,7 +8,7 @@ import (
 )
 
 const (
-	attentionWG = 64
+	attentionWG = 32
 	// attentionChunk is the keys per softmax/values chunk (split-K): enough
 	// chunks to spread one decode query over the cores, and few enough that
 	// the merge stays small. The vec4 kernel's values invocations cover a
