@@ -62,13 +62,22 @@ func (k MatMulKernel) String() string {
 
 // Workgroup and tile shapes, measured on lavapipe (see matmul_bench_test.go).
 const (
-	matvecWG   = 64  // invocations per workgroup in the rows kernel
-	matvecGWG  = 128 // invocations per output column in the groups kernel
+	matvecWG   = 64 // invocations per workgroup in the rows kernel
 	tiledWG    = 64
-	tiledTM    = 4 // x rows per register tile
-	tiledTN    = 4 // weight rows per register tile
+	tiledTM    = 8 // x rows per register tile, shared by a workgroup
+	tiledTN    = 4 // weight rows per register tile, per invocation
 	maxWorkDim = 65535
 )
+
+// groupsWG sizes the groups kernel's workgroup to the work units of a row
+// (16-byte groups, or 4-element/quarter-block units), 32 to 256 invocations.
+func groupsWG(units int) int {
+	wg := 32
+	for wg < 256 && wg < units {
+		wg *= 2
+	}
+	return wg
+}
 
 var wtypeCode = map[engine.DType]int{engine.F32: 0, engine.F16: 1, engine.Q8_0: 2, engine.Q4_0: 3}
 
@@ -141,8 +150,8 @@ func (o *Ops) MatMul(rec *engine.Recorder, x *engine.Tensor, w *engine.Weight, y
 			kern = MatMulGroups
 		}
 	}
-	if kern != MatMulTiled && m > maxWorkDim {
-		return fmt.Errorf("%s: the %s kernel takes at most %d rows of x, got %d", what, kern, maxWorkDim, m)
+	if kern != MatMulTiled && m > maxWorkDim || ceilDiv(m, tiledTM) > maxWorkDim {
+		return fmt.Errorf("%s: %d rows of x are too many for the %s kernel", what, m, kern)
 	}
 	file, perInv := matmulShader(w.DType, k, opt.NarrowLoads)
 	var entry string
@@ -152,7 +161,14 @@ func (o *Ops) MatMul(rec *engine.Recorder, x *engine.Tensor, w *engine.Weight, y
 	case MatMulRows:
 		entry, wg = "matvec", matvecWG
 	case MatMulGroups:
-		entry, wg = "matvec_wg", matvecGWG
+		units := ceilDiv(k, 4) // matmul.wgsl: 4 elements
+		switch file {
+		case "matmul_vec4.wgsl":
+			units = k / (4 + 4*code) // 16 bytes: 4 f32 or 8 f16
+		case "matmul_q.wgsl":
+			units = k / 8 // quarter blocks
+		}
+		entry, wg = "matvec_wg", groupsWG(units)
 	case MatMulTiled:
 		entry, wg = "tiled", tiledWG
 	default:
@@ -183,8 +199,7 @@ func (o *Ops) MatMul(rec *engine.Recorder, x *engine.Tensor, w *engine.Weight, y
 			groups = engine.Grid(rows, 1)
 			groups[2] = uint32(m)
 		case MatMulTiled:
-			tiles := ceilDiv(m, tiledTM) * ceilDiv(rows, tiledTN)
-			groups = engine.Grid(tiles, wg)
+			groups = [3]uint32{uint32(ceilDiv(ceilDiv(rows, tiledTN), wg)), uint32(ceilDiv(m, tiledTM)), 1}
 		}
 		if err := rec.Dispatch(kernel, params, groups, x.Binding(), part.Binding(), biasBinding, y.Binding()); err != nil {
 			return fmt.Errorf("%s part %d: %w", what, i, err)

@@ -15,8 +15,9 @@
 //   matvec_wg: one workgroup per output column, each invocation strides over k, then a tree
 //              reduction in shared memory (the fast path on GPUs); Grid(n, 1) workgroups of
 //              WG, z = m.
-//   tiled:     each invocation computes a TM x TN register tile of y, reading each x and W
-//              element once per tile (prefill); Grid(ceil(m/TM) * ceil(n/TN), WG).
+//   tiled:     a TM x TN register tile of y per invocation, reading each x and W element
+//              once per tile: TM rows of x shared by the workgroup, TN rows of W per
+//              invocation (prefill); workgroups (ceil(ceil(n/TN)/WG), ceil(m/TM), 1).
 // Constants: WTYPE (0 f32, 1 f16), WG (a power of two for matvec_wg), TM, TN.
 
 struct Params {
@@ -179,14 +180,11 @@ fn wscalar(jr: u32, e: u32) -> f32 {
 
 @compute @workgroup_size(WG)
 fn tiled(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
-  let tile = (wid.y * nwg.x + wid.x) * WG + lid.x;
-  let tn = (p.n + TN - 1u) / TN;
-  let ti = tile / tn;
-  if (ti * TM >= p.m) {
+  let i0 = wid.y * TM; // uniform over the workgroup
+  let j0 = (wid.x * WG + lid.x) * TN;
+  if (j0 >= p.n) {
     return;
   }
-  let i0 = ti * TM;
-  let j0 = (tile % tn) * TN;
   let k = p.k;
   // Rows past the edge repeat the last row (in range, never stored), so the inner loops
   // stay branch-free.

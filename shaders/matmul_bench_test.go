@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"testing"
+	"time"
 
 	"github.com/freqkv/freqkv/engine"
 	"github.com/freqkv/freqkv/internal/gputest"
@@ -11,11 +12,11 @@ import (
 	"github.com/freqkv/freqkv/shaders"
 )
 
-// Benchmarks of the matrix product. Each iteration records matmulReps products in
-// one submit and waits once, so the numbers measure the device, not the
+// Benchmarks of the matrix product. Each iteration records several products
+// in one submit and waits once, so the numbers measure the device, not the
 // submit. Run with e.g.
 //
-//	go test ./shaders -run '^$' -bench 'MatVec|MemRead|Prefill' -benchtime 5x
+//	go test ./shaders -run '^$' -bench '^Benchmark(MatVec|MemRead|Prefill)$' -benchtime 5x
 
 const matmulReps = 20
 
@@ -61,12 +62,16 @@ func benchTensor(b *testing.B, dev *engine.Device, rows, cols int) *engine.Tenso
 	return t
 }
 
-// runProduct times matmulReps products per submit.
-func runProduct(b *testing.B, ops *shaders.Ops, x *engine.Tensor, w *engine.Weight, y *engine.Tensor, m int, opt shaders.MatMulOptions) {
+// runProduct times products recorded many per submit and returns how many
+// products it ran: up to matmulReps per submit, fewer when one product is
+// slow, since a submit that runs past wgpu's 5-second poll timeout is
+// treated as finished while it still runs (and the next submit crashes
+// lavapipe).
+func runProduct(b *testing.B, ops *shaders.Ops, x *engine.Tensor, w *engine.Weight, y *engine.Tensor, m int, opt shaders.MatMulOptions) (products int) {
 	b.Helper()
-	step := func() {
+	step := func(reps int) {
 		rec := ops.Dev.NewRecorder()
-		for range matmulReps {
+		for range reps {
 			if err := ops.MatMul(rec, x, w, y, m, opt); err != nil {
 				b.Fatal(err)
 			}
@@ -75,11 +80,15 @@ func runProduct(b *testing.B, ops *shaders.Ops, x *engine.Tensor, w *engine.Weig
 			b.Fatal(err)
 		}
 	}
-	step() // compile and warm up
+	step(1) // compile and warm up
+	start := time.Now()
+	step(1)
+	reps := int(max(1, min(matmulReps, 500*time.Millisecond/max(time.Since(start), time.Microsecond))))
 	b.ResetTimer()
 	for b.Loop() {
-		step()
+		step(reps)
 	}
+	return reps * b.N
 }
 
 var decodeShapes = [][2]int{{1024, 1024}, {4096, 4096}, {32000, 1024}}
@@ -94,13 +103,20 @@ func BenchmarkMatVec(b *testing.B) {
 		x, y := benchTensor(b, dev, 1, k), benchTensor(b, dev, 1, n)
 		for _, bt := range benchTypes {
 			w := benchWeight(b, dev, bt.dt, bt.gt, n, k)
-			for _, kern := range []shaders.MatMulKernel{shaders.MatMulAuto, shaders.MatMulRows, shaders.MatMulGroups} {
-				if kern == shaders.MatMulGroups && dev.Info.IsCPU() && n*k > 1<<20 {
-					continue // minutes per run on llvmpipe: see the 1024x1024 number
+			for _, opt := range []shaders.MatMulOptions{{}, {Kernel: shaders.MatMulRows, NarrowLoads: true}, {Kernel: shaders.MatMulGroups}} {
+				name := opt.Kernel.String()
+				if opt.NarrowLoads {
+					if bt.dt.BlockSize() > 1 {
+						continue // one kernel file for the block types
+					}
+					name += "-narrow"
 				}
-				b.Run(fmt.Sprintf("%dx%d/%s/%s", n, k, bt.dt, kern), func(b *testing.B) {
-					runProduct(b, ops, x, w, y, 1, shaders.MatMulOptions{Kernel: kern})
-					b.ReportMetric(float64(w.Bytes())*matmulReps*float64(b.N)/b.Elapsed().Seconds()/1e9, "GB/s")
+				if opt.Kernel == shaders.MatMulGroups && dev.Info.IsCPU() && n*k > 1<<20 {
+					continue // slow on llvmpipe: see the 1024x1024 number
+				}
+				b.Run(fmt.Sprintf("%dx%d/%s/%s", n, k, bt.dt, name), func(b *testing.B) {
+					products := runProduct(b, ops, x, w, y, 1, opt)
+					b.ReportMetric(float64(w.Bytes())*float64(products)/b.Elapsed().Seconds()/1e9, "GB/s")
 				})
 			}
 		}
@@ -146,8 +162,8 @@ func BenchmarkPrefill(b *testing.B) {
 		for _, bt := range benchTypes {
 			w := benchWeight(b, dev, bt.dt, bt.gt, n, k)
 			b.Run(fmt.Sprintf("M%d_N%d_K%d/%s", m, n, k, bt.dt), func(b *testing.B) {
-				runProduct(b, ops, x, w, y, m, shaders.MatMulOptions{})
-				b.ReportMetric(2*float64(m*n*k)*matmulReps*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
+				products := runProduct(b, ops, x, w, y, m, shaders.MatMulOptions{})
+				b.ReportMetric(2*float64(m*n*k)*float64(products)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
 			})
 		}
 	}

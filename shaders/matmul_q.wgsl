@@ -14,8 +14,9 @@
 //   matvec_wg: one workgroup per output column, each invocation a quarter block at a time,
 //              then a tree reduction in shared memory (GPUs); Grid(n, 1) workgroups of WG,
 //              z = m.
-//   tiled:     a TM x TN register tile of y per invocation, each block dequantised once per
-//              tile (prefill); Grid(ceil(m/TM) * ceil(n/TN), WG).
+//   tiled:     a TM x TN register tile of y per invocation: TM rows of x shared by the
+//              workgroup, TN rows of W per invocation, each block dequantised once per tile
+//              (prefill); workgroups (ceil(ceil(n/TN)/WG), ceil(m/TM), 1).
 // Constants: WTYPE (2 q8_0, 3 q4_0), WG (a power of two for matvec_wg), R, TM, TN.
 // Block layouts (GGUF): q8_0 = f16 scale, 32 int8 (34 bytes); q4_0 = f16 scale, 16 bytes
 // whose low nibbles are elements 0-15 and high nibbles 16-31, value (q - 8) * scale.
@@ -235,11 +236,9 @@ fn matvec_wg(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg
 
 @compute @workgroup_size(WG)
 fn tiled(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
-  let tile = (wid.y * nwg.x + wid.x) * WG + lid.x;
-  let tn = (p.n + TN - 1u) / TN;
-  let i0 = (tile / tn) * TM;
-  let j0 = (tile % tn) * TN;
-  if (i0 >= p.m) {
+  let i0 = wid.y * TM; // uniform over the workgroup
+  let j0 = (wid.x * WG + lid.x) * TN;
+  if (j0 >= p.n) {
     return;
   }
   let nb = p.k / 32u;
@@ -249,42 +248,52 @@ fn tiled(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: ve
   for (var a = 0u; a < TM; a++) {
     xo[a] = min(i0 + a, p.m - 1u) * (p.k / 4u);
   }
-  var gr: array<u32, TN>;
+  var jr: array<u32, TN>;
   for (var c = 0u; c < TN; c++) {
-    gr[c] = min(j0 + c, p.n - 1u) * nb;
+    jr[c] = min(j0 + c, p.n - 1u);
   }
+  // Each block is dequantised (scale folded in) once per tile and used for TM rows of x.
   var acc: array<array<f32, TN>, TM>;
   for (var blk = 0u; blk < nb; blk++) {
+    var bw: array<u32, TN>;
+    var odd: array<bool, TN>;
+    var d: array<f32, TN>;
     for (var c = 0u; c < TN; c++) {
-      let g = gr[c] + blk;
-      let b = block_word(g);
-      let odd = (g & 1u) == 1u;
-      var s: array<vec4<f32>, TM>;
-      // Zeroed explicitly: naga hoists loop-body variables and initialises them once.
-      for (var a = 0u; a < TM; a++) {
-        s[a] = vec4<f32>(0.0);
-      }
-      if (WTYPE == 2u) {
-        for (var q = 0u; q < 8u; q++) {
-          let wv = i8x4(qword(b, odd, q));
-          for (var a = 0u; a < TM; a++) {
-            s[a] += x[xo[a] + 8u * blk + q] * wv;
-          }
+      let g = jr[c] * nb + blk;
+      bw[c] = block_word(g);
+      odd[c] = (g & 1u) == 1u;
+      d[c] = block_scale(bw[c], odd[c]);
+    }
+    if (WTYPE == 2u) {
+      for (var q = 0u; q < 8u; q++) {
+        var wv: array<vec4<f32>, TN>;
+        for (var c = 0u; c < TN; c++) {
+          wv[c] = d[c] * i8x4(qword(bw[c], odd[c], q));
         }
-      } else {
-        for (var q = 0u; q < 4u; q++) {
-          let v = qword(b, odd, q);
-          let lo = u4x4(v);
-          let hi = u4x4(v >> 4u);
-          for (var a = 0u; a < TM; a++) {
-            let xi = xo[a] + 8u * blk + q;
-            s[a] += x[xi] * lo + x[xi + 4u] * hi;
+        for (var a = 0u; a < TM; a++) {
+          let xv = x[xo[a] + 8u * blk + q];
+          for (var c = 0u; c < TN; c++) {
+            acc[a][c] += dot(xv, wv[c]);
           }
         }
       }
-      let d = block_scale(b, odd);
-      for (var a = 0u; a < TM; a++) {
-        acc[a][c] += d * hsum(s[a]);
+    } else {
+      for (var q = 0u; q < 4u; q++) {
+        var lo: array<vec4<f32>, TN>;
+        var hi: array<vec4<f32>, TN>;
+        for (var c = 0u; c < TN; c++) {
+          let v = qword(bw[c], odd[c], q);
+          lo[c] = d[c] * u4x4(v);
+          hi[c] = d[c] * u4x4(v >> 4u);
+        }
+        for (var a = 0u; a < TM; a++) {
+          let xi = xo[a] + 8u * blk + q;
+          let xl = x[xi];
+          let xh = x[xi + 4u];
+          for (var c = 0u; c < TN; c++) {
+            acc[a][c] += dot(xl, lo[c]) + dot(xh, hi[c]);
+          }
+        }
       }
     }
   }

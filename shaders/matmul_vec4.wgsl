@@ -13,8 +13,9 @@
 //              no barriers (the fast path on CPU adapters); Grid(ceil(n/R), WG), z = m.
 //   matvec_wg: one workgroup per output column, strided 16-byte loads, a tree reduction in
 //              shared memory (GPUs); Grid(n, 1) workgroups of WG, z = m.
-//   tiled:     a TM x TN register tile of y per invocation (prefill);
-//              Grid(ceil(m/TM) * ceil(n/TN), WG).
+//   tiled:     a TM x TN register tile of y per invocation: TM rows of x shared by the
+//              workgroup, TN rows of W per invocation (prefill);
+//              workgroups (ceil(ceil(n/TN)/WG), ceil(m/TM), 1).
 // Constants: WTYPE (0 f32, 1 f16), WG (a power of two for matvec_wg), R, TM, TN.
 
 struct Params {
@@ -131,11 +132,9 @@ fn matvec_wg(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg
 
 @compute @workgroup_size(WG)
 fn tiled(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
-  let tile = (wid.y * nwg.x + wid.x) * WG + lid.x;
-  let tn = (p.n + TN - 1u) / TN;
-  let i0 = (tile / tn) * TM;
-  let j0 = (tile % tn) * TN;
-  if (i0 >= p.m) {
+  let i0 = wid.y * TM; // uniform over the workgroup
+  let j0 = (wid.x * WG + lid.x) * TN;
+  if (j0 >= p.n) {
     return;
   }
   let groups = p.k / GROUP;
@@ -149,23 +148,23 @@ fn tiled(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: ve
   for (var c = 0u; c < TN; c++) {
     wb[c] = min(j0 + c, p.n - 1u) * groups;
   }
-  var acc: array<array<vec4<f32>, TN>, TM>;
+  var acc: array<array<f32, TN>, TM>;
   for (var g = 0u; g < groups; g++) {
-    var xg: array<XGroup, TM>;
-    for (var a = 0u; a < TM; a++) {
-      xg[a] = xgroup(xo[a] + g * (GROUP / 4u));
-    }
+    var wv: array<vec4<u32>, TN>;
     for (var c = 0u; c < TN; c++) {
-      let wg = w[wb[c] + g];
-      for (var a = 0u; a < TM; a++) {
-        acc[a][c] += group_dot(wg, xg[a]);
+      wv[c] = w[wb[c] + g];
+    }
+    for (var a = 0u; a < TM; a++) {
+      let xg = xgroup(xo[a] + g * (GROUP / 4u));
+      for (var c = 0u; c < TN; c++) {
+        acc[a][c] += hsum(group_dot(wv[c], xg));
       }
     }
   }
   for (var a = 0u; a < TM; a++) {
     for (var c = 0u; c < TN; c++) {
       if (i0 + a < p.m && j0 + c < p.n) {
-        store(i0 + a, j0 + c, hsum(acc[a][c]));
+        store(i0 + a, j0 + c, acc[a][c]);
       }
     }
   }

@@ -91,6 +91,8 @@ def cases():
         out.append(case(r, wtype, 5, 67, k, chunk_rows=16, bias=True, accumulate=True, tag="_chunk16_bias_acc"))
         out.append(case(r, wtype, 1, 9, 64, bias=True, tag="_bias"))
         out.append(case(r, wtype, 17, 9, 64, accumulate=True, tag="_acc"))
+        # More columns than one workgroup of tiles covers (64 invocations x 4 columns).
+        out.append(case(r, wtype, 5, 300, 64 if wtype.startswith("q") else 20))
     # The vocabulary projection: N = 128256 outputs, more than one grid dimension holds.
     # W comes from the xorshift generator to keep the file small; y is stored as f32, whose
     # rounding (u |y|) the rtol covers.
