@@ -28,12 +28,13 @@ type MatMulOptions struct {
 type MatMulKernel uint8
 
 const (
-	// MatMulAuto picks MatMulRows for m == 1 on CPU adapters, MatMulGroups for
-	// m == 1 on GPUs, and MatMulTiled for m > 1.
+	// MatMulAuto picks MatMulRows for m <= 3 on CPU adapters, MatMulGroups
+	// for m == 1 on GPUs, and MatMulTiled otherwise.
 	MatMulAuto MatMulKernel = iota
-	// MatMulRows computes one output column per invocation with no barriers:
-	// on llvmpipe the invocations of a workgroup are SIMD lanes and barriers
-	// are coroutine switches, so this is the fast decode path there.
+	// MatMulRows computes a few output columns per invocation (one row of x
+	// per workgroup layer) with no barriers: on llvmpipe the invocations of a
+	// workgroup are SIMD lanes and barriers are coroutine switches, so this
+	// is the fast decode path there.
 	MatMulRows
 	// MatMulGroups gives each output column a workgroup that strides over K
 	// and reduces in shared memory: the decode path for GPUs.
@@ -67,6 +68,9 @@ const (
 	tiledTM    = 8 // x rows per register tile, shared by a workgroup
 	tiledTN    = 4 // weight rows per register tile, per invocation
 	maxWorkDim = 65535
+	// Up to rowsMaxM rows of x, the rows kernel (which reads W once per row of
+	// x) beats the 8-row tiles on llvmpipe; from 4 rows on, tiles win.
+	rowsMaxM = 3
 )
 
 // groupsWG sizes the groups kernel's workgroup to the work units of a row
@@ -78,8 +82,6 @@ func groupsWG(units int) int {
 	}
 	return wg
 }
-
-var wtypeCode = map[engine.DType]int{engine.F32: 0, engine.F16: 1, engine.Q8_0: 2, engine.Q4_0: 3}
 
 // matmulShader is the kernel file for a weight type and row length, with the
 // output columns per invocation of its rows kernel (each x load serves that
@@ -106,7 +108,7 @@ func (o *Ops) MatMul(rec *engine.Recorder, x *engine.Tensor, w *engine.Weight, y
 		return fmt.Errorf("matmul: weight is nil or empty")
 	}
 	what := fmt.Sprintf("matmul %q", w.Label)
-	code, ok := wtypeCode[w.DType]
+	code, ok := weightCode(w.DType)
 	if !ok {
 		return fmt.Errorf("%s: weight type %s is not supported (f32, f16, q8_0, q4_0)", what, w.DType)
 	}
@@ -116,6 +118,9 @@ func (o *Ops) MatMul(rec *engine.Recorder, x *engine.Tensor, w *engine.Weight, y
 	}
 	if k%w.DType.BlockSize() != 0 {
 		return fmt.Errorf("%s: %s weights need K a multiple of %d, got %d", what, w.DType, w.DType.BlockSize(), k)
+	}
+	if err := checkParts(what, w); err != nil {
+		return err
 	}
 	if err := need(what+" x", x, engine.F32, m*k); err != nil {
 		return err
@@ -142,15 +147,15 @@ func (o *Ops) MatMul(rec *engine.Recorder, x *engine.Tensor, w *engine.Weight, y
 	kern := opt.Kernel
 	if kern == MatMulAuto {
 		switch {
+		case o.Dev.Info.IsCPU() && m <= rowsMaxM:
+			kern = MatMulRows
 		case m > 1:
 			kern = MatMulTiled
-		case o.Dev.Info.IsCPU():
-			kern = MatMulRows
 		default:
 			kern = MatMulGroups
 		}
 	}
-	if kern != MatMulTiled && m > maxWorkDim || ceilDiv(m, tiledTM) > maxWorkDim {
+	if kern == MatMulTiled && ceilDiv(m, tiledTM) > maxWorkDim || kern != MatMulTiled && m > maxWorkDim {
 		return fmt.Errorf("%s: %d rows of x are too many for the %s kernel", what, m, kern)
 	}
 	file, perInv := matmulShader(w.DType, k, opt.NarrowLoads)
@@ -179,16 +184,8 @@ func (o *Ops) MatMul(rec *engine.Recorder, x *engine.Tensor, w *engine.Weight, y
 	if err != nil {
 		return err
 	}
-	row0 := 0
 	for i, part := range w.Parts {
-		if part.DType != w.DType || part.Cols != k || w.Row0(i) != row0 {
-			return fmt.Errorf("%s: part %d is [%d,%d] %s at row %d, inconsistent with the weight [%d,%d] %s", what, i, part.Rows, part.Cols, part.DType, w.Row0(i), n, k, w.DType)
-		}
 		rows := part.Rows
-		row0 += rows
-		if row0 > n {
-			return fmt.Errorf("%s: parts hold more than the weight's %d rows", what, n)
-		}
 		params := []uint32{uint32(m), uint32(rows), uint32(k), uint32(n), uint32(w.Row0(i)), b2u(opt.Accumulate), hasBias}
 		var groups [3]uint32
 		switch kern {
@@ -204,9 +201,6 @@ func (o *Ops) MatMul(rec *engine.Recorder, x *engine.Tensor, w *engine.Weight, y
 		if err := rec.Dispatch(kernel, params, groups, x.Binding(), part.Binding(), biasBinding, y.Binding()); err != nil {
 			return fmt.Errorf("%s part %d: %w", what, i, err)
 		}
-	}
-	if row0 != n {
-		return fmt.Errorf("%s: parts hold %d rows, the weight %d", what, row0, n)
 	}
 	return nil
 }

@@ -3,6 +3,7 @@ package shaders_test
 import (
 	"fmt"
 	"math/rand/v2"
+	"strings"
 	"testing"
 	"time"
 
@@ -165,6 +166,59 @@ func BenchmarkPrefill(b *testing.B) {
 				products := runProduct(b, ops, x, w, y, m, shaders.MatMulOptions{})
 				b.ReportMetric(2*float64(m*n*k)*float64(products)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
 			})
+		}
+	}
+}
+
+// TestMatMulErrors checks that the launcher refuses bad shapes and types with
+// an error that names the problem, before recording anything.
+func TestMatMulErrors(t *testing.T) {
+	dev := gputest.Device(t)
+	ops := shaders.New(dev)
+	tensor := func(dt engine.DType, rows, cols int) *engine.Tensor {
+		x, err := dev.NewTensor("t", dt, rows, cols)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(x.Release)
+		return x
+	}
+	w, err := dev.UploadWeight("w", engine.Q8_0, 8, 64, make([]byte, 8*2*34), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(w.Release)
+	u32w, err := dev.UploadWeight("ids", engine.U32, 8, 64, make([]byte, 8*64*4), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(u32w.Release)
+	x, y := tensor(engine.F32, 2, 64), tensor(engine.F32, 2, 8)
+	for _, c := range []struct {
+		name    string
+		x, y    *engine.Tensor
+		w       *engine.Weight
+		m       int
+		opt     shaders.MatMulOptions
+		message string
+	}{
+		{"nil weight", x, y, nil, 1, shaders.MatMulOptions{}, "nil or empty"},
+		{"no rows", x, y, w, 0, shaders.MatMulOptions{}, "empty product"},
+		{"x too small", x, y, w, 3, shaders.MatMulOptions{}, "the kernel touches 192"},
+		{"y too small", x, tensor(engine.F32, 1, 8), w, 2, shaders.MatMulOptions{}, "the kernel touches 16"},
+		{"x not f32", tensor(engine.F16, 2, 64), y, w, 1, shaders.MatMulOptions{}, "is f16, want f32"},
+		{"x is y", x, x, w, 1, shaders.MatMulOptions{}, "share buffer"},
+		{"short bias", x, y, w, 1, shaders.MatMulOptions{Bias: tensor(engine.F32, 1, 7)}, "touches 8"},
+		{"bias is y", x, y, w, 1, shaders.MatMulOptions{Bias: y}, "share buffer"},
+		{"u32 weight", x, y, u32w, 1, shaders.MatMulOptions{}, "not supported"},
+	} {
+		rec := dev.NewRecorder()
+		err := ops.MatMul(rec, c.x, c.w, c.y, c.m, c.opt)
+		if err == nil || !strings.Contains(err.Error(), c.message) {
+			t.Errorf("%s: got error %v, want one containing %q", c.name, err, c.message)
+		}
+		if rec.Dispatches != 0 {
+			t.Errorf("%s: %d dispatches recorded before the error", c.name, rec.Dispatches)
 		}
 	}
 }
