@@ -55,6 +55,11 @@ fn u4x4(q: u32) -> vec4<f32> {
   return vec4<f32>(vec4<u32>(q, q >> 8u, q >> 16u, q >> 24u) & vec4<u32>(15u)) - vec4<f32>(8.0);
 }
 
+// The same without the offset, for sums that subtract 8 * sum(x) once per block.
+fn n4x4(q: u32) -> vec4<f32> {
+  return vec4<f32>(vec4<u32>(q, q >> 8u, q >> 16u, q >> 24u) & vec4<u32>(15u));
+}
+
 // Block g (counted from the start of the part) lies in whole words from block_word(g): an
 // even block starts on a word and its quants start two bytes into it; an odd block starts
 // two bytes into a word and its quants are word aligned.
@@ -161,23 +166,32 @@ fn matvec(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: v
           }
         }
       } else {
+        // sum x (q - 8) = sum x q - 8 sum x: the offset once per block, not per element.
+        var xsa = vec4<f32>(0.0);
+        var xsb = vec4<f32>(0.0);
         for (var j = 0u; j < 4u; j++) {
           let xl = x[xi + j];
           let xh = x[xi + 4u + j];
+          xsa += xl + xh;
           for (var a = 0u; a < R; a++) {
             let cur = w[wb[a] + 1u + j];
             let q = (prev[a] >> 16u) | (cur << 16u);
-            sa[a] += xl * u4x4(q) + xh * u4x4(q >> 4u);
+            sa[a] += xl * n4x4(q) + xh * n4x4(q >> 4u);
             prev[a] = cur;
           }
         }
         for (var j = 0u; j < 4u; j++) {
           let xl = x[xi + 8u + j];
           let xh = x[xi + 12u + j];
+          xsb += xl + xh;
           for (var a = 0u; a < R; a++) {
             let q = w[wb[a] + 5u + j];
-            sb[a] += xl * u4x4(q) + xh * u4x4(q >> 4u);
+            sb[a] += xl * n4x4(q) + xh * n4x4(q >> 4u);
           }
+        }
+        for (var a = 0u; a < R; a++) {
+          sa[a] -= 8.0 * xsa;
+          sb[a] -= 8.0 * xsb;
         }
       }
       // prev is now word PW/2: its high half is the odd block's scale.
