@@ -12,19 +12,20 @@ import (
 )
 
 // Benchmarks of attention at LLaMA-like shapes (16 heads, 4 KV heads, head
-// dim 64). Each iteration records attentionReps layers in one submit and
-// waits once; the metric is µs per layer. Run with e.g.
+// dim 64). Each iteration records reps layers (8 for decode) in one submit
+// and waits once; the metric is µs per layer. Submits stay well under 5 s:
+// on lavapipe a longer one outlasts wgpu's wait and the next one crashes the
+// driver. Run with e.g.
 //
 //	go test ./shaders -run '^$' -bench Attention -benchtime 5x
 //
 // BenchmarkAttentionProfile logs the GPU time of each pass (timestamps).
 
-const attentionReps = 8
-
 type attentionSetup struct {
 	ops                         *shaders.Ops
 	q, k, v, rope, out, scratch *engine.Tensor
 	p                           shaders.AttentionParams
+	reps                        int // layers per submit
 }
 
 func attnTensor(b *testing.B, dev *engine.Device, label string, dt engine.DType, rows, cols int, r *rand.Rand) *engine.Tensor {
@@ -60,7 +61,7 @@ func newAttention(b *testing.B, cache engine.DType, T, rows int) *attentionSetup
 	dev := gputest.Device(b)
 	p := shaders.AttentionParams{T: T, Heads: 16, KVHeads: 4, HeadDim: 64, RopeDim: 64, Rows: rows, Cap: rows + T, Scale: 0.125}
 	r := rand.New(rand.NewPCG(uint64(T), uint64(rows)))
-	s := &attentionSetup{ops: shaders.New(dev), p: p}
+	s := &attentionSetup{ops: shaders.New(dev), p: p, reps: 8}
 	s.q = attnTensor(b, dev, "q", engine.F32, T, p.Heads*p.HeadDim, r)
 	s.k = attnTensor(b, dev, "k", cache, p.Cap, p.KVHeads*p.HeadDim, r)
 	s.v = attnTensor(b, dev, "v", cache, p.Cap, p.KVHeads*p.HeadDim, r)
@@ -80,7 +81,7 @@ func newAttention(b *testing.B, cache engine.DType, T, rows int) *attentionSetup
 func (s *attentionSetup) step(b *testing.B, prof *engine.Profile) {
 	rec := s.ops.Dev.NewRecorder()
 	rec.Profile = prof
-	for range attentionReps {
+	for range s.reps {
 		if err := s.ops.Attention(rec, s.q, s.k, s.v, s.rope, s.out, s.scratch, s.p); err != nil {
 			b.Fatal(err)
 		}
@@ -99,7 +100,7 @@ func (s *attentionSetup) run(b *testing.B) {
 		s.step(b, nil)
 		n++
 	}
-	b.ReportMetric(float64(time.Since(start).Microseconds())/float64(n*attentionReps), "µs/layer")
+	b.ReportMetric(float64(time.Since(start).Microseconds())/float64(n*s.reps), "µs/layer")
 }
 
 func BenchmarkAttentionDecode(b *testing.B) {
@@ -113,9 +114,11 @@ func BenchmarkAttentionDecode(b *testing.B) {
 }
 
 func BenchmarkAttentionPrefill(b *testing.B) {
-	for _, c := range []struct{ t, rows int }{{128, 0}, {512, 0}} {
+	for _, c := range []struct{ t, rows, reps int }{{128, 0, 8}, {512, 0, 4}, {512, 4096, 1}} {
 		b.Run(fmt.Sprintf("f16/T%d_rows%d", c.t, c.rows), func(b *testing.B) {
-			newAttention(b, engine.F16, c.t, c.rows).run(b)
+			s := newAttention(b, engine.F16, c.t, c.rows)
+			s.reps = c.reps
+			s.run(b)
 		})
 	}
 }
