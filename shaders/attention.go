@@ -87,8 +87,8 @@ type attentionPlan struct {
 	vec4     bool // attention_vec4.wgsl serves the shape
 	chunk    int  // keys per split-K chunk
 	tc       int  // queries per chunk
-	stride   int  // most keys any query sees, rounded up to 4
-	chunks   int  // ceil(stride / attentionChunk)
+	stride   int  // most keys any query sees, rounded up to 8
+	chunks   int  // ceil(stride / chunk)
 	perQuery int  // scratch elements per query
 }
 
@@ -108,7 +108,7 @@ func (p AttentionParams) plan() attentionPlan {
 	return attentionPlan{
 		vec4:     vec4,
 		chunk:    chunk,
-		tc:       min(p.T, max(1, attentionBudget/per), 65535),
+		tc:       min(p.T, max(1, attentionBudget/per), 65535/p.KVHeads), // scores grids have y = tc × KV heads
 		stride:   stride,
 		chunks:   chunks,
 		perQuery: per,
@@ -179,18 +179,18 @@ func (o *Ops) Attention(rec *engine.Recorder, q, k, v, rope, out, scratch *engin
 		"WG": u(attentionWG), "D": u(p.HeadDim), "RD": u(p.RopeDim), "G": u(p.Heads / p.KVHeads),
 		"C": u(pl.chunk), "NEOX": fmt.Sprint(p.NeoX), "F16": fmt.Sprint(k.DType == engine.F16),
 	}
-	file, entries := "attention.wgsl", []string{"qrope", "scores", "softmax", "values", "combine"}
+	file := "attention.wgsl"
 	rotJobs := p.RopeDim / 2 // qrope jobs that rotate: pairs
 	if pl.vec4 {
-		file, entries = "attention_vec4.wgsl", []string{"qrope", "scores", "softmax", "values", "combine"}
+		file = "attention_vec4.wgsl"
 		rotJobs = p.RopeDim / 8 // octets of pairs
 		if p.NeoX {
 			rotJobs = p.RopeDim / 16 // an octet and its partner octet
 		}
 		consts["KVH"], consts["ROT_JOBS"] = u(p.KVHeads), u(rotJobs)
 	}
-	kernels := make([]*engine.Kernel, len(entries))
-	for i, entry := range entries {
+	var kernels [5]*engine.Kernel
+	for i, entry := range []string{"qrope", "scores", "softmax", "values", "combine"} {
 		kn, err := o.kernel(file, entry, consts)
 		if err != nil {
 			return err
@@ -211,9 +211,9 @@ func (o *Ops) Attention(rec *engine.Recorder, q, k, v, rope, out, scratch *engin
 			uint32(t0), uint32(tc), uint32(p.Heads), uint32(p.KVHeads), uint32(p.Rows), uint32(p.Sink), uint32(p.Window), uint32(p.Cap),
 			math.Float32bits(p.Scale), uint32(stride), uint32(chunks), uint32(qOff), uint32(sOff), uint32(stOff), uint32(partOff),
 		}
-		var grids [][3]uint32
+		var grids [5][3]uint32
 		if pl.vec4 {
-			grids = [][3]uint32{
+			grids = [5][3]uint32{
 				engine.Grid(tc*p.Heads*(rotJobs+(p.HeadDim-p.RopeDim)/8), attentionWG),          // qrope: octets
 				{uint32((stride/8 + attentionWG - 1) / attentionWG), uint32(tc * p.KVHeads), 1}, // scores: blocks of 8 keys, KV heads
 				engine.Grid(tc*p.Heads*chunks, attentionWG),                                     // softmax: head chunks
@@ -221,7 +221,7 @@ func (o *Ops) Attention(rec *engine.Recorder, q, k, v, rope, out, scratch *engin
 				engine.Grid(tc*width/4, attentionWG),                                            // combine: 4 dims
 			}
 		} else {
-			grids = [][3]uint32{
+			grids = [5][3]uint32{
 				engine.Grid(tc*p.Heads*(rotJobs+p.HeadDim-p.RopeDim), attentionWG), // qrope: pairs and tail dims
 				{uint32((stride + attentionWG - 1) / attentionWG), uint32(tc), 1},  // scores: keys
 				engine.Grid(tc*p.Heads*chunks, attentionWG),                        // softmax: head chunks

@@ -92,8 +92,8 @@ fn row(s: Span, kk: u32) -> u32 {
 
 // nextRow is the physical row of visible key kk+1, given r, that of key kk,
 // and slotLo = row(sp, sp.ns): consecutive keys are consecutive rows but at
-// the sink/window seam and the ring's end. (No division: CPU adapters run
-// both sides of every branch, and vector division is scalarised.)
+// the sink/window seam and the ring's end. (No division in the key loops:
+// CPU adapters scalarise vector division.)
 fn nextRow(sp: Span, slotLo: u32, kk: u32, r: u32) -> u32 {
   let n = r + 1u;
   return select(select(n, p.sink, n == p.cap), slotLo, kk + 1u == sp.ns);
