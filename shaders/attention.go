@@ -84,12 +84,12 @@ func (p AttentionParams) check() error {
 
 // attentionPlan is how the launcher splits the work and the scratch.
 type attentionPlan struct {
-	vec4     bool // attention_vec4.wgsl serves the shape
-	chunk    int  // keys per split-K chunk
-	tc       int  // queries per chunk
-	stride   int  // most keys any query sees, rounded up to 8
-	chunks   int  // ceil(stride / chunk)
-	perQuery int  // scratch elements per query
+	vec4    bool // attention_vec4.wgsl serves the shape
+	chunk   int  // keys per split-K chunk
+	tc      int  // queries per chunk
+	stride  int  // most keys any query sees, rounded up to 8
+	chunks  int  // ceil(stride / chunk)
+	scratch int  // f32 elements of scratch
 }
 
 // scoreStride is the score slots per (query, head) for queries that see up
@@ -105,24 +105,29 @@ func (p AttentionParams) plan() attentionPlan {
 	stride := scoreStride(p.visible(p.T - 1)) // visibility never shrinks with t
 	chunks := (stride + chunk - 1) / chunk
 	per := p.Heads * (p.HeadDim + stride + 4*chunks + chunks*p.HeadDim)
+	// Query chunks fill at most max(budget, one query); scratch is that
+	// limit or all T queries, whichever is less, so it never shrinks as T or
+	// Rows grow and sizing for the largest call covers every smaller one.
+	limit := max(attentionBudget, per)
 	return attentionPlan{
-		vec4:     vec4,
-		chunk:    chunk,
-		tc:       min(p.T, max(1, attentionBudget/per), 65535/p.KVHeads), // scores grids have y = tc × KV heads
-		stride:   stride,
-		chunks:   chunks,
-		perQuery: per,
+		vec4:    vec4,
+		chunk:   chunk,
+		tc:      min(p.T, limit/per, 65535/p.KVHeads), // scores grids have y = tc × KV heads
+		stride:  stride,
+		chunks:  chunks,
+		scratch: min(p.T*per, limit),
 	}
 }
 
 // AttentionScratch is the number of f32 elements of scratch Attention
-// needs for p (0 if p is invalid, which Attention reports).
+// needs for p (0 if p is invalid, which Attention reports). It never
+// decreases as T or Rows grow (at most 16 MiB unless one query needs more),
+// so scratch sized for a context's largest call serves all of them.
 func AttentionScratch(p AttentionParams) int {
 	if p.check() != nil {
 		return 0
 	}
-	pl := p.plan()
-	return pl.tc * pl.perQuery
+	return p.plan().scratch
 }
 
 // Attention records out = softmax(q·Kᵀ·Scale + causal/window mask)·V for the
