@@ -3,6 +3,7 @@ package engine
 import (
 	"encoding/binary"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"github.com/cogentcore/webgpu/wgpu"
@@ -265,7 +266,10 @@ func (r *Recorder) SubmitAndWait() error {
 		r.releaseReads()
 		return err
 	}
-	r.dev.dev.Poll(true, nil)
+	if err := r.dev.waitIdle(); err != nil {
+		r.releaseReads()
+		return r.fail(err)
+	}
 	for _, rb := range r.reads {
 		if rb.size == 0 {
 			rb.data = []byte{}
@@ -297,6 +301,26 @@ func (r *Recorder) releaseReads() {
 		}
 	}
 	r.reads = nil
+}
+
+// waitIdle blocks until everything submitted so far has completed. A single
+// Poll(wait) is not enough: wgpu gives up waiting after about 5 s, and on
+// lavapipe a submit issued while a long one still runs then crashes the
+// driver. So wait for the queue's own completion callback.
+func (d *Device) waitIdle() error {
+	var done atomic.Bool
+	d.queue.OnSubmittedWorkDone(func(wgpu.QueueWorkDoneStatus) { done.Store(true) })
+	deadline := time.Now().Add(30 * time.Minute)
+	for !done.Load() {
+		d.dev.Poll(true, nil)
+		if err := d.Err(); err != nil {
+			return err
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("GPU work did not complete in 30 minutes: the device is hung or a step is far too large")
+		}
+	}
+	return nil
 }
 
 // mapRead maps a staging buffer, polling the device until it is ready.

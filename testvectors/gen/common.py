@@ -90,7 +90,12 @@ def xorshift_array(dtype, shape, seed, scale=1.0):
     """An array given by the generator; returns (entry, values rounded to dtype as float64)."""
     n = int(np.prod(shape))
     v = xorshift_values(seed, n, scale)
-    v = v.astype({"f32": np.float32, "f16": np.float16}[dtype]).astype(np.float64)
+    # Rounded to f32 first, then (f16) to f16, exactly as the format says:
+    # a direct float64 -> f16 rounding differs in rare double-rounding cases.
+    v = v.astype(np.float32)
+    if dtype == "f16":
+        v = v.astype(np.float16)
+    v = v.astype(np.float64)
     return {"dtype": dtype, "shape": list(shape), "xorshift": {"seed": seed, "scale": scale}}, v.reshape(shape)
 
 
