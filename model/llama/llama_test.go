@@ -181,6 +181,11 @@ func TestFreqKVGroupedEqualsTokenByToken(t *testing.T) {
 	for i := range tokens {
 		tokens[i] = int32((i*13 + 5) % spec.Vocab)
 	}
+	// The grouped and single-token paths run different matmul kernels
+	// (tiled vs per-row), so K/V differ in the last f32 bits; an f16 cache
+	// can then round a value to the neighbouring half (2^-11 relative),
+	// which moves logits by up to a few 1e-5. f32 caches must agree to 1e-5.
+	tol := map[engine.DType]float64{engine.F32: 1e-5, engine.F16: 2e-4}
 	for _, kv := range []engine.DType{engine.F32, engine.F16} {
 		grouped, err := m.NewContext(llama.CacheOptions{Policy: "freqkv", FreqKV: cfg, KV: kv, MaxChunk: 64, Logits: true})
 		require.NoError(t, err)
@@ -196,7 +201,7 @@ func TestFreqKVGroupedEqualsTokenByToken(t *testing.T) {
 			for j, x := range all[i] {
 				want[j] = float64(x)
 			}
-			require.LessOrEqual(t, relErr(l, want), 1e-5, "kv %s token %d", kv, i)
+			require.LessOrEqual(t, relErr(l, want), tol[kv], "kv %s token %d", kv, i)
 		}
 		require.Greater(t, single.Cache.Stats().Compressions, 3)
 		single.Release()
