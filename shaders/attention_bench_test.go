@@ -8,6 +8,7 @@ import (
 
 	"github.com/freqkv/freqkv/engine"
 	"github.com/freqkv/freqkv/internal/gputest"
+	"github.com/freqkv/freqkv/model/ggml"
 	"github.com/freqkv/freqkv/shaders"
 )
 
@@ -42,7 +43,7 @@ func attnTensor(b *testing.B, dev *engine.Device, label string, dt engine.DType,
 	if dt == engine.F16 {
 		raw := make([]byte, 2*len(v))
 		for i, f := range v {
-			h := engine.F32ToF16(f)
+			h := ggml.F32ToF16(f)
 			raw[2*i], raw[2*i+1] = byte(h), byte(h>>8)
 		}
 		err = t.Upload(raw)

@@ -17,6 +17,7 @@ import (
 	"github.com/freqkv/freqkv/engine"
 	"github.com/freqkv/freqkv/freqkv"
 	"github.com/freqkv/freqkv/internal/gputest"
+	"github.com/freqkv/freqkv/model/ggml"
 )
 
 func dctColumn(x []float64, rows, cols, c int) []float64 {
@@ -166,9 +167,9 @@ func TestCompressInPlace(t *testing.T) {
 		if tc.dt == engine.F16 {
 			b := make([]byte, 2*len(x32))
 			for i, v := range x32 {
-				h := engine.F32ToF16(v)
+				h := ggml.F32ToF16(v)
 				b[2*i], b[2*i+1] = byte(h), byte(h>>8)
-				x64[i] = float64(engine.F16ToF32(h))
+				x64[i] = float64(ggml.F16ToF32(h))
 			}
 			cache.Upload(b)
 		} else {
@@ -196,7 +197,7 @@ func TestCompressInPlace(t *testing.T) {
 		got := make([]float32, rows*p.Channels)
 		for i := range got {
 			if tc.dt == engine.F16 {
-				got[i] = engine.F16ToF32(uint16(raw[2*i]) | uint16(raw[2*i+1])<<8)
+				got[i] = ggml.F16ToF32(uint16(raw[2*i]) | uint16(raw[2*i+1])<<8)
 			} else {
 				got[i] = math.Float32frombits(uint32(raw[4*i]) | uint32(raw[4*i+1])<<8 | uint32(raw[4*i+2])<<16 | uint32(raw[4*i+3])<<24)
 			}
@@ -286,7 +287,7 @@ func dctMeasureBandwidth(b *testing.B, dev *engine.Device) {
 		wdata := make([]byte, 2*n*k)
 		r := rand.New(rand.NewPCG(7, 8))
 		for i := 0; i < n*k; i++ {
-			h := engine.F32ToF16(float32(r.Float64()*2 - 1))
+			h := ggml.F32ToF16(float32(r.Float64()*2 - 1))
 			wdata[2*i], wdata[2*i+1] = byte(h), byte(h>>8)
 		}
 		w, err := dev.UploadWeight("w", engine.F16, n, k, wdata, 0)

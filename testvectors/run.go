@@ -7,6 +7,7 @@ import (
 	"sort"
 
 	"github.com/freqkv/freqkv/engine"
+	"github.com/freqkv/freqkv/model/ggml"
 	"github.com/freqkv/freqkv/shaders"
 )
 
@@ -126,7 +127,7 @@ func (r *Run) Read(t *engine.Tensor) ([]float64, error) {
 		case engine.F32:
 			out[i] = float64(math.Float32frombits(binary.LittleEndian.Uint32(b[4*i:])))
 		case engine.F16:
-			out[i] = float64(engine.F16ToF32(binary.LittleEndian.Uint16(b[2*i:])))
+			out[i] = float64(ggml.F16ToF32(binary.LittleEndian.Uint16(b[2*i:])))
 		case engine.U32:
 			out[i] = float64(binary.LittleEndian.Uint32(b[4*i:]))
 		default:

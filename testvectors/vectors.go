@@ -17,6 +17,7 @@ import (
 	"strings"
 
 	"github.com/freqkv/freqkv/engine"
+	"github.com/freqkv/freqkv/model/ggml"
 )
 
 // Format is the version string every vector file carries.
@@ -215,7 +216,7 @@ func (a *Array) Bytes() ([]byte, error) {
 			if a.DType == "f32" {
 				out = binary.LittleEndian.AppendUint32(out, math.Float32bits(float32(v)))
 			} else {
-				out = binary.LittleEndian.AppendUint16(out, engine.F32ToF16(float32(v)))
+				out = binary.LittleEndian.AppendUint16(out, ggml.F32ToF16(float32(v)))
 			}
 		}
 		return out, nil
@@ -270,7 +271,7 @@ func (a *Array) Float64s() ([]float64, error) {
 		case "f32":
 			out[i] = float64(math.Float32frombits(binary.LittleEndian.Uint32(b[4*i:])))
 		case "f16":
-			out[i] = float64(engine.F16ToF32(binary.LittleEndian.Uint16(b[2*i:])))
+			out[i] = float64(ggml.F16ToF32(binary.LittleEndian.Uint16(b[2*i:])))
 		case "u32":
 			out[i] = float64(binary.LittleEndian.Uint32(b[4*i:]))
 		case "i32":

@@ -10,6 +10,7 @@ import (
 	"github.com/freqkv/freqkv/engine"
 	"github.com/freqkv/freqkv/freqkv"
 	"github.com/freqkv/freqkv/internal/gputest"
+	"github.com/freqkv/freqkv/model/ggml"
 	"github.com/freqkv/freqkv/shaders"
 	"github.com/stretchr/testify/require"
 )
@@ -21,7 +22,7 @@ func randRows(r *rand.Rand, n, width int) [][]float64 {
 	for i := range out {
 		out[i] = make([]float64, width)
 		for j := range out[i] {
-			out[i][j] = float64(engine.F16ToF32(engine.F32ToF16(float32(r.Float64()*2 - 1))))
+			out[i][j] = float64(ggml.F16ToF32(ggml.F32ToF16(float32(r.Float64()*2 - 1))))
 		}
 	}
 	return out
@@ -53,7 +54,7 @@ func readRows(t *testing.T, c *engine.Tensor, n int) [][]float64 {
 		out[i] = make([]float64, c.Cols)
 		for j := range out[i] {
 			if c.DType == engine.F16 {
-				out[i][j] = float64(engine.F16ToF32(binary.LittleEndian.Uint16(raw[2*(i*c.Cols+j):])))
+				out[i][j] = float64(ggml.F16ToF32(binary.LittleEndian.Uint16(raw[2*(i*c.Cols+j):])))
 			} else {
 				out[i][j] = float64(math.Float32frombits(binary.LittleEndian.Uint32(raw[4*(i*c.Cols+j):])))
 			}

@@ -6,6 +6,7 @@ import (
 	"math"
 
 	"github.com/freqkv/freqkv/engine"
+	"github.com/freqkv/freqkv/model/ggml"
 )
 
 // ReadKV reads a layer's cached keys (before RoPE) and values, rows in
@@ -34,7 +35,7 @@ func (c *Context) ReadKV(layer int) (keys, values [][]float32, err error) {
 			for i := range out[r] {
 				j := r*t.Cols + i
 				if t.DType == engine.F16 {
-					out[r][i] = engine.F16ToF32(binary.LittleEndian.Uint16(b[2*j:]))
+					out[r][i] = ggml.F16ToF32(binary.LittleEndian.Uint16(b[2*j:]))
 				} else {
 					out[r][i] = math.Float32frombits(binary.LittleEndian.Uint32(b[4*j:]))
 				}
