@@ -5,6 +5,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"testing"
+	"time"
 
 	"github.com/freqkv/freqkv/engine"
 	"github.com/freqkv/freqkv/internal/gputest"
@@ -130,4 +131,35 @@ func wgpuBytes(v []float32) []byte {
 		binary.LittleEndian.PutUint32(b[4*i:], math.Float32bits(x))
 	}
 	return b
+}
+
+// TestLongSubmits runs two submits of several seconds each. wgpu's blocking
+// poll gives up after 5 s; waiting on it made lavapipe crash on the next
+// submit. The recorder must wait for real completion.
+func TestLongSubmits(t *testing.T) {
+	if testing.Short() {
+		t.Skip("takes about 15 s")
+	}
+	dev := gputest.Device(t)
+	ops := shaders.New(dev)
+	const n = 8 << 20 // 32 MiB per tensor
+	a, err := dev.NewTensor("a", engine.F32, 1, n)
+	require.NoError(t, err)
+	defer a.Release()
+	b, _ := dev.NewTensor("b", engine.F32, 1, n)
+	defer b.Release()
+	require.NoError(t, a.UploadF32(make([]float32, n)))
+	for round := 0; round < 2; round++ {
+		rec := dev.NewRecorder()
+		start := time.Now()
+		for i := 0; i < 200; i++ {
+			require.NoError(t, ops.Scale(rec, a, b, n, 1))
+			require.NoError(t, ops.Scale(rec, b, a, n, 1))
+		}
+		require.NoError(t, rec.SubmitAndWait())
+		t.Logf("submit %d took %v", round, time.Since(start))
+	}
+	got, err := a.ReadF32()
+	require.NoError(t, err)
+	require.Len(t, got, n)
 }

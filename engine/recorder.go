@@ -310,37 +310,43 @@ func (r *Recorder) releaseReads() {
 func (d *Device) waitIdle() error {
 	var done atomic.Bool
 	d.queue.OnSubmittedWorkDone(func(wgpu.QueueWorkDoneStatus) { done.Store(true) })
+	return d.pollUntil(&done, "GPU work")
+}
+
+// pollUntil polls without blocking until done is set. A blocking Poll hits
+// wgpu's 5 s fence timeout on long submits, after which lavapipe crashes
+// in its queue thread; short sleeps cost at most a millisecond of latency.
+func (d *Device) pollUntil(done *atomic.Bool, what string) error {
 	deadline := time.Now().Add(30 * time.Minute)
-	for !done.Load() {
-		d.dev.Poll(true, nil)
+	nap := 20 * time.Microsecond
+	for {
+		d.dev.Poll(false, nil)
+		if done.Load() {
+			return nil
+		}
 		if err := d.Err(); err != nil {
 			return err
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("GPU work did not complete in 30 minutes: the device is hung or a step is far too large")
+			return fmt.Errorf("%s did not complete in 30 minutes: the device is hung or a step is far too large", what)
 		}
+		time.Sleep(nap)
+		nap = min(2*nap, time.Millisecond)
 	}
-	return nil
 }
 
 // mapRead maps a staging buffer, polling the device until it is ready.
 func (d *Device) mapRead(b *wgpu.Buffer, size uint64) error {
 	var status wgpu.BufferMapAsyncStatus
-	done := false
+	var done atomic.Bool
 	if err := b.MapAsync(wgpu.MapModeRead, 0, size, func(s wgpu.BufferMapAsyncStatus) {
-		status, done = s, true
+		status = s
+		done.Store(true)
 	}); err != nil {
 		return fmt.Errorf("map readback buffer: %w", err)
 	}
-	deadline := time.Now().Add(10 * time.Minute)
-	for !done {
-		d.dev.Poll(true, nil)
-		if err := d.Err(); err != nil {
-			return err
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("readback did not complete in 10 minutes: the GPU is hung or the step is far too large")
-		}
+	if err := d.pollUntil(&done, "readback"); err != nil {
+		return err
 	}
 	if status != wgpu.BufferMapAsyncStatusSuccess {
 		return fmt.Errorf("map readback buffer: %s", status)

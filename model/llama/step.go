@@ -64,13 +64,10 @@ func (c *Context) feed(tokens []int32, allLogits bool, after chunkFn) (*engine.R
 		}
 		off += n
 		if off < len(tokens) {
-			// Earlier chunks go without waiting unless they read something
-			// back; the last one's recorder is returned for the caller.
-			submit := rec.Submit
-			if after != nil {
-				submit = rec.SubmitAndWait
-			}
-			if err := submit(); err != nil {
+			// Wait for each chunk before recording the next, so a long
+			// prefill is a sequence of bounded submits rather than a queue
+			// of them; it costs one short bubble per chunk.
+			if err := rec.SubmitAndWait(); err != nil {
 				return nil, err
 			}
 		}
