@@ -204,14 +204,16 @@ func writeSpectrumCSV(path string, layers []layerSpectrum) error {
 	return f.Close()
 }
 
+// plotSpectrum draws the cumulative energy against the share of lowest
+// frequencies kept: where a curve crosses the G line is what a compression
+// at ratio G keeps.
 func plotSpectrum(path string, show []layerSpectrum, ratio float64, arch string, l int) error {
 	p := plot.New()
-	p.Title.Text = fmt.Sprintf("KV energy per DCT frequency (%s, %d tokens)", arch, l)
-	p.X.Label.Text = "frequency k / L"
-	p.Y.Label.Text = "energy share"
-	p.Y.Scale = plot.LogScale{}
-	p.Y.Tick.Marker = plot.LogTicks{Prec: -1}
-	p.Legend.Top = true
+	p.Title.Text = fmt.Sprintf("Cumulative K/V energy over DCT frequencies (%s, %d tokens)", arch, l)
+	p.X.Label.Text = "share of lowest frequencies kept (k / L)"
+	p.Y.Label.Text = "share of energy kept"
+	p.X.Min, p.X.Max, p.Y.Min, p.Y.Max = 0, 1, 0, 1
+	p.Legend.Top, p.Legend.Left = false, false
 	var lines []any
 	for _, ls := range show {
 		name := "mean"
@@ -222,11 +224,12 @@ func plotSpectrum(path string, show []layerSpectrum, ratio float64, arch string,
 			tag string
 			e   []float64
 		}{{"K", ls.K}, {"V", ls.V}} {
-			pts := make(plotter.XYs, 0, len(kv.e))
+			pts := make(plotter.XYs, 0, len(kv.e)+1)
+			pts = append(pts, plotter.XY{})
+			cum := 0.0
 			for k, x := range kv.e {
-				if x > 0 {
-					pts = append(pts, plotter.XY{X: float64(k) / float64(len(kv.e)), Y: x})
-				}
+				cum += x
+				pts = append(pts, plotter.XY{X: float64(k+1) / float64(len(kv.e)), Y: cum})
 			}
 			lines = append(lines, name+" "+kv.tag, pts)
 		}
@@ -234,11 +237,12 @@ func plotSpectrum(path string, show []layerSpectrum, ratio float64, arch string,
 	if err := plotutil.AddLines(p, lines...); err != nil {
 		return err
 	}
-	vl, err := plotter.NewLine(plotter.XYs{{X: ratio, Y: 1e-9}, {X: ratio, Y: 1}})
-	if err == nil {
-		vl.Dashes = []vg.Length{vg.Points(4), vg.Points(3)}
-		p.Add(vl)
-		p.Legend.Add(fmt.Sprintf("kept at G=%g", ratio), vl)
+	vl, err := plotter.NewLine(plotter.XYs{{X: ratio, Y: 0}, {X: ratio, Y: 1}})
+	if err != nil {
+		return err
 	}
+	vl.Dashes = []vg.Length{vg.Points(4), vg.Points(3)}
+	p.Add(vl)
+	p.Legend.Add(fmt.Sprintf("G = %g", ratio), vl)
 	return p.Save(8*vg.Inch, 5*vg.Inch, path)
 }
