@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"sort"
 
@@ -84,7 +85,11 @@ func runInfo(args []string) error {
 			"tokenizer": tokDesc, "freqkv_default": cfg, "kv_memory": mems,
 		})
 	}
-	fmt.Printf("model        %s (GGUF v%d)\n", mf.path, f.Version)
+	format := fmt.Sprintf("GGUF v%d", f.Version)
+	if !isGGUF(mf.path) {
+		format = "llama2.c checkpoint"
+	}
+	fmt.Printf("model        %s (%s)\n", mf.path, format)
 	fmt.Printf("architecture %s, %.1fM parameters\n", h.Arch, float64(params)/1e6)
 	fmt.Printf("dims         embedding %d, layers %d, ffn %d, heads %d, kv heads %d, head dim %d\n", h.Dim, h.Layers, h.FFN, h.Heads, h.KVHeads, h.HeadDim())
 	rope := "adjacent pairs (llama)"
@@ -114,4 +119,15 @@ func runInfo(args []string) error {
 		fmt.Printf("  %6d tokens: full %10s   freqkv %10s\n", m.Tokens, humanBytes(m.FullBytes), humanBytes(m.FreqKVByte))
 	}
 	return nil
+}
+
+func isGGUF(path string) bool {
+	f, err := os.Open(path)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	var magic [4]byte
+	_, err = io.ReadFull(f, magic[:])
+	return err == nil && string(magic[:]) == "GGUF"
 }
