@@ -182,3 +182,46 @@ func humanBytes(n int64) string {
 	}
 	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }
+
+// inputFlags name a token stream: a text file or a file of token ids.
+type inputFlags struct {
+	text   string
+	tokens string
+}
+
+func (in *inputFlags) add(fs *pflag.FlagSet) {
+	fs.StringVar(&in.text, "text", "", "text file (tokenized with BOS as the model expects)")
+	fs.StringVar(&in.tokens, "tokens", "", "file of whitespace-separated token ids")
+}
+
+// loadWithInput checks the flags, loads the model and returns the stream's
+// tokens; the caller closes dev.
+func (in *inputFlags) loadWithInput(mf *modelFlags, quiet bool) (*engine.Device, *llama.Model, []int32, error) {
+	if (in.text == "") == (in.tokens == "") {
+		return nil, nil, nil, usagef("need exactly one of --text FILE or --tokens FILE")
+	}
+	if err := mf.check(); err != nil {
+		return nil, nil, nil, err
+	}
+	var ids []int32
+	var text []byte
+	var err error
+	if in.tokens != "" {
+		if ids, err = readTokenFile(in.tokens); err != nil {
+			return nil, nil, nil, err
+		}
+	} else if text, err = os.ReadFile(in.text); err != nil {
+		return nil, nil, nil, usagef("--text: %v", err)
+	}
+	dev, m, err := mf.load(quiet)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	if in.text != "" {
+		if ids, err = m.Tok.Encode(string(text), m.Tok.AddBOS()); err != nil {
+			dev.Close()
+			return nil, nil, nil, err
+		}
+	}
+	return dev, m, ids, nil
+}

@@ -40,8 +40,8 @@ func runPerplexity(args []string) error {
 		"Perplexity by the reference's protocol: windows of L tokens every --stride tokens, each\nevaluated with the grouped forward pass; mean next-token NLL over all positions of all\nwindows, and perplexity exp(mean NLL). --stride 0: one window from the first token\n(inputs 0..L-1, targets 1..L, L = min(--ctx, tokens - 1)).")
 	var mf modelFlags
 	mf.add(fs)
-	textPath := fs.String("text", "", "text file (tokenized with BOS as the model expects)")
-	tokensPath := fs.String("tokens", "", "file of whitespace-separated token ids")
+	var in inputFlags
+	in.add(fs)
 	ctxLen := fs.Int("ctx", 0, "window length L in tokens (default: the model's trained context)")
 	stride := fs.Int("stride", 256, "tokens between window starts; 0: one window from the first token")
 	var cf cacheFlags
@@ -50,38 +50,14 @@ func runPerplexity(args []string) error {
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	if (*textPath == "") == (*tokensPath == "") {
-		return usagef("need exactly one of --text FILE or --tokens FILE")
-	}
 	if *stride < 0 || *ctxLen < 0 {
 		return usagef("--stride and --ctx must not be negative")
 	}
-	if err := mf.check(); err != nil {
-		return err
-	}
-	var ids []int32
-	var err error
-	if *tokensPath != "" {
-		if ids, err = readTokenFile(*tokensPath); err != nil {
-			return err
-		}
-	} else if _, err := os.Stat(*textPath); err != nil {
-		return usagef("--text: %v", err)
-	}
-	dev, m, err := mf.load(*asJSON)
+	dev, m, ids, err := in.loadWithInput(&mf, *asJSON)
 	if err != nil {
 		return err
 	}
 	defer dev.Close()
-	if *textPath != "" {
-		b, err := os.ReadFile(*textPath)
-		if err != nil {
-			return usagef("--text: %v", err)
-		}
-		if ids, err = m.Tok.Encode(string(b), m.Tok.AddBOS()); err != nil {
-			return err
-		}
-	}
 	l := *ctxLen
 	if l == 0 {
 		l = m.H.ContextLength

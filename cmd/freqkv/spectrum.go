@@ -67,8 +67,8 @@ func runSpectrum(args []string) error {
 		"Measures the paper's key observation: runs the first L tokens through the model with a full\ncache, takes the DCT-II of every key (before RoPE) and value channel along the sequence,\nand reports the energy per frequency per layer and the share kept by a compression at ratio G.")
 	var mf modelFlags
 	mf.add(fs)
-	textPath := fs.String("text", "", "text file")
-	tokensPath := fs.String("tokens", "", "file of whitespace-separated token ids")
+	var in inputFlags
+	in.add(fs)
 	ctxLen := fs.Int("ctx", 0, "tokens to analyse (default: the model's trained context)")
 	ratio := fs.Float64("ratio", 0.5, "retaining ratio G whose kept energy is reported")
 	perLayer := fs.Bool("layers", false, "print and plot every layer (default: the mean over layers)")
@@ -78,9 +78,6 @@ func runSpectrum(args []string) error {
 	kvType := fs.String("kv", "f32", "KV storage for the analysis run: f32 or f16")
 	if err := parse(fs, args); err != nil {
 		return err
-	}
-	if (*textPath == "") == (*tokensPath == "") {
-		return usagef("need exactly one of --text FILE or --tokens FILE")
 	}
 	if !(*ratio > 0 && *ratio < 1) {
 		return usagef("--ratio %v must be in (0, 1)", *ratio)
@@ -92,29 +89,11 @@ func runSpectrum(args []string) error {
 			return usagef("-o %s: the plot must be .png or .svg", *out)
 		}
 	}
-	if err := mf.check(); err != nil {
-		return err
-	}
-	var ids []int32
-	var err error
-	if *tokensPath != "" {
-		if ids, err = readTokenFile(*tokensPath); err != nil {
-			return err
-		}
-	} else if _, err := os.Stat(*textPath); err != nil {
-		return usagef("--text: %v", err)
-	}
-	dev, m, err := mf.load(*asJSON)
+	dev, m, ids, err := in.loadWithInput(&mf, *asJSON)
 	if err != nil {
 		return err
 	}
 	defer dev.Close()
-	if *textPath != "" {
-		b, _ := os.ReadFile(*textPath)
-		if ids, err = m.Tok.Encode(string(b), m.Tok.AddBOS()); err != nil {
-			return err
-		}
-	}
 	l := *ctxLen
 	if l == 0 {
 		l = m.H.ContextLength
