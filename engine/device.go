@@ -133,7 +133,7 @@ func enumerate(inst *wgpu.Instance) ([]*wgpu.Adapter, []AdapterInfo) {
 // Adapters lists the adapters available for compute, best first.
 func Adapters() ([]AdapterInfo, error) {
 	quietLoader()
-	inst := wgpu.CreateInstance(nil)
+	inst := newInstance()
 	if inst == nil {
 		return nil, ErrNoAdapter
 	}
@@ -188,7 +188,7 @@ func choose(infos []AdapterInfo, selector string) (int, error) {
 // limits for what the engine needs and shader-f16 and timestamps when offered.
 func Open(opts Options) (*Device, error) {
 	quietLoader()
-	inst := wgpu.CreateInstance(nil)
+	inst := newInstance()
 	if inst == nil {
 		return nil, ErrNoAdapter
 	}
@@ -302,6 +302,13 @@ func (d *Device) Features() []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// newInstance creates a WebGPU instance on the compute-capable backends
+// only: the GL backend would bring up a second (idle) driver instance, and
+// its adapters can't run our kernels anyway.
+func newInstance() *wgpu.Instance {
+	return wgpu.CreateInstance(&wgpu.InstanceDescriptor{Backends: wgpu.InstanceBackendPrimary})
 }
 
 // quietLoader keeps the Vulkan loader's "XDG_RUNTIME_DIR is invalid" lines
