@@ -257,6 +257,19 @@ func (r *Recorder) flush() error {
 	return r.err
 }
 
+// Discard drops everything recorded without running it. Recording alone
+// compiles every pipeline the dispatches need, so a discarded recording is
+// how a caller warms the pipeline cache before the first real step.
+func (r *Recorder) Discard() {
+	r.endPass()
+	if r.enc != nil {
+		r.enc.Release()
+		r.enc = nil
+	}
+	r.releaseReads()
+	r.slots = 0
+}
+
 // Submit sends everything recorded to the GPU without waiting.
 func (r *Recorder) Submit() error { return r.flush() }
 

@@ -100,7 +100,32 @@ func (m *Model) NewContext(opts CacheOptions) (*Context, error) {
 		c.Release()
 		return nil, err
 	}
+	if err := c.warmUp(); err != nil {
+		c.Release()
+		return nil, err
+	}
 	return c, nil
+}
+
+// warmUp records (and discards) a decode step and a full prefill chunk, so
+// every pipeline they use is compiled now rather than on the first token:
+// lavapipe compiles each with LLVM, which costs milliseconds apiece.
+func (c *Context) warmUp() error {
+	for _, t := range []int{1, min(c.chunk, c.Cache.View().Cap)} {
+		rec := c.m.dev.NewRecorder()
+		err := c.record(rec, t, false)
+		if err == nil && c.opts.Logits {
+			err = c.record(rec, t, true)
+		}
+		if err == nil {
+			err = c.ops.Argmax(rec, c.logits, c.argmax, c.m.H.Vocab)
+		}
+		rec.Discard()
+		if err != nil {
+			return fmt.Errorf("prepare kernels: %w", err)
+		}
+	}
+	return nil
 }
 
 func (c *Context) alloc() error {

@@ -253,3 +253,24 @@ func TestBadInput(t *testing.T) {
 	_, err = m.NewContext(llama.CacheOptions{Policy: "lru", KV: engine.F32})
 	require.ErrorContains(t, err, "unknown cache policy")
 }
+
+// TestSamplingSeed: a seed makes sampled runs reproducible token for token,
+// and another seed changes them.
+func TestSamplingSeed(t *testing.T) {
+	dev := gputest.Device(t)
+	m := load(t, dev, shareddata.Path(t, "models/stories260K.gguf"), "")
+	run := func(seed uint64) []int32 {
+		ctx, err := m.NewContext(llama.CacheOptions{Policy: "freqkv", FreqKV: freqkv.DefaultConfig(64), KV: engine.F32})
+		require.NoError(t, err)
+		defer ctx.Release()
+		var got []int32
+		s := &llama.Sampler{Temperature: 1, TopK: 40, TopP: 0.95, MinP: 0.05, RepeatPenalty: 1.1, Seed: seed}
+		_, err = ctx.Generate(nil, 100, s, false, func(tok int32) bool { got = append(got, tok); return true })
+		require.NoError(t, err)
+		return got
+	}
+	a, b, c := run(42), run(42), run(43)
+	require.Equal(t, a, b)
+	require.NotEqual(t, a, c)
+	require.Len(t, a, 100)
+}

@@ -1,0 +1,93 @@
+package llama_test
+
+import (
+	"fmt"
+	"path/filepath"
+	"sync"
+	"testing"
+
+	"github.com/freqkv/freqkv/engine"
+	"github.com/freqkv/freqkv/freqkv"
+	"github.com/freqkv/freqkv/internal/gputest"
+	"github.com/freqkv/freqkv/model/ggml"
+	"github.com/freqkv/freqkv/model/llama"
+	"github.com/freqkv/freqkv/model/synth"
+)
+
+var (
+	mediumOnce  sync.Once
+	mediumPaths = map[ggml.Type]string{}
+	mediumDir   string
+)
+
+// medium writes the synthetic "medium" model (dim 1024, 8 layers, 16 heads,
+// 4 kv heads, ffn 2816, vocab 32000) once per weight type.
+func medium(b *testing.B, wt ggml.Type) *llama.Model {
+	mediumOnce.Do(func() { mediumDir = b.TempDir() })
+	path, ok := mediumPaths[wt]
+	if !ok {
+		path = filepath.Join(mediumDir, fmt.Sprintf("medium-%s.gguf", wt))
+		s := synth.Medium()
+		s.WeightType = wt
+		if err := synth.Write(path, s); err != nil {
+			b.Fatal(err)
+		}
+		mediumPaths[wt] = path
+	}
+	dev := gputest.Device(b)
+	f, err := llama.Open(path, llama.LoadOptions{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	m, err := llama.Load(dev, f, llama.LoadOptions{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(m.Release)
+	return m
+}
+
+func report(b *testing.B, meas llama.Measurement) {
+	b.ReportMetric(meas.PrefillTPS, "prefill_tok/s")
+	b.ReportMetric(meas.DecodeTPS, "decode_tok/s")
+	b.ReportMetric(float64(meas.KVBytes)/(1<<20), "KV_MiB")
+}
+
+// BenchmarkMedium: prefill and decode tok/s of the medium model in f32 and
+// f16 weights at context 512 and 4096 (full cache, f16 KV).
+func BenchmarkMedium(b *testing.B) {
+	for _, wt := range []ggml.Type{ggml.F16, ggml.F32} {
+		for _, ctx := range []int{512, 4096} {
+			b.Run(fmt.Sprintf("%s/ctx%d", wt, ctx), func(b *testing.B) {
+				m := medium(b, wt)
+				for i := 0; i < b.N; i++ {
+					meas, err := m.Measure(llama.CacheOptions{Policy: "full", Context: ctx + 16, KV: engine.F16}, ctx, 16, false)
+					if err != nil {
+						b.Fatal(err)
+					}
+					report(b, meas)
+				}
+			})
+		}
+	}
+}
+
+// BenchmarkFreqKVvsFull: decode tok/s and KV bytes of freqkv (N = 2048)
+// against a full cache at 2K, 8K and 16K tokens, side by side.
+func BenchmarkFreqKVvsFull(b *testing.B) {
+	for _, ctx := range []int{2048, 8192, 16384} {
+		for _, policy := range []string{"full", "freqkv"} {
+			b.Run(fmt.Sprintf("ctx%d/%s", ctx, policy), func(b *testing.B) {
+				m := medium(b, ggml.F16)
+				opts := llama.CacheOptions{Policy: policy, Context: ctx + 16, FreqKV: freqkv.DefaultConfig(2048), KV: engine.F16}
+				for i := 0; i < b.N; i++ {
+					meas, err := m.Measure(opts, ctx, 16, false)
+					if err != nil {
+						b.Fatal(err)
+					}
+					report(b, meas)
+				}
+			})
+		}
+	}
+}
