@@ -54,6 +54,7 @@ func runBench(args []string) error {
 	kv := fs.String("kv", "", "KV storage: f16 or f32 (default f16 where the device has shader-f16)")
 	batch := fs.Int("batch", 256, "tokens per prefill step")
 	asJSON := fs.Bool("json", false, "print JSON")
+	profile := fs.Bool("profile", false, "also print the GPU time per kernel of one decode step (timestamp queries)")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -107,12 +108,15 @@ func runBench(args []string) error {
 	}
 	for _, c := range ctxs {
 		for _, p := range policies {
-			cf := cacheFlags{policy: p, size: *n, sink: *sink, recent: *recent, ratio: *ratio, kv: *kv, chunk: *batch, ctx: c + *decode}
+			cf := cacheFlags{policy: p, size: *n, sink: *sink, recent: *recent, ratio: *ratio, kv: *kv, chunk: *batch, ctx: c + *decode + 1}
 			opts, err := cf.options(dev, m.H.ContextLength)
 			if err != nil {
 				return err
 			}
 			meas, err := m.Measure(opts, c, *decode, true)
+			if !*profile {
+				meas.DecodeKernels = nil
+			}
 			if err != nil {
 				return fmt.Errorf("%s cache at %d tokens: %w", p, c, err)
 			}
@@ -140,7 +144,26 @@ func runBench(args []string) error {
 		}
 		fmt.Fprintf(tw, "%d\t%s\t%.1f\t%.1f\t%s\t%s\t%d\t%d\t%s\t\n", r.Tokens, r.Policy, r.PrefillTPS, r.DecodeTPS, humanBytes(r.KVBytes), humanBytes(r.FullKVBytes), r.Rows, r.Compressions, cms)
 	}
-	return tw.Flush()
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if *profile {
+		for _, r := range rows {
+			fmt.Printf("\none decode step at %d tokens, %s cache, GPU time by kernel:\n", r.Tokens, r.Policy)
+			var total float64
+			for _, k := range r.DecodeKernels {
+				total += k.Total.Seconds() * 1e3
+			}
+			for i, k := range r.DecodeKernels {
+				if i == 8 {
+					break
+				}
+				fmt.Printf("  %-40s %3d calls %8.2f ms %5.1f%%\n", k.Name, k.Calls, k.Total.Seconds()*1e3, 100*k.Total.Seconds()*1e3/total)
+			}
+			fmt.Printf("  %-40s           %8.2f ms\n", "total", total)
+		}
+	}
+	return nil
 }
 
 func parseWeightType(s string) (ggml.Type, error) {

@@ -61,7 +61,7 @@ func BenchmarkMedium(b *testing.B) {
 			b.Run(fmt.Sprintf("%s/ctx%d", wt, ctx), func(b *testing.B) {
 				m := medium(b, wt)
 				for i := 0; i < b.N; i++ {
-					meas, err := m.Measure(llama.CacheOptions{Policy: "full", Context: ctx + 16, KV: engine.F16}, ctx, 16, false)
+					meas, err := m.Measure(llama.CacheOptions{Policy: "full", Context: ctx + 17, KV: engine.F16}, ctx, 16, false)
 					if err != nil {
 						b.Fatal(err)
 					}
@@ -79,7 +79,7 @@ func BenchmarkFreqKVvsFull(b *testing.B) {
 		for _, policy := range []string{"full", "freqkv"} {
 			b.Run(fmt.Sprintf("ctx%d/%s", ctx, policy), func(b *testing.B) {
 				m := medium(b, ggml.F16)
-				opts := llama.CacheOptions{Policy: policy, Context: ctx + 16, FreqKV: freqkv.DefaultConfig(2048), KV: engine.F16}
+				opts := llama.CacheOptions{Policy: policy, Context: ctx + 17, FreqKV: freqkv.DefaultConfig(2048), KV: engine.F16}
 				for i := 0; i < b.N; i++ {
 					meas, err := m.Measure(opts, ctx, 16, false)
 					if err != nil {

@@ -21,6 +21,8 @@ type Measurement struct {
 	Rows          int     `json:"cache_rows"`
 	Compressions  int     `json:"compressions"`
 	CompressGPUMs float64 `json:"compress_gpu_ms"` // mean GPU time of one compression (all layers), when profiled
+	// DecodeKernels is the GPU time per kernel of one profiled decode step.
+	DecodeKernels []engine.KernelTime `json:"decode_kernels,omitempty"`
 }
 
 // Measure fills a fresh context with tokens pseudo-random tokens, then
@@ -55,11 +57,20 @@ func (m *Model) Measure(opts CacheOptions, tokens, decode int, profile bool) (Me
 		}
 	}
 	dec := time.Since(start)
+	var kernels []engine.KernelTime
+	if profile && m.dev.Timestamps {
+		if kernels, err = ctx.WithProfile(func() error {
+			_, err := ctx.Next([]int32{next}, s, nil)
+			return err
+		}); err != nil {
+			return Measurement{}, err
+		}
+	}
 	st := ctx.Cache.Stats()
 	meas := Measurement{
 		Policy: opts.Policy, KV: opts.KV.String(), Tokens: tokens, PrefillTPS: rate(tokens, prefill),
 		Decoded: decode, DecodeTPS: rate(decode, dec), KVBytes: st.Bytes, FullKVBytes: m.KVBytesFull(tokens+decode, opts.KV),
-		Rows: st.Rows, Compressions: st.Compressions,
+		Rows: st.Rows, Compressions: st.Compressions, DecodeKernels: kernels,
 	}
 	if profile && opts.Policy == "freqkv" && m.dev.Timestamps {
 		ms, err := m.compressTime(opts)
