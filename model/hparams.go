@@ -328,6 +328,14 @@ func CheckTensors(f *gguf.File, h HParams) error {
 			want(p+"attn_v.bias", kv)
 		}
 	}
+	if len(f.Tensors) == 0 {
+		return errors.New("model: the file holds no tensors (a vocabulary-only GGUF?): it has metadata but no weights to run")
+	}
+	// Name the first few problems; a wrong file type can miss hundreds.
+	const shown = 4
+	if len(errs) > shown {
+		errs = append(errs[:shown], fmt.Errorf("model: and %d more tensor problems", len(errs)-shown))
+	}
 	return errors.Join(errs...)
 }
 
