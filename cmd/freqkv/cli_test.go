@@ -196,3 +196,29 @@ func TestRuntimeErrorsExit1(t *testing.T) {
 	require.Equal(t, 1, r.code, r.stderr)
 	require.Equal(t, 1, strings.Count(strings.TrimSpace(r.stderr), "\n")+1, r.stderr)
 }
+
+// TestTokenizeSharedVectors runs llama.cpp's tokenizer vectors through the
+// binary (no BOS, special tokens not parsed), one process per input, for a
+// SentencePiece and a byte-level BPE vocabulary.
+func TestTokenizeSharedVectors(t *testing.T) {
+	for _, name := range []string{"llama-spm", "gpt-2"} {
+		vocab := shareddata.Path(t, "vocab/ggml-vocab-"+name+".gguf")
+		inp, err := os.ReadFile(vocab + ".inp")
+		require.NoError(t, err)
+		out, err := os.ReadFile(vocab + ".out")
+		require.NoError(t, err)
+		inputs := strings.Split(string(inp), "\n__ggml_vocab_test__\n")
+		if inputs[len(inputs)-1] == "" {
+			inputs = inputs[:len(inputs)-1]
+		}
+		want := strings.Split(strings.TrimSuffix(string(out), "\n"), "\n")
+		require.Len(t, want, len(inputs), name)
+		for i, text := range inputs {
+			cmd := exec.Command(binary, "tokenize", "-m", vocab, "--no-bos")
+			cmd.Stdin = strings.NewReader(text)
+			got, err := cmd.Output()
+			require.NoError(t, err, "%s input %d", name, i)
+			require.Equal(t, strings.Join(strings.Fields(want[i]), " "), strings.TrimSpace(string(got)), "%s input %d %q", name, i, text)
+		}
+	}
+}
