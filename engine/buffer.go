@@ -28,9 +28,6 @@ func (d *Device) NewBuffer(label string, size uint64) (*Buffer, error) {
 	if alloc > d.Limits.MaxBufferSize {
 		return nil, fmt.Errorf("buffer %q: %d bytes exceeds the device's maxBufferSize of %d bytes; split the tensor or use a smaller model/context", label, alloc, d.Limits.MaxBufferSize)
 	}
-	if err := d.Err(); err != nil {
-		return nil, err
-	}
 	b, err := d.dev.CreateBuffer(&wgpu.BufferDescriptor{
 		Label: label,
 		Size:  alloc,

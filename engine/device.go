@@ -60,8 +60,6 @@ type Device struct {
 	dev      *wgpu.Device
 	queue    *wgpu.Queue
 
-	lost atomic.Pointer[string]
-
 	mu        sync.Mutex
 	kernels   map[string]*Kernel
 	compileNS int64 // total pipeline creation time, for reporting
@@ -278,14 +276,6 @@ func (d *Device) Close() {
 	d.adapter.Release()
 	d.instance.Release()
 	d.dev = nil
-}
-
-// Err reports whether the device was lost.
-func (d *Device) Err() error {
-	if msg := d.lost.Load(); msg != nil {
-		return fmt.Errorf("GPU device lost (%s): restart the program; if it repeats, lower the context or use a smaller model", *msg)
-	}
-	return nil
 }
 
 // MaxBinding is the largest storage-buffer range one binding may cover.

@@ -230,9 +230,6 @@ func (r *Recorder) flush() error {
 	if r.err != nil {
 		return r.err
 	}
-	if err := r.dev.Err(); err != nil {
-		return r.fail(err)
-	}
 	r.endPass()
 	if r.Profile != nil && r.dev.Timestamps {
 		r.Profile.resolve(r)
@@ -302,7 +299,7 @@ func (r *Recorder) SubmitAndWait() error {
 			return r.fail(err)
 		}
 	}
-	return r.dev.Err()
+	return nil
 }
 
 func (r *Recorder) releaseReads() {
@@ -336,9 +333,6 @@ func (d *Device) pollUntil(done *atomic.Bool, what string) error {
 		d.dev.Poll(false, nil)
 		if done.Load() {
 			return nil
-		}
-		if err := d.Err(); err != nil {
-			return err
 		}
 		if time.Now().After(deadline) {
 			return fmt.Errorf("%s did not complete in 30 minutes: the device is hung or a step is far too large", what)
