@@ -35,9 +35,9 @@ func TestDeviceAndRoundTrip(t *testing.T) {
 		require.NoError(t, tb.UploadF32(b))
 		poison := make([]float32, n)
 		for i := range poison {
-			poison[i] = float32(0x7fc00000) // NaN-like poison
+			poison[i] = math.Float32frombits(0x7fc00000) // NaN: an unwritten element fails
 		}
-		require.NoError(t, to.UploadF32(randVec(r, n)))
+		require.NoError(t, to.UploadF32(poison))
 		rec := dev.NewRecorder()
 		require.NoError(t, shaders.New(dev).Add(rec, ta, tb, to, n))
 		require.NoError(t, rec.SubmitAndWait())
