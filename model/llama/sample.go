@@ -50,82 +50,144 @@ func (s *Sampler) Sample(logits []float32, history []int32) int32 {
 	if s.rng == nil {
 		s.rng = rand.New(rand.NewPCG(s.Seed, s.Seed^0x9e3779b97f4a7c15))
 	}
+	ids, probs := s.distribution(logits, history)
+	total := 0.0
+	for _, p := range probs {
+		total += p
+	}
+	r := s.rng.Float64() * total
+	for i, p := range probs {
+		r -= p
+		if r < 0 {
+			return ids[i]
+		}
+	}
+	return ids[len(ids)-1]
+}
+
+// penalised applies the repetition penalty to a copy of the logits.
+func (s *Sampler) penalised(logits []float32, history []int32) []float64 {
 	l := make([]float64, len(logits))
 	for i, x := range logits {
 		l[i] = float64(x)
 	}
-	if s.RepeatPenalty != 0 && s.RepeatPenalty != 1 {
-		w := s.RepeatWindow
-		if w <= 0 {
-			w = 64
+	if s.RepeatPenalty == 0 || s.RepeatPenalty == 1 {
+		return l
+	}
+	w := s.RepeatWindow
+	if w <= 0 {
+		w = 64
+	}
+	seen := map[int32]bool{}
+	for _, t := range history[max(0, len(history)-w):] {
+		if seen[t] || int(t) >= len(l) || t < 0 {
+			continue
 		}
-		seen := map[int32]bool{}
-		for _, t := range history[max(0, len(history)-w):] {
-			if seen[t] || int(t) >= len(l) || t < 0 {
-				continue
-			}
-			seen[t] = true
-			if l[t] > 0 {
-				l[t] /= s.RepeatPenalty
-			} else {
-				l[t] *= s.RepeatPenalty
-			}
+		seen[t] = true
+		if l[t] > 0 {
+			l[t] /= s.RepeatPenalty
+		} else {
+			l[t] *= s.RepeatPenalty
+		}
+	}
+	return l
+}
+
+// distribution returns the tokens that may be drawn, best first, with
+// their (unnormalised) probabilities, in llama.cpp's sampler order:
+// repetition penalty, top-k, softmax at temperature over the top-k set,
+// min-p relative to the best token, then top-p. It sorts only the tokens
+// that survive top-k and min-p, so a 128K vocabulary costs O(V log k).
+func (s *Sampler) distribution(logits []float32, history []int32) ([]int32, []float64) {
+	l := s.penalised(logits, history)
+	best := 0
+	for i := range l {
+		if l[i] > l[best] {
+			best = i
 		}
 	}
 	if s.Temperature == 0 {
-		best := 0
-		for i := range l {
-			if l[i] > l[best] {
-				best = i
-			}
-		}
-		return int32(best)
+		return []int32{int32(best)}, []float64{1}
 	}
-	// Candidates sorted by logit, then top-k, softmax at temperature,
-	// min-p and top-p, as llama.cpp's sampler chain orders them.
-	idx := make([]int, len(l))
-	for i := range idx {
-		idx[i] = i
+	set := topK(l, s.TopK)
+	mx := l[best]
+	sum := 0.0
+	for _, id := range set {
+		sum += math.Exp((l[id] - mx) / s.Temperature)
 	}
-	sort.Slice(idx, func(a, b int) bool { return l[idx[a]] > l[idx[b]] || (l[idx[a]] == l[idx[b]] && idx[a] < idx[b]) })
-	if s.TopK > 0 && s.TopK < len(idx) {
-		idx = idx[:s.TopK]
-	}
-	probs := make([]float64, len(idx))
-	mx, sum := l[idx[0]], 0.0
-	for i, id := range idx {
-		probs[i] = math.Exp((l[id] - mx) / s.Temperature)
-		sum += probs[i]
-	}
-	for i := range probs {
-		probs[i] /= sum
-	}
-	keep := len(idx)
+	cutoff := math.Inf(-1)
 	if s.MinP > 0 {
-		for keep > 1 && probs[keep-1] < s.MinP*probs[0] {
-			keep--
+		// p_i >= minP * p_max  <=>  l_i >= max + T * ln(minP)
+		cutoff = mx + s.Temperature*math.Log(s.MinP)
+	}
+	cand := set[:0:0]
+	for _, id := range set {
+		if l[id] >= cutoff {
+			cand = append(cand, id)
 		}
 	}
-	if s.TopP > 0 && s.TopP < 1 {
-		cum := 0.0
-		for i := 0; i < keep; i++ {
-			cum += probs[i]
-			if cum >= s.TopP {
-				keep = i + 1
-				break
+	sort.Slice(cand, func(a, b int) bool {
+		return l[cand[a]] > l[cand[b]] || (l[cand[a]] == l[cand[b]] && cand[a] < cand[b])
+	})
+	ids := make([]int32, 0, len(cand))
+	probs := make([]float64, 0, len(cand))
+	cum := 0.0
+	for _, id := range cand {
+		p := math.Exp((l[id]-mx)/s.Temperature) / sum
+		ids, probs = append(ids, int32(id)), append(probs, p)
+		cum += p
+		if s.TopP > 0 && s.TopP < 1 && cum >= s.TopP {
+			break
+		}
+	}
+	return ids, probs
+}
+
+// topK returns the indices of the k largest values (all of them if k is 0
+// or covers the slice), in no particular order, through a size-k min-heap.
+func topK(l []float64, k int) []int {
+	if k <= 0 || k >= len(l) {
+		all := make([]int, len(l))
+		for i := range all {
+			all[i] = i
+		}
+		return all
+	}
+	h := make([]int, 0, k) // min-heap by (value, then larger index first)
+	less := func(a, b int) bool { return l[a] < l[b] || (l[a] == l[b] && a > b) }
+	down := func(i int) {
+		for {
+			c := 2*i + 1
+			if c >= len(h) {
+				return
 			}
+			if c+1 < len(h) && less(h[c+1], h[c]) {
+				c++
+			}
+			if !less(h[c], h[i]) {
+				return
+			}
+			h[i], h[c] = h[c], h[i]
+			i = c
 		}
 	}
-	total := 0.0
-	for _, p := range probs[:keep] {
-		total += p
-	}
-	r := s.rng.Float64() * total
-	for i, p := range probs[:keep] {
-		r -= p
-		if r < 0 {
-			return int32(idx[i])
+	for i := range l {
+		if len(h) < k {
+			h = append(h, i)
+			for j := len(h) - 1; j > 0; {
+				p := (j - 1) / 2
+				if !less(h[j], h[p]) {
+					break
+				}
+				h[j], h[p] = h[p], h[j]
+				j = p
+			}
+			continue
+		}
+		if less(h[0], i) {
+			h[0] = i
+			down(0)
 		}
 	}
-	return int32(idx[keep-1])
+	return h
 }
