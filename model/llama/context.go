@@ -211,13 +211,11 @@ func (c *Context) maxAttentionScratch() int {
 	most := 0
 	for _, t := range []int{1, c.chunk} {
 		w := v
-		if w.Window == 0 {
-			t = min(t, w.Cap) // a chunk never exceeds the rows a cache holds
-		}
 		if w.Window > 0 {
 			w.Rows = w.Cap - t + 1 // visibility saturates at sinks + window
 		} else {
-			w.Rows = max(0, w.Cap-t)
+			t = min(t, w.Cap) // a chunk never exceeds the rows a cache holds
+			w.Rows = w.Cap - t
 		}
 		most = max(most, shaders.AttentionScratch(c.attnParams(t, w)))
 	}
