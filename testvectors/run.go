@@ -81,6 +81,41 @@ func (r *Run) Input(v *Vector, name string) (*engine.Tensor, error) {
 	return t, t.Upload(b)
 }
 
+// Weight uploads a named input as a weight in parts of chunkRows rows
+// (0: as few parts as the device allows), and checks that chunking split it.
+func (r *Run) Weight(v *Vector, name string, chunkRows int) (*engine.Weight, error) {
+	a, ok := v.Inputs[name]
+	if !ok {
+		return nil, fmt.Errorf("vector %s: missing input %q", v.Name, name)
+	}
+	dt, err := a.EngineDType()
+	if err != nil {
+		return nil, fmt.Errorf("input %s: %w", name, err)
+	}
+	rows, cols := split(a.Shape)
+	b, err := a.Bytes()
+	if err != nil {
+		return nil, fmt.Errorf("input %s: %w", name, err)
+	}
+	var maxPart uint64
+	if chunkRows > 0 {
+		rb, err := dt.RowBytes(cols)
+		if err != nil {
+			return nil, fmt.Errorf("input %s: %w", name, err)
+		}
+		maxPart = uint64(chunkRows) * rb
+	}
+	w, err := r.Dev.UploadWeight(name, dt, rows, cols, b, maxPart)
+	if err != nil {
+		return nil, err
+	}
+	r.tmp = append(r.tmp, w)
+	if want := (rows + chunkRows - 1) / max(chunkRows, 1); chunkRows > 0 && len(w.Parts) != want {
+		return nil, fmt.Errorf("vector %s: chunk_rows %d split %d rows into %d parts, want %d", v.Name, chunkRows, rows, len(w.Parts), want)
+	}
+	return w, nil
+}
+
 // Output allocates a tensor for a named output, poisoned with NaN (or
 // 0xFFFFFFFF for integers) so an element the kernel leaves unwritten fails.
 func (r *Run) Output(v *Vector, name string, dt engine.DType) (*engine.Tensor, error) {

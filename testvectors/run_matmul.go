@@ -7,41 +7,6 @@ import (
 	"github.com/freqkv/freqkv/shaders"
 )
 
-// Upload a block or plain weight from a vector, in parts of chunkRows rows
-// (0: as few parts as the device allows).
-func (r *Run) weight(v *Vector, name string, chunkRows int) (*engine.Weight, error) {
-	a, ok := v.Inputs[name]
-	if !ok {
-		return nil, fmt.Errorf("vector %s: missing input %q", v.Name, name)
-	}
-	dt, err := a.EngineDType()
-	if err != nil {
-		return nil, fmt.Errorf("input %s: %w", name, err)
-	}
-	rows, cols := split(a.Shape)
-	b, err := a.Bytes()
-	if err != nil {
-		return nil, fmt.Errorf("input %s: %w", name, err)
-	}
-	var maxPart uint64
-	if chunkRows > 0 {
-		rb, err := dt.RowBytes(cols)
-		if err != nil {
-			return nil, err
-		}
-		maxPart = uint64(chunkRows) * rb
-	}
-	w, err := r.Dev.UploadWeight(name, dt, rows, cols, b, maxPart)
-	if err != nil {
-		return nil, err
-	}
-	r.tmp = append(r.tmp, w)
-	if chunkRows > 0 && chunkRows < rows && len(w.Parts) < 2 {
-		return nil, fmt.Errorf("vector %s: chunk_rows %d gave %d parts", v.Name, chunkRows, len(w.Parts))
-	}
-	return w, nil
-}
-
 type matmulVariant struct {
 	kern   shaders.MatMulKernel
 	narrow bool
@@ -79,7 +44,7 @@ func init() {
 		if err != nil {
 			return nil, err
 		}
-		w, err := r.weight(v, "w", chunkRows)
+		w, err := r.Weight(v, "w", chunkRows)
 		if err != nil {
 			return nil, err
 		}
