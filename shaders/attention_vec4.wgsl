@@ -55,40 +55,7 @@ const H = KVH * G;
 const HALF = RD / 2u;
 const WIDTH = KVH * D; // elements per cache row
 
-fn flat(wid: vec3<u32>, nwg: vec3<u32>, lid: vec3<u32>) -> u32 {
-  return (wid.y * nwg.x + wid.x) * WG + lid.x;
-}
-
-struct Span {
-  lo: u32,
-  ns: u32,
-  n: u32,
-}
-
-fn span(t: u32) -> Span {
-  let r1 = p.rows + t + 1u;
-  var lo = p.sink;
-  if (p.window != 0u && r1 > p.window) {
-    lo = max(p.sink, r1 - p.window);
-  }
-  let ns = min(p.sink, r1);
-  var n = ns;
-  if (r1 > lo) {
-    n += r1 - lo;
-  }
-  return Span(lo, ns, n);
-}
-
-fn row(s: Span, kk: u32) -> u32 {
-  var j = kk;
-  if (kk >= s.ns) {
-    j = s.lo + (kk - s.ns);
-  }
-  if (j < p.cap) {
-    return j;
-  }
-  return p.sink + (j - p.sink) % (p.cap - p.sink);
-}
+#include "attention_common.wgsl"
 
 // nextRow is the physical row of visible key kk+1, given r, that of key kk,
 // and slotLo = row(sp, sp.ns): consecutive keys are consecutive rows but at

@@ -20,15 +20,7 @@
 //              invocation (prefill); workgroups (ceil(ceil(n/TN)/WG), ceil(m/TM), 1).
 // Constants: WTYPE (0 f32, 1 f16), WG (a power of two for matvec_wg), TM, TN.
 
-struct Params {
-  m: u32,     // rows of x and y
-  n: u32,     // rows of this weight part = columns of y it writes
-  k: u32,     // columns of x and W
-  ldy: u32,   // row stride of y (the whole weight's rows)
-  col0: u32,  // first column of y this part writes (its first weight row)
-  acc: u32,   // 1: y += x·Wᵀ, 0: y = x·Wᵀ
-  bias: u32,  // 1: add bias[col0 + j]
-}
+#include "matmul_common.wgsl"
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> x: array<f32>;
@@ -86,18 +78,6 @@ fn row_dot(r: u32, xo: u32) -> f32 {
     }
   }
   return (s.x + s.y) + (s.z + s.w) + t;
-}
-
-fn store(i: u32, j: u32, v: f32) {
-  var r = v;
-  if (p.bias != 0u) {
-    r += bias[p.col0 + j];
-  }
-  let o = i * p.ldy + p.col0 + j;
-  if (p.acc != 0u) {
-    r += y[o];
-  }
-  y[o] = r;
 }
 
 @compute @workgroup_size(WG)

@@ -21,15 +21,7 @@
 // Block layouts (GGUF): q8_0 = f16 scale, 32 int8 (34 bytes); q4_0 = f16 scale, 16 bytes
 // whose low nibbles are elements 0-15 and high nibbles 16-31, value (q - 8) * scale.
 
-struct Params {
-  m: u32,     // rows of x and y
-  n: u32,     // rows of this weight part = columns of y it writes
-  k: u32,     // columns of x and W
-  ldy: u32,   // row stride of y (the whole weight's rows)
-  col0: u32,  // first column of y this part writes (its first weight row)
-  acc: u32,   // 1: y += x·Wᵀ, 0: y = x·Wᵀ
-  bias: u32,  // 1: add bias[col0 + j]
-}
+#include "matmul_common.wgsl"
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> x: array<vec4<f32>>;
@@ -97,18 +89,6 @@ fn block_dot(g: u32, xi: u32) -> f32 {
     }
   }
   return block_scale(b, odd) * hsum(s);
-}
-
-fn store(i: u32, j: u32, v: f32) {
-  var r = v;
-  if (p.bias != 0u) {
-    r += bias[p.col0 + j];
-  }
-  let o = i * p.ldy + p.col0 + j;
-  if (p.acc != 0u) {
-    r += y[o];
-  }
-  y[o] = r;
 }
 
 @compute @workgroup_size(WG)

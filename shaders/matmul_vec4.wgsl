@@ -18,15 +18,7 @@
 //              workgroups (ceil(ceil(n/TN)/WG), ceil(m/TM), 1).
 // Constants: WTYPE (0 f32, 1 f16), WG (a power of two for matvec_wg), R, TM, TN.
 
-struct Params {
-  m: u32,     // rows of x and y
-  n: u32,     // rows of this weight part = columns of y it writes
-  k: u32,     // columns of x and W
-  ldy: u32,   // row stride of y (the whole weight's rows)
-  col0: u32,  // first column of y this part writes (its first weight row)
-  acc: u32,   // 1: y += x·Wᵀ, 0: y = x·Wᵀ
-  bias: u32,  // 1: add bias[col0 + j]
-}
+#include "matmul_common.wgsl"
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> x: array<vec4<f32>>;
@@ -61,18 +53,6 @@ fn group_dot(g: vec4<u32>, xg: XGroup) -> vec4<f32> {
   }
   return xg.a * vec4<f32>(unpack2x16float(g.x), unpack2x16float(g.y))
        + xg.b * vec4<f32>(unpack2x16float(g.z), unpack2x16float(g.w));
-}
-
-fn store(i: u32, j: u32, v: f32) {
-  var r = v;
-  if (p.bias != 0u) {
-    r += bias[p.col0 + j];
-  }
-  let o = i * p.ldy + p.col0 + j;
-  if (p.acc != 0u) {
-    r += y[o];
-  }
-  y[o] = r;
 }
 
 @compute @workgroup_size(WG)

@@ -7,6 +7,7 @@ package shaders
 import (
 	"embed"
 	"fmt"
+	"regexp"
 	"strconv"
 
 	"github.com/freqkv/freqkv/engine"
@@ -15,13 +16,37 @@ import (
 //go:embed *.wgsl
 var files embed.FS
 
-// Source returns the text of one embedded shader file.
+// includeRE matches a line `#include "file.wgsl"`: WGSL has no includes,
+// so Source splices shared fragments (helpers, parameter structs) into the
+// kernels that use them.
+var includeRE = regexp.MustCompile(`(?m)^#include "([A-Za-z0-9_.]+)"[ \t]*$`)
+
+// Source returns the text of one embedded shader file, with its #include
+// lines replaced by the named fragments (which may include others).
 func Source(name string) (string, error) {
+	return source(name, map[string]bool{})
+}
+
+func source(name string, open map[string]bool) (string, error) {
+	if open[name] {
+		return "", fmt.Errorf("shader %s includes itself", name)
+	}
 	b, err := files.ReadFile(name)
 	if err != nil {
 		return "", fmt.Errorf("shader %s is not embedded: %w", name, err)
 	}
-	return string(b), nil
+	open[name] = true
+	defer delete(open, name)
+	var firstErr error
+	out := includeRE.ReplaceAllStringFunc(string(b), func(line string) string {
+		inc := includeRE.FindStringSubmatch(line)[1]
+		text, err := source(inc, open)
+		if err != nil && firstErr == nil {
+			firstErr = fmt.Errorf("%s: %w", name, err)
+		}
+		return text
+	})
+	return out, firstErr
 }
 
 // Files lists the embedded shader files.
