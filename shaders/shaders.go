@@ -8,6 +8,7 @@ import (
 	"embed"
 	"fmt"
 	"regexp"
+	"sync"
 	"strconv"
 
 	"github.com/freqkv/freqkv/engine"
@@ -21,10 +22,22 @@ var files embed.FS
 // kernels that use them.
 var includeRE = regexp.MustCompile(`(?m)^#include "([A-Za-z0-9_.]+)"[ \t]*$`)
 
+// expanded memoises Source: launchers ask for their file on every dispatch,
+// and the embedded files never change.
+var expanded sync.Map // file name -> string
+
 // Source returns the text of one embedded shader file, with its #include
 // lines replaced by the named fragments (which may include others).
 func Source(name string) (string, error) {
-	return source(name, map[string]bool{})
+	if s, ok := expanded.Load(name); ok {
+		return s.(string), nil
+	}
+	s, err := source(name, map[string]bool{})
+	if err != nil {
+		return "", err
+	}
+	expanded.Store(name, s)
+	return s, nil
 }
 
 func source(name string, open map[string]bool) (string, error) {
