@@ -8,8 +8,8 @@ import (
 	"embed"
 	"fmt"
 	"regexp"
-	"sync"
 	"strconv"
+	"sync"
 
 	"github.com/freqkv/freqkv/engine"
 )
