@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -283,16 +282,6 @@ func (d *Device) MaxBinding() uint64 { return d.Limits.MaxStorageBufferBindingSi
 
 // AllocatedBytes reports the bytes currently held in device buffers.
 func (d *Device) AllocatedBytes() int64 { return d.allocated.Load() }
-
-// Features lists the device's features by name, sorted.
-func (d *Device) Features() []string {
-	var out []string
-	for _, f := range d.dev.EnumerateFeatures() {
-		out = append(out, f.String())
-	}
-	sort.Strings(out)
-	return out
-}
 
 // newInstance creates a WebGPU instance on the compute-capable backends
 // only: the GL backend would bring up a second (idle) driver instance, and

@@ -267,9 +267,6 @@ func (r *Recorder) Discard() {
 	r.slots = 0
 }
 
-// Submit sends everything recorded to the GPU without waiting.
-func (r *Recorder) Submit() error { return r.flush() }
-
 // SubmitAndWait submits, waits for the GPU, and fills every Readback.
 func (r *Recorder) SubmitAndWait() error {
 	if err := r.flush(); err != nil {

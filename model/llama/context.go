@@ -192,9 +192,6 @@ func (c *Context) Reset() {
 // Tokens is the number of tokens the context has consumed.
 func (c *Context) Tokens() int { return c.tokens }
 
-// MaxChunk is the most tokens one step takes.
-func (c *Context) MaxChunk() int { return c.chunk }
-
 func (c *Context) attnParams(t int, v kvcache.View) shaders.AttentionParams {
 	h := c.m.H
 	return shaders.AttentionParams{
