@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
-	"os"
 	"time"
 
 	"github.com/schollz/progressbar/v3"
@@ -116,7 +115,7 @@ func runPerplexity(args []string) error {
 	mean := sum / float64(count)
 	elapsed := time.Since(begin)
 	if *asJSON {
-		enc := json.NewEncoder(os.Stdout)
+		enc := json.NewEncoder(stdout)
 		return enc.Encode(map[string]any{
 			"tokens": count, "windows": len(starts), "window": l, "stride": *stride, "mean_nll": mean, "ppl": math.Exp(mean),
 			"cache":        map[string]any{"policy": opts.Policy, "size": opts.FreqKV.CacheSize, "sink": opts.FreqKV.Sink, "recent": opts.FreqKV.Recent, "ratio": opts.FreqKV.Ratio, "kv": opts.KV.String()},
@@ -124,9 +123,9 @@ func runPerplexity(args []string) error {
 		})
 	}
 	for _, c := range chunks {
-		fmt.Printf("window at %6d: %5d tokens  mean NLL %.4f  ppl %.3f\n", c.Start, c.Tokens, c.MeanNLL, c.PPL)
+		fmt.Fprintf(stdout, "window at %6d: %5d tokens  mean NLL %.4f  ppl %.3f\n", c.Start, c.Tokens, c.MeanNLL, c.PPL)
 	}
-	fmt.Printf("%s cache: %d tokens in %d windows of %d: mean NLL %.4f, perplexity %.4f (%.1f tok/s)\n",
+	fmt.Fprintf(stdout, "%s cache: %d tokens in %d windows of %d: mean NLL %.4f, perplexity %.4f (%.1f tok/s)\n",
 		opts.Policy, count, len(starts), l, mean, math.Exp(mean), float64(count)/elapsed.Seconds())
 	return nil
 }
