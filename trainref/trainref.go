@@ -407,7 +407,7 @@ func (r *run) views(k, v []*node) ([]view, error) {
 				keys = append(keys, k[next])
 				values = append(values, v[next])
 				row := len(keys) - 1
-				out[next] = view{keys: keys[:row+1 : row+1], values: values[:row+1 : row+1], keyPos: positions(0, row+1), queryPos: row}
+				out[next] = view{keys: keys[: row+1 : row+1], values: values[: row+1 : row+1], keyPos: positions(0, row+1), queryPos: row}
 				next++
 			}
 		}
