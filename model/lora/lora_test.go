@@ -1,4 +1,4 @@
-package lora
+package lora_test
 
 import (
 	"bytes"
@@ -11,6 +11,7 @@ import (
 	"github.com/freqkv/freqkv/model/cpuref"
 	"github.com/freqkv/freqkv/model/ggml"
 	"github.com/freqkv/freqkv/model/gguf"
+	. "github.com/freqkv/freqkv/model/lora"
 	"github.com/freqkv/freqkv/model/synth"
 	"github.com/freqkv/freqkv/trainref"
 )
@@ -35,53 +36,17 @@ func model(t testing.TB, s synth.Spec) *gguf.File {
 
 // fromParams turns trainref parameters into an adapter (values rounded to float32) and
 // returns the parameters as the adapter holds them.
-func fromParams(t testing.TB, m *cpuref.Model, arch string, p trainref.Params) (*Adapter, trainref.Params) {
+func fromParams(t testing.TB, m *cpuref.Model, p trainref.Params) (*Adapter, trainref.Params) {
 	t.Helper()
-	a := &Adapter{Arch: arch, Alpha: p.Alpha}
-	rounded := trainref.Params{Alpha: p.Alpha, Tensors: map[string][]float64{}}
-	for _, name := range slices.Sorted(mapKeys(p.Tensors)) {
-		v := p.Tensors[name]
-		x := make([]float32, len(v))
-		r := make([]float64, len(v))
-		for i := range v {
-			x[i] = float32(v[i])
-			r[i] = float64(x[i])
-		}
-		rounded.Tensors[name] = r
-		var dims []uint64
-		switch {
-		case strings.HasSuffix(name, SuffixA):
-			in := m.HP.Dim
-			if strings.Contains(name, "attn_output") {
-				in = m.HP.Heads * m.HP.HeadDim()
-			}
-			dims = []uint64{uint64(in), uint64(len(v) / in)}
-		case strings.HasSuffix(name, SuffixB):
-			a := p.Tensors[strings.TrimSuffix(name, SuffixB)+SuffixA]
-			in := m.HP.Dim
-			if strings.Contains(name, "attn_output") {
-				in = m.HP.Heads * m.HP.HeadDim()
-			}
-			rank := len(a) / in
-			dims = []uint64{uint64(rank), uint64(len(v) / rank)}
-		case name == "token_embd.weight":
-			dims = []uint64{uint64(m.HP.Dim), uint64(m.HP.Vocab)}
-		default:
-			dims = []uint64{uint64(len(v))}
-		}
-		a.Tensors = append(a.Tensors, Tensor{Name: name, Dims: dims, Data: x})
+	a, err := p.Adapter(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rounded, err := trainref.ParamsFromAdapter(a)
+	if err != nil {
+		t.Fatal(err)
 	}
 	return a, rounded
-}
-
-func mapKeys[V any](m map[string]V) func(func(string) bool) {
-	return func(yield func(string) bool) {
-		for k := range m {
-			if !yield(k) {
-				return
-			}
-		}
-	}
 }
 
 func randomAdapter(t testing.TB, f *gguf.File, seed uint64) (*cpuref.Model, *Adapter, trainref.Params) {
@@ -102,8 +67,7 @@ func randomAdapter(t testing.TB, f *gguf.File, seed uint64) (*cpuref.Model, *Ada
 			}
 		}
 	}
-	arch, _ := f.String(KeyArch)
-	a, rounded := fromParams(t, m, arch, p)
+	a, rounded := fromParams(t, m, p)
 	return m, a, rounded
 }
 
@@ -162,7 +126,7 @@ func TestZeroAdapterIsIdentity(t *testing.T) {
 			t.Fatal(err)
 		}
 		p, _ := trainref.NewLoRA(m, trainref.LoRAOptions{Rank: 2, Alpha: 4, Norms: true, Embedding: true, Seed: 3})
-		a, _ := fromParams(t, m, "llama", p)
+		a, _ := fromParams(t, m, p)
 		merged, _, err := Merge(f, a, 1)
 		if err != nil {
 			t.Fatal(err)
