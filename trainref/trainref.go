@@ -130,8 +130,8 @@ type run struct {
 	spec      Spec
 	alpha     float64
 	t         *tape
-	tensors   map[string]*node // every tensor by GGUF name
-	trainable map[string]*node // those of Params, with gradients
+	tensors   map[string]*node       // every tensor by GGUF name
+	trainable map[string]*node       // those of Params, with gradients
 	loras     map[string]*loraUpdate // by the name of the matrix they update
 }
 

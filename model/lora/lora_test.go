@@ -274,11 +274,15 @@ func TestBadAdapters(t *testing.T) {
 	f := model(t, tinySpec(ggml.F32))
 	_, good, _ := randomAdapter(t, f, 5)
 	for name, edit := range map[string]func(a *Adapter){
-		"lone a":      func(a *Adapter) { a.Tensors = slices.DeleteFunc(a.Tensors, func(t Tensor) bool { return t.Name == "blk.0.attn_q.weight.lora_b" }) },
+		"lone a": func(a *Adapter) {
+			a.Tensors = slices.DeleteFunc(a.Tensors, func(t Tensor) bool { return t.Name == "blk.0.attn_q.weight.lora_b" })
+		},
 		"rank":        func(a *Adapter) { a.Tensors[0].Dims = []uint64{a.Tensors[0].Dims[0] / 2, a.Tensors[0].Dims[1] * 2} },
 		"data length": func(a *Adapter) { a.Tensors[1].Data = a.Tensors[1].Data[1:] },
-		"unknown":     func(a *Adapter) { a.Tensors = append(a.Tensors, Tensor{Name: "blk.0.attn_gate.weight", Dims: []uint64{1}, Data: []float32{1}}) },
-		"duplicate":   func(a *Adapter) { a.Tensors = append(a.Tensors, a.Tensors[0]) },
+		"unknown": func(a *Adapter) {
+			a.Tensors = append(a.Tensors, Tensor{Name: "blk.0.attn_gate.weight", Dims: []uint64{1}, Data: []float32{1}})
+		},
+		"duplicate": func(a *Adapter) { a.Tensors = append(a.Tensors, a.Tensors[0]) },
 	} {
 		a := *good
 		a.Tensors = slices.Clone(good.Tensors)
