@@ -113,6 +113,7 @@ func TestMergeCLI(t *testing.T) {
 	require.Equal(t, 1, r.code, r.stderr)
 	require.Contains(t, r.stderr, "blk.0.attn_k.weight.lora_a")
 	require.Equal(t, 1, strings.Count(r.stderr, "\n"), r.stderr)
+	t.Log(strings.TrimSpace(r.stderr))
 	_, err = os.Stat(out2)
 	require.True(t, os.IsNotExist(err), "a failed merge left %s", out2)
 	entries, _ := os.ReadDir(dir)
@@ -138,6 +139,7 @@ func TestMergeCLI(t *testing.T) {
 		require.Equal(t, c.code, r.code, "%v: %s", c.args, r.stderr)
 		require.Contains(t, r.stderr, c.want, c.args)
 		require.Equal(t, 1, strings.Count(r.stderr, "\n"), r.stderr)
+		t.Log(strings.TrimSpace(r.stderr))
 	}
 	require.Equal(t, before, fileHash(t, base), "a failed merge modified its input")
 }

@@ -249,20 +249,21 @@ func (a *Adapter) Check(base *gguf.File) error {
 		info, ok := base.Tensor(name)
 		switch {
 		case !ok:
-			return fmt.Errorf("lora: adapter tensor %s adapts %s, which the model does not have (an adapter for another model?)", t.Name, name)
+			return fmt.Errorf("lora: adapter tensor %s adapts %s, which the model does not have; the adapter was made for another model", t.Name, name)
 		case len(info.Dims) != 2 || info.Dims[0] != uint64(p.in) || info.Dims[1] != uint64(p.out):
-			return fmt.Errorf("lora: adapter tensor %s is for a %d x %d matrix (in x out), the model's %s has dims %v (an adapter for another model?)",
-				t.Name, p.in, p.out, name, info.Dims)
+			return fmt.Errorf("lora: adapter tensor %s is for a %d x %d matrix (in x out) but the model's %s is %s; the adapter was made for another model",
+				t.Name, p.in, p.out, name, dimsString(info.Dims))
 		}
 	}
 	for _, t := range full {
 		info, ok := base.Tensor(t.Name)
 		switch {
 		case !ok:
-			return fmt.Errorf("lora: adapter tensor %s is not a LoRA pair (%s, %s) nor a tensor of the model (an adapter for another model?)",
+			return fmt.Errorf("lora: adapter tensor %s is neither half of a LoRA pair (%s, %s) nor a tensor of the model; the adapter was made for another model",
 				t.Name, SuffixA, SuffixB)
 		case !slices.Equal(info.Dims, t.Dims):
-			return fmt.Errorf("lora: adapter tensor %s has dims %v, the model's %v (an adapter for another model?)", t.Name, t.Dims, info.Dims)
+			return fmt.Errorf("lora: adapter tensor %s is %s but the model's is %s; the adapter was made for another model",
+				t.Name, dimsString(t.Dims), dimsString(info.Dims))
 		}
 	}
 	return nil
@@ -423,4 +424,13 @@ func humanBytes(n int64) string {
 	default:
 		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
 	}
+}
+
+// dimsString writes GGUF dims as "64 x 32" (in GGUF order: row length first).
+func dimsString(d []uint64) string {
+	s := make([]string, len(d))
+	for i, v := range d {
+		s[i] = fmt.Sprint(v)
+	}
+	return strings.Join(s, " x ")
 }
