@@ -5,6 +5,7 @@ import (
 	"math"
 	"os"
 
+	"github.com/freqkv/freqkv/internal/outfile"
 	"github.com/freqkv/freqkv/model/gguf"
 	"github.com/freqkv/freqkv/model/lora"
 	"github.com/spf13/pflag"
@@ -23,6 +24,15 @@ func (m *modelFlags) addLoRA(fs *pflag.FlagSet) {
 	m.lora = &loraFlags{fs: fs}
 	fs.StringVar(&m.lora.path, "lora", "", "LoRA adapter GGUF to merge into the weights at load (e.g. from 'freqkv finetune')")
 	fs.Float64Var(&m.lora.scale, "lora-scale", 1, "strength of the --lora adapter: 0 is the base model, 1 the adapter as trained")
+}
+
+// files lists the model's input files (model, tokenizer, adapter), for outfile.Check.
+func (m *modelFlags) files() []outfile.Named {
+	out := []outfile.Named{{Name: "-m", Path: m.path}, {Name: "--tokenizer", Path: m.tokenizer}}
+	if m.lora != nil {
+		out = append(out, outfile.Named{Name: "--lora", Path: m.lora.path})
+	}
+	return out
 }
 
 func (l *loraFlags) check() error {

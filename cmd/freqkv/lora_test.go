@@ -126,8 +126,8 @@ func TestMergeCLI(t *testing.T) {
 		code int
 		want string
 	}{
-		{[]string{"merge", "-m", base, "--lora", random, "-o", base}, 2, "is the -m input"},
-		{[]string{"merge", "-m", base, "--lora", random, "-o", random}, 2, "is the --lora input"},
+		{[]string{"merge", "-m", base, "--lora", random, "-o", base}, 2, "is also -m"},
+		{[]string{"merge", "-m", base, "--lora", random, "-o", random}, 2, "is also --lora"},
 		{[]string{"merge", "-m", base, "--lora", random}, 2, "need -m BASE"},
 		{[]string{"merge", "-m", base, "--lora", filepath.Join(dir, "missing.gguf"), "-o", out2}, 2, "--lora"},
 		{[]string{"merge", "-m", base, "--lora", base, "-o", out2}, 1, "not an adapter"},
