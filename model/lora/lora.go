@@ -270,7 +270,9 @@ func (a *Adapter) Check(base *gguf.File) error {
 }
 
 // Merge returns the tensors of base that a changes, merged with the adapter at scale (see
-// the package comment), and notes for the user on type changes and their memory cost.
+// the package comment), and notes for the user on type changes and their memory cost. A pair
+// whose B is zero (or a scale of 0) and a full tensor equal to the base's change nothing, so
+// they leave the tensor out, in its own type, even in a quantised model.
 func Merge(base *gguf.File, a *Adapter, scale float64) ([]gguf.WriteTensor, []string, error) {
 	if err := a.Check(base); err != nil {
 		return nil, nil, err
@@ -318,13 +320,16 @@ func Merge(base *gguf.File, a *Adapter, scale float64) ([]gguf.WriteTensor, []st
 	}
 	for _, name := range names {
 		p := pairs[name]
-		info, w, err := load(name)
-		if err != nil {
-			return nil, nil, err
-		}
 		f := scale
 		if a.Alpha != 0 {
 			f = scale * a.Alpha / float64(p.rank)
+		}
+		if f == 0 || !slices.ContainsFunc(p.b.Data, func(v float32) bool { return v != 0 }) {
+			continue // no update: the tensor stays as it is, in its own type
+		}
+		info, w, err := load(name)
+		if err != nil {
+			return nil, nil, err
 		}
 		// W (out, in) += f · B (out, rank) · A (rank, in)
 		for i := range p.out {
@@ -348,8 +353,13 @@ func Merge(base *gguf.File, a *Adapter, scale float64) ([]gguf.WriteTensor, []st
 		if err != nil {
 			return nil, nil, err
 		}
+		same := true
 		for i, v := range t.Data {
+			same = same && float64(v) == w[i]
 			w[i] += scale * (float64(v) - w[i])
+		}
+		if same || scale == 0 {
+			continue // the base's own values: the tensor stays as it is
 		}
 		if err := store(info, w); err != nil {
 			return nil, nil, err

@@ -116,10 +116,10 @@ func TestRoundTrip(t *testing.T) {
 	}
 }
 
-// An adapter whose B is zero and whose full tensors equal the base changes no byte of an F32
-// or F16 model.
+// An adapter whose B is zero and whose full tensors equal the base changes no tensor of the
+// model, whatever its type; on F32 and F16 bases a non-zero update keeps the type.
 func TestZeroAdapterIsIdentity(t *testing.T) {
-	for _, wt := range []ggml.Type{ggml.F32, ggml.F16} {
+	for _, wt := range []ggml.Type{ggml.F32, ggml.F16, ggml.Q8_0, ggml.Q4_0} {
 		f := model(t, tinySpec(wt))
 		m, err := cpuref.Load(f)
 		if err != nil {
@@ -127,18 +127,30 @@ func TestZeroAdapterIsIdentity(t *testing.T) {
 		}
 		p, _ := trainref.NewLoRA(m, trainref.LoRAOptions{Rank: 2, Alpha: 4, Norms: true, Embedding: true, Seed: 3})
 		a, _ := fromParams(t, m, p)
-		merged, _, err := Merge(f, a, 1)
+		merged, notes, err := Merge(f, a, 1)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(merged) != 4*2+2*2+2 {
-			t.Errorf("%v: %d merged tensors, want 14", wt, len(merged))
+		if len(merged) != 0 || len(notes) != 0 {
+			t.Errorf("%v: a zero adapter changed %d tensors (notes %q)", wt, len(merged), notes)
+		}
+		if wt != ggml.F32 && wt != ggml.F16 {
+			continue
+		}
+		p, _ = trainref.NewLoRA(m, trainref.LoRAOptions{Rank: 2, Alpha: 4, BScale: 0.01, Seed: 3})
+		a, _ = fromParams(t, m, p)
+		merged, _, err = Merge(f, a, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(merged) != 4*2 {
+			t.Errorf("%v: %d merged tensors, want 8", wt, len(merged))
 		}
 		for _, mt := range merged {
 			info, _ := f.Tensor(mt.Name)
 			data, _ := f.TensorData(info)
-			if mt.Type != info.Type || !bytes.Equal(mt.Data, data) {
-				t.Errorf("%v: %s changed (%v -> %v)", wt, mt.Name, info.Type, mt.Type)
+			if mt.Type != info.Type || bytes.Equal(mt.Data, data) {
+				t.Errorf("%v: %s merged as %v (base %v), or unchanged", wt, mt.Name, mt.Type, info.Type)
 			}
 		}
 	}
