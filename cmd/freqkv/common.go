@@ -51,7 +51,7 @@ func (m *modelFlags) open() (*gguf.File, error) {
 	if err != nil {
 		return nil, err
 	}
-	return m.lora.apply(f)
+	return m.lora.apply(f, m.path)
 }
 
 // load opens a device and uploads the model, with a progress bar on a terminal.

@@ -51,9 +51,14 @@ func (l *loraFlags) check() error {
 	return nil
 }
 
-// apply returns f with the adapter merged (a File that owns f), or f when there is none.
-// It closes f on error.
-func (l *loraFlags) apply(f *gguf.File) (*gguf.File, error) {
+// apply returns the model file f (opened from modelPath) with the adapter merged (a File that
+// owns f), or f when there is none. It closes f on error, and refuses an adapter given as the
+// model.
+func (l *loraFlags) apply(f *gguf.File, modelPath string) (*gguf.File, error) {
+	if t, _ := f.String(lora.KeyType); t == lora.TypeAdapter {
+		f.Close()
+		return nil, usagef("%s is a LoRA adapter, not a model: give the base model as the model and the adapter with --lora", modelPath)
+	}
 	if l == nil || l.path == "" {
 		return f, nil
 	}

@@ -134,6 +134,7 @@ func TestMergeCLI(t *testing.T) {
 		{[]string{"merge", "-m", base, "--lora", random, "--lora-scale", "nan", "-o", out2}, 2, "--lora-scale"},
 		{[]string{"perplexity", "-m", base, "--tokens", base, "--lora-scale", "0.5"}, 2, "--lora-scale needs --lora"},
 		{[]string{"generate", "-m", base, "--lora", filepath.Join(dir, "missing.gguf")}, 2, "--lora"},
+		{[]string{"info", random}, 2, "is a LoRA adapter, not a model"},
 	} {
 		r := runCLI(t, c.args...)
 		require.Equal(t, c.code, r.code, "%v: %s", c.args, r.stderr)
