@@ -28,11 +28,13 @@ func loraSpec() synth.Spec {
 
 // loraFixture writes a synthetic base model and adapters for it: zero (B = 0, full tensors
 // equal to the base's) and random (B random, embedding and norms changed).
-func loraFixture(t *testing.T) (dir, base, zero, random string, m *cpuref.Model) {
+func loraFixture(t *testing.T, wt ggml.Type) (dir, base, zero, random string, m *cpuref.Model) {
 	t.Helper()
 	dir = t.TempDir()
 	base = filepath.Join(dir, "base.gguf")
-	require.NoError(t, synth.Write(base, loraSpec()))
+	spec := loraSpec()
+	spec.WeightType = wt
+	require.NoError(t, synth.Write(base, spec))
 	f, err := gguf.Open(base)
 	require.NoError(t, err)
 	defer f.Close()
@@ -66,7 +68,7 @@ func fileHash(t *testing.T, path string) [32]byte {
 }
 
 func TestMergeCLI(t *testing.T) {
-	dir, base, _, random, m := loraFixture(t)
+	dir, base, _, random, m := loraFixture(t, ggml.F32)
 	before := fileHash(t, base)
 	out := filepath.Join(dir, "merged.gguf")
 	r := runCLI(t, "merge", "-m", base, "--lora", random, "-o", out)
@@ -146,10 +148,17 @@ func TestMergeCLI(t *testing.T) {
 }
 
 // --lora on the GPU path: an adapter that changes nothing gives the base's NLL exactly, and a
-// random one gives exactly the NLL of the model 'freqkv merge' writes.
+// random one gives exactly the NLL of the model 'freqkv merge' writes, on F32 and on Q4_0
+// bases (whose adapted matrices become F16).
 func TestLoRAFlag(t *testing.T) {
 	gputest.Device(t)
-	dir, base, zero, random, _ := loraFixture(t)
+	for _, wt := range []ggml.Type{ggml.F32, ggml.Q4_0} {
+		t.Run(wt.String(), func(t *testing.T) { testLoRAFlag(t, wt) })
+	}
+}
+
+func testLoRAFlag(t *testing.T, wt ggml.Type) {
+	dir, base, zero, random, _ := loraFixture(t, wt)
 	merged := filepath.Join(dir, "merged.gguf")
 	r := runCLI(t, "merge", "-m", base, "--lora", random, "-o", merged)
 	require.Equal(t, 0, r.code, r.stderr)
