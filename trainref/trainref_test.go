@@ -258,6 +258,17 @@ func TestGradientsAllMatrices(t *testing.T) {
 		}
 	}
 	fdCheck(t, "qwen2-tied/freqkv/ffn-lora+full-tensors", m, p, toks, specs()["freqkv"], nil)
+
+	// An untied classifier and the output projections, trained whole.
+	ms = models()["llama-gqa-odd"]
+	m = load(t, ms)
+	p = Params{Tensors: map[string][]float64{}}
+	for name, n := range baseTensors(m) {
+		if name == "output.weight" || name == "blk.0.ffn_down.weight" || name == "blk.1.attn_output.weight" {
+			p.Tensors[name] = append([]float64(nil), n.v...)
+		}
+	}
+	fdCheck(t, "llama-gqa-odd/window/full-tensors", m, p, tokens(seqLen, ms.Vocab, 8), specs()["window"], nil)
 }
 
 // LoRA with a zero B is the base model; a LoRA update equals the merged matrix W + (α/r)·B·A.
