@@ -180,7 +180,7 @@ func TestBadFlags(t *testing.T) {
 		{[]string{"bench", "--cache", "full,window", "--ratio", "0.3"}, "--ratio applies to --cache freqkv"},
 		{[]string{"bench", "--cache-size", "0"}, "--cache-size 0"},
 		{[]string{"generate", "-m", model, "-n", "0"}, "-n"},
-		{[]string{"generate", "-m", model, "--temp", "-1"}, "temperature"},
+		{[]string{"generate", "-m", model, "--temp", "-1"}, "--temp -1 must be a finite number"},
 		{[]string{"generate", "-m", model, "-p", "x", "-f", "y"}, "exclude"},
 		{[]string{"generate", "-m", model, "--no-such-flag"}, "unknown flag"},
 		{[]string{"perplexity", "-m", model}, "--text"},
