@@ -161,7 +161,7 @@ func (in *inputFlags) add(fs *pflag.FlagSet) {
 
 // files lists every input file, for outfile.Check.
 func (in *inputFlags) files(mf *modelFlags) []outfile.Named {
-	return []outfile.Named{{Name: "-m", Path: mf.path}, {Name: "--tokenizer", Path: mf.tokenizer}, {Name: "--text", Path: in.text}, {Name: "--tokens", Path: in.tokens}}
+	return append(mf.files(), outfile.Named{Name: "--text", Path: in.text}, outfile.Named{Name: "--tokens", Path: in.tokens})
 }
 
 // loadWithInput checks the flags, loads the model and returns the stream's
