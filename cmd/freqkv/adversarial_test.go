@@ -373,6 +373,11 @@ func TestAdversarialChecks(t *testing.T) {
 	} {
 		cases = append(cases, attack{name: c.flag + "=" + c.value, args: gen(c.flag, c.value), code: 2, want: c.want})
 	}
+	cases = append(cases,
+		attack{name: "spectrum --ctx -1", args: []string{"spectrum", "-m", fx.gguf, "--text", fx.tokens, "--ctx", "-1"}, code: 2, want: "--ctx -1 must not be negative"},
+		attack{name: "spectrum --ratio NaN", args: []string{"spectrum", "-m", fx.gguf, "--text", fx.tokens, "--ratio", "NaN"}, code: 2, want: "--ratio NaN"},
+		attack{name: "missing model names the path once", args: []string{"info", filepath.Join(fx.dir, "nope.gguf")}, code: 2, want: "model " + filepath.Join(fx.dir, "nope.gguf") + ": no such file or directory"},
+	)
 	neg := filepath.Join(fx.dir, "neg.txt")
 	big := filepath.Join(fx.dir, "big.txt")
 	word := filepath.Join(fx.dir, "word.txt")
