@@ -13,7 +13,9 @@ func init() {
 		a := &args{r: r, v: v}
 		rows, vocab, scale := a.int("rows"), a.int("vocab"), a.float("scale")
 		logits, targets, nll := a.in("logits"), a.in("targets"), a.out("nll")
-		return a.submit(func(rec *engine.Recorder) error { return r.Ops.CrossEntropy(rec, logits, targets, nll, rows, vocab, scale) },
+		return a.submit(func(rec *engine.Recorder) error {
+			return r.Ops.CrossEntropy(rec, logits, targets, nll, rows, vocab, scale)
+		},
 			map[string]*engine.Tensor{"nll": nll, "dlogits": logits})
 	})
 	register("embedding_bwd", func(r *Run, v *Vector) (map[string][]float64, error) {
