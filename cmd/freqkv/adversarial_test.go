@@ -156,6 +156,11 @@ func runAttack(t *testing.T, a attack) (result, int64) {
 		// run it through the shell's >&-.
 		cmd = exec.Command("/bin/sh", append([]string{"-c", `exec "$0" "$@" >&-`, binary}, a.args...)...)
 		cmd.Stderr = &errb
+	case "rw-null": // as Python's subprocess.DEVNULL opens it: read-write
+		f, err := os.OpenFile(os.DevNull, os.O_RDWR, 0)
+		require.NoError(t, err)
+		defer f.Close()
+		cmd.Stdout = f
 	default:
 		f, err := os.OpenFile(a.stdout, os.O_WRONLY, 0)
 		require.NoError(t, err)
@@ -415,6 +420,7 @@ func TestAdversarialOutput(t *testing.T) {
 		{name: "info > /dev/full", args: []string{"info", fx.gguf}, stdout: "/dev/full", code: 1, want: "writing to stdout: no space left on device"},
 		{name: "info >&-", args: []string{"info", fx.gguf}, stdout: "closed", code: 1, want: "writing to stdout: stdout is closed"},
 		{name: "info > /dev/null is fine", args: []string{"info", fx.gguf}, stdout: os.DevNull, code: 0},
+		{name: "info 1<> /dev/null is fine", args: []string{"info", fx.gguf}, stdout: "rw-null", code: 0},
 		{name: "tokenize > /dev/full", args: []string{"tokenize", "-m", fx.gguf}, stdin: fx.text, stdout: "/dev/full", code: 1, want: "writing to stdout"},
 		{name: "detokenize > /dev/full", args: []string{"detokenize", "-m", fx.gguf}, stdin: fx.tokens, stdout: "/dev/full", code: 1, want: "writing to stdout"},
 		{name: "devices > /dev/full", args: []string{"devices"}, stdout: "/dev/full", gpu: true, code: 1, want: "writing to stdout"},
