@@ -317,7 +317,37 @@ func TestAdversarialDataLoss(t *testing.T) {
 		got, _ := os.ReadFile(out)
 		require.Equal(t, "precious", string(got), "a failed write must leave the old output")
 		noTempFiles(t, mnt)
+
+		// A plot or a CSV that does not fit: no truncated file is left
+		// looking complete, and what was there stays.
+		for _, out := range []string{filepath.Join(mnt, "s.png"), filepath.Join(mnt, "s.svg"), filepath.Join(mnt, "s.csv")} {
+			require.NoError(t, os.WriteFile(out, []byte("precious"), 0o644))
+			flag := "-o"
+			if strings.HasSuffix(out, ".csv") {
+				flag = "--csv"
+			}
+			filler := filepath.Join(mnt, "filler")
+			fillDisk(t, filler)
+			attack{args: spectrum("--ctx", "64", flag, out), gpu: true, code: 1, want: "no space left on device", inputs: inputs}.run(t)
+			os.Remove(filler)
+			got, _ := os.ReadFile(out)
+			require.Equal(t, "precious", string(got), "a failed write must leave the old %s", out)
+			noTempFiles(t, mnt)
+		}
 	})
+}
+
+// fillDisk writes a file that takes all the free space left.
+func fillDisk(t *testing.T, path string) {
+	f, err := os.Create(path)
+	require.NoError(t, err)
+	defer f.Close()
+	block := make([]byte, 4096)
+	for {
+		if _, err := f.Write(block); err != nil {
+			return
+		}
+	}
 }
 
 func mustRel(t *testing.T, path string) string {
