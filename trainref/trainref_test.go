@@ -9,7 +9,9 @@ import (
 	"sort"
 	"testing"
 
+	"github.com/freqkv/freqkv/engine"
 	"github.com/freqkv/freqkv/freqkv"
+	"github.com/freqkv/freqkv/kvcache"
 	"github.com/freqkv/freqkv/model/cpuref"
 	"github.com/freqkv/freqkv/model/ggml"
 	"github.com/freqkv/freqkv/model/gguf"
@@ -90,11 +92,15 @@ func TestLogitsEqualCPURef(t *testing.T) {
 		m := load(t, ms)
 		toks := tokens(seqLen, ms.Vocab, 1)
 		for sname, spec := range specs() {
-			cfg := spec.Cache
-			if spec.Policy == PolicyFull {
-				cfg = freqkv.Config{CacheSize: seqLen}
+			kind, err := kvcache.ParseKind(spec.Policy)
+			if err != nil {
+				t.Fatal(err)
 			}
-			s, err := m.NewSession(spec.Policy, cfg)
+			cs := kvcache.Spec{Kind: kind, Size: spec.Cache.CacheSize, Sink: spec.Cache.Sink, Recent: spec.Cache.Recent, Ratio: spec.Cache.Ratio, Storage: engine.F32}
+			if kind == kvcache.Full {
+				cs = kvcache.Spec{Kind: kind, Size: seqLen, Storage: engine.F32}
+			}
+			s, err := m.NewSession(cs)
 			if err != nil {
 				t.Fatal(err)
 			}
