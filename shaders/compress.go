@@ -297,12 +297,12 @@ func (o *Ops) moveRecent(rec *engine.Recorder, g group, dt engine.DType, p Compr
 	}
 	for i := 0; i < p.Recent; i += shift {
 		rows := min(shift, p.Recent-i)
-		words := rows * wordsPerRow
-		prm := dctParams{
-			len: uint32(words), src: uint32((p.Sink + p.Span + i) * wordsPerRow), dst: uint32((p.Sink + p.Kept + i) * wordsPerRow),
+		n := rows * wordsPerRow
+		prm := dctUniform{
+			len: uint32(n), src: uint32((p.Sink + p.Span + i) * wordsPerRow), dst: uint32((p.Sink + p.Kept + i) * wordsPerRow),
 			bstride: uint32(p.BatchStride * wordsPerRow), base: uint32(baseWords), batches: uint32(g.nb),
 		}
-		wg := ceilDiv(words, 64)
+		wg := ceilDiv(n, 64)
 		x := min(wg, o.knobs.groupLimit())
 		grid := [3]uint32{uint32(x), uint32(g.nb), uint32(ceilDiv(wg, x))}
 		// work and the tables are unused: bind the smallest at hand.
@@ -313,7 +313,7 @@ func (o *Ops) moveRecent(rec *engine.Recorder, g group, dt engine.DType, p Compr
 		if rec == nil {
 			break // Prepare: compiled only
 		}
-		if err := rec.Dispatch(k, prm.words(), grid, g.binding, work, st.table.All(), st.table.All()); err != nil {
+		if err := rec.Dispatch(k, words(prm), grid, g.binding, work, st.table.All(), st.table.All()); err != nil {
 			return err
 		}
 	}

@@ -2,7 +2,6 @@ package shaders
 
 import (
 	"fmt"
-	"math"
 	"strings"
 
 	"github.com/freqkv/freqkv/engine"
@@ -48,18 +47,12 @@ func (o *Ops) dctKernel(v dctVariant) (*engine.Kernel, error) {
 	return o.Dev.Kernel(name, src, v.entry, c)
 }
 
-// dctParams mirrors Params in dct.wgsl.
-type dctParams struct {
+// dctUniform is dct.wgsl's Params (see its comments for each field).
+type dctUniform struct {
 	n, ns, stride, tstep, goff, cols, quads, src, dst, len, kept, row0, bstride, ch, c0, c1,
 	base, nb, twa, chirpa, filta, wa, chirpb, wb uint32
 	scale         float32
 	batches, koff uint32
-}
-
-func (p dctParams) words() []uint32 {
-	return []uint32{p.n, p.ns, p.stride, p.tstep, p.goff, p.cols, p.quads, p.src, p.dst, p.len, p.kept,
-		p.row0, p.bstride, p.ch, p.c0, p.c1, p.base, p.nb, p.twa, p.chirpa, p.filta, p.wa, p.chirpb, p.wb,
-		math.Float32bits(p.scale), p.batches, p.koff}
 }
 
 // slice is one batch of columns run through the whole chain: matrices [b0, b0+nb) of the
@@ -96,8 +89,8 @@ func workgroupShape(cols int) (int, int) {
 	return x, 64 / x
 }
 
-func (c *chain) params(s slice) dctParams {
-	return dctParams{
+func (c *chain) params(s slice) dctUniform {
+	return dctUniform{
 		cols: uint32(s.cols()), quads: uint32(s.quads()), src: uint32(c.cur), dst: uint32(c.next),
 		row0: uint32(c.row0), bstride: uint32(c.bstride), ch: uint32(c.channels),
 		c0: uint32(s.c0), c1: uint32(s.c1), base: uint32(c.base + s.b0*c.bstride*c.channels),
@@ -107,11 +100,11 @@ func (c *chain) params(s slice) dctParams {
 func (c *chain) swap() { c.cur, c.next = c.next, c.cur }
 
 // dispatch records one kernel launch; a chain without a recorder only compiles (Prepare).
-func (c *chain) dispatch(k *engine.Kernel, p dctParams, grid [3]uint32, cache engine.Binding, ta, tb *stage) error {
+func (c *chain) dispatch(k *engine.Kernel, p dctUniform, grid [3]uint32, cache engine.Binding, ta, tb *stage) error {
 	if c.rec == nil {
 		return nil
 	}
-	return c.rec.Dispatch(k, p.words(), grid, cache, c.work, ta.table.All(), tb.table.All())
+	return c.rec.Dispatch(k, words(p), grid, cache, c.work, ta.table.All(), tb.table.All())
 }
 
 // fft records the passes of one FFT of st.conv points (sign: direction), the first
@@ -182,7 +175,7 @@ func (c *chain) stageB(s slice, b *stage, cacheOut engine.Binding) error {
 }
 
 // rows records a row-wise kernel (mid, dct2out, dct3in) over rows rows.
-func (c *chain) rows(s slice, v dctVariant, p dctParams, rows int, cache engine.Binding, ta, tb *stage) error {
+func (c *chain) rows(s slice, v dctVariant, p dctUniform, rows int, cache engine.Binding, ta, tb *stage) error {
 	v.f16, v.wgx, v.wgy = c.f16, c.wgx, c.wgy
 	k, err := c.o.dctKernel(v)
 	if err != nil {

@@ -97,5 +97,3 @@ func (o *Ops) kernel(file, entry string, c engine.Constants) (*engine.Kernel, er
 }
 
 func u(v int) string { return strconv.Itoa(v) + "u" }
-
-func f32bits(f float32) uint32 { return mathFloat32bits(f) }
