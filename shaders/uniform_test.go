@@ -27,6 +27,20 @@ var uniformOf = map[string]any{
 	"matmul_vec4.wgsl":    matmulUniform{},
 	"norm.wgsl":           normUniform{},
 	"rope.wgsl":           ropeUniform{},
+
+	"adamw.wgsl":               adamwUniform{},
+	"attention_train.wgsl":     attentionTrainUniform{},
+	"attention_train_dkv.wgsl": attentionTrainUniform{},
+	"attention_train_dq.wgsl":  attentionTrainUniform{},
+	"embedding_bwd.wgsl":       embeddingBwdUniform{},
+	"fill.wgsl":                fillUniform{},
+	"gradnorm.wgsl":            gradnormUniform{},
+	"matmul_bwd.wgsl":          matmulBwdUniform{},
+	"norm_bwd.wgsl":            normBwdUniform{},
+	"swiglu_bwd.wgsl":          swigluBwdUniform{},
+	"train_elementwise.wgsl":   axpyUniform{},
+	"train_gemm.wgsl":          gemmUniform{},
+	"xent.wgsl":                xentUniform{},
 }
 
 var (
