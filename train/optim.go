@@ -2,7 +2,6 @@ package train
 
 import (
 	"fmt"
-	"math"
 
 	"github.com/freqkv/freqkv/shaders"
 )
@@ -188,4 +187,48 @@ func (t *Trainer) zeroGrads() {
 	_ = r.rec.SubmitAndWait()
 }
 
-var _ = math.Abs
+// Gradients runs forward and backward over one sequence and returns its
+// mean NLL and the gradient of every trainable tensor (for checks); the
+// accumulated gradients are cleared first and after.
+func (t *Trainer) Gradients(seq []int32) (float64, map[string][]float32, error) {
+	t.zeroGrads()
+	loss, err := t.run(seq, true)
+	if err != nil {
+		return 0, nil, err
+	}
+	out := map[string][]float32{}
+	for _, p := range t.Params {
+		g, err := p.Grad.ReadF32()
+		if err != nil {
+			return 0, nil, err
+		}
+		out[p.Name] = g[:p.Elements()]
+	}
+	t.zeroGrads()
+	return loss, out, nil
+}
+
+// SetParam overwrites a trainable tensor's value.
+func (t *Trainer) SetParam(name string, v []float32) error {
+	p := t.Param(name)
+	if p == nil {
+		return fmt.Errorf("no trainable tensor %q", name)
+	}
+	if len(v) != p.Elements() {
+		return fmt.Errorf("tensor %s has %d values, got %d", name, p.Elements(), len(v))
+	}
+	return p.T().UploadF32(v)
+}
+
+// Values reads every trainable tensor's value by name.
+func (t *Trainer) Values() (map[string][]float32, error) {
+	out := map[string][]float32{}
+	for _, p := range t.Params {
+		v, err := p.T().ReadF32()
+		if err != nil {
+			return nil, err
+		}
+		out[p.Name] = v[:p.Elements()]
+	}
+	return out, nil
+}

@@ -46,6 +46,12 @@ func (t *Trainer) attnParams(s Segment) shaders.TrainAttentionParams {
 		Scale: float32(1 / sqrtf(float64(h.HeadDim())))}
 }
 
+func (t *Trainer) windowParams(n int) shaders.WindowAttentionParams {
+	h := t.h
+	return shaders.WindowAttentionParams{T: n, Heads: h.Heads, KVHeads: h.KVHeads, HeadDim: h.HeadDim(),
+		Sink: t.sched.Sink, Window: t.sched.Window, Scale: float32(1 / sqrtf(float64(h.HeadDim())))}
+}
+
 // project records y = x·Wᵀ (+ bias) (+ scale·x·Aᵀ·Bᵀ, keeping x·Aᵀ in u).
 func (t *Trainer) project(r *recorder, l, target int, x, y *engine.Tensor, n int) {
 	lt := t.base.Layers[l]
@@ -96,9 +102,16 @@ func (t *Trainer) layerForward(r *recorder, g, l int) {
 	all := s.Rows + n
 	r.do("rope q", func() error { return o.Rope(r.rec, b.q, b.posQ[g], b.qrot, t.ropeParams(n, h.Heads, false)) })
 	r.do("rope k", func() error { return o.Rope(r.rec, b.kc[l], b.posRow, b.krot, t.ropeParams(all, h.KVHeads, false)) })
-	r.do("attention", func() error {
-		return o.AttentionTrain(r.rec, b.qrot, b.krot, b.vc[l], b.att, b.stats, t.attnParams(s))
-	})
+	if t.sched.Window > 0 {
+		r.do("rope sink q", func() error { return o.Rope(r.rec, b.q, b.posSink, b.qsink, t.ropeParams(n, h.Heads, false)) })
+		r.do("window attention", func() error {
+			return o.WindowAttentionTrain(r.rec, b.qrot, b.qsink, b.krot, b.vc[l], b.att, b.stats, t.windowParams(n))
+		})
+	} else {
+		r.do("attention", func() error {
+			return o.AttentionTrain(r.rec, b.qrot, b.krot, b.vc[l], b.att, b.stats, t.attnParams(s))
+		})
+	}
 	t.project(r, l, TargetO, b.att, b.xmid, n)
 	r.do("ffn norm", func() error { return o.RMSNorm(r.rec, b.xmid, t.ffnNormW(l), b.xb2, n, h.Dim, eps) })
 	lt := t.base.Layers[l]
@@ -204,15 +217,28 @@ func (t *Trainer) backward(r *recorder) {
 			})
 			// attention output: xmid = xin + o(att)
 			t.projectBack(r, l, TargetO, b.att, b.dx, b.datt, n, false)
-			ap := t.attnParams(s)
-			ap.AccumulatePrefix, ap.AccumulateOwn = true, true
-			// rotated-key gradients accumulate into a zeroed buffer; value
-			// gradients straight into the cache gradient
-			r.do("zero key grads", func() error { return o.Fill(r.rec, b.dkrot, 0, all*kvd, 0) })
-			r.do("attention backward", func() error {
-				return o.AttentionTrainBackward(r.rec, b.qrot, b.krot, b.vc[l], b.att, b.datt, b.stats, b.dqrot, b.dkrot, b.dvc[l], ap)
-			})
-			r.do("rope q backward", func() error { return o.Rope(r.rec, b.dqrot, b.posQ[g], b.dq, t.ropeParams(n, h.Heads, true)) })
+			if t.sched.Window > 0 {
+				// one segment: the key and value gradients are all there is
+				r.do("window attention backward", func() error {
+					return o.WindowAttentionTrainBackward(r.rec, b.qrot, b.qsink, b.krot, b.vc[l], b.att, b.datt, b.stats,
+						b.dqrot, b.dqs, b.dkrot, b.dvc[l], t.windowParams(n))
+				})
+				r.do("rope q backward", func() error { return o.Rope(r.rec, b.dqrot, b.posQ[g], b.dq, t.ropeParams(n, h.Heads, true)) })
+				r.do("rope sink q backward", func() error {
+					return o.Rope(r.rec, b.dqs, b.posSink, b.qsink, t.ropeParams(n, h.Heads, true))
+				})
+				r.do("sink q grads", func() error { return o.Axpy(r.rec, b.qsink, 0, b.dq, 0, n*h.Heads*h.HeadDim(), 1, 1) })
+			} else {
+				ap := t.attnParams(s)
+				ap.AccumulatePrefix, ap.AccumulateOwn = true, true
+				// rotated-key gradients accumulate into a zeroed buffer; value
+				// gradients straight into the cache gradient
+				r.do("zero key grads", func() error { return o.Fill(r.rec, b.dkrot, 0, all*kvd, 0) })
+				r.do("attention backward", func() error {
+					return o.AttentionTrainBackward(r.rec, b.qrot, b.krot, b.vc[l], b.att, b.datt, b.stats, b.dqrot, b.dkrot, b.dvc[l], ap)
+				})
+				r.do("rope q backward", func() error { return o.Rope(r.rec, b.dqrot, b.posQ[g], b.dq, t.ropeParams(n, h.Heads, true)) })
+			}
 			r.do("rope k backward", func() error {
 				return o.Rope(r.rec, b.dkrot, b.posRow, b.dkun, t.ropeParams(all, h.KVHeads, true))
 			})

@@ -77,16 +77,19 @@ type buffers struct {
 	dxf     *engine.Tensor   // [T, dim]: gradient of the final residual
 	posQ    []*engine.Tensor // per segment: u32 [tokens], the queries' positions
 	posRow  *engine.Tensor   // u32 [Cap]: 0, 1, 2, ...
+	posSink *engine.Tensor   // Window: u32 [T], the position of each query against the sinks
+	qsink   *engine.Tensor   // Window: [T, qdim] queries rotated for the sinks, and their gradient
+	dqs     *engine.Tensor
 	index   []*engine.Tensor // per segment: embedding-gradient index
 
-	xin, xmid, xb, xb2, dx, dxb *engine.Tensor // [segT, dim]
+	xin, xmid, xb, xb2, dx, dxb   *engine.Tensor // [segT, dim]
 	q, qrot, att, datt, dqrot, dq *engine.Tensor // [segT, qdim]
-	k, v, dk, dv                *engine.Tensor // [segT, kvd]
-	u                           [numTargets]*engine.Tensor
-	du                          *engine.Tensor // [segT, rank]
-	gate, up, hidden            *engine.Tensor // [segT, ffn]
-	dgate, dup, dhidden         *engine.Tensor
-	stats, inv                  *engine.Tensor
+	k, v, dk, dv                  *engine.Tensor // [segT, kvd]
+	u                             [numTargets]*engine.Tensor
+	du                            *engine.Tensor // [segT, rank]
+	gate, up, hidden              *engine.Tensor // [segT, ffn]
+	dgate, dup, dhidden           *engine.Tensor
+	stats, inv                    *engine.Tensor
 
 	kc, vc, dkc, dvc  []*engine.Tensor // per layer [Cap, kvd]: cache (keys before RoPE) and its gradient
 	snapK, snapV      []*engine.Tensor // FreqKV: per layer, [segments*P, kvd] cache states
@@ -95,12 +98,12 @@ type buffers struct {
 	adjWork, dctWork  *engine.Tensor
 	compScratch       *engine.Tensor
 
-	headRows               int
-	hx, hn, dh, logits     *engine.Tensor // head chunk: [headRows, dim] x3, [headRows, vocab]
-	nll                    *engine.Tensor // [T]
-	dwDummy                *engine.Tensor // dw sink for frozen norms [dim]
-	partials, clip         *engine.Tensor
-	slots                  int
+	headRows           int
+	hx, hn, dh, logits *engine.Tensor // head chunk: [headRows, dim] x3, [headRows, vocab]
+	nll                *engine.Tensor // [T]
+	dwDummy            *engine.Tensor // dw sink for frozen norms [dim]
+	partials, clip     *engine.Tensor
+	slots              int
 }
 
 // New prepares training of m (loaded from f) under cfg.
@@ -114,9 +117,6 @@ func New(m *llama.Model, f *gguf.File, cfg Config) (*Trainer, error) {
 	}
 	if cfg.Rank == 0 && !cfg.Embeddings && !cfg.Norms {
 		return nil, fmt.Errorf("nothing to train: no LoRA rank, embeddings or norms")
-	}
-	if cfg.Cache.Policy == Window {
-		return nil, fmt.Errorf("window cache in training is not implemented yet")
 	}
 	sched, err := cfg.Cache.Plan(cfg.SeqLen)
 	if err != nil {
@@ -256,6 +256,18 @@ func (t *Trainer) alloc() error {
 	if err == nil {
 		err = b.posRow.Upload(u32le(rows))
 	}
+	if t.sched.Window > 0 {
+		sp := make([]uint32, T)
+		for i := range sp {
+			sp[i] = uint32(shaders.WindowSinkPosition(i, t.sched.Sink, t.sched.Window))
+		}
+		b.posSink = ten("sink positions", engine.U32, 1, T)
+		if err == nil {
+			err = b.posSink.Upload(u32le(sp))
+		}
+		b.qsink = ten("sink queries", engine.F32, T, qdim)
+		b.dqs = ten("sink query grads", engine.F32, T, qdim)
+	}
 	for _, p := range []**engine.Tensor{&b.xin, &b.xmid, &b.xb, &b.xb2, &b.dx, &b.dxb} {
 		*p = ten("activation", engine.F32, S, h.Dim)
 	}
@@ -346,7 +358,7 @@ func (t *Trainer) Release() {
 	}
 	t.Params = nil
 	b := &t.b
-	all := []*engine.Tensor{b.ids, b.targets, b.dxf, b.posRow, b.xin, b.xmid, b.xb, b.xb2, b.dx, b.dxb,
+	all := []*engine.Tensor{b.ids, b.targets, b.dxf, b.posRow, b.posSink, b.qsink, b.dqs, b.xin, b.xmid, b.xb, b.xb2, b.dx, b.dxb,
 		b.q, b.qrot, b.att, b.datt, b.dqrot, b.dq, b.k, b.v, b.dk, b.dv, b.du, b.gate, b.up, b.hidden, b.dgate, b.dup, b.dhidden,
 		b.stats, b.inv, b.krot, b.dkrot, b.dkun, b.adj, b.adjWork, b.dctWork, b.compScratch,
 		b.hx, b.hn, b.dh, b.logits, b.nll, b.dwDummy, b.partials, b.clip}
@@ -414,9 +426,11 @@ func pick(p *Param, base *engine.Tensor) *engine.Tensor {
 	return base
 }
 
-func (t *Trainer) attnNormW(l int) *engine.Tensor { return pick(t.attnNorm[l], t.base.Layers[l].AttnNorm) }
-func (t *Trainer) ffnNormW(l int) *engine.Tensor  { return pick(t.ffnNorm[l], t.base.Layers[l].FFNNorm) }
-func (t *Trainer) outNormW() *engine.Tensor       { return pick(t.outNorm, t.base.OutputNorm) }
+func (t *Trainer) attnNormW(l int) *engine.Tensor {
+	return pick(t.attnNorm[l], t.base.Layers[l].AttnNorm)
+}
+func (t *Trainer) ffnNormW(l int) *engine.Tensor { return pick(t.ffnNorm[l], t.base.Layers[l].FFNNorm) }
+func (t *Trainer) outNormW() *engine.Tensor      { return pick(t.outNorm, t.base.OutputNorm) }
 
 // gradOrDummy is a norm's weight-gradient tensor, a scratch one when frozen.
 func (t *Trainer) gradOrDummy(p *Param) *engine.Tensor {
