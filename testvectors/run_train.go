@@ -97,3 +97,18 @@ func init() {
 			map[string]*engine.Tensor{"dgate": dg, "dup": du})
 	})
 }
+
+// scratch is a poisoned f32 [1, n] tensor the kernel may use freely.
+func (a *args) scratch(name string, n int) *engine.Tensor {
+	if a.err != nil {
+		return nil
+	}
+	t, err := a.r.Dev.NewTensor(name, engine.F32, 1, n)
+	if err != nil {
+		a.err = err
+		return nil
+	}
+	a.r.tmp = append(a.r.tmp, t)
+	a.err = Poison(t)
+	return t
+}
