@@ -33,14 +33,14 @@ func (t *tape) backward() {
 
 // lora is an optional low-rank update of a linear map: W' = W + scale * B·A with A (r, in)
 // and B (out, r), row-major.
-type lora struct {
+type loraUpdate struct {
 	a, b  *node
 	rank  int
 	scale float64 // alpha / rank
 }
 
 // linear: y = W (out,in) @ x (in,) + bias (out,) + scale * B @ (A @ x), bias and l optional.
-func (t *tape) linear(w *node, x *node, bias *node, l *lora) *node {
+func (t *tape) linear(w *node, x *node, bias *node, l *loraUpdate) *node {
 	in := len(x.v)
 	out := len(w.v) / in
 	y := make([]float64, out)

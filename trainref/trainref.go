@@ -130,9 +130,9 @@ type run struct {
 	spec      Spec
 	alpha     float64
 	t         *tape
-	tensors   map[string]*node // every tensor by GGUF name
-	trainable map[string]*node // those of Params, with gradients
-	loras     map[string]*lora // by the name of the matrix they update
+	tensors   map[string]*node       // every tensor by GGUF name
+	trainable map[string]*node       // those of Params, with gradients
+	loras     map[string]*loraUpdate // by the name of the matrix they update
 }
 
 func newRun(m *cpuref.Model, p Params, spec Spec, grads bool) (*run, error) {
@@ -140,7 +140,7 @@ func newRun(m *cpuref.Model, p Params, spec Spec, grads bool) (*run, error) {
 		return nil, err
 	}
 	r := &run{m: m, spec: spec, alpha: p.Alpha, t: &tape{}, tensors: baseTensors(m),
-		trainable: map[string]*node{}, loras: map[string]*lora{}}
+		trainable: map[string]*node{}, loras: map[string]*loraUpdate{}}
 	if m.HP.TiedOutput {
 		if _, ok := p.Tensors["output.weight"]; ok {
 			return nil, fmt.Errorf("trainref: output.weight is given but the model's output is tied to token_embd.weight; train token_embd.weight")
@@ -197,7 +197,7 @@ func newRun(m *cpuref.Model, p Params, spec Spec, grads bool) (*run, error) {
 		if !(p.Alpha > 0) || math.IsInf(p.Alpha, 0) {
 			return nil, fmt.Errorf("trainref: LoRA alpha %v is not a positive number", p.Alpha)
 		}
-		r.loras[target] = &lora{a: a, b: b, rank: rank, scale: p.Alpha / float64(rank)}
+		r.loras[target] = &loraUpdate{a: a, b: b, rank: rank, scale: p.Alpha / float64(rank)}
 	}
 	return r, nil
 }

@@ -42,6 +42,7 @@ func runBench(args []string) error {
 		"Fills a context to each --ctx length by prefill, then decodes --decode tokens greedily, for\neach cache policy side by side in one run: prefill and decode tok/s, KV bytes held vs a full\ncache, compressions, and GPU time of one compression. With no model it writes the preset\n(default tiny) as a synthetic GGUF in a temporary directory: no download needed.")
 	var mf modelFlags
 	mf.add(fs)
+	mf.addLoRA(fs)
 	preset := fs.String("preset", "tiny", "synthetic model when -m is not given: tiny, medium or llama2-7b-4l")
 	weights := fs.String("weights", "", "weight type of the preset: f32, f16, q8_0 or q4_0 (default: the preset's)")
 	ctxList := fs.String("ctx", "512,2048,8192", "context lengths to fill, comma-separated")

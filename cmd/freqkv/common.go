@@ -20,6 +20,7 @@ type modelFlags struct {
 	path      string
 	tokenizer string
 	adapter   string
+	lora      *loraFlags // set by addLoRA: an adapter merged into the weights at open
 }
 
 func (m *modelFlags) add(fs *pflag.FlagSet) {
@@ -40,12 +41,19 @@ func (m *modelFlags) check() error {
 			return usagef("tokenizer %s: %v", m.tokenizer, err)
 		}
 	}
+	if m.lora != nil {
+		return m.lora.check()
+	}
 	return nil
 }
 
 // open reads the model file (GGUF or llama2.c).
 func (m *modelFlags) open() (*gguf.File, error) {
-	return llama.Open(m.path, llama.LoadOptions{Tokenizer: m.tokenizer})
+	f, err := llama.Open(m.path, llama.LoadOptions{Tokenizer: m.tokenizer})
+	if err != nil {
+		return nil, err
+	}
+	return m.lora.apply(f)
 }
 
 // load opens a device and uploads the model, with a progress bar on a terminal.

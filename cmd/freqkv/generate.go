@@ -17,6 +17,7 @@ func runGenerate(args []string) error {
 		"Streams generated text to stdout; a summary (prefill and decode tok/s, compressions,\nKV bytes now vs a full cache) goes to stderr at the end. Defaults: freqkv cache with\nN = the model's trained context, S = 4, R = 0, G = 0.5; greedy sampling.")
 	var mf modelFlags
 	mf.add(fs)
+	mf.addLoRA(fs)
 	prompt := fs.StringP("prompt", "p", "", "prompt text (empty: start from BOS)")
 	promptFile := fs.StringP("file", "f", "", "read the prompt from a file")
 	tokensFile := fs.String("tokens", "", "prompt as a file of whitespace-separated token ids")

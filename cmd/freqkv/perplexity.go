@@ -40,6 +40,7 @@ func runPerplexity(args []string) error {
 		"Perplexity by the reference's protocol: windows of L tokens every --stride tokens, each\nevaluated with the grouped forward pass; mean next-token NLL over all positions of all\nwindows, and perplexity exp(mean NLL). --stride 0: one window from the first token\n(inputs 0..L-1, targets 1..L, L = min(--ctx, tokens - 1)).")
 	var mf modelFlags
 	mf.add(fs)
+	mf.addLoRA(fs)
 	var in inputFlags
 	in.add(fs)
 	ctxLen := fs.Int("ctx", 0, "window length L in tokens (default: the model's trained context)")

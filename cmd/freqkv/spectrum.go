@@ -67,6 +67,7 @@ func runSpectrum(args []string) error {
 		"Measures the paper's key observation: runs the first L tokens through the model with a full\ncache, takes the DCT-II of every key (before RoPE) and value channel along the sequence,\nand reports the energy per frequency per layer and the share kept by a compression at ratio G.")
 	var mf modelFlags
 	mf.add(fs)
+	mf.addLoRA(fs)
 	var in inputFlags
 	in.add(fs)
 	ctxLen := fs.Int("ctx", 0, "tokens to analyse (default: the model's trained context)")
