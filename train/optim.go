@@ -1,10 +1,15 @@
 package train
 
 import (
+	"errors"
 	"fmt"
 
 	"github.com/freqkv/freqkv/shaders"
 )
+
+// ErrNotFinite is wrapped by errors of a step whose loss or gradient is
+// NaN or infinite; the parameters are left as before it.
+var ErrNotFinite = errors.New("training diverged")
 
 // Optim is AdamW with a linear warm-up to a constant learning rate and
 // global gradient-norm clipping.
@@ -63,7 +68,7 @@ func (t *Trainer) Step(seqs [][]int32, opt Optim) (StepResult, error) {
 	res.Loss = sum / float64(k)
 	if !checkFinite(res.Loss) {
 		t.zeroGrads()
-		return res, fmt.Errorf("step %d: the loss is %g; parameters are left as after step %d", res.Step, res.Loss, t.steps)
+		return res, fmt.Errorf("%w: step %d: the loss is %g; parameters are left as after step %d", ErrNotFinite, res.Step, res.Loss, t.steps)
 	}
 	norm, err := t.update(opt, k, res.Step)
 	res.GradNorm = norm
@@ -156,7 +161,7 @@ func (t *Trainer) update(opt Optim, k, step int) (float64, error) {
 	g := float64(norm.Float32s()[0]) / float64(k)
 	if !checkFinite(g) {
 		t.zeroGrads()
-		return g, fmt.Errorf("step %d: the gradient norm is %g; parameters are left as after step %d", step, g, step-1)
+		return g, fmt.Errorf("%w: step %d: the gradient norm is %g; parameters are left as after step %d", ErrNotFinite, step, g, step-1)
 	}
 	r = &recorder{rec: t.dev.NewRecorder()}
 	for _, p := range t.Params {
