@@ -90,8 +90,12 @@ fn forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: 
   var acc = array<f32, D>();
   let ns = min(p.sink, t + 1u);
   let first = lo(t);
-  // visible keys: sinks [0, ns), then window rows [first, t]
-  for (var kk = 0u; kk < ns + t + 1u - first; kk++) {
+  // visible keys: sinks [0, ns), then window rows [first, t] (none while t < sink)
+  var nw = 0u;
+  if (t + 1u > first) {
+    nw = t + 1u - first;
+  }
+  for (var kk = 0u; kk < ns + nw; kk++) {
     var j = kk;
     if (kk >= ns) {
       j = first + kk - ns;

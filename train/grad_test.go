@@ -110,19 +110,9 @@ func TestGradientsMatchReference(t *testing.T) {
 				p, err := trainref.NewLoRA(ref, trainref.LoRAOptions{Rank: 3, Alpha: 5, Embedding: true, Norms: true, BScale: 0.3, Seed: 9})
 				require.NoError(t, err)
 				require.Len(t, tr.Params, len(p.Tensors))
-				for name, v := range p.Tensors {
-					v32 := make([]float32, len(v))
-					for i, x := range v {
-						v32[i] = float32(x)
-						p.Tensors[name][i] = float64(v32[i]) // the reference sees the f32 values
-					}
-					require.NoError(t, tr.SetParam(name, v32), name)
-				}
+				setParams(t, tr, p)
 				seq := randomSeq(gradSeq+1, spec.Vocab, 3)
-				toks := make([]int, len(seq))
-				for i, x := range seq {
-					toks[i] = int(x)
-				}
+				toks := ints(seq)
 				wantLoss, want, err := trainref.LossAndGrads(ref, p, toks, trainref.Spec{Policy: string(cache.Policy), Cache: cache.Config})
 				require.NoError(t, err)
 				loss, got, err := tr.Gradients(seq)
@@ -143,4 +133,26 @@ func TestGradientsMatchReference(t *testing.T) {
 			})
 		}
 	}
+}
+
+// setParams gives the trainer the reference's tensors, and the reference
+// their f32 rounding.
+func setParams(t *testing.T, tr *train.Trainer, p trainref.Params) {
+	require.Len(t, tr.Params, len(p.Tensors))
+	for name, v := range p.Tensors {
+		v32 := make([]float32, len(v))
+		for i, x := range v {
+			v32[i] = float32(x)
+			v[i] = float64(v32[i])
+		}
+		require.NoError(t, tr.SetParam(name, v32), name)
+	}
+}
+
+func ints(seq []int32) []int {
+	out := make([]int, len(seq))
+	for i, x := range seq {
+		out[i] = int(x)
+	}
+	return out
 }
