@@ -17,6 +17,10 @@ import (
 // stories loads stories260K and the token streams of the first bytes of
 // the training text and of the held-out text.
 func stories(t *testing.T, dev *engine.Device) (*llama.Model, *gguf.File, []int32, []int32) {
+	return storiesB(t, dev)
+}
+
+func storiesB(t testing.TB, dev *engine.Device) (*llama.Model, *gguf.File, []int32, []int32) {
 	f, err := llama.Open(shareddata.Path(t, "models/stories260K.bin"), llama.LoadOptions{Tokenizer: shareddata.Path(t, "models/tok512.bin")})
 	require.NoError(t, err)
 	m, err := llama.Load(dev, f, llama.LoadOptions{})
