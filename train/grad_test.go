@@ -2,7 +2,6 @@ package train_test
 
 import (
 	"bytes"
-	"fmt"
 	"math"
 	mrand "math/rand/v2"
 	"sort"
@@ -127,7 +126,9 @@ func TestGradientsMatchReference(t *testing.T) {
 				for _, n := range names {
 					e := relErr(got[n], want[n])
 					worst = max(worst, e)
-					require.Less(t, e, 1e-4, fmt.Sprintf("%s: relative error %.2e", n, e))
+					if e >= 1e-4 {
+						t.Errorf("%s: relative error %.2e", n, e)
+					}
 				}
 				t.Logf("loss %.6f (ref %.6f), worst gradient relative error %.2e over %d tensors", loss, wantLoss, worst, len(names))
 			})

@@ -84,7 +84,8 @@ func (t *Trainer) projectBack(r *recorder, l, target int, x, dy, dx *engine.Tens
 
 // layerForward records layer l over segment g: input rows from the
 // checkpoint, the segment's K/V stored at cache rows [P, P+T), attention,
-// and the FFN; the output is left in xmid. With the cache's prefix rows
+// and the FFN; the output is left in xout (xmid keeps the residual between
+// attention and FFN). With the cache's prefix rows
 // already in place (forward: the live cache; backward: restored state).
 func (t *Trainer) layerForward(r *recorder, g, l int) {
 	h, b, o := t.h, &t.b, t.ops
@@ -118,8 +119,9 @@ func (t *Trainer) layerForward(r *recorder, g, l int) {
 	r.do("gate", func() error { return o.MatMul(r.rec, b.xb2, lt.Gate, b.gate, n, shaders.MatMulOptions{}) })
 	r.do("up", func() error { return o.MatMul(r.rec, b.xb2, lt.Up, b.up, n, shaders.MatMulOptions{}) })
 	r.do("swiglu", func() error { return o.SwiGLU(r.rec, b.gate, b.up, b.hidden, n*h.FFN) })
+	r.copyRows(b.xmid, 0, b.xout, 0, n, h.Dim)
 	r.do("down", func() error {
-		return o.MatMul(r.rec, b.hidden, lt.Down, b.xmid, n, shaders.MatMulOptions{Accumulate: true})
+		return o.MatMul(r.rec, b.hidden, lt.Down, b.xout, n, shaders.MatMulOptions{Accumulate: true})
 	})
 }
 
@@ -137,7 +139,7 @@ func (t *Trainer) forward(r *recorder) {
 				r.copyRows(b.vc[l], 0, b.snapV[l], g*s.Rows, s.Rows, h.KVDim())
 			}
 			t.layerForward(r, g, l)
-			r.copyRows(b.xmid, 0, b.ckpt[l+1], s.Start, s.Tokens, h.Dim)
+			r.copyRows(b.xout, 0, b.ckpt[l+1], s.Start, s.Tokens, h.Dim)
 		}
 		if s.Compress {
 			cp := t.compressParams()

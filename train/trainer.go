@@ -82,14 +82,14 @@ type buffers struct {
 	dqs     *engine.Tensor
 	index   []*engine.Tensor // per segment: embedding-gradient index
 
-	xin, xmid, xb, xb2, dx, dxb   *engine.Tensor // [segT, dim]
-	q, qrot, att, datt, dqrot, dq *engine.Tensor // [segT, qdim]
-	k, v, dk, dv                  *engine.Tensor // [segT, kvd]
-	u                             [numTargets]*engine.Tensor
-	du                            *engine.Tensor // [segT, rank]
-	gate, up, hidden              *engine.Tensor // [segT, ffn]
-	dgate, dup, dhidden           *engine.Tensor
-	stats, inv                    *engine.Tensor
+	xin, xmid, xout, xb, xb2, dx, dxb *engine.Tensor // [segT, dim]
+	q, qrot, att, datt, dqrot, dq     *engine.Tensor // [segT, qdim]
+	k, v, dk, dv                      *engine.Tensor // [segT, kvd]
+	u                                 [numTargets]*engine.Tensor
+	du                                *engine.Tensor // [segT, rank]
+	gate, up, hidden                  *engine.Tensor // [segT, ffn]
+	dgate, dup, dhidden               *engine.Tensor
+	stats, inv                        *engine.Tensor
 
 	kc, vc, dkc, dvc  []*engine.Tensor // per layer [Cap, kvd]: cache (keys before RoPE) and its gradient
 	snapK, snapV      []*engine.Tensor // FreqKV: per layer, [segments*P, kvd] cache states
@@ -268,7 +268,7 @@ func (t *Trainer) alloc() error {
 		b.qsink = ten("sink queries", engine.F32, T, qdim)
 		b.dqs = ten("sink query grads", engine.F32, T, qdim)
 	}
-	for _, p := range []**engine.Tensor{&b.xin, &b.xmid, &b.xb, &b.xb2, &b.dx, &b.dxb} {
+	for _, p := range []**engine.Tensor{&b.xin, &b.xmid, &b.xout, &b.xb, &b.xb2, &b.dx, &b.dxb} {
 		*p = ten("activation", engine.F32, S, h.Dim)
 	}
 	for _, p := range []**engine.Tensor{&b.q, &b.qrot, &b.att, &b.datt, &b.dqrot, &b.dq} {
@@ -358,7 +358,7 @@ func (t *Trainer) Release() {
 	}
 	t.Params = nil
 	b := &t.b
-	all := []*engine.Tensor{b.ids, b.targets, b.dxf, b.posRow, b.posSink, b.qsink, b.dqs, b.xin, b.xmid, b.xb, b.xb2, b.dx, b.dxb,
+	all := []*engine.Tensor{b.ids, b.targets, b.dxf, b.posRow, b.posSink, b.qsink, b.dqs, b.xin, b.xmid, b.xout, b.xb, b.xb2, b.dx, b.dxb,
 		b.q, b.qrot, b.att, b.datt, b.dqrot, b.dq, b.k, b.v, b.dk, b.dv, b.du, b.gate, b.up, b.hidden, b.dgate, b.dup, b.dhidden,
 		b.stats, b.inv, b.krot, b.dkrot, b.dkun, b.adj, b.adjWork, b.dctWork, b.compScratch,
 		b.hx, b.hn, b.dh, b.logits, b.nll, b.dwDummy, b.partials, b.clip}
