@@ -283,7 +283,7 @@ func (t *Trainer) adjoint(r *recorder, d *engine.Tensor) {
 		r.do("adjoint sinks", func() error { return o.Axpy(r.rec, d, 0, b.adj, 0, S*kvd, 1, 0) })
 	}
 	r.do("compression adjoint", func() error {
-		return o.CompressAdjoint(r.rec, d, S, b.adj, S, b.adjWork, b.dctWork, L, m, kvd)
+		return o.CompressAdjoint(r.rec, d, S, b.adj, S, b.adjWork, b.adjWork2, b.dctWork, L, m, kvd)
 	})
 	if R > 0 {
 		r.do("adjoint recent", func() error { return o.Axpy(r.rec, d, (S+m)*kvd, b.adj, (S+L)*kvd, R*kvd, 1, 0) })

@@ -91,12 +91,12 @@ type buffers struct {
 	dgate, dup, dhidden               *engine.Tensor
 	stats, inv                        *engine.Tensor
 
-	kc, vc, dkc, dvc  []*engine.Tensor // per layer [Cap, kvd]: cache (keys before RoPE) and its gradient
-	snapK, snapV      []*engine.Tensor // FreqKV: per layer, [segments*P, kvd] cache states
-	krot, dkrot, dkun *engine.Tensor   // [Cap, kvd]
-	adj               *engine.Tensor   // [Cap, kvd] adjoint output
-	adjWork, dctWork  *engine.Tensor
-	compScratch       *engine.Tensor
+	kc, vc, dkc, dvc           []*engine.Tensor // per layer [Cap, kvd]: cache (keys before RoPE) and its gradient
+	snapK, snapV               []*engine.Tensor // FreqKV: per layer, [segments*P, kvd] cache states
+	krot, dkrot, dkun          *engine.Tensor   // [Cap, kvd]
+	adj                        *engine.Tensor   // [Cap, kvd] adjoint output
+	adjWork, adjWork2, dctWork *engine.Tensor
+	compScratch                *engine.Tensor
 
 	headRows           int
 	hx, hn, dh, logits *engine.Tensor // head chunk: [headRows, dim] x3, [headRows, vocab]
@@ -306,8 +306,9 @@ func (t *Trainer) alloc() error {
 			b.snapV = append(b.snapV, ten("v states", engine.F32, n, kvd))
 		}
 		b.adj = ten("adjoint", engine.F32, capRows, kvd)
-		b.adjWork = ten("adjoint work", engine.F32, 1, shaders.CompressAdjointWork(c.Span(), c.Kept(), kvd))
-		b.dctWork = ten("dct scratch", engine.F32, 1, shaders.DCTScratch(c.Span(), kvd, 0))
+		b.adjWork = ten("adjoint work", engine.F32, c.Span(), kvd)
+		b.adjWork2 = ten("adjoint work", engine.F32, c.Span(), kvd)
+		b.dctWork = ten("dct scratch", engine.F32, 1, shaders.CompressAdjointScratch(c.Span(), c.Kept(), kvd))
 		cp := t.compressParams()
 		b.compScratch = ten("compression scratch", engine.F32, 1, shaders.CompressScratch(cp, 0))
 		if err == nil {
@@ -360,7 +361,7 @@ func (t *Trainer) Release() {
 	b := &t.b
 	all := []*engine.Tensor{b.ids, b.targets, b.dxf, b.posRow, b.posSink, b.qsink, b.dqs, b.xin, b.xmid, b.xout, b.xb, b.xb2, b.dx, b.dxb,
 		b.q, b.qrot, b.att, b.datt, b.dqrot, b.dq, b.k, b.v, b.dk, b.dv, b.du, b.gate, b.up, b.hidden, b.dgate, b.dup, b.dhidden,
-		b.stats, b.inv, b.krot, b.dkrot, b.dkun, b.adj, b.adjWork, b.dctWork, b.compScratch,
+		b.stats, b.inv, b.krot, b.dkrot, b.dkun, b.adj, b.adjWork, b.adjWork2, b.dctWork, b.compScratch,
 		b.hx, b.hn, b.dh, b.logits, b.nll, b.dwDummy, b.partials, b.clip}
 	all = append(all, b.u[:]...)
 	for _, list := range [][]*engine.Tensor{b.ckpt, b.posQ, b.index, b.kc, b.vc, b.dkc, b.dvc, b.snapK, b.snapV} {
