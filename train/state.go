@@ -3,8 +3,7 @@ package train
 import (
 	"fmt"
 	"math"
-	"os"
-	"path/filepath"
+	"io"
 
 	"github.com/freqkv/freqkv/engine"
 	"github.com/freqkv/freqkv/model/ggml"
@@ -47,11 +46,10 @@ func isMatrixName(name string) bool {
 	return n > 7 && (name[n-7:] == ".lora_a" || name[n-7:] == ".lora_b") || name == "token_embd.weight"
 }
 
-// SaveCheckpoint writes every trainable tensor with its AdamW moments, the
+// WriteCheckpoint writes every trainable tensor with its AdamW moments, the
 // step count, a description of the configuration (checked on resume) and
-// extra (the caller's state, e.g. the loss history), atomically: a
-// temporary file renamed over path.
-func (t *Trainer) SaveCheckpoint(path, config, extra string) error {
+// extra (the caller's state, e.g. the loss history) as a GGUF file.
+func (t *Trainer) WriteCheckpoint(w io.Writer, config, extra string) error {
 	var tensors []gguf.WriteTensor
 	for _, p := range t.Params {
 		for _, s := range []struct {
@@ -72,19 +70,7 @@ func (t *Trainer) SaveCheckpoint(path, config, extra string) error {
 		{Key: keyConfig, Value: config},
 		{Key: keyExtra, Value: extra},
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), filepath.Base(path)+".tmp*")
-	if err != nil {
-		return fmt.Errorf("checkpoint: %w", err)
-	}
-	defer os.Remove(tmp.Name())
-	if err := gguf.Write(tmp, kv, tensors); err != nil {
-		tmp.Close()
-		return fmt.Errorf("checkpoint %s: %w", path, err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("checkpoint %s: %w", path, err)
-	}
-	return os.Rename(tmp.Name(), path)
+	return gguf.Write(w, kv, tensors)
 }
 
 // LoadCheckpoint restores tensors, moments and step count from a

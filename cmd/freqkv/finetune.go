@@ -4,9 +4,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
@@ -14,6 +14,7 @@ import (
 
 	"github.com/freqkv/freqkv/engine"
 	"github.com/freqkv/freqkv/freqkv"
+	"github.com/freqkv/freqkv/internal/outfile"
 	"github.com/freqkv/freqkv/model/llama"
 	"github.com/freqkv/freqkv/model/lora"
 	"github.com/freqkv/freqkv/train"
@@ -47,20 +48,6 @@ type history struct {
 	Loss      []float64 `json:"loss"`
 	EvalSteps []int     `json:"eval_steps"`
 	EvalLoss  []float64 `json:"eval_loss"`
-}
-
-func sameFile(a, b string) bool {
-	if a == "" || b == "" {
-		return false
-	}
-	sa, err1 := os.Stat(a)
-	sb, err2 := os.Stat(b)
-	if err1 == nil && err2 == nil {
-		return os.SameFile(sa, sb)
-	}
-	aa, _ := filepath.Abs(a)
-	ab, _ := filepath.Abs(b)
-	return aa == ab
 }
 
 func runFinetune(args []string) error {
@@ -99,6 +86,7 @@ func runFinetune(args []string) error {
 	saveEvery := fs.Int("save-every", 0, "write the checkpoint every K steps (0: at the end and on Ctrl-C only)")
 	resume := fs.Bool("resume", false, "continue from ADAPTER.gguf.ckpt")
 	asJSON := fs.Bool("json", false, "JSON lines on stdout instead of a progress bar")
+	maxInput := addMaxInput(fs)
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -122,24 +110,21 @@ func runFinetune(args []string) error {
 	}
 	ckptPath := *out + ".ckpt"
 	pngPath := strings.TrimSuffix(*out, filepath.Ext(*out)) + ".png"
-	for _, in := range []string{mf.path, mf.tokenizer, *text, *evalText} {
-		for _, o := range []string{*out, ckptPath, pngPath} {
-			if sameFile(in, o) {
-				return usagef("output %s is an input; choose another -o", o)
-			}
-		}
-	}
 	if err := mf.check(); err != nil {
 		return err
 	}
-	raw, err := os.ReadFile(*text)
+	if err := outfile.Check([]outfile.Named{{Name: "-o", Path: *out}, {Name: "checkpoint", Path: ckptPath}, {Name: "loss curve", Path: pngPath}},
+		[]outfile.Named{{Name: "-m", Path: mf.path}, {Name: "--tokenizer", Path: mf.tokenizer}, {Name: "--text", Path: *text}, {Name: "--eval-text", Path: *evalText}}); err != nil {
+		return usagef("%v", err)
+	}
+	raw, err := readInput("--text", *text, *maxInput)
 	if err != nil {
-		return usagef("--text: %v", err)
+		return err
 	}
 	var evalRaw []byte
 	if *evalText != "" {
-		if evalRaw, err = os.ReadFile(*evalText); err != nil {
-			return usagef("--eval-text: %v", err)
+		if evalRaw, err = readInput("--eval-text", *evalText, *maxInput); err != nil {
+			return err
 		}
 	}
 	f, err := mf.open()
@@ -228,8 +213,8 @@ func runFinetune(args []string) error {
 	}
 	save := func() error {
 		b, _ := json.Marshal(hist)
-		if err := tr.SaveCheckpoint(ckptPath, config, string(b)); err != nil {
-			return err
+		if err := outfile.Write(ckptPath, func(w io.Writer) error { return tr.WriteCheckpoint(w, config, string(b)) }); err != nil {
+			return fmt.Errorf("checkpoint %s: %w", ckptPath, err)
 		}
 		logf(finetuneLog{Event: "checkpoint", Step: tr.Steps(), Path: ckptPath})
 		return nil
@@ -245,15 +230,15 @@ func runFinetune(args []string) error {
 		}
 		return sum / float64(len(evalSet)), nil
 	}
+	// Ctrl-C (or SIGTERM): the step in flight finishes, the checkpoint is
+	// written, then the process exits with the signal's status.
 	var stop atomic.Bool
-	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, os.Interrupt)
-	defer signal.Stop(sig)
-	go func() {
-		if _, ok := <-sig; ok {
-			stop.Store(true)
-		}
-	}()
+	finished := make(chan struct{})
+	defer onSignal(func() {
+		stop.Store(true)
+		<-finished
+	})()
+	defer close(finished) // before the hook is removed: the handler holds its lock while waiting
 	var bar *progressbar.ProgressBar
 	if !*asJSON && stderrIsTerminal() {
 		bar = progressbar.NewOptions(*steps, progressbar.OptionSetWriter(os.Stderr), progressbar.OptionShowCount(),
@@ -375,19 +360,10 @@ func (c *cacheFlags) trainCache(trained int) (train.Cache, error) {
 
 // writeAdapter writes a to path through a temporary file.
 func writeAdapter(path string, a *lora.Adapter) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), filepath.Base(path)+".tmp*")
-	if err != nil {
-		return fmt.Errorf("adapter: %w", err)
-	}
-	defer os.Remove(tmp.Name())
-	if err := lora.Write(tmp, a); err != nil {
-		tmp.Close()
+	if err := outfile.Write(path, func(w io.Writer) error { return lora.Write(w, a) }); err != nil {
 		return fmt.Errorf("adapter %s: %w", path, err)
 	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("adapter %s: %w", path, err)
-	}
-	return os.Rename(tmp.Name(), path)
+	return nil
 }
 
 // plotLoss draws the training loss per step and the held-out loss.
@@ -411,5 +387,12 @@ func plotLoss(path string, h history, title string) error {
 	if err := plotutil.AddLinePoints(p, lines...); err != nil {
 		return err
 	}
-	return p.Save(8*vg.Inch, 5*vg.Inch, path)
+	wt, err := p.WriterTo(8*vg.Inch, 5*vg.Inch, "png")
+	if err != nil {
+		return err
+	}
+	return outfile.Write(path, func(w io.Writer) error {
+		_, err := wt.WriteTo(w)
+		return err
+	})
 }
