@@ -110,6 +110,7 @@ func (t *Trainer) run(seq []int32, backward bool) (float64, error) {
 		}
 	}
 	r := &recorder{rec: t.dev.NewRecorder()}
+	r.rec.Profile = t.Profile
 	t.forward(r)
 	t.head(r, float32(1/float64(T)), backward)
 	if backward {

@@ -37,13 +37,14 @@ func storiesB(t testing.TB, dev *engine.Device) (*llama.Model, *gguf.File, []int
 }
 
 func storiesConfig() train.Config {
-	return train.Config{Cache: train.Cache{Policy: train.FreqKV, Config: freqkv.Config{CacheSize: 128, Sink: 4, Ratio: 0.5}},
-		SeqLen: 384, Rank: 8, Alpha: 16, Embeddings: true, Norms: true, Seed: 7}
+	return train.Config{Cache: train.Cache{Policy: train.FreqKV, Config: freqkv.Config{CacheSize: 64, Sink: 4, Ratio: 0.5}},
+		SeqLen: 256, Rank: 8, Alpha: 16, Embeddings: true, Norms: true, Seed: 7}
 }
 
 // TestTrainingReducesHeldOutLoss: a few steps of FreqKV-in-the-loop
-// fine-tuning of stories260K at 3x its cache lower the loss on held-out
-// stories under the same forward.
+// fine-tuning of stories260K (sequences of 256 tokens through a cache of 64
+// rows: 7 compressions each) lower the loss on held-out stories under the
+// same forward.
 func TestTrainingReducesHeldOutLoss(t *testing.T) {
 	dev := gputest.Device(t)
 	m, f, trainIDs, evalIDs := stories(t, dev)
@@ -52,14 +53,21 @@ func TestTrainingReducesHeldOutLoss(t *testing.T) {
 	require.NoError(t, err)
 	defer tr.Release()
 	require.GreaterOrEqual(t, tr.Schedule().Compressions(), 3)
-	data, err := train.NewData(trainIDs, cfg.SeqLen, train.Text, 128, 1)
+	data, err := train.NewData(trainIDs, cfg.SeqLen, train.Text, 64, 1)
 	require.NoError(t, err)
-	held := evalIDs[:cfg.SeqLen+1]
-	before, err := tr.Loss(held)
-	require.NoError(t, err)
-	opt := train.DefaultOptim(3e-3, 2)
+	held := func() float64 {
+		sum := 0.0
+		for i := range 3 {
+			l, err := tr.Loss(evalIDs[i*cfg.SeqLen : (i+1)*cfg.SeqLen+1])
+			require.NoError(t, err)
+			sum += l
+		}
+		return sum / 3
+	}
+	before := held()
+	opt := train.DefaultOptim(5e-4, 0)
 	var first, last float64
-	for i := range 8 {
+	for i := range 10 {
 		res, err := tr.Step([][]int32{data.Next()}, opt)
 		require.NoError(t, err)
 		if i == 0 {
@@ -67,8 +75,7 @@ func TestTrainingReducesHeldOutLoss(t *testing.T) {
 		}
 		last = res.Loss
 	}
-	after, err := tr.Loss(held)
-	require.NoError(t, err)
+	after := held()
 	t.Logf("training loss %.4f -> %.4f, held-out %.4f -> %.4f", first, last, before, after)
 	require.Less(t, after, before)
 }
@@ -84,7 +91,7 @@ func TestSeedDeterminism(t *testing.T) {
 		tr, err := train.New(m, f, cfg)
 		require.NoError(t, err)
 		defer tr.Release()
-		data, err := train.NewData(trainIDs, cfg.SeqLen, train.Text, 128, seed)
+		data, err := train.NewData(trainIDs, cfg.SeqLen, train.Text, 64, seed)
 		require.NoError(t, err)
 		for range 2 {
 			_, err := tr.Step([][]int32{data.Next(), data.Next()}, train.DefaultOptim(1e-3, 1))

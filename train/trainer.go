@@ -62,6 +62,9 @@ type Trainer struct {
 	outNorm  *Param
 	scale    float32 // LoRA alpha/rank
 
+	// Profile, when set, collects GPU time per kernel of each sequence's pass.
+	Profile *engine.Profile
+
 	b      buffers
 	unique []int // per segment: distinct ids of the current sequence (embedding gradient)
 	steps  int   // optimiser steps taken

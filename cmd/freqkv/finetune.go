@@ -42,6 +42,9 @@ type finetuneLog struct {
 	Path     string  `json:"path,omitempty"`
 }
 
+// errInterrupted ends a run stopped by a signal (its message is already out).
+var errInterrupted = errors.New("interrupted")
+
 // history is the loss curve, kept in checkpoints so a resumed run plots all of it.
 type history struct {
 	Steps     []int     `json:"steps"`
@@ -255,7 +258,9 @@ func runFinetune(args []string) error {
 			if err := save(); err != nil {
 				return err
 			}
-			return fmt.Errorf("interrupted after step %d; checkpoint %s written, continue with --resume", tr.Steps(), ckptPath)
+			// said here: the signal handler ends the process as soon as this returns
+			fmt.Fprintf(os.Stderr, "freqkv finetune: interrupted after step %d; checkpoint %s written, continue with --resume\n", tr.Steps(), ckptPath)
+			return errInterrupted
 		}
 		seqs := make([][]int32, *accum)
 		for i := range seqs {
