@@ -2,8 +2,8 @@ package train
 
 import (
 	"fmt"
-	"math"
 	"io"
+	"math"
 
 	"github.com/freqkv/freqkv/engine"
 	"github.com/freqkv/freqkv/model/ggml"
