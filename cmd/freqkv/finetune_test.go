@@ -62,7 +62,7 @@ func TestFinetuneBadInput(t *testing.T) {
 		code int
 		want string
 	}{
-		{[]string{"--text", text, "-o", model}, 2, "is an input"},
+		{[]string{"--text", text, "-o", model}, 2, "is also -m"},
 		{[]string{"--text", text}, 2, "no output"},
 		{[]string{"-o", filepath.Join(dir, "a.gguf")}, 2, "no training text"},
 		{[]string{"--text", text, "-o", filepath.Join(dir, "a.gguf"), "--lr", "NaN"}, 2, "--lr"},
@@ -79,4 +79,22 @@ func TestFinetuneBadInput(t *testing.T) {
 	}
 	_, err := os.Stat(filepath.Join(dir, "a.gguf"))
 	require.True(t, os.IsNotExist(err))
+}
+
+// TestFinetuneDivergenceKeepsLastGoodCheckpoint: a loss that turns NaN or
+// infinite stops the run with one line naming the step, and the checkpoint
+// holds the last good one.
+func TestFinetuneDivergenceKeepsLastGoodCheckpoint(t *testing.T) {
+	gputest.Device(t)
+	out := filepath.Join(t.TempDir(), "a.gguf")
+	r := runCLI(t, "finetune", "-m", shareddata.Path(t, "models/stories260K.bin"), "--tokenizer", shareddata.Path(t, "models/tok512.bin"),
+		"--text", smallText(t, 4000), "--ctx", "64", "--cache-size", "32", "--lr", "1e30", "--warmup", "0", "--steps", "4", "-o", out)
+	require.Equal(t, 1, r.code, r.stderr)
+	require.Contains(t, r.stderr, "step 2")
+	require.Contains(t, r.stderr, "holds step 1")
+	require.Equal(t, 1, strings.Count(r.stderr, "freqkv finetune:"), r.stderr)
+	_, err := os.Stat(out + ".ckpt")
+	require.NoError(t, err)
+	_, err = os.Stat(out)
+	require.True(t, os.IsNotExist(err), "no adapter from a diverged run")
 }
