@@ -31,7 +31,7 @@ func init() {
 
 // finetuneLog is one JSON line of --json output.
 type finetuneLog struct {
-	Event    string  `json:"event"` // "step", "eval", "checkpoint", "done"
+	Event    string  `json:"event"` // "start", "step", "eval", "checkpoint", "done"
 	Step     int     `json:"step"`
 	Loss     float64 `json:"loss,omitempty"`
 	EvalLoss float64 `json:"eval_loss,omitempty"`
@@ -40,6 +40,13 @@ type finetuneLog struct {
 	TokPerS  float64 `json:"tok_per_s,omitempty"`
 	Seconds  float64 `json:"seconds"`
 	Path     string  `json:"path,omitempty"`
+	// start: the plan and the device memory of training
+	Tokens       int   `json:"tokens,omitempty"`
+	Segments     int   `json:"segments,omitempty"`
+	Compressions int   `json:"compressions,omitempty"`
+	TrainBytes   int64 `json:"train_bytes,omitempty"`
+	ParamBytes   int64 `json:"param_bytes,omitempty"`
+	WeightBytes  int64 `json:"weight_bytes,omitempty"`
 }
 
 // errInterrupted ends a run stopped by a signal (its message is already out).
@@ -208,6 +215,8 @@ func runFinetune(args []string) error {
 			_ = enc.Encode(l)
 		}
 	}
+	logf(finetuneLog{Event: "start", Step: tr.Steps(), Tokens: len(ids), Segments: len(tr.Schedule().Segments), Compressions: tr.Schedule().Compressions(),
+		TrainBytes: tr.Bytes(), ParamBytes: tr.ParamBytes(), WeightBytes: m.WeightBytes})
 	if !*asJSON {
 		fmt.Fprintf(os.Stderr, "%s: %d training tokens (%d sequences of %d), cache %s, %d segments and %d compressions per sequence\n",
 			filepath.Base(mf.path), len(ids), data.Windows(), *ctxLen, cache.Policy, len(tr.Schedule().Segments), tr.Schedule().Compressions())
