@@ -94,18 +94,25 @@ func (o *Ops) WindowAttentionTrain(rec *engine.Recorder, qa, qs, k, v, out, stat
 }
 
 // WindowAttentionTrainBackward records the gradients of WindowAttentionTrain: dqa and
-// dqs (of the two rotated query copies, f32 [T, Heads*HeadDim]), dk (of the rotated
-// keys) and dv (f32 [T, KVHeads*HeadDim]), all overwritten, from dout and the forward's
-// out and stats (whose delta column it fills). Scores are recomputed.
-func (o *Ops) WindowAttentionTrainBackward(rec *engine.Recorder, qa, qs, k, v, out, dout, stats, dqa, dqs, dk, dv *engine.Tensor, p WindowAttentionParams) error {
+// dqs (of the two rotated query copies, f32 [T, Heads*HeadDim]) and dkv (f32 [2T,
+// KVHeads*HeadDim]: rows [0, T) the gradient of the rotated keys, rows [T, 2T) that of
+// the values), all overwritten, from dout and the forward's out and stats (whose delta
+// column it fills). Scores are recomputed.
+func (o *Ops) WindowAttentionTrainBackward(rec *engine.Recorder, qa, qs, k, v, out, dout, stats, dqa, dqs, dkv *engine.Tensor, p WindowAttentionParams) error {
 	const what = "window attention backward"
-	if err := o.windowCheck(what, p, []*engine.Tensor{qa, qs, out, dout, dqa, dqs}, []*engine.Tensor{k, v, dk, dv}, []*engine.Tensor{qa, qs, k, v, out, dout, stats}, stats, dqa, dqs, dk, dv); err != nil {
+	if err := o.windowCheck(what, p, []*engine.Tensor{qa, qs, out, dout, dqa, dqs}, []*engine.Tensor{k, v}, []*engine.Tensor{qa, qs, k, v, out, dout, stats}, stats, dqa, dqs, dkv); err != nil {
 		return err
 	}
-	for _, x := range []*engine.Tensor{dqa, dqs, dk, dv} {
+	if err := need(what+" dkv", dkv, engine.F32, 2*p.T*p.KVHeads*p.HeadDim); err != nil {
+		return err
+	}
+	for _, x := range []*engine.Tensor{dqa, dqs, dkv} {
 		if x.Buf == dout.Buf || x.Buf == out.Buf {
 			return fmt.Errorf("%s: gradient %q shares a buffer with out or dout", what, x.Buf.Label)
 		}
+	}
+	if dqa.Buf == dqs.Buf {
+		return fmt.Errorf("%s: dqa and dqs share a buffer", what)
 	}
 	if out.Buf == stats.Buf || dout.Buf == stats.Buf {
 		return fmt.Errorf("%s: stats shares a buffer with out or dout", what)
@@ -129,10 +136,5 @@ func (o *Ops) WindowAttentionTrainBackward(rec *engine.Recorder, qa, qs, k, v, o
 	if kn, err = o.windowKernel("dkv", p); err != nil {
 		return err
 	}
-	for which, d := range []*engine.Tensor{dk, dv} {
-		if err := rec.Dispatch(kn, p.uniforms(which), engine.Grid(p.T*p.KVHeads, windowTrainWG), qa.Binding(), qs.Binding(), k.Binding(), v.Binding(), dout.Binding(), stats.Binding(), d.Binding()); err != nil {
-			return err
-		}
-	}
-	return nil
+	return rec.Dispatch(kn, p.uniforms(0), engine.Grid(p.T*p.KVHeads, windowTrainWG), qa.Binding(), qs.Binding(), k.Binding(), v.Binding(), dout.Binding(), stats.Binding(), dkv.Binding())
 }

@@ -21,7 +21,7 @@
 //   entry delta:   out, dout (read), stats (rw)
 //   entry dq:      dout, stats (read), dq (rw) f32 [T, H*D]: p.which 0 writes the
 //                  gradient of qa (window keys), 1 that of qs (sinks)
-//   entry dkv:     dout, stats (read), d (rw) f32 [T, KVH*D]: p.which 0 writes dk, 1 dv
+//   entry dkv:     dout, stats (read), dkv (rw) f32 [2T, KVH*D]: dk rows, then dv rows
 // Dispatch: forward, delta, dq: one invocation per (query, head), T*H; dkv: one per
 // (key row, KV head), T*KVH; engine.Grid over WG.
 // Constants: WG, D (head dim), G (query heads per KV head).
@@ -169,8 +169,8 @@ fn dq(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<
   }
 }
 
-// dkv: gradient of key row j (which 0) or value row j (which 1) for one KV
-// head, over the queries and heads that see it; res is dk or dv.
+// dkv: gradients of key row j and value row j for one KV head, over the
+// queries and heads that see it; res is [2T, KVH*D]: dk rows, then dv rows.
 @compute @workgroup_size(WG)
 fn dkv(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
   let i = flat(wid, nwg, lid);
@@ -185,36 +185,39 @@ fn dkv(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3
   if (j >= p.sink) {
     t1 = min(p.t, j + p.window);
   }
-  var acc = array<f32, D>();
+  var vj = array<f32, D>();
+  for (var d = 0u; d < D; d++) {
+    vj[d] = v[kb + d];
+  }
+  var ak = array<f32, D>();
+  var av = array<f32, D>();
   for (var t = j; t < t1; t++) {
     for (var hh = 0u; hh < G; hh++) {
       let h = g * G + hh;
       let th = t * p.heads + h;
       let pr = exp(score(t, h, j) - stats[2u * th]);
-      if (p.which == 1u) {
-        for (var d = 0u; d < D; d++) {
-          acc[d] += pr * dout[th * D + d];
-        }
-        continue;
-      }
+      let ob = th * D;
       var dp = 0.0;
       for (var d = 0u; d < D; d++) {
-        dp += dout[th * D + d] * v[kb + d];
+        let o = dout[ob + d];
+        av[d] += pr * o;
+        dp += o * vj[d];
       }
       let ds = pr * (dp - stats[2u * th + 1u]) * p.scale;
-      let qb = th * D;
       if (j < p.sink) {
         for (var d = 0u; d < D; d++) {
-          acc[d] += ds * qs[qb + d];
+          ak[d] += ds * qs[ob + d];
         }
       } else {
         for (var d = 0u; d < D; d++) {
-          acc[d] += ds * qa[qb + d];
+          ak[d] += ds * qa[ob + d];
         }
       }
     }
   }
+  let vb = p.t * p.kv_heads * D + kb;
   for (var d = 0u; d < D; d++) {
-    res[kb + d] = acc[d];
+    res[kb + d] = ak[d];
+    res[vb + d] = av[d];
   }
 }

@@ -223,8 +223,10 @@ func (t *Trainer) backward(r *recorder) {
 				// one segment: the key and value gradients are all there is
 				r.do("window attention backward", func() error {
 					return o.WindowAttentionTrainBackward(r.rec, b.qrot, b.qsink, b.krot, b.vc[l], b.att, b.datt, b.stats,
-						b.dqrot, b.dqs, b.dkrot, b.dvc[l], t.windowParams(n))
+						b.dqrot, b.dqs, b.dkv2, t.windowParams(n))
 				})
+				r.copyRows(b.dkv2, 0, b.dkrot, 0, n, kvd)
+				r.copyRows(b.dkv2, n, b.dvc[l], 0, n, kvd)
 				r.do("rope q backward", func() error { return o.Rope(r.rec, b.dqrot, b.posQ[g], b.dq, t.ropeParams(n, h.Heads, true)) })
 				r.do("rope sink q backward", func() error {
 					return o.Rope(r.rec, b.dqs, b.posSink, b.qsink, t.ropeParams(n, h.Heads, true))

@@ -83,6 +83,7 @@ type buffers struct {
 	posSink *engine.Tensor   // Window: u32 [T], the position of each query against the sinks
 	qsink   *engine.Tensor   // Window: [T, qdim] queries rotated for the sinks, and their gradient
 	dqs     *engine.Tensor
+	dkv2    *engine.Tensor   // Window: [2T, kvd], dk rows then dv rows
 	index   []*engine.Tensor // per segment: embedding-gradient index
 
 	xin, xmid, xout, xb, xb2, dx, dxb *engine.Tensor // [segT, dim]
@@ -270,6 +271,7 @@ func (t *Trainer) alloc() error {
 		}
 		b.qsink = ten("sink queries", engine.F32, T, qdim)
 		b.dqs = ten("sink query grads", engine.F32, T, qdim)
+		b.dkv2 = ten("key and value grads", engine.F32, 2*T, h.KVDim())
 	}
 	for _, p := range []**engine.Tensor{&b.xin, &b.xmid, &b.xout, &b.xb, &b.xb2, &b.dx, &b.dxb} {
 		*p = ten("activation", engine.F32, S, h.Dim)
@@ -362,7 +364,7 @@ func (t *Trainer) Release() {
 	}
 	t.Params = nil
 	b := &t.b
-	all := []*engine.Tensor{b.ids, b.targets, b.dxf, b.posRow, b.posSink, b.qsink, b.dqs, b.xin, b.xmid, b.xout, b.xb, b.xb2, b.dx, b.dxb,
+	all := []*engine.Tensor{b.ids, b.targets, b.dxf, b.posRow, b.posSink, b.qsink, b.dqs, b.dkv2, b.xin, b.xmid, b.xout, b.xb, b.xb2, b.dx, b.dxb,
 		b.q, b.qrot, b.att, b.datt, b.dqrot, b.dq, b.k, b.v, b.dk, b.dv, b.du, b.gate, b.up, b.hidden, b.dgate, b.dup, b.dhidden,
 		b.stats, b.inv, b.krot, b.dkrot, b.dkun, b.adj, b.adjWork, b.adjWork2, b.dctWork, b.compScratch,
 		b.hx, b.hn, b.dh, b.logits, b.nll, b.dwDummy, b.partials, b.clip}
