@@ -5,6 +5,7 @@ import (
 	"math"
 	"os"
 
+	"github.com/freqkv/freqkv/internal/outfile"
 	"github.com/freqkv/freqkv/model/gguf"
 	"github.com/freqkv/freqkv/model/lora"
 	"github.com/spf13/pflag"
@@ -25,6 +26,15 @@ func (m *modelFlags) addLoRA(fs *pflag.FlagSet) {
 	fs.Float64Var(&m.lora.scale, "lora-scale", 1, "strength of the --lora adapter: 0 is the base model, 1 the adapter as trained")
 }
 
+// files lists the model's input files (model, tokenizer, adapter), for outfile.Check.
+func (m *modelFlags) files() []outfile.Named {
+	out := []outfile.Named{{Name: "-m", Path: m.path}, {Name: "--tokenizer", Path: m.tokenizer}}
+	if m.lora != nil {
+		out = append(out, outfile.Named{Name: "--lora", Path: m.lora.path})
+	}
+	return out
+}
+
 func (l *loraFlags) check() error {
 	if l.path == "" {
 		if l.fs.Changed("lora-scale") {
@@ -41,9 +51,14 @@ func (l *loraFlags) check() error {
 	return nil
 }
 
-// apply returns f with the adapter merged (a File that owns f), or f when there is none.
-// It closes f on error.
-func (l *loraFlags) apply(f *gguf.File) (*gguf.File, error) {
+// apply returns the model file f (opened from modelPath) with the adapter merged (a File that
+// owns f), or f when there is none. It closes f on error, and refuses an adapter given as the
+// model.
+func (l *loraFlags) apply(f *gguf.File, modelPath string) (*gguf.File, error) {
+	if t, _ := f.String(lora.KeyType); t == lora.TypeAdapter {
+		f.Close()
+		return nil, usagef("%s is a LoRA adapter, not a model: give the base model as the model and the adapter with --lora", modelPath)
+	}
 	if l == nil || l.path == "" {
 		return f, nil
 	}

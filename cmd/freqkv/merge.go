@@ -1,12 +1,11 @@
 package main
 
 import (
-	"bufio"
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 
+	"github.com/freqkv/freqkv/internal/outfile"
 	"github.com/freqkv/freqkv/model/llama"
 	"github.com/freqkv/freqkv/model/lora"
 )
@@ -34,10 +33,8 @@ func runMerge(args []string) error {
 	if err := mf.check(); err != nil {
 		return err
 	}
-	for _, in := range []struct{ flag, path string }{{"-m", mf.path}, {"--lora", mf.lora.path}, {"--tokenizer", mf.tokenizer}} {
-		if in.path != "" && samePath(in.path, *out) {
-			return usagef("-o %s is the %s input; name another output file", *out, in.flag)
-		}
+	if err := outfile.Check([]outfile.Named{{Name: "-o", Path: *out}}, mf.files()); err != nil {
+		return usagef("%v", err)
 	}
 	a, err := lora.Open(mf.lora.path)
 	if err != nil {
@@ -49,7 +46,7 @@ func runMerge(args []string) error {
 	}
 	defer base.Close()
 	var notes []string
-	err = writeAtomic(*out, func(w io.Writer) error {
+	err = outfile.Write(*out, func(w io.Writer) error {
 		var err error
 		notes, err = lora.WriteMerged(w, base, a, mf.lora.scale)
 		return err
@@ -62,40 +59,4 @@ func runMerge(args []string) error {
 	}
 	fmt.Fprintf(os.Stderr, "wrote %s (%s merged at scale %g)\n", *out, mf.lora.path, mf.lora.scale)
 	return nil
-}
-
-// samePath reports whether a and b name the same existing file.
-func samePath(a, b string) bool {
-	ia, err1 := os.Stat(a)
-	ib, err2 := os.Stat(b)
-	return err1 == nil && err2 == nil && os.SameFile(ia, ib)
-}
-
-// writeAtomic writes path through a temporary file in its directory, renamed over path only
-// once complete and synced: a failure leaves any existing file as it was.
-func writeAtomic(path string, write func(io.Writer) error) (err error) {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*.tmp")
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if err != nil {
-			tmp.Close()
-			os.Remove(tmp.Name())
-		}
-	}()
-	bw := bufio.NewWriterSize(tmp, 1<<20)
-	if err = write(bw); err != nil {
-		return err
-	}
-	if err = bw.Flush(); err != nil {
-		return err
-	}
-	if err = tmp.Sync(); err != nil {
-		return err
-	}
-	if err = tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
 }

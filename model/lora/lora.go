@@ -249,27 +249,30 @@ func (a *Adapter) Check(base *gguf.File) error {
 		info, ok := base.Tensor(name)
 		switch {
 		case !ok:
-			return fmt.Errorf("lora: adapter tensor %s adapts %s, which the model does not have (an adapter for another model?)", t.Name, name)
+			return fmt.Errorf("lora: adapter tensor %s adapts %s, which the model does not have; the adapter was made for another model", t.Name, name)
 		case len(info.Dims) != 2 || info.Dims[0] != uint64(p.in) || info.Dims[1] != uint64(p.out):
-			return fmt.Errorf("lora: adapter tensor %s is for a %d x %d matrix (in x out), the model's %s has dims %v (an adapter for another model?)",
-				t.Name, p.in, p.out, name, info.Dims)
+			return fmt.Errorf("lora: adapter tensor %s is for a %d x %d matrix (in x out) but the model's %s is %s; the adapter was made for another model",
+				t.Name, p.in, p.out, name, dimsString(info.Dims))
 		}
 	}
 	for _, t := range full {
 		info, ok := base.Tensor(t.Name)
 		switch {
 		case !ok:
-			return fmt.Errorf("lora: adapter tensor %s is not a LoRA pair (%s, %s) nor a tensor of the model (an adapter for another model?)",
+			return fmt.Errorf("lora: adapter tensor %s is neither half of a LoRA pair (%s, %s) nor a tensor of the model; the adapter was made for another model",
 				t.Name, SuffixA, SuffixB)
 		case !slices.Equal(info.Dims, t.Dims):
-			return fmt.Errorf("lora: adapter tensor %s has dims %v, the model's %v (an adapter for another model?)", t.Name, t.Dims, info.Dims)
+			return fmt.Errorf("lora: adapter tensor %s is %s but the model's is %s; the adapter was made for another model",
+				t.Name, dimsString(t.Dims), dimsString(info.Dims))
 		}
 	}
 	return nil
 }
 
 // Merge returns the tensors of base that a changes, merged with the adapter at scale (see
-// the package comment), and notes for the user on type changes and their memory cost.
+// the package comment), and notes for the user on type changes and their memory cost. A pair
+// whose B is zero (or a scale of 0) and a full tensor equal to the base's change nothing, so
+// they leave the tensor out, in its own type, even in a quantised model.
 func Merge(base *gguf.File, a *Adapter, scale float64) ([]gguf.WriteTensor, []string, error) {
 	if err := a.Check(base); err != nil {
 		return nil, nil, err
@@ -317,13 +320,16 @@ func Merge(base *gguf.File, a *Adapter, scale float64) ([]gguf.WriteTensor, []st
 	}
 	for _, name := range names {
 		p := pairs[name]
-		info, w, err := load(name)
-		if err != nil {
-			return nil, nil, err
-		}
 		f := scale
 		if a.Alpha != 0 {
 			f = scale * a.Alpha / float64(p.rank)
+		}
+		if f == 0 || !slices.ContainsFunc(p.b.Data, func(v float32) bool { return v != 0 }) {
+			continue // no update: the tensor stays as it is, in its own type
+		}
+		info, w, err := load(name)
+		if err != nil {
+			return nil, nil, err
 		}
 		// W (out, in) += f · B (out, rank) · A (rank, in)
 		for i := range p.out {
@@ -347,8 +353,13 @@ func Merge(base *gguf.File, a *Adapter, scale float64) ([]gguf.WriteTensor, []st
 		if err != nil {
 			return nil, nil, err
 		}
+		same := true
 		for i, v := range t.Data {
+			same = same && float64(v) == w[i]
 			w[i] += scale * (float64(v) - w[i])
+		}
+		if same || scale == 0 {
+			continue // the base's own values: the tensor stays as it is
 		}
 		if err := store(info, w); err != nil {
 			return nil, nil, err
@@ -423,4 +434,13 @@ func humanBytes(n int64) string {
 	default:
 		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
 	}
+}
+
+// dimsString writes GGUF dims as "64 x 32" (in GGUF order: row length first).
+func dimsString(d []uint64) string {
+	s := make([]string, len(d))
+	for i, v := range d {
+		s[i] = fmt.Sprint(v)
+	}
+	return strings.Join(s, " x ")
 }

@@ -2,12 +2,13 @@ package lora_test
 
 import (
 	"bytes"
+	"github.com/freqkv/freqkv/engine"
+	"github.com/freqkv/freqkv/kvcache"
 	"math"
 	"slices"
 	"strings"
 	"testing"
 
-	"github.com/freqkv/freqkv/freqkv"
 	"github.com/freqkv/freqkv/model/cpuref"
 	"github.com/freqkv/freqkv/model/ggml"
 	"github.com/freqkv/freqkv/model/gguf"
@@ -116,10 +117,10 @@ func TestRoundTrip(t *testing.T) {
 	}
 }
 
-// An adapter whose B is zero and whose full tensors equal the base changes no byte of an F32
-// or F16 model.
+// An adapter whose B is zero and whose full tensors equal the base changes no tensor of the
+// model, whatever its type; on F32 and F16 bases a non-zero update keeps the type.
 func TestZeroAdapterIsIdentity(t *testing.T) {
-	for _, wt := range []ggml.Type{ggml.F32, ggml.F16} {
+	for _, wt := range []ggml.Type{ggml.F32, ggml.F16, ggml.Q8_0, ggml.Q4_0} {
 		f := model(t, tinySpec(wt))
 		m, err := cpuref.Load(f)
 		if err != nil {
@@ -127,24 +128,36 @@ func TestZeroAdapterIsIdentity(t *testing.T) {
 		}
 		p, _ := trainref.NewLoRA(m, trainref.LoRAOptions{Rank: 2, Alpha: 4, Norms: true, Embedding: true, Seed: 3})
 		a, _ := fromParams(t, m, p)
-		merged, _, err := Merge(f, a, 1)
+		merged, notes, err := Merge(f, a, 1)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(merged) != 4*2+2*2+2 {
-			t.Errorf("%v: %d merged tensors, want 14", wt, len(merged))
+		if len(merged) != 0 || len(notes) != 0 {
+			t.Errorf("%v: a zero adapter changed %d tensors (notes %q)", wt, len(merged), notes)
+		}
+		if wt != ggml.F32 && wt != ggml.F16 {
+			continue
+		}
+		p, _ = trainref.NewLoRA(m, trainref.LoRAOptions{Rank: 2, Alpha: 4, BScale: 0.01, Seed: 3})
+		a, _ = fromParams(t, m, p)
+		merged, _, err = Merge(f, a, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(merged) != 4*2 {
+			t.Errorf("%v: %d merged tensors, want 8", wt, len(merged))
 		}
 		for _, mt := range merged {
 			info, _ := f.Tensor(mt.Name)
 			data, _ := f.TensorData(info)
-			if mt.Type != info.Type || !bytes.Equal(mt.Data, data) {
-				t.Errorf("%v: %s changed (%v -> %v)", wt, mt.Name, info.Type, mt.Type)
+			if mt.Type != info.Type || bytes.Equal(mt.Data, data) {
+				t.Errorf("%v: %s merged as %v (base %v), or unchanged", wt, mt.Name, mt.Type, info.Type)
 			}
 		}
 	}
 }
 
-func logitsOf(t testing.TB, f *gguf.File, toks []int, spec trainref.Spec) [][]float64 {
+func logitsOf(t testing.TB, f *gguf.File, toks []int, spec kvcache.Spec) [][]float64 {
 	t.Helper()
 	m, err := cpuref.Load(f)
 	if err != nil {
@@ -173,7 +186,7 @@ func TestMergedEqualsLoRA(t *testing.T) {
 	f := model(t, tinySpec(ggml.F32))
 	m, a, p := randomAdapter(t, f, 2)
 	toks := []int{1, 40, 7, 99, 3, 250, 17, 64, 5, 5, 120, 33, 2, 8, 77, 200, 9, 10}
-	spec := trainref.Spec{Policy: trainref.PolicyFreqKV, Cache: freqkv.Config{CacheSize: 8, Sink: 2, Ratio: 0.5}}
+	spec := kvcache.Spec{Kind: kvcache.FreqKV, Size: 8, Sink: 2, Ratio: 0.5, Storage: engine.F32}
 	want, err := trainref.Logits(m, p, toks, spec)
 	if err != nil {
 		t.Fatal(err)
