@@ -3,8 +3,9 @@ package train_test
 import (
 	"testing"
 
-	"github.com/freqkv/freqkv/freqkv"
+	"github.com/freqkv/freqkv/engine"
 	"github.com/freqkv/freqkv/internal/gputest"
+	"github.com/freqkv/freqkv/kvcache"
 	"github.com/freqkv/freqkv/train"
 	"github.com/stretchr/testify/require"
 )
@@ -18,10 +19,10 @@ import (
 func BenchmarkStories260K(b *testing.B) {
 	dev := gputest.Device(b)
 	m, f, ids, _ := storiesB(b, dev)
-	for _, c := range []train.Cache{
-		{Policy: train.Full},
-		{Policy: train.Window, Config: freqkv.Config{CacheSize: 512, Sink: 4}},
-		{Policy: train.FreqKV, Config: freqkv.Config{CacheSize: 512, Sink: 4, Ratio: 0.5}},
+	for _, c := range []kvcache.Spec{
+		{Kind: kvcache.Full, Size: 2048, Storage: engine.F32},
+		{Kind: kvcache.Window, Size: 512, Sink: 4, Storage: engine.F32},
+		{Kind: kvcache.FreqKV, Size: 512, Sink: 4, Ratio: 0.5, Storage: engine.F32},
 	} {
 		cfg := train.Config{Cache: c, SeqLen: 2048, Rank: 8, Alpha: 16, Embeddings: true, Norms: true, Seed: 1}
 		tr, err := train.New(m, f, cfg)
@@ -29,14 +30,14 @@ func BenchmarkStories260K(b *testing.B) {
 		data, err := train.NewData(ids, cfg.SeqLen, train.Text, 512, 1)
 		require.NoError(b, err)
 		seq := data.Next()
-		b.Run(string(c.Policy)+"/step", func(b *testing.B) {
+		b.Run(c.Kind.String()+"/step", func(b *testing.B) {
 			for range b.N {
 				_, err := tr.Step([][]int32{seq}, train.DefaultOptim(1e-3, 1))
 				require.NoError(b, err)
 			}
 			b.ReportMetric(float64(cfg.SeqLen*b.N)/b.Elapsed().Seconds(), "tok/s")
 		})
-		b.Run(string(c.Policy)+"/forward", func(b *testing.B) {
+		b.Run(c.Kind.String()+"/forward", func(b *testing.B) {
 			for range b.N {
 				_, err := tr.Loss(seq)
 				require.NoError(b, err)

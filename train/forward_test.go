@@ -28,7 +28,7 @@ func TestLossMatchesReference(t *testing.T) {
 				require.NoError(t, err)
 				setParams(t, tr, p)
 				seq := randomSeq(gradSeq+1, spec.Vocab, 3)
-				want, err := trainref.Loss(ref, p, ints(seq), trainref.Spec{Policy: string(cache.Policy), Cache: cache.Config})
+				want, err := trainref.Loss(ref, p, ints(seq), cache)
 				require.NoError(t, err)
 				got, err := tr.Loss(seq)
 				require.NoError(t, err)

@@ -8,8 +8,8 @@ import (
 	"testing"
 
 	"github.com/freqkv/freqkv/engine"
-	"github.com/freqkv/freqkv/freqkv"
 	"github.com/freqkv/freqkv/internal/gputest"
+	"github.com/freqkv/freqkv/kvcache"
 	"github.com/freqkv/freqkv/model/cpuref"
 	"github.com/freqkv/freqkv/model/ggml"
 	"github.com/freqkv/freqkv/model/gguf"
@@ -35,17 +35,18 @@ func gradModels() map[string]synth.Spec {
 // The FreqKV geometry: N = 16, S = 2, R = 1, g = 0.5, so L = 13 and m = 6
 // (not powers of two); 48 tokens give 16 causal, then groups of 7: five
 // compressions, the oldest rows compressed five times over.
-var gradCache = freqkv.Config{CacheSize: 16, Sink: 2, Recent: 1, Ratio: 0.5}
+var gradCache = kvcache.Spec{Kind: kvcache.FreqKV, Size: 16, Sink: 2, Recent: 1, Ratio: 0.5, Storage: engine.F32}
 
 const gradSeq = 48
 
-func caches() map[string]train.Cache {
-	return map[string]train.Cache{
-		"full":   {Policy: train.Full},
-		"window": {Policy: train.Window, Config: freqkv.Config{CacheSize: 13, Sink: 2}},
-		"freqkv": {Policy: train.FreqKV, Config: gradCache},
+func caches() map[string]kvcache.Spec {
+	return map[string]kvcache.Spec{
+		"full":   {Kind: kvcache.Full, Size: gradSeq, Storage: engine.F32},
+		"window": {Kind: kvcache.Window, Size: 13, Sink: 2, Storage: engine.F32},
+		"freqkv": gradCache,
 	}
 }
+
 
 func writeModel(t testing.TB, s synth.Spec) *gguf.File {
 	var buf bytes.Buffer
@@ -103,7 +104,7 @@ func TestGradientsMatchReference(t *testing.T) {
 					Embeddings: true, Norms: true, Seed: 1})
 				require.NoError(t, err)
 				defer tr.Release()
-				if cache.Policy == train.FreqKV {
+				if cache.Kind == kvcache.FreqKV {
 					require.Equal(t, 5, tr.Schedule().Compressions())
 				}
 				p, err := trainref.NewLoRA(ref, trainref.LoRAOptions{Rank: 3, Alpha: 5, Embedding: true, Norms: true, BScale: 0.3, Seed: 9})
@@ -112,7 +113,7 @@ func TestGradientsMatchReference(t *testing.T) {
 				setParams(t, tr, p)
 				seq := randomSeq(gradSeq+1, spec.Vocab, 3)
 				toks := ints(seq)
-				wantLoss, want, err := trainref.LossAndGrads(ref, p, toks, trainref.Spec{Policy: string(cache.Policy), Cache: cache.Config})
+				wantLoss, want, err := trainref.LossAndGrads(ref, p, toks, cache)
 				require.NoError(t, err)
 				loss, got, err := tr.Gradients(seq)
 				require.NoError(t, err)

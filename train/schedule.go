@@ -3,32 +3,9 @@ package train
 import (
 	"fmt"
 
-	"github.com/freqkv/freqkv/freqkv"
+	"github.com/freqkv/freqkv/engine"
+	"github.com/freqkv/freqkv/kvcache"
 )
-
-// Policy names the KV-cache policy a training forward runs with.
-type Policy string
-
-const (
-	// Full is plain causal attention over the whole training sequence (the
-	// LongLoRA baseline: the model sees every earlier token).
-	Full Policy = "full"
-	// Window is StreamingLLM in the loop: each token sees the sinks and the
-	// most recent CacheSize-Sink rows, itself included, with positions by
-	// index within what it sees.
-	Window Policy = "window"
-	// FreqKV is the grouped forward of FREQKV.md: the first N tokens
-	// causally, then groups of L-m tokens over [sinks, compressed, recent]
-	// plus their own group, the cache compressed between groups.
-	FreqKV Policy = "freqkv"
-)
-
-// Cache is the cache policy of a training forward.
-type Cache struct {
-	Policy Policy
-	// Config is N, S, R, g (FreqKV) or N, S (Window); unused for Full.
-	Config freqkv.Config
-}
 
 // Segment is one attention call of the training forward: Tokens queries at
 // sequence positions [Start, Start+Tokens), stored at cache rows
@@ -47,49 +24,50 @@ type Schedule struct {
 	Sink     int // pinned rows of the window (Window policy), else 0
 }
 
-// Validate checks the cache policy's parameters.
-func (c Cache) Validate() error {
-	switch c.Policy {
-	case Full:
-		return nil
-	case Window:
-		if c.Config.Sink < 0 || c.Config.CacheSize <= c.Config.Sink {
-			return fmt.Errorf("window cache: size %d must exceed sink %d >= 0", c.Config.CacheSize, c.Config.Sink)
-		}
-		return nil
-	case FreqKV:
-		return c.Config.Validate()
-	}
-	return fmt.Errorf("unknown cache policy %q: use full, window or freqkv", c.Policy)
-}
-
-// Plan splits a sequence of t tokens into the segments of the policy.
-func (c Cache) Plan(t int) (Schedule, error) {
+// Plan splits a sequence of t tokens into the attention segments of the
+// cache policy spec (kvcache.Spec: its Size is N, its Sink S, ...):
+//
+//   - full: one causal segment of t tokens; positions 0..t-1, so t must not
+//     exceed the spec's size (the context a full cache holds);
+//   - window: one segment of t tokens, each query seeing the sinks and the
+//     most recent Size-Sink rows itself included (StreamingLLM in the loop);
+//   - freqkv: the grouped forward of FREQKV.md: the first N tokens causally,
+//     then groups of L-m tokens over [sinks, compressed, recent] rows plus
+//     their own, the cache compressed between groups.
+//
+// Training keeps keys and values in f32: the spec's storage must be f32.
+func Plan(spec kvcache.Spec, t int) (Schedule, error) {
 	if t < 1 {
 		return Schedule{}, fmt.Errorf("a training sequence needs at least one token, got %d", t)
 	}
-	if err := c.Validate(); err != nil {
+	if err := spec.Validate(); err != nil {
 		return Schedule{}, err
 	}
-	switch c.Policy {
-	case Full:
-		return Schedule{Segments: []Segment{{Start: 0, Tokens: t}}, Cap: t}, nil
-	case Window:
-		return Schedule{Segments: []Segment{{Start: 0, Tokens: t}}, Cap: t,
-			Window: c.Config.CacheSize - c.Config.Sink, Sink: c.Config.Sink}, nil
+	if spec.Storage != engine.F32 {
+		return Schedule{}, &kvcache.SpecError{Params: []kvcache.Param{kvcache.ParamStorage},
+			Msg: fmt.Sprintf("training keeps keys and values in f32, not %s", spec.Storage)}
 	}
-	cfg := c.Config
+	switch spec.Kind {
+	case kvcache.Full:
+		if spec.Size < t {
+			return Schedule{}, &kvcache.SpecError{Params: []kvcache.Param{kvcache.ParamSize},
+				Msg: fmt.Sprintf("a full cache of %d tokens cannot hold a training sequence of %d; the size must be at least the sequence length", spec.Size, t)}
+		}
+		return Schedule{Segments: []Segment{{Start: 0, Tokens: t}}, Cap: t}, nil
+	case kvcache.Window:
+		return Schedule{Segments: []Segment{{Start: 0, Tokens: t}}, Cap: t,
+			Window: spec.Size - spec.Sink, Sink: spec.Sink}, nil
+	}
+	cfg := spec.FreqKV()
 	n := cfg.CacheSize
 	first := min(t, n)
 	s := Schedule{Cap: n, Segments: []Segment{{Start: 0, Tokens: first}}}
-	rows := first
 	for start := first; start < t; {
 		// the cache is full: compress it, then the next group fills it again
 		s.Segments[len(s.Segments)-1].Compress = true
-		rows = cfg.RowsAfterCompression()
+		rows := cfg.RowsAfterCompression()
 		g := min(n-rows, t-start)
 		s.Segments = append(s.Segments, Segment{Start: start, Tokens: g, Rows: rows})
-		rows += g
 		start += g
 	}
 	return s, nil

@@ -3,13 +3,14 @@ package train
 import (
 	"testing"
 
-	"github.com/freqkv/freqkv/freqkv"
+	"github.com/freqkv/freqkv/engine"
+	"github.com/freqkv/freqkv/kvcache"
 	"github.com/stretchr/testify/require"
 )
 
 func TestPlanFreqKV(t *testing.T) {
-	c := Cache{Policy: FreqKV, Config: freqkv.Config{CacheSize: 512, Sink: 4, Ratio: 0.5}}
-	s, err := c.Plan(2048)
+	c := kvcache.Spec{Kind: kvcache.FreqKV, Size: 512, Sink: 4, Ratio: 0.5, Storage: engine.F32}
+	s, err := Plan(c, 2048)
 	require.NoError(t, err)
 	require.Equal(t, Segment{Start: 0, Tokens: 512, Compress: true}, s.Segments[0])
 	// L = 508, m = 254: groups of 254 tokens behind 258 rows
@@ -24,23 +25,25 @@ func TestPlanFreqKV(t *testing.T) {
 		require.LessOrEqual(t, s.Segments[i].Rows+s.Segments[i].Tokens, 512)
 	}
 	// a sequence within the cache is one causal segment
-	s, err = c.Plan(300)
+	s, err = Plan(c, 300)
 	require.NoError(t, err)
 	require.Equal(t, []Segment{{Start: 0, Tokens: 300}}, s.Segments)
 }
 
 func TestPlanFullAndWindow(t *testing.T) {
-	s, err := Cache{Policy: Full}.Plan(100)
+	s, err := Plan(kvcache.Spec{Kind: kvcache.Full, Size: 100, Storage: engine.F32}, 100)
 	require.NoError(t, err)
 	require.Equal(t, Schedule{Segments: []Segment{{Tokens: 100}}, Cap: 100}, s)
-	s, err = Cache{Policy: Window, Config: freqkv.Config{CacheSize: 32, Sink: 4}}.Plan(100)
+	_, err = Plan(kvcache.Spec{Kind: kvcache.Full, Size: 99, Storage: engine.F32}, 100)
+	require.ErrorContains(t, err, "cannot hold a training sequence of 100")
+	s, err = Plan(kvcache.Spec{Kind: kvcache.Window, Size: 32, Sink: 4, Storage: engine.F32}, 100)
 	require.NoError(t, err)
 	require.Equal(t, 28, s.Window)
 	require.Equal(t, 4, s.Sink)
-	_, err = Cache{Policy: "lru"}.Plan(100)
-	require.ErrorContains(t, err, "unknown cache policy")
-	_, err = Cache{Policy: Window, Config: freqkv.Config{CacheSize: 4, Sink: 4}}.Plan(100)
+	_, err = Plan(kvcache.Spec{Kind: kvcache.Window, Size: 4, Sink: 4, Storage: engine.F32}, 100)
 	require.Error(t, err)
+	_, err = Plan(kvcache.Spec{Kind: kvcache.Window, Size: 32, Sink: 4, Storage: engine.F16}, 100)
+	require.ErrorContains(t, err, "f32")
 }
 
 func TestDataTextIsSeededAndCoversEpochs(t *testing.T) {

@@ -4,6 +4,7 @@ import (
 	"fmt"
 
 	"github.com/freqkv/freqkv/engine"
+	"github.com/freqkv/freqkv/kvcache"
 	"github.com/freqkv/freqkv/shaders"
 )
 
@@ -256,7 +257,7 @@ func (t *Trainer) backward(r *recorder) {
 			r.do("attention norm backward", func() error {
 				return o.RMSNormBackward(r.rec, b.xin, t.attnNormW(l), b.dxb, b.dx, t.gradOrDummy(t.attnNorm[l]), b.inv, n, h.Dim, eps, true)
 			})
-			if g > 0 && t.cfg.Cache.Policy == FreqKV {
+			if g > 0 && t.cfg.Cache.Kind == kvcache.FreqKV {
 				// the prefix rows are the compression's output after segment
 				// g-1: carry their gradient back to that segment's full cache
 				t.adjoint(r, b.dkc[l])
@@ -277,7 +278,7 @@ func (t *Trainer) backward(r *recorder) {
 // the recent rows move back down.
 func (t *Trainer) adjoint(r *recorder, d *engine.Tensor) {
 	b, o := &t.b, t.ops
-	c := t.cfg.Cache.Config
+	c := t.cfg.Cache.FreqKV()
 	kvd := t.h.KVDim()
 	S, L, m, R := c.Sink, c.Span(), c.Kept(), c.Recent
 	r.do("adjoint", func() error { return o.Fill(r.rec, b.adj, 0, t.sched.Cap*kvd, 0) })

@@ -5,9 +5,9 @@ import (
 	"testing"
 
 	"github.com/freqkv/freqkv/engine"
-	"github.com/freqkv/freqkv/freqkv"
 	"github.com/freqkv/freqkv/internal/gputest"
 	"github.com/freqkv/freqkv/internal/shareddata"
+	"github.com/freqkv/freqkv/kvcache"
 	"github.com/freqkv/freqkv/model/gguf"
 	"github.com/freqkv/freqkv/model/llama"
 	"github.com/freqkv/freqkv/train"
@@ -37,7 +37,7 @@ func storiesB(t testing.TB, dev *engine.Device) (*llama.Model, *gguf.File, []int
 }
 
 func storiesConfig() train.Config {
-	return train.Config{Cache: train.Cache{Policy: train.FreqKV, Config: freqkv.Config{CacheSize: 64, Sink: 4, Ratio: 0.5}},
+	return train.Config{Cache: kvcache.Spec{Kind: kvcache.FreqKV, Size: 64, Sink: 4, Ratio: 0.5, Storage: engine.F32},
 		SeqLen: 256, Rank: 8, Alpha: 16, Embeddings: true, Norms: true, Seed: 7}
 }
 

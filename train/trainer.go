@@ -20,6 +20,7 @@ import (
 	"math/rand/v2"
 
 	"github.com/freqkv/freqkv/engine"
+	"github.com/freqkv/freqkv/kvcache"
 	"github.com/freqkv/freqkv/model"
 	"github.com/freqkv/freqkv/model/gguf"
 	"github.com/freqkv/freqkv/model/llama"
@@ -28,7 +29,8 @@ import (
 
 // Config is what a Trainer trains and how.
 type Config struct {
-	Cache  Cache
+	// Cache is the policy in the training forward (storage f32; see Plan).
+	Cache  kvcache.Spec
 	SeqLen int // T: tokens per training sequence (targets are the next tokens)
 	// Rank and Alpha of the LoRA adapters on q, k, v and o (scale Alpha/Rank).
 	// Rank 0 trains no adapters.
@@ -122,14 +124,9 @@ func New(m *llama.Model, f *gguf.File, cfg Config) (*Trainer, error) {
 	if cfg.Rank == 0 && !cfg.Embeddings && !cfg.Norms {
 		return nil, fmt.Errorf("nothing to train: no LoRA rank, embeddings or norms")
 	}
-	sched, err := cfg.Cache.Plan(cfg.SeqLen)
+	sched, err := Plan(cfg.Cache, cfg.SeqLen)
 	if err != nil {
 		return nil, err
-	}
-	if cfg.Cache.Policy != Full && cfg.Cache.Config.CacheSize > h.ContextLength {
-		// positions by cache row never exceed N-1; past the trained context
-		// the model sees positions it never learnt, which is allowed but worth knowing
-		_ = 0
 	}
 	dev := m.Device()
 	t := &Trainer{cfg: cfg, dev: dev, ops: m.Ops(), h: h, base: m.Tensors(), sched: sched, before: dev.AllocatedBytes()}
@@ -302,8 +299,8 @@ func (t *Trainer) alloc() error {
 	b.krot = ten("rotated keys", engine.F32, capRows, kvd)
 	b.dkrot = ten("rotated key grads", engine.F32, capRows, kvd)
 	b.dkun = ten("key grads", engine.F32, capRows, kvd)
-	if t.cfg.Cache.Policy == FreqKV && len(t.sched.Segments) > 1 {
-		c := t.cfg.Cache.Config
+	if t.cfg.Cache.Kind == kvcache.FreqKV && len(t.sched.Segments) > 1 {
+		c := t.cfg.Cache.FreqKV()
 		p := c.RowsAfterCompression()
 		n := len(t.sched.Segments) * p
 		for l := 0; l < h.Layers; l++ {
@@ -344,7 +341,7 @@ func (t *Trainer) alloc() error {
 }
 
 func (t *Trainer) compressParams() shaders.CompressParams {
-	c := t.cfg.Cache.Config
+	c := t.cfg.Cache.FreqKV()
 	return shaders.CompressParams{Sink: c.Sink, Span: c.Span(), Kept: c.Kept(), Recent: c.Recent,
 		Channels: t.h.KVDim(), Batches: 1, BatchStride: t.sched.Cap}
 }

@@ -13,12 +13,13 @@ import (
 	"time"
 
 	"github.com/freqkv/freqkv/engine"
-	"github.com/freqkv/freqkv/freqkv"
 	"github.com/freqkv/freqkv/internal/outfile"
+	"github.com/freqkv/freqkv/kvcache"
 	"github.com/freqkv/freqkv/model/llama"
 	"github.com/freqkv/freqkv/model/lora"
 	"github.com/freqkv/freqkv/train"
 	"github.com/schollz/progressbar/v3"
+	"github.com/spf13/pflag"
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
 	"gonum.org/v1/plot/plotutil"
@@ -77,7 +78,7 @@ func runFinetune(args []string) error {
 	evalText := fs.String("eval-text", "", "held-out text for the evaluation loss (default: none)")
 	ctxLen := fs.Int("ctx", 2048, "tokens per training sequence")
 	var cf cacheFlags
-	cf.add(fs, "freqkv", false)
+	cf.add(fs, "freqkv", false, "default: the model's trained context; for full: --ctx")
 	steps := fs.Int("steps", 100, "optimiser steps")
 	lr := fs.Float64("lr", 1e-3, "learning rate after the warm-up")
 	warmup := fs.Int("warmup", 10, "steps of linear learning-rate warm-up")
@@ -152,7 +153,7 @@ func runFinetune(args []string) error {
 		return err
 	}
 	defer m.Release()
-	cache, err := cf.trainCache(m.H.ContextLength)
+	cache, err := trainSpec(fs, &cf, dev, m.H.ContextLength, *ctxLen)
 	if err != nil {
 		return err
 	}
@@ -163,7 +164,7 @@ func runFinetune(args []string) error {
 	if len(ids) < *ctxLen+1 {
 		return usagef("--text %s has %d tokens, fewer than one training sequence of --ctx %d + 1; use a longer text or a smaller --ctx", *text, len(ids), *ctxLen)
 	}
-	data, err := train.NewData(ids, *ctxLen, train.Task(*task), cache.Config.CacheSize, *seed)
+	data, err := train.NewData(ids, *ctxLen, train.Task(*task), cache.Size, *seed)
 	if err != nil {
 		return usagef("%v", err)
 	}
@@ -173,7 +174,7 @@ func runFinetune(args []string) error {
 		if err != nil {
 			return fmt.Errorf("tokenize %s: %w", *evalText, err)
 		}
-		ed, err := train.NewData(eids, *ctxLen, train.Task(*task), cache.Config.CacheSize, *seed+1)
+		ed, err := train.NewData(eids, *ctxLen, train.Task(*task), cache.Size, *seed+1)
 		if err != nil {
 			return usagef("--eval-text: %v", err)
 		}
@@ -184,13 +185,13 @@ func runFinetune(args []string) error {
 	tr, err := train.New(m, f, train.Config{Cache: cache, SeqLen: *ctxLen, Rank: *rank, Alpha: *alpha,
 		Embeddings: *embd, Norms: *norms, Seed: *seed})
 	if err != nil {
-		return err
+		return cf.explain(cache, err)
 	}
 	defer tr.Release()
 	opt := train.DefaultOptim(*lr, *warmup)
 	opt.ClipNorm, opt.WeightDecay = *clip, *decay
-	config := fmt.Sprintf("model=%s cache=%s N=%d S=%d R=%d g=%g ctx=%d rank=%d alpha=%g embeddings=%v norms=%v task=%s seed=%d accum=%d",
-		filepath.Base(mf.path), cache.Policy, cache.Config.CacheSize, cache.Config.Sink, cache.Config.Recent, cache.Config.Ratio,
+	config := fmt.Sprintf("model=%s cache=%s ctx=%d rank=%d alpha=%g embeddings=%v norms=%v task=%s seed=%d accum=%d",
+		filepath.Base(mf.path), describe(cache),
 		*ctxLen, *rank, *alpha, *embd, *norms, *task, *seed, *accum)
 	var hist history
 	if *resume {
@@ -219,7 +220,7 @@ func runFinetune(args []string) error {
 		TrainBytes: tr.Bytes(), ParamBytes: tr.ParamBytes(), WeightBytes: m.WeightBytes})
 	if !*asJSON {
 		fmt.Fprintf(os.Stderr, "%s: %d training tokens (%d sequences of %d), cache %s, %d segments and %d compressions per sequence\n",
-			filepath.Base(mf.path), len(ids), data.Windows(), *ctxLen, cache.Policy, len(tr.Schedule().Segments), tr.Schedule().Compressions())
+			filepath.Base(mf.path), len(ids), data.Windows(), *ctxLen, cache.Kind, len(tr.Schedule().Segments), tr.Schedule().Compressions())
 		fmt.Fprintf(os.Stderr, "training memory %s (parameters, gradients and AdamW moments %s) besides %s of weights\n",
 			humanBytes(tr.Bytes()), humanBytes(tr.ParamBytes()), humanBytes(m.WeightBytes))
 	}
@@ -334,7 +335,7 @@ func runFinetune(args []string) error {
 	if err := writeAdapter(*out, a); err != nil {
 		return err
 	}
-	if err := plotLoss(pngPath, hist, fmt.Sprintf("%s, %s cache, %d tokens", filepath.Base(mf.path), cache.Policy, *ctxLen)); err != nil {
+	if err := plotLoss(pngPath, hist, fmt.Sprintf("%s, %s cache, %d tokens", filepath.Base(mf.path), cache.Kind, *ctxLen)); err != nil {
 		return fmt.Errorf("loss curve %s: %w", pngPath, err)
 	}
 	elapsed := time.Since(begin).Seconds()
@@ -356,20 +357,26 @@ func runFinetune(args []string) error {
 	return nil
 }
 
-// trainCache turns the cache flags into the training forward's policy.
-func (c *cacheFlags) trainCache(trained int) (train.Cache, error) {
-	n := c.size
-	if n == 0 {
-		n = trained
+// trainSpec is the cache policy of the training forward the flags ask for:
+// --cache-size defaults to the model's trained context (full: to --ctx), and
+// keys and values are f32 (training keeps them so).
+func trainSpec(fs *pflag.FlagSet, cf *cacheFlags, dev *engine.Device, trained, ctx int) (kvcache.Spec, error) {
+	kinds, err := cf.policies()
+	if err != nil {
+		return kvcache.Spec{}, err
 	}
-	tc := train.Cache{Policy: train.Policy(c.policy), Config: freqkv.Config{CacheSize: n, Sink: c.sink, Recent: c.recent, Ratio: c.ratio}}
-	if c.policy != "full" && c.policy != "window" && c.policy != "freqkv" {
-		return tc, usagef("--cache %q: use full, window or freqkv", c.policy)
+	if fs.Changed("kv") && cf.kv != "f32" {
+		return kvcache.Spec{}, usagef("--kv %s: training keeps keys and values in f32", cf.kv)
 	}
-	if err := tc.Validate(); err != nil {
-		return tc, usagef("%v", err)
+	if fs.Changed("batch") {
+		return kvcache.Spec{}, usagef("--batch does not apply to finetune: each cache segment runs as one step")
 	}
-	return tc, nil
+	cf.kv = "f32"
+	size := trained
+	if kinds[0] == kvcache.Full {
+		size = ctx
+	}
+	return cf.spec(dev, kinds[0], size)
 }
 
 // writeAdapter writes a to path through a temporary file.
