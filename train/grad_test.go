@@ -47,7 +47,6 @@ func caches() map[string]kvcache.Spec {
 	}
 }
 
-
 func writeModel(t testing.TB, s synth.Spec) *gguf.File {
 	var buf bytes.Buffer
 	require.NoError(t, synth.WriteTo(&buf, s))
@@ -157,4 +156,51 @@ func ints(seq []int32) []int {
 		out[i] = int(x)
 	}
 	return out
+}
+
+// TestGradientsAllMatrices: training every matrix whole (q, k, v, o, gate,
+// up, down, the embedding, an untied classifier) and the norms, the
+// gradients equal the reference's, with FreqKV in the loop.
+func TestGradientsAllMatrices(t *testing.T) {
+	dev := gputest.Device(t)
+	for mname, spec := range gradModels() {
+		t.Run(mname, func(t *testing.T) {
+			f := writeModel(t, spec)
+			ref, err := cpuref.Load(f)
+			require.NoError(t, err)
+			m := loadGPU(t, dev, f)
+			tr, err := train.New(m, f, train.Config{Cache: gradCache, SeqLen: gradSeq, All: true, Norms: true, Seed: 1})
+			require.NoError(t, err)
+			defer tr.Release()
+			p := trainref.Params{Alpha: 1, Tensors: map[string][]float64{}}
+			vals, err := tr.Values()
+			require.NoError(t, err)
+			for name, v := range vals {
+				p.Tensors[name] = make([]float64, len(v))
+				for i, x := range v {
+					p.Tensors[name][i] = float64(x)
+				}
+			}
+			want := 7*spec.Layers + 2*spec.Layers + 2 // matrices, norms, embedding, output norm
+			if !spec.Tied {
+				want++
+			}
+			require.Len(t, vals, want)
+			seq := randomSeq(gradSeq+1, spec.Vocab, 4)
+			wantLoss, grads, err := trainref.LossAndGrads(ref, p, ints(seq), gradCache)
+			require.NoError(t, err)
+			loss, got, err := tr.Gradients(seq)
+			require.NoError(t, err)
+			require.InDelta(t, wantLoss, loss, 1e-5*wantLoss)
+			worst := 0.0
+			for n, g := range grads {
+				e := relErr(got[n], g)
+				worst = max(worst, e)
+				if e >= 1e-4 {
+					t.Errorf("%s: relative error %.2e", n, e)
+				}
+			}
+			t.Logf("worst gradient relative error %.2e over %d tensors", worst, len(grads))
+		})
+	}
 }

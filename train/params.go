@@ -22,6 +22,16 @@ const (
 
 var targetNames = [numTargets]string{"attn_q", "attn_k", "attn_v", "attn_output"}
 
+// A block's matrices (the LoRA targets first), for training every matrix.
+const (
+	MatGate = numTargets + iota
+	MatUp
+	MatDown
+	numMats
+)
+
+var matNames = [numMats]string{"attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down"}
+
 // Param is one trainable f32 tensor on the device with its gradient and
 // AdamW moments. Value is a one-part weight so the matrix kernels read it;
 // Value.Parts[0] is the tensor the optimiser updates.

@@ -56,7 +56,7 @@ func (t *Trainer) windowParams(n int) shaders.WindowAttentionParams {
 // project records y = x·Wᵀ (+ bias) (+ scale·x·Aᵀ·Bᵀ, keeping x·Aᵀ in u).
 func (t *Trainer) project(r *recorder, l, target int, x, y *engine.Tensor, n int) {
 	lt := t.base.Layers[l]
-	w := [numTargets]*engine.Weight{lt.Wq, lt.Wk, lt.Wv, lt.Wo}[target]
+	w := t.weight(l, target)
 	bias := [numTargets]*engine.Tensor{lt.Bq, lt.Bk, lt.Bv, nil}[target]
 	r.do(targetNames[target], func() error {
 		return t.ops.MatMul(r.rec, x, w, y, n, shaders.MatMulOptions{Bias: bias, Accumulate: target == TargetO})
@@ -71,15 +71,21 @@ func (t *Trainer) project(r *recorder, l, target int, x, y *engine.Tensor, n int
 // projectBack records dx (+)= dy·W (+ the LoRA path, accumulating its
 // gradients); x and u are the forward's input and x·Aᵀ.
 func (t *Trainer) projectBack(r *recorder, l, target int, x, dy, dx *engine.Tensor, n int, accumulate bool) {
-	lt := t.base.Layers[l]
-	w := [numTargets]*engine.Weight{lt.Wq, lt.Wk, lt.Wv, lt.Wo}[target]
 	r.do(targetNames[target]+" backward", func() error {
-		return t.ops.MatMulBackwardX(r.rec, dy, w, dx, n, accumulate)
+		return t.ops.MatMulBackwardX(r.rec, dy, t.weight(l, target), dx, n, accumulate)
 	})
+	t.weightGrad(r, l, target, dy, x, n)
 	if p := t.lora[l][target]; p.A != nil {
 		r.do(targetNames[target]+" lora backward", func() error {
 			return t.ops.LoRABackward(r.rec, x, t.b.u[target], dy, p.A.T(), p.B.T(), p.A.Grad, p.B.Grad, t.b.du, dx, n, t.cfg.Rank, t.scale)
 		})
+	}
+}
+
+// weightGrad records dW += dyᵀ·x for block l's matrix i when it is trained whole.
+func (t *Trainer) weightGrad(r *recorder, l, i int, dy, x *engine.Tensor, n int) {
+	if p := t.full[l][i]; p != nil {
+		r.do(matNames[i]+" weight grad", func() error { return t.ops.MatMulBackwardW(r.rec, dy, x, p.Grad, n) })
 	}
 }
 
@@ -116,13 +122,12 @@ func (t *Trainer) layerForward(r *recorder, g, l int) {
 	}
 	t.project(r, l, TargetO, b.att, b.xmid, n)
 	r.do("ffn norm", func() error { return o.RMSNorm(r.rec, b.xmid, t.ffnNormW(l), b.xb2, n, h.Dim, eps) })
-	lt := t.base.Layers[l]
-	r.do("gate", func() error { return o.MatMul(r.rec, b.xb2, lt.Gate, b.gate, n, shaders.MatMulOptions{}) })
-	r.do("up", func() error { return o.MatMul(r.rec, b.xb2, lt.Up, b.up, n, shaders.MatMulOptions{}) })
+	r.do("gate", func() error { return o.MatMul(r.rec, b.xb2, t.weight(l, MatGate), b.gate, n, shaders.MatMulOptions{}) })
+	r.do("up", func() error { return o.MatMul(r.rec, b.xb2, t.weight(l, MatUp), b.up, n, shaders.MatMulOptions{}) })
 	r.do("swiglu", func() error { return o.SwiGLU(r.rec, b.gate, b.up, b.hidden, n*h.FFN) })
 	r.copyRows(b.xmid, 0, b.xout, 0, n, h.Dim)
 	r.do("down", func() error {
-		return o.MatMul(r.rec, b.hidden, lt.Down, b.xout, n, shaders.MatMulOptions{Accumulate: true})
+		return o.MatMul(r.rec, b.hidden, t.weight(l, MatDown), b.xout, n, shaders.MatMulOptions{Accumulate: true})
 	})
 }
 
@@ -172,6 +177,8 @@ func (t *Trainer) head(r *recorder, scale float32, backward bool) {
 		}
 		if h.TiedOutput && t.embd != nil {
 			r.do("output weight grad", func() error { return o.MatMulBackwardW(r.rec, b.logits, b.hn, t.embd.Grad, n) })
+		} else if t.outFull != nil {
+			r.do("output weight grad", func() error { return o.MatMulBackwardW(r.rec, b.logits, b.hn, t.outFull.Grad, n) })
 		}
 		r.do("output backward", func() error { return o.MatMulBackwardX(r.rec, b.logits, t.outWeight(), b.dh, n, false) })
 		r.do("output norm backward", func() error {
@@ -207,14 +214,16 @@ func (t *Trainer) backward(r *recorder) {
 				r.copyRows(b.snapV[l], g*s.Rows, b.vc[l], 0, s.Rows, kvd)
 			}
 			t.layerForward(r, g, l)
-			lt := t.base.Layers[l]
 			// FFN: x_out = xmid + down(swiglu(gate(xb2), up(xb2)))
-			r.do("down backward", func() error { return o.MatMulBackwardX(r.rec, b.dx, lt.Down, b.dhidden, n, false) })
+			r.do("down backward", func() error { return o.MatMulBackwardX(r.rec, b.dx, t.weight(l, MatDown), b.dhidden, n, false) })
+			t.weightGrad(r, l, MatDown, b.dx, b.hidden, n)
 			r.do("swiglu backward", func() error {
 				return o.SwiGLUBackward(r.rec, b.gate, b.up, b.dhidden, b.dgate, b.dup, n*h.FFN)
 			})
-			r.do("gate backward", func() error { return o.MatMulBackwardX(r.rec, b.dgate, lt.Gate, b.dxb, n, false) })
-			r.do("up backward", func() error { return o.MatMulBackwardX(r.rec, b.dup, lt.Up, b.dxb, n, true) })
+			r.do("gate backward", func() error { return o.MatMulBackwardX(r.rec, b.dgate, t.weight(l, MatGate), b.dxb, n, false) })
+			r.do("up backward", func() error { return o.MatMulBackwardX(r.rec, b.dup, t.weight(l, MatUp), b.dxb, n, true) })
+			t.weightGrad(r, l, MatGate, b.dgate, b.xb2, n)
+			t.weightGrad(r, l, MatUp, b.dup, b.xb2, n)
 			r.do("ffn norm backward", func() error {
 				return o.RMSNormBackward(r.rec, b.xmid, t.ffnNormW(l), b.dxb, b.dx, t.gradOrDummy(t.ffnNorm[l]), b.inv, n, h.Dim, eps, true)
 			})

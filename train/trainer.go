@@ -22,6 +22,7 @@ import (
 	"github.com/freqkv/freqkv/engine"
 	"github.com/freqkv/freqkv/kvcache"
 	"github.com/freqkv/freqkv/model"
+	"github.com/freqkv/freqkv/model/ggml"
 	"github.com/freqkv/freqkv/model/gguf"
 	"github.com/freqkv/freqkv/model/llama"
 	"github.com/freqkv/freqkv/shaders"
@@ -39,6 +40,10 @@ type Config struct {
 	// Embeddings and Norms make the token embedding (and a tied classifier)
 	// and every RMSNorm weight trainable.
 	Embeddings, Norms bool
+	// All trains every matrix whole (q, k, v, o, gate, up, down, the
+	// embedding and an untied classifier) instead of LoRA adapters; the
+	// model's matrices must be f32 or f16. Rank must be 0.
+	All bool
 	// Seed draws the LoRA A matrices.
 	Seed uint64
 }
@@ -58,6 +63,8 @@ type Trainer struct {
 
 	Params   []*Param
 	lora     [][numTargets]loraPair
+	full     [][numMats]*Param // All: every block matrix
+	outFull  *Param            // All, untied classifier
 	embd     *Param
 	attnNorm []*Param
 	ffnNorm  []*Param
@@ -121,6 +128,12 @@ func New(m *llama.Model, f *gguf.File, cfg Config) (*Trainer, error) {
 	if cfg.Rank < 0 || (cfg.Rank > 0 && !(cfg.Alpha > 0)) {
 		return nil, fmt.Errorf("LoRA rank %d and alpha %g: want rank >= 0 and alpha > 0", cfg.Rank, cfg.Alpha)
 	}
+	if cfg.All && cfg.Rank != 0 {
+		return nil, fmt.Errorf("training every matrix whole leaves nothing for LoRA adapters: use rank 0")
+	}
+	if cfg.All {
+		cfg.Embeddings = true
+	}
 	if cfg.Rank == 0 && !cfg.Embeddings && !cfg.Norms {
 		return nil, fmt.Errorf("nothing to train: no LoRA rank, embeddings or norms")
 	}
@@ -176,6 +189,19 @@ func (t *Trainer) initParams(f *gguf.File) error {
 		}
 	}
 	t.lora = make([][numTargets]loraPair, h.Layers)
+	t.full = make([][numMats]*Param, h.Layers)
+	if t.cfg.All {
+		for _, ti := range f.Tensors {
+			if len(ti.Dims) == 2 && ti.Type != ggml.F32 && ti.Type != ggml.F16 {
+				return fmt.Errorf("training every matrix needs an f32 or f16 model; %s is %s (train LoRA adapters instead)", ti.Name, ti.Type)
+			}
+		}
+		if !h.TiedOutput {
+			if t.outFull, err = fromFile("output.weight", true); err != nil {
+				return err
+			}
+		}
+	}
 	t.attnNorm = make([]*Param, h.Layers)
 	t.ffnNorm = make([]*Param, h.Layers)
 	outs := [numTargets]int{h.Heads * hd, h.KVHeads * hd, h.KVHeads * hd, h.Dim}
@@ -200,6 +226,13 @@ func (t *Trainer) initParams(f *gguf.File) error {
 					return err
 				}
 				t.lora[l][i] = loraPair{A: a, B: b}
+			}
+		}
+		if t.cfg.All {
+			for i, name := range matNames {
+				if t.full[l][i], err = fromFile(pre+name+".weight", true); err != nil {
+					return err
+				}
 			}
 		}
 		if t.cfg.Norms {
@@ -419,7 +452,19 @@ func (t *Trainer) outWeight() *engine.Weight {
 	if t.h.TiedOutput {
 		return t.embTable()
 	}
+	if t.outFull != nil {
+		return t.outFull.Value
+	}
 	return t.base.Output
+}
+
+// weight is block l's matrix i: its trainable copy or the frozen base.
+func (t *Trainer) weight(l, i int) *engine.Weight {
+	if p := t.full[l][i]; p != nil {
+		return p.Value
+	}
+	lt := t.base.Layers[l]
+	return [numMats]*engine.Weight{lt.Wq, lt.Wk, lt.Wv, lt.Wo, lt.Gate, lt.Up, lt.Down}[i]
 }
 
 func pick(p *Param, base *engine.Tensor) *engine.Tensor {

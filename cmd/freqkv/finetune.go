@@ -85,6 +85,7 @@ func runFinetune(args []string) error {
 	accum := fs.Int("grad-accum", 1, "sequences per optimiser step (gradient accumulation)")
 	clip := fs.Float64("clip", 1, "clip the global gradient norm to this (0: no clipping)")
 	decay := fs.Float64("weight-decay", 0, "AdamW decoupled weight decay on matrices")
+	what := fs.String("train", "lora", "lora: LoRA adapters on q, k, v, o (plus --train-embeddings, --train-norms); all: every matrix whole (f32/f16 models; -o is then a full model GGUF)")
 	rank := fs.Int("lora-rank", 8, "LoRA rank on q, k, v, o (0: no adapters)")
 	alpha := fs.Float64("lora-alpha", 16, "LoRA alpha (scale alpha/rank)")
 	embd := fs.Bool("train-embeddings", true, "train the token embedding (and a classifier tied to it)")
@@ -114,6 +115,12 @@ func runFinetune(args []string) error {
 		return usagef("--lora-rank %d must not be negative and --lora-alpha %v must be positive", *rank, *alpha)
 	case !(*clip >= 0) || !(*decay >= 0):
 		return usagef("--clip and --weight-decay must not be negative")
+	case *what != "lora" && *what != "all":
+		return usagef("--train %q: use lora or all", *what)
+	case *what == "all" && fs.Changed("lora-rank"):
+		return usagef("--train all trains every matrix whole: drop --lora-rank")
+	case *what == "all" && fs.Changed("train-embeddings") && !*embd:
+		return usagef("--train all trains the embedding too: drop --train-embeddings=false")
 	case *task != "text" && *task != "repeat":
 		return usagef("--task %q: use text or repeat", *task)
 	case *rank == 0 && !*embd && !*norms:
@@ -182,16 +189,20 @@ func runFinetune(args []string) error {
 			evalSet = append(evalSet, ed.Next())
 		}
 	}
+	all := *what == "all"
+	if all {
+		*rank = 0
+	}
 	tr, err := train.New(m, f, train.Config{Cache: cache, SeqLen: *ctxLen, Rank: *rank, Alpha: *alpha,
-		Embeddings: *embd, Norms: *norms, Seed: *seed})
+		Embeddings: *embd || all, Norms: *norms, All: all, Seed: *seed})
 	if err != nil {
 		return cf.explain(cache, err)
 	}
 	defer tr.Release()
 	opt := train.DefaultOptim(*lr, *warmup)
 	opt.ClipNorm, opt.WeightDecay = *clip, *decay
-	config := fmt.Sprintf("model=%s cache=%s ctx=%d rank=%d alpha=%g embeddings=%v norms=%v task=%s seed=%d accum=%d",
-		filepath.Base(mf.path), describe(cache),
+	config := fmt.Sprintf("model=%s cache=%s train=%s ctx=%d rank=%d alpha=%g embeddings=%v norms=%v task=%s seed=%d accum=%d",
+		filepath.Base(mf.path), describe(cache), *what,
 		*ctxLen, *rank, *alpha, *embd, *norms, *task, *seed, *accum)
 	var hist history
 	if *resume {
@@ -332,7 +343,16 @@ func runFinetune(args []string) error {
 	if err != nil {
 		return err
 	}
-	if err := writeAdapter(*out, a); err != nil {
+	if all {
+		// every matrix trained: the output is the whole model
+		err = outfile.Write(*out, func(w io.Writer) error {
+			_, err := lora.WriteMerged(w, f, a, 1)
+			return err
+		})
+		if err != nil {
+			return fmt.Errorf("model %s: %w", *out, err)
+		}
+	} else if err := writeAdapter(*out, a); err != nil {
 		return err
 	}
 	if err := plotLoss(pngPath, hist, fmt.Sprintf("%s, %s cache, %d tokens", filepath.Base(mf.path), cache.Kind, *ctxLen)); err != nil {

@@ -98,3 +98,21 @@ func TestFinetuneDivergenceKeepsLastGoodCheckpoint(t *testing.T) {
 	_, err = os.Stat(out)
 	require.True(t, os.IsNotExist(err), "no adapter from a diverged run")
 }
+
+// TestFinetuneTrainAllWritesModel: --train all writes a whole model that
+// loads like any other.
+func TestFinetuneTrainAllWritesModel(t *testing.T) {
+	gputest.Device(t)
+	model := shareddata.Path(t, "models/stories260K.bin")
+	tok := shareddata.Path(t, "models/tok512.bin")
+	text := smallText(t, 8000)
+	out := filepath.Join(t.TempDir(), "m.gguf")
+	r := runCLI(t, "finetune", "-m", model, "--tokenizer", tok, "--text", text, "--ctx", "128", "--cache", "window",
+		"--cache-size", "48", "--train", "all", "--steps", "1", "-o", out)
+	require.Equal(t, 0, r.code, r.stderr)
+	r = runCLI(t, "perplexity", "-m", out, "--text", text, "--ctx", "128", "--stride", "0", "--json")
+	require.Equal(t, 0, r.code, r.stderr)
+	r = runCLI(t, "finetune", "-m", model, "--tokenizer", tok, "--text", text, "--train", "all", "--lora-rank", "4", "-o", out)
+	require.Equal(t, 2, r.code, r.stderr)
+	require.Contains(t, r.stderr, "drop --lora-rank")
+}
