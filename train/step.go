@@ -94,7 +94,7 @@ func (t *Trainer) weightGrad(r *recorder, l, i int, dy, x *engine.Tensor, n int)
 // and the FFN; the output is left in xout (xmid keeps the residual between
 // attention and FFN). With the cache's prefix rows
 // already in place (forward: the live cache; backward: restored state).
-func (t *Trainer) layerForward(r *recorder, g, l int) {
+func (t *Trainer) layerForward(r *recorder, g, l int, recompute bool) {
 	h, b, o := t.h, &t.b, t.ops
 	s := t.sched.Segments[g]
 	n, kvd := s.Tokens, h.KVDim()
@@ -125,6 +125,9 @@ func (t *Trainer) layerForward(r *recorder, g, l int) {
 	r.do("gate", func() error { return o.MatMul(r.rec, b.xb2, t.weight(l, MatGate), b.gate, n, shaders.MatMulOptions{}) })
 	r.do("up", func() error { return o.MatMul(r.rec, b.xb2, t.weight(l, MatUp), b.up, n, shaders.MatMulOptions{}) })
 	r.do("swiglu", func() error { return o.SwiGLU(r.rec, b.gate, b.up, b.hidden, n*h.FFN) })
+	if recompute {
+		return // the backward needs the FFN's inputs, not its output
+	}
 	r.copyRows(b.xmid, 0, b.xout, 0, n, h.Dim)
 	r.do("down", func() error {
 		return o.MatMul(r.rec, b.hidden, t.weight(l, MatDown), b.xout, n, shaders.MatMulOptions{Accumulate: true})
@@ -144,7 +147,7 @@ func (t *Trainer) forward(r *recorder) {
 				r.copyRows(b.kc[l], 0, b.snapK[l], g*s.Rows, s.Rows, h.KVDim())
 				r.copyRows(b.vc[l], 0, b.snapV[l], g*s.Rows, s.Rows, h.KVDim())
 			}
-			t.layerForward(r, g, l)
+			t.layerForward(r, g, l, false)
 			r.copyRows(b.xout, 0, b.ckpt[l+1], s.Start, s.Tokens, h.Dim)
 		}
 		if s.Compress {
@@ -213,7 +216,7 @@ func (t *Trainer) backward(r *recorder) {
 				r.copyRows(b.snapK[l], g*s.Rows, b.kc[l], 0, s.Rows, kvd)
 				r.copyRows(b.snapV[l], g*s.Rows, b.vc[l], 0, s.Rows, kvd)
 			}
-			t.layerForward(r, g, l)
+			t.layerForward(r, g, l, true)
 			// FFN: x_out = xmid + down(swiglu(gate(xb2), up(xb2)))
 			r.do("down backward", func() error { return o.MatMulBackwardX(r.rec, b.dx, t.weight(l, MatDown), b.dhidden, n, false) })
 			t.weightGrad(r, l, MatDown, b.dx, b.hidden, n)
