@@ -89,11 +89,12 @@ func (t *Trainer) weightGrad(r *recorder, l, i int, dy, x *engine.Tensor, n int)
 	}
 }
 
-// layerForward records layer l over segment g: input rows from the
-// checkpoint, the segment's K/V stored at cache rows [P, P+T), attention,
-// and the FFN; the output is left in xout (xmid keeps the residual between
-// attention and FFN). With the cache's prefix rows
-// already in place (forward: the live cache; backward: restored state).
+// layerForward records layer l over segment g, the cache's prefix rows
+// already in place (forward: the live cache; backward: the restored state):
+// input rows from the checkpoint, the segment's K/V stored at cache rows
+// [P, P+T), attention, and the FFN, whose output is left in xout (xmid
+// keeps the residual between attention and FFN). A recompute for the
+// backward stops at the FFN's hidden activations.
 func (t *Trainer) layerForward(r *recorder, g, l int, recompute bool) {
 	h, b, o := t.h, &t.b, t.ops
 	s := t.sched.Segments[g]
