@@ -9,7 +9,7 @@ import (
 
 const (
 	matmulBwdWG = 64
-	matmulBwdTM = 4 // rows of dy per invocation: each dequantised weight element serves TM rows
+	matmulBwdTM = 8 // rows of dy per invocation: each dequantised weight element serves TM rows
 )
 
 // MatMulBackwardX records dx[m, K] (+)= dy[m, N] · W[N, K], the input
