@@ -167,15 +167,18 @@ func (o *Ops) Attention(rec *engine.Recorder, q, k, v, rope, out, scratch *engin
 		if c == nil {
 			return fmt.Errorf("attention: cache tensor is nil")
 		}
-		if c.DType != engine.F32 && c.DType != engine.F16 {
-			return fmt.Errorf("attention: cache %q is %s, want f32 or f16", c.Buf.Label, c.DType)
+		switch c.DType {
+		case engine.F32, engine.F16:
+		case engine.Q8_0, engine.Q4_0:
+			if kvWidth%32 != 0 {
+				return fmt.Errorf("attention: a %s cache needs rows of whole 32-channel blocks, got %d KV heads x %d", c.DType, p.KVHeads, p.HeadDim)
+			}
+		default:
+			return fmt.Errorf("attention: cache %q is %s, want f32, f16, q8_0 or q4_0", c.Buf.Label, c.DType)
 		}
 		if c.Cols != kvWidth || c.Rows < p.Cap {
 			return fmt.Errorf("attention: cache %q is [%d,%d], want at least [%d,%d] (Cap, KVHeads*HeadDim)", c.Buf.Label, c.Rows, c.Cols, p.Cap, kvWidth)
 		}
-	}
-	if k.DType != v.DType {
-		return fmt.Errorf("attention: key cache is %s but value cache is %s", k.DType, v.DType)
 	}
 	pl := p.plan()
 	if n := p.visible(p.T - 1); rope.Cols != p.RopeDim || rope.Rows < n {
@@ -194,7 +197,8 @@ func (o *Ops) Attention(rec *engine.Recorder, q, k, v, rope, out, scratch *engin
 
 	consts := engine.Constants{
 		"WG": u(attentionWG), "D": u(p.HeadDim), "RD": u(p.RopeDim), "G": u(p.Heads / p.KVHeads),
-		"C": u(pl.chunk), "NEOX": fmt.Sprint(p.NeoX), "F16": fmt.Sprint(k.DType == engine.F16),
+		"C": u(pl.chunk), "NEOX": fmt.Sprint(p.NeoX),
+		"KT": u(qtype(k.DType)), "VT": u(qtype(v.DType)),
 	}
 	file := "attention.wgsl"
 	rotJobs := p.RopeDim / 2 // qrope jobs that rotate: pairs

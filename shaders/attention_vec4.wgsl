@@ -17,13 +17,14 @@
 // computed on a repeated valid row and get probability 0.
 //
 // Bindings: as attention.wgsl, with k, v as array<vec4<u32>> (8 halves or 4
-// f32 per word) and q, rope, out, sc as array<vec4<f32>>.
+// f32 per word, or q8_0/q4_0 blocks read word by word) and q, rope, out, sc as array<vec4<f32>>.
 // Dispatch (per query chunk): qrope over (query, head, octet job); scores
 // over x = blocks of 8 keys, y = (query, KV head); softmax over (query, head,
 // chunk); values over (query, KV head, chunk, 16 dims); combine over (query,
 // head, 4 dims).
 // Constants: WG, D (multiple of 16), RD (multiple of 8; of 16 with NEOX), G,
-//   KVH (KV heads), C (chunk keys, a multiple of 8), NEOX, F16, ROT_JOBS (see qrope).
+//   KVH (KV heads), C (chunk keys, a multiple of 8), NEOX, KT, VT (as
+//   attention.wgsl), ROT_JOBS (see qrope).
 
 #include "attention_params.wgsl"
 
@@ -40,6 +41,7 @@ const HALF = RD / 2u;
 const WIDTH = KVH * D; // elements per cache row
 
 #include "attention_common.wgsl"
+#include "kvquant_decode.wgsl"
 
 // nextRow is the physical row of visible key kk+1, given r, that of key kk,
 // and slotLo = row(sp, sp.ns): consecutive keys are consecutive rows but at
@@ -60,9 +62,32 @@ fn unpack4(w: vec2<u32>) -> vec4<f32> {
   return vec4<f32>(unpack2x16float(w.x), unpack2x16float(w.y));
 }
 
+fn kWord(i: u32) -> u32 { return k[i >> 2u][i & 3u]; }
+fn vWord(i: u32) -> u32 { return v[i >> 2u][i & 3u]; }
+
+// kqOct and vqOct decode elements e..e+7 of a quantised cache.
+fn kqOct(e: u32) -> Oct {
+  var x: array<f32, 8>;
+  for (var j = 0u; j < 8u; j++) {
+    x[j] = qDecode(KT, e + j, kWord(qScaleAt(KT, e + j) >> 2u), kWord(qByteAt(KT, e + j) >> 2u));
+  }
+  return Oct(vec4<f32>(x[0], x[1], x[2], x[3]), vec4<f32>(x[4], x[5], x[6], x[7]));
+}
+
+fn vqOct(e: u32) -> Oct {
+  var x: array<f32, 8>;
+  for (var j = 0u; j < 8u; j++) {
+    x[j] = qDecode(VT, e + j, vWord(qScaleAt(VT, e + j) >> 2u), vWord(qByteAt(VT, e + j) >> 2u));
+  }
+  return Oct(vec4<f32>(x[0], x[1], x[2], x[3]), vec4<f32>(x[4], x[5], x[6], x[7]));
+}
+
 // kOct loads cache elements e..e+7 (e a multiple of 8).
 fn kOct(e: u32) -> Oct {
-  if (F16) {
+  if (KT >= 2u) {
+    return kqOct(e);
+  }
+  if (KT == 1u) {
     let w = k[e / 8u];
     return Oct(unpack4(w.xy), unpack4(w.zw));
   }
@@ -70,7 +95,10 @@ fn kOct(e: u32) -> Oct {
 }
 
 fn vOct(e: u32) -> Oct {
-  if (F16) {
+  if (VT >= 2u) {
+    return vqOct(e);
+  }
+  if (VT == 1u) {
     let w = v[e / 8u];
     return Oct(unpack4(w.xy), unpack4(w.zw));
   }

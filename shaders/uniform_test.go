@@ -21,6 +21,8 @@ var uniformOf = map[string]any{
 	"elementwise.wgsl":    elementwiseUniform{},
 	"embedding.wgsl":      embeddingUniform{},
 	"kvstore.wgsl":        kvstoreUniform{},
+	"kvquant_store.wgsl":  kvquantUniform{},
+	"kvquant_load.wgsl":   kvquantUniform{},
 	"loss.wgsl":           lossUniform{},
 	"matmul.wgsl":         matmulUniform{},
 	"matmul_q.wgsl":       matmulUniform{},
