@@ -18,6 +18,8 @@ type freqKV struct {
 	cfg          freqkv.Config
 	s            *store
 	scratch      *engine.Tensor
+	staging      *engine.Tensor // f32 spans of quantised matrices (quant.go); nil without
+	perPass      int            // quantised matrices compressed per staging pass
 	rows         int
 	compressions int
 	c            committer
@@ -37,18 +39,12 @@ func newFreqKV(dev *engine.Device, ops *shaders.Ops, g Geometry, spec Spec) (Pol
 		return nil, err
 	}
 	f := &freqKV{ops: ops, ownOps: own, cfg: cfg, s: s}
-	most := 0
-	for _, n := range s.counts {
-		most = max(most, n)
-	}
-	elems := shaders.CompressScratch(f.params(most), 0)
-	f.scratch, err = dev.NewTensor("freqkv compression scratch", engine.F32, 1, elems)
-	if err != nil {
-		s.release()
-		return nil, fmt.Errorf("kvcache: freqkv scratch: %w", err)
+	if err := f.allocWork(dev); err != nil {
+		f.Release()
+		return nil, err
 	}
 	for i := range s.arenas {
-		if err := ops.PrepareCompress(s.arena(i), f.scratch, f.params(s.counts[i])); err != nil {
+		if err := f.compressArena(nil, i); err != nil {
 			f.Release()
 			return nil, fmt.Errorf("kvcache: freqkv: %w", err)
 		}
@@ -56,10 +52,51 @@ func newFreqKV(dev *engine.Device, ops *shaders.Ops, g Geometry, spec Spec) (Pol
 	return f, nil
 }
 
-// params is the compression of n matrices of an arena.
-func (f *freqKV) params(n int) shaders.CompressParams {
+// params is the compression of n matrices stride rows apart.
+func (f *freqKV) params(n, stride int) shaders.CompressParams {
 	return shaders.CompressParams{Sink: f.cfg.Sink, Span: f.cfg.Span(), Kept: f.cfg.Kept(), Recent: f.cfg.Recent,
-		Channels: f.s.g.Channels(), Batches: n, BatchStride: f.s.stride}
+		Channels: f.s.g.Channels(), Batches: n, BatchStride: stride}
+}
+
+// allocWork allocates the compression's f32 scratch, and the staging of quantised arenas.
+func (f *freqKV) allocWork(dev *engine.Device) error {
+	elems := 0
+	quantMost := 0
+	for _, a := range f.s.arenas {
+		if shaders.IsQuantKV(a.dtype) {
+			quantMost = max(quantMost, a.count)
+			continue
+		}
+		elems = max(elems, shaders.CompressScratch(f.params(a.count, a.stride), 0))
+	}
+	if quantMost > 0 {
+		f.perPass = stagingMatrices(f.s.bytes, f.stagingRows(), f.s.g.Channels(), quantMost)
+		var err error
+		f.staging, err = dev.NewTensor("freqkv quantised span staging", engine.F32, f.perPass*f.stagingRows(), f.s.g.Channels())
+		if err != nil {
+			return fmt.Errorf("kvcache: freqkv staging: %w", err)
+		}
+		elems = max(elems, shaders.CompressScratch(f.stagingParams(f.perPass), 0))
+	}
+	var err error
+	f.scratch, err = dev.NewTensor("freqkv compression scratch", engine.F32, 1, elems)
+	if err != nil {
+		return fmt.Errorf("kvcache: freqkv scratch: %w", err)
+	}
+	return nil
+}
+
+// compressArena records the compression of arena i's matrices (rec nil: compiles its
+// kernels and uploads its tables only).
+func (f *freqKV) compressArena(rec *engine.Recorder, i int) error {
+	a := f.s.arenas[i]
+	if shaders.IsQuantKV(a.dtype) {
+		return f.compressQuant(rec, i)
+	}
+	if rec == nil {
+		return f.ops.PrepareCompress(f.s.arena(i), f.scratch, f.params(a.count, a.stride))
+	}
+	return f.ops.Compress(rec, f.s.arena(i), f.scratch, f.params(a.count, a.stride))
 }
 
 func (f *freqKV) Spec() Spec { return f.s.spec }
@@ -75,7 +112,7 @@ func (f *freqKV) Next(rec *engine.Recorder, n int) (int, error) {
 	}
 	if steps[0].Kind == freqkv.StepCompress {
 		for i := range f.s.arenas {
-			if err := f.ops.Compress(rec, f.s.arena(i), f.scratch, f.params(f.s.counts[i])); err != nil {
+			if err := f.compressArena(rec, i); err != nil {
 				return 0, fmt.Errorf("kvcache: freqkv compression: %w", err)
 			}
 		}
@@ -108,9 +145,11 @@ func (f *freqKV) Reset() {
 
 func (f *freqKV) Release() {
 	f.s.release()
-	if f.scratch != nil {
-		f.scratch.Release()
-		f.scratch = nil
+	for _, t := range []**engine.Tensor{&f.scratch, &f.staging} {
+		if *t != nil {
+			(*t).Release()
+			*t = nil
+		}
 	}
 	if f.ownOps {
 		f.ops.Release()
