@@ -166,8 +166,10 @@ func PlotRepeat(path, title string, n int, results []Named[[]RepeatPoint]) error
 	if n > 0 {
 		addVLine(p, float64(n), fmt.Sprintf("N = %d", n))
 	}
-	p.Legend.Top = true
-	return p.Save(7*vg.Inch, 4.5*vg.Inch, path)
+	p.X.Min = 0
+	p.Legend.Top, p.Legend.Left = true, true
+	p.Legend.XOffs, p.Legend.YOffs = vg.Points(10), -vg.Points(4)
+	return p.Save(8*vg.Inch, 4.5*vg.Inch, path)
 }
 
 func addVLine(p *plot.Plot, x float64, name string) {
@@ -204,6 +206,8 @@ func PlotCurve(path, title string, n int, results []Named[[]Bucket]) error {
 	if n > 0 {
 		addVLine(p, float64(n), fmt.Sprintf("N = %d", n))
 	}
-	p.Legend.Top = true
-	return p.Save(7*vg.Inch, 4.5*vg.Inch, path)
+	p.X.Min = 0
+	p.Legend.Top, p.Legend.Left = true, true
+	p.Legend.XOffs, p.Legend.YOffs = vg.Points(10), -vg.Points(4)
+	return p.Save(8*vg.Inch, 4.5*vg.Inch, path)
 }
