@@ -38,6 +38,9 @@ func runEval(args []string) error {
 		}
 		return pflag.ErrHelp
 	}
+	if strings.HasPrefix(args[0], "-") {
+		return usagef("name an evaluation before the flags: freqkv eval passkey|repeat|ppl-curve [flags]")
+	}
 	for _, c := range evalCommands {
 		if c.name == args[0] {
 			return c.run(args[1:])
