@@ -1,8 +1,9 @@
 package eval
 
 import (
+	"bytes"
+	"image/png"
 	"math"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -245,9 +246,12 @@ func TestPositionCurve(t *testing.T) {
 }
 
 func TestPlots(t *testing.T) {
-	dir := t.TempDir()
+	var b bytes.Buffer
 	pk := PasskeyResult{Accuracy: 0.5, Cells: []PasskeyCell{{Length: 500, Depth: 0, Accuracy: 0}, {Length: 500, Depth: 1, Accuracy: 1}}}
-	require.NoError(t, PlotPasskey(filepath.Join(dir, "p.png"), "t", []int{500}, []float64{0, 1}, []Named[PasskeyResult]{{"a", pk}, {"b", pk}}))
-	require.NoError(t, PlotRepeat(filepath.Join(dir, "r.png"), "t", 100, []Named[[]RepeatPoint]{{"a", []RepeatPoint{{Gap: 0, Repeat: 1, Control: 2}, {Gap: 200, Repeat: 2, Control: 2}}}}))
-	require.NoError(t, PlotCurve(filepath.Join(dir, "c.png"), "t", 100, []Named[[]Bucket]{{"a", []Bucket{{0, 50, 5, 2}, {50, 100, 5, 1}}}}))
+	require.NoError(t, PlotPasskey(&b, "t", []int{500}, []float64{0, 1}, []Named[PasskeyResult]{{"a", pk}, {"b", pk}}))
+	require.NoError(t, PlotRepeat(&b, "t", 100, []Named[[]RepeatPoint]{{"a", []RepeatPoint{{Gap: 0, Repeat: 1, Control: 2}, {Gap: 200, Repeat: 2, Control: 2}}}}))
+	require.NoError(t, PlotCurve(&b, "t", 100, []Named[[]Bucket]{{"a", []Bucket{{0, 50, 5, 2}, {50, 100, 5, 1}}}}))
+	img, err := png.Decode(&b)
+	require.NoError(t, err)
+	require.Greater(t, img.Bounds().Dx(), 100)
 }

@@ -3,7 +3,7 @@ package eval
 import (
 	"fmt"
 	"image/color"
-	"os"
+	"io"
 	"strconv"
 
 	"gonum.org/v1/plot"
@@ -40,7 +40,7 @@ func newGrid(lengths []int, depths []float64) accuracyGrid {
 
 // PlotPasskey writes the needle-in-a-haystack heatmaps, one panel per LM
 // side by side: prompt length across, key depth down, colour = accuracy.
-func PlotPasskey(path, title string, lengths []int, depths []float64, results []Named[PasskeyResult]) error {
+func PlotPasskey(w io.Writer, title string, lengths []int, depths []float64, results []Named[PasskeyResult]) error {
 	if len(results) == 0 {
 		return fmt.Errorf("passkey plot: no results")
 	}
@@ -97,7 +97,7 @@ func PlotPasskey(path, title string, lengths []int, depths []float64, results []
 		p.Y.Min, p.Y.Max = -0.5, float64(len(depths))-0.5
 		plots = append(plots, p)
 	}
-	return saveRow(path, title, plots, 4*vg.Inch, 3.5*vg.Inch)
+	return saveRow(w, title, plots, 4*vg.Inch, 3.5*vg.Inch)
 }
 
 type staticPalette []color.Color
@@ -105,7 +105,7 @@ type staticPalette []color.Color
 func (p staticPalette) Colors() []color.Color { return p }
 
 // saveRow draws plots side by side under a title into one PNG.
-func saveRow(path, title string, plots []*plot.Plot, w, h vg.Length) error {
+func saveRow(out io.Writer, title string, plots []*plot.Plot, w, h vg.Length) error {
 	width, height := w*vg.Length(len(plots)), h+0.4*vg.Inch
 	img := vgimg.New(width, height)
 	dc := draw.New(img)
@@ -123,20 +123,13 @@ func saveRow(path, title string, plots []*plot.Plot, w, h vg.Length) error {
 	for i, p := range plots {
 		p.Draw(canvases[0][i])
 	}
-	f, err := os.Create(path)
-	if err != nil {
-		return err
-	}
-	if _, err := (vgimg.PngCanvas{Canvas: img}).WriteTo(f); err != nil {
-		f.Close()
-		return err
-	}
-	return f.Close()
+	_, err := (vgimg.PngCanvas{Canvas: img}).WriteTo(out)
+	return err
 }
 
 // PlotRepeat draws, per LM, the repeat's mean NLL against the gap, with the
 // control (same position, never seen) dashed; a vertical line marks N.
-func PlotRepeat(path, title string, n int, results []Named[[]RepeatPoint]) error {
+func PlotRepeat(w io.Writer, title string, n int, results []Named[[]RepeatPoint]) error {
 	p := plot.New()
 	p.Title.Text = title
 	p.X.Label.Text = "gap (tokens between the two occurrences)"
@@ -169,7 +162,16 @@ func PlotRepeat(path, title string, n int, results []Named[[]RepeatPoint]) error
 	p.X.Min = 0
 	p.Legend.Top, p.Legend.Left = true, true
 	p.Legend.XOffs, p.Legend.YOffs = vg.Points(10), -vg.Points(4)
-	return p.Save(8*vg.Inch, 4.5*vg.Inch, path)
+	return savePNG(w, p)
+}
+
+func savePNG(w io.Writer, p *plot.Plot) error {
+	wt, err := p.WriterTo(8*vg.Inch, 4.5*vg.Inch, "png")
+	if err != nil {
+		return err
+	}
+	_, err = wt.WriteTo(w)
+	return err
 }
 
 func addVLine(p *plot.Plot, x float64, name string) {
@@ -185,7 +187,7 @@ func addVLine(p *plot.Plot, x float64, name string) {
 }
 
 // PlotCurve draws mean NLL per position bucket, one line per LM.
-func PlotCurve(path, title string, n int, results []Named[[]Bucket]) error {
+func PlotCurve(w io.Writer, title string, n int, results []Named[[]Bucket]) error {
 	p := plot.New()
 	p.Title.Text = title
 	p.X.Label.Text = "position in the window (bucket centre)"
@@ -209,5 +211,5 @@ func PlotCurve(path, title string, n int, results []Named[[]Bucket]) error {
 	p.X.Min = 0
 	p.Legend.Top, p.Legend.Left = true, true
 	p.Legend.XOffs, p.Legend.YOffs = vg.Points(10), -vg.Points(4)
-	return p.Save(8*vg.Inch, 4.5*vg.Inch, path)
+	return savePNG(w, p)
 }

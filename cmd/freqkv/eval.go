@@ -8,6 +8,7 @@ import (
 
 	"github.com/freqkv/freqkv/engine"
 	"github.com/freqkv/freqkv/eval"
+	"github.com/freqkv/freqkv/internal/outfile"
 	"github.com/freqkv/freqkv/model/llama"
 	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/pflag"
@@ -224,13 +225,17 @@ func parseFloats(flag, s string) ([]float64, error) {
 	return out, nil
 }
 
-// checkPlotPath fails early on an output the plot could not be written to.
-func checkPlotPath(path string) error {
+// checkPlotPath fails early on an output the plot could not or must not
+// be written to (one of the inputs, say).
+func checkPlotPath(path string, inputs []outfile.Named) error {
 	if path == "" {
 		return nil
 	}
 	if !strings.HasSuffix(strings.ToLower(path), ".png") {
 		return usagef("-o %s: the plot is a PNG; name a .png file", path)
+	}
+	if err := outfile.Check([]outfile.Named{{Name: "-o", Path: path}}, inputs); err != nil {
+		return usagef("%v", err)
 	}
 	return nil
 }

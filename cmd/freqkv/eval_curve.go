@@ -3,7 +3,8 @@ package main
 import (
 	"encoding/json"
 	"fmt"
-	"os"
+	"github.com/freqkv/freqkv/internal/outfile"
+	"io"
 	"path/filepath"
 	"time"
 
@@ -15,6 +16,7 @@ func runCurve(args []string) error {
 		"Mean NLL per position bucket over windows of --ctx tokens every --stride tokens of the\ntext (perplexity's protocol), for each cache in the same run: where does each policy\nstart to lose? Position = index of the predicting token within its window.")
 	var mf modelFlags
 	mf.add(fs)
+	mf.addLoRA(fs)
 	var in inputFlags
 	in.add(fs)
 	var ec evalCaches
@@ -38,7 +40,7 @@ func runCurve(args []string) error {
 	if *window < 1 || *bucket < 1 || *stride < 1 || *maxWindows < 0 {
 		return usagef("--ctx, --bucket and --stride must be positive and --windows not negative")
 	}
-	if err := checkPlotPath(*out); err != nil {
+	if err := checkPlotPath(*out, in.files(&mf)); err != nil {
 		return err
 	}
 	if _, err := ec.names(); err != nil {
@@ -74,7 +76,7 @@ func runCurve(args []string) error {
 	n := ec.cacheSize(m.H.ContextLength)
 	if *out != "" {
 		title := fmt.Sprintf("NLL by position, %s, %d windows of %d, N = %d", filepath.Base(mf.path), len(starts), *window, n)
-		if err := eval.PlotCurve(*out, title, n, results); err != nil {
+		if err := outfile.Write(*out, func(w io.Writer) error { return eval.PlotCurve(w, title, n, results) }); err != nil {
 			return fmt.Errorf("plot %s: %w", *out, err)
 		}
 	}
@@ -83,27 +85,27 @@ func runCurve(args []string) error {
 		for i, r := range results {
 			cs = append(cs, map[string]any{"name": r.Name, "cache": cacheJSON(caches[i].opts), "buckets": r.Result})
 		}
-		return json.NewEncoder(os.Stdout).Encode(map[string]any{
+		return json.NewEncoder(stdout).Encode(map[string]any{
 			"eval": "ppl-curve", "model": mf.path, "window": *window, "stride": *stride, "bucket": *bucket, "windows": len(starts),
 			"cache_size": n, "caches": cs, "seconds": time.Since(begin).Seconds(),
 		})
 	}
-	fmt.Printf("NLL by position: %s, %d windows of %d tokens every %d, N = %d (%.1f s)\n\n", filepath.Base(mf.path), len(starts), *window, *stride, n, time.Since(begin).Seconds())
-	fmt.Printf("  %-13s", "positions")
+	fmt.Fprintf(stdout, "NLL by position: %s, %d windows of %d tokens every %d, N = %d (%.1f s)\n\n", filepath.Base(mf.path), len(starts), *window, *stride, n, time.Since(begin).Seconds())
+	fmt.Fprintf(stdout, "  %-13s", "positions")
 	for _, r := range results {
-		fmt.Printf(" %9s", r.Name)
+		fmt.Fprintf(stdout, " %9s", r.Name)
 	}
-	fmt.Println()
+	fmt.Fprintln(stdout)
 	for b := range results[0].Result {
 		bk := results[0].Result[b]
-		fmt.Printf("  %5d-%-7d", bk.Start, bk.End)
+		fmt.Fprintf(stdout, "  %5d-%-7d", bk.Start, bk.End)
 		for _, r := range results {
-			fmt.Printf(" %9.4f", r.Result[b].MeanNLL)
+			fmt.Fprintf(stdout, " %9.4f", r.Result[b].MeanNLL)
 		}
-		fmt.Println()
+		fmt.Fprintln(stdout)
 	}
 	if *out != "" {
-		fmt.Printf("\nplot written to %s\n", *out)
+		fmt.Fprintf(stdout, "\nplot written to %s\n", *out)
 	}
 	return nil
 }

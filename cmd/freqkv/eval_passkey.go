@@ -3,8 +3,10 @@ package main
 import (
 	"encoding/json"
 	"fmt"
-	"os"
+	"github.com/freqkv/freqkv/internal/outfile"
+	"io"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/freqkv/freqkv/eval"
@@ -15,6 +17,7 @@ func runPasskey(args []string) error {
 		"The passkey test (llama.cpp's, generalised): filler text, the sentence \"The pass key is\nNNNNN. Remember it.\" at a depth of the filler (0: first, 1: last), more filler, then\n\"What is the pass key? The pass key is\"; greedy decode, correct when the first number\nin the answer equals the key. Every (length, depth) cell gets --trials seeded random\nkeys; every cache answers the same prompts. Lengths are prompt tokens, BOS included.")
 	var mf modelFlags
 	mf.add(fs)
+	mf.addLoRA(fs)
 	var ec evalCaches
 	ec.add(fs)
 	lengthsFlag := fs.String("lengths", "256,512,1024", "comma-separated prompt lengths in tokens")
@@ -25,6 +28,7 @@ func runPasskey(args []string) error {
 	fillerPath := fs.String("filler", "", "text file to cut the haystack from (default: a repeated sentence)")
 	out := fs.StringP("output", "o", "", "write the accuracy heatmaps (length x depth, one panel per cache) to this PNG")
 	asJSON := fs.Bool("json", false, "print one JSON object")
+	maxInput := addMaxInput(fs)
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -57,7 +61,7 @@ func runPasskey(args []string) error {
 	if *digits < 1 || *digits > 18 {
 		return usagef("--digits %d: use 1 to 18", *digits)
 	}
-	if err := checkPlotPath(*out); err != nil {
+	if err := checkPlotPath(*out, append(mf.files(), outfile.Named{Name: "--filler", Path: *fillerPath})); err != nil {
 		return err
 	}
 	if _, err := ec.names(); err != nil {
@@ -65,11 +69,11 @@ func runPasskey(args []string) error {
 	}
 	fillerText, repeat := eval.DefaultFiller, true
 	if *fillerPath != "" {
-		b, err := os.ReadFile(*fillerPath)
+		b, err := readInput("--filler", *fillerPath, *maxInput)
 		if err != nil {
-			return usagef("--filler: %v", err)
+			return err
 		}
-		if len(b) == 0 || len(string(b)) == 0 {
+		if strings.TrimSpace(string(b)) == "" {
 			return usagef("--filler %s is empty: give a file of text", *fillerPath)
 		}
 		fillerText, repeat = string(b), false
@@ -115,7 +119,7 @@ func runPasskey(args []string) error {
 	n := ec.cacheSize(m.H.ContextLength)
 	if *out != "" {
 		title := fmt.Sprintf("passkey accuracy, %s, N = %d, %d keys per cell", filepath.Base(mf.path), n, *trials)
-		if err := eval.PlotPasskey(*out, title, lengths, depths, results); err != nil {
+		if err := outfile.Write(*out, func(w io.Writer) error { return eval.PlotPasskey(w, title, lengths, depths, results) }); err != nil {
 			return fmt.Errorf("plot %s: %w", *out, err)
 		}
 	}
@@ -124,35 +128,35 @@ func runPasskey(args []string) error {
 		for i, r := range results {
 			cs = append(cs, map[string]any{"name": r.Name, "cache": cacheJSON(caches[i].opts), "accuracy": r.Result.Accuracy, "cells": r.Result.Cells, "trials": r.Result.Trials})
 		}
-		return json.NewEncoder(os.Stdout).Encode(map[string]any{
+		return json.NewEncoder(stdout).Encode(map[string]any{
 			"eval": "passkey", "model": mf.path, "lengths": lengths, "depths": depths, "trials": *trials, "digits": *digits,
 			"seed": *seed, "filler": *fillerPath, "caches": cs, "seconds": time.Since(begin).Seconds(),
 		})
 	}
-	fmt.Printf("passkey: %s, %d keys per cell of %d digits, N = %d (%.1f s)\n", filepath.Base(mf.path), *trials, *digits, n, time.Since(begin).Seconds())
+	fmt.Fprintf(stdout, "passkey: %s, %d keys per cell of %d digits, N = %d (%.1f s)\n", filepath.Base(mf.path), *trials, *digits, n, time.Since(begin).Seconds())
 	for _, r := range results {
-		fmt.Printf("\n%s: accuracy %.1f%%, mean NLL of the answer's tokens %.3f\n", r.Name, 100*r.Result.Accuracy, r.Result.KeyNLL)
+		fmt.Fprintf(stdout, "\n%s: accuracy %.1f%%, mean NLL of the answer's tokens %.3f\n", r.Name, 100*r.Result.Accuracy, r.Result.KeyNLL)
 		cells := map[[2]float64]eval.PasskeyCell{}
 		for _, c := range r.Result.Cells {
 			cells[[2]float64{float64(c.Length), c.Depth}] = c
 		}
-		fmt.Printf("  %-14s", "depth \\ length")
+		fmt.Fprintf(stdout, "  %-14s", "depth \\ length")
 		for _, l := range lengths {
-			fmt.Printf(" %14d", l)
+			fmt.Fprintf(stdout, " %14d", l)
 		}
-		fmt.Println()
+		fmt.Fprintln(stdout)
 		for _, d := range depths {
-			fmt.Printf("  %14.2f", d)
+			fmt.Fprintf(stdout, "  %14.2f", d)
 			for _, l := range lengths {
 				c := cells[[2]float64{float64(l), d}]
-				fmt.Printf("  %4.0f%% (%5.2f)", 100*c.Accuracy, c.KeyNLL)
+				fmt.Fprintf(stdout, "  %4.0f%% (%5.2f)", 100*c.Accuracy, c.KeyNLL)
 			}
-			fmt.Println()
+			fmt.Fprintln(stdout)
 		}
 	}
-	fmt.Printf("\ncells: accuracy (mean NLL of the answer's tokens)\n")
+	fmt.Fprintf(stdout, "\ncells: accuracy (mean NLL of the answer's tokens)\n")
 	if *out != "" {
-		fmt.Printf("\nheatmap written to %s\n", *out)
+		fmt.Fprintf(stdout, "\nheatmap written to %s\n", *out)
 	}
 	return nil
 }

@@ -3,7 +3,8 @@ package main
 import (
 	"encoding/json"
 	"fmt"
-	"os"
+	"github.com/freqkv/freqkv/internal/outfile"
+	"io"
 	"path/filepath"
 	"time"
 
@@ -15,6 +16,7 @@ func runRepeat(args []string) error {
 		"Repeat after a gap: a segment of real text, a gap of other text, the same segment again.\nReports the mean NLL of the segment (tokens after its first) at its first occurrence, at\nthe repeat, and at the same position in a control sequence where it was never seen\nbefore; gain = control - repeat is what remembering the segment is worth. A cache that\nstill holds the first occurrence can copy it; eviction cannot once the gap exceeds N.")
 	var mf modelFlags
 	mf.add(fs)
+	mf.addLoRA(fs)
 	var in inputFlags
 	in.add(fs)
 	var ec evalCaches
@@ -48,7 +50,7 @@ func runRepeat(args []string) error {
 	if *trials < 1 {
 		return usagef("--trials %d must be at least 1", *trials)
 	}
-	if err := checkPlotPath(*out); err != nil {
+	if err := checkPlotPath(*out, in.files(&mf)); err != nil {
 		return err
 	}
 	if _, err := ec.names(); err != nil {
@@ -91,7 +93,7 @@ func runRepeat(args []string) error {
 	n := ec.cacheSize(m.H.ContextLength)
 	if *out != "" {
 		title := fmt.Sprintf("repeat after a gap, %s, segment %d, N = %d", filepath.Base(mf.path), *segment, n)
-		if err := eval.PlotRepeat(*out, title, n, results); err != nil {
+		if err := outfile.Write(*out, func(w io.Writer) error { return eval.PlotRepeat(w, title, n, results) }); err != nil {
 			return fmt.Errorf("plot %s: %w", *out, err)
 		}
 	}
@@ -100,25 +102,25 @@ func runRepeat(args []string) error {
 		for i, r := range results {
 			cs = append(cs, map[string]any{"name": r.Name, "cache": cacheJSON(caches[i].opts), "points": r.Result})
 		}
-		return json.NewEncoder(os.Stdout).Encode(map[string]any{
+		return json.NewEncoder(stdout).Encode(map[string]any{
 			"eval": "repeat", "model": mf.path, "segment": *segment, "gaps": gaps, "trials": *trials, "seed": *seed,
 			"cache_size": n, "caches": cs, "seconds": time.Since(begin).Seconds(),
 		})
 	}
-	fmt.Printf("repeat after a gap: %s, segment %d tokens, %d trials per gap, N = %d (%.1f s)\n", filepath.Base(mf.path), *segment, *trials, n, time.Since(begin).Seconds())
-	fmt.Printf("mean NLL of the segment: first occurrence, repeat, control (same position, unseen); gain = control - repeat\n\n")
-	fmt.Printf("  %-8s %6s %10s  %6s %6s %6s %6s\n", "cache", "gap", "seg+gap", "first", "repeat", "ctrl", "gain")
+	fmt.Fprintf(stdout, "repeat after a gap: %s, segment %d tokens, %d trials per gap, N = %d (%.1f s)\n", filepath.Base(mf.path), *segment, *trials, n, time.Since(begin).Seconds())
+	fmt.Fprintf(stdout, "mean NLL of the segment: first occurrence, repeat, control (same position, unseen); gain = control - repeat\n\n")
+	fmt.Fprintf(stdout, "  %-8s %6s %10s  %6s %6s %6s %6s\n", "cache", "gap", "seg+gap", "first", "repeat", "ctrl", "gain")
 	for _, r := range results {
 		for _, p := range r.Result {
 			rel := "< N"
 			if p.Gap+*segment > n {
 				rel = "> N"
 			}
-			fmt.Printf("  %-8s %6d %10s  %6.3f %6.3f %6.3f %+6.3f\n", r.Name, p.Gap, rel, p.First, p.Repeat, p.Control, p.Gain)
+			fmt.Fprintf(stdout, "  %-8s %6d %10s  %6.3f %6.3f %6.3f %+6.3f\n", r.Name, p.Gap, rel, p.First, p.Repeat, p.Control, p.Gain)
 		}
 	}
 	if *out != "" {
-		fmt.Printf("\nplot written to %s\n", *out)
+		fmt.Fprintf(stdout, "\nplot written to %s\n", *out)
 	}
 	return nil
 }
