@@ -11,6 +11,10 @@ type Config struct {
 	Sink      int     // S: rows at the start, never compressed
 	Recent    int     // R: rows at the end, left alone by a compression
 	Ratio     float64 // g: fraction of the compressed span that is kept, in (0, 1)
+	// Keep and Scale are ablations of the method (zero values: the method, KeepLow and
+	// ScaleAmplitude).
+	Keep  Keep
+	Scale Scale
 }
 
 // DefaultConfig is the reference's geometry for a cache of cacheSize rows:
@@ -30,6 +34,10 @@ func (c Config) Validate() error {
 		return fmt.Errorf("freqkv: recent %d is negative; use --recent 0 or more", c.Recent)
 	case !(c.Ratio > 0 && c.Ratio < 1): // also rejects NaN
 		return fmt.Errorf("freqkv: retaining ratio %g is outside (0, 1); use e.g. --ratio 0.5", c.Ratio)
+	case c.Keep != KeepLow && c.Keep != KeepHigh:
+		return fmt.Errorf("freqkv: keep %v: use low or high", c.Keep)
+	case c.Scale != ScaleAmplitude && c.Scale != ScaleEnergy:
+		return fmt.Errorf("freqkv: scale %v: use amplitude or energy", c.Scale)
 	case c.Sink+c.Recent >= c.CacheSize:
 		return fmt.Errorf("freqkv: sink %d + recent %d leaves no span to compress in a cache of %d rows; "+
 			"lower --sink/--recent or raise --cache-size", c.Sink, c.Recent, c.CacheSize)

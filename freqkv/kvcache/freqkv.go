@@ -59,7 +59,8 @@ func NewFreqKV(dev *engine.Device, ops *shaders.Ops, g Geometry, cfg freqkv.Conf
 // params is the compression of n matrices of an arena.
 func (f *freqKV) params(n int) shaders.CompressParams {
 	return shaders.CompressParams{Sink: f.cfg.Sink, Span: f.cfg.Span(), Kept: f.cfg.Kept(), Recent: f.cfg.Recent,
-		Channels: f.s.g.Channels(), Batches: n, BatchStride: f.s.stride}
+		Channels: f.s.g.Channels(), Batches: n, BatchStride: f.s.stride,
+		KeepHigh: f.cfg.Keep == freqkv.KeepHigh, EnergyScale: f.cfg.Scale == freqkv.ScaleEnergy}
 }
 
 func (f *freqKV) Name() string { return "freqkv" }

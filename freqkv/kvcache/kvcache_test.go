@@ -122,6 +122,9 @@ func TestFreqKVCacheEvolution(t *testing.T) {
 		{"f16, ratio 0.3, groups", Geometry{3, 1, 6, engine.F16}, freqkv.Config{CacheSize: 40, Sink: 4, Ratio: 0.3}, 200, 25},
 		{"bluestein span 67, f16, token by token", Geometry{1, 2, 2, engine.F16}, freqkv.Config{CacheSize: 70, Sink: 1, Recent: 2, Ratio: 0.5}, 150, 1},
 		{"recent rows overlap the move, groups", Geometry{2, 1, 3, engine.F32}, freqkv.Config{CacheSize: 30, Sink: 0, Recent: 12, Ratio: 0.6}, 150, 9},
+		{"ablation keep high, recent rows, groups", Geometry{2, 2, 4, engine.F32}, freqkv.Config{CacheSize: 24, Sink: 2, Recent: 3, Ratio: 0.5, Keep: freqkv.KeepHigh}, 90, 7},
+		{"ablation energy scale, f16, token by token", Geometry{1, 2, 2, engine.F16}, freqkv.Config{CacheSize: 40, Sink: 4, Ratio: 0.3, Scale: freqkv.ScaleEnergy}, 120, 1},
+		{"ablation keep high and energy, bluestein span 67", Geometry{1, 1, 4, engine.F32}, freqkv.Config{CacheSize: 70, Sink: 1, Recent: 2, Ratio: 0.5, Keep: freqkv.KeepHigh, Scale: freqkv.ScaleEnergy}, 150, 11},
 		{"N=4096 S=4 (L=4092, m=2046), groups", Geometry{1, 1, 4, engine.F32}, freqkv.DefaultConfig(4096), 4096 + 3*2046 + 5, 900},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
