@@ -9,6 +9,7 @@ import (
 	"github.com/freqkv/freqkv/engine"
 	"github.com/freqkv/freqkv/eval"
 	"github.com/freqkv/freqkv/internal/outfile"
+	"github.com/freqkv/freqkv/kvcache"
 	"github.com/freqkv/freqkv/model/llama"
 	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/pflag"
@@ -50,89 +51,131 @@ func runEval(args []string) error {
 	return usagef("unknown evaluation %q: use passkey, repeat or ppl-curve", args[0])
 }
 
-// evalCaches is a list of cache policies measured side by side, sharing the
-// geometry flags (N, S, R, g, KV type).
+// evalCaches is a list of caches measured side by side. Each entry is a policy, optionally
+// with parameters of its own after colons (freqkv:keep=high:ratio=0.25), so ablations run
+// in the same run as the method; the cache flags (--cache-size, --sink, --ratio, --keep...)
+// set what entries do not. A full cache is sized to the longest sequence of the run.
 type evalCaches struct {
-	cf   cacheFlags
-	list string
+	cf cacheFlags
 }
 
 func (e *evalCaches) add(fs *pflag.FlagSet) {
-	e.cf.add(fs, "full,window,freqkv", false)
-	fs.Lookup("cache").Usage = "comma-separated cache policies, each measured in the same run: full, window, freqkv"
-	fs.Lookup("cache-size").Usage = "cache rows N for window and freqkv (default: the model's trained context)"
+	e.cf.add(fs, "full,window,freqkv", true, "default: the model's trained context")
+	fs.Lookup("cache").Usage = "caches to compare in one run, comma-separated: full, window, freqkv, each optionally with its own parameters after colons, e.g. freqkv:keep=high or freqkv:scale=energy:ratio=0.25 (size, sink, recent, ratio, keep, scale)"
 }
 
-// names parses --cache without a device, so bad names fail before loading.
-func (e *evalCaches) names() ([]string, error) {
-	var out []string
+// cacheEntry is one --cache item: its name as given, its policy, its own parameters.
+type cacheEntry struct {
+	name string
+	kind kvcache.Kind
+	own  map[string]string
+}
+
+var entryParams = map[string]kvcache.Param{"size": kvcache.ParamSize, "sink": kvcache.ParamSink, "recent": kvcache.ParamRecent,
+	"ratio": kvcache.ParamRatio, "keep": kvcache.ParamKeep, "scale": kvcache.ParamScale}
+
+// entries parses --cache without a device, so bad entries fail before loading.
+func (e *evalCaches) entries() ([]cacheEntry, error) {
+	var out []cacheEntry
 	seen := map[string]bool{}
-	for _, p := range strings.Split(e.cf.policy, ",") {
-		p = strings.TrimSpace(p)
-		switch p {
-		case "full", "window", "freqkv":
-		case "":
+	for _, item := range strings.Split(e.cf.kinds, ",") {
+		item = strings.TrimSpace(item)
+		if item == "" {
 			continue
-		default:
-			return nil, usagef("--cache %q: use a comma-separated list of full, window and freqkv", p)
 		}
-		if seen[p] {
-			return nil, usagef("--cache lists %s twice", p)
+		parts := strings.Split(item, ":")
+		k, err := kvcache.ParseKind(parts[0])
+		if err != nil {
+			return nil, usagef("--cache %q: a policy is %s", item, kindNames())
 		}
-		seen[p] = true
-		out = append(out, p)
+		ce := cacheEntry{name: item, kind: k, own: map[string]string{}}
+		for _, kv := range parts[1:] {
+			key, val, ok := strings.Cut(kv, "=")
+			p, known := entryParams[key]
+			if !ok || !known {
+				return nil, usagef("--cache %q: %q is not NAME=VALUE with NAME one of size, sink, recent, ratio, keep, scale", item, kv)
+			}
+			if !k.Uses(p) {
+				return nil, usagef("--cache %q: a %v cache has no %s parameter", item, k, key)
+			}
+			ce.own[key] = val
+		}
+		if seen[item] {
+			return nil, usagef("--cache lists %s twice", item)
+		}
+		seen[item] = true
+		out = append(out, ce)
 	}
 	if len(out) == 0 {
-		return nil, usagef("--cache is empty: name at least one of full, window, freqkv")
+		return nil, usagef("--cache is empty: name at least one of %s", kindNames())
+	}
+	if e.cf.batch < 1 {
+		return nil, usagef("--batch %d must be at least 1", e.cf.batch)
 	}
 	return out, nil
 }
 
 type namedCache struct {
 	name string
-	opts llama.CacheOptions
+	opts llama.ContextOptions
 }
 
-// options returns each policy's options; a full cache gets fullCtx tokens.
+// options returns each entry's context options; a full cache gets fullCtx tokens.
 func (e *evalCaches) options(dev *engine.Device, trained, fullCtx int, logits bool) ([]namedCache, error) {
-	names, err := e.names()
+	entries, err := e.entries()
 	if err != nil {
 		return nil, err
 	}
 	var out []namedCache
-	for _, n := range names {
+	for _, ce := range entries {
 		c := e.cf
-		c.policy, c.ctx = n, fullCtx
-		o, err := c.options(dev, trained)
-		if err != nil {
-			return nil, err
+		size := trained
+		if c.fs.Changed("cache-size") {
+			size = c.size
 		}
+		if ce.kind == kvcache.Full {
+			size = fullCtx
+		}
+		bad := func(key string) error {
+			return usagef("--cache %q: %s=%s is not a valid value", ce.name, key, ce.own[key])
+		}
+		for key, val := range ce.own {
+			var err error
+			switch key {
+			case "size":
+				size, err = strconv.Atoi(val)
+			case "sink":
+				c.sink, err = strconv.Atoi(val)
+			case "recent":
+				c.recent, err = strconv.Atoi(val)
+			case "ratio":
+				c.ratio, err = strconv.ParseFloat(val, 64)
+			case "keep":
+				c.keep = val
+			case "scale":
+				c.scale = val
+			}
+			if err != nil {
+				return nil, bad(key)
+			}
+		}
+		s, err := c.sized(dev, ce.kind, size)
+		if err != nil {
+			return nil, fmt.Errorf("cache %s: %w", ce.name, err)
+		}
+		o := c.options(s)
 		o.Logits = logits
-		out = append(out, namedCache{n, o})
+		out = append(out, namedCache{ce.name, o})
 	}
 	return out, nil
 }
 
 // cacheSize is N as the caches use it (for reports and plots).
 func (e *evalCaches) cacheSize(trained int) int {
-	if e.cf.size > 0 {
+	if e.cf.fs.Changed("cache-size") {
 		return e.cf.size
 	}
 	return trained
-}
-
-// cacheJSON describes a cache for --json output.
-func cacheJSON(o llama.CacheOptions) map[string]any {
-	m := map[string]any{"policy": o.Policy, "kv": o.KV.String()}
-	switch o.Policy {
-	case "full":
-		m["context"] = o.Context
-	case "window":
-		m["size"], m["sink"] = o.FreqKV.CacheSize, o.FreqKV.Sink
-	default:
-		m["size"], m["sink"], m["recent"], m["ratio"] = o.FreqKV.CacheSize, o.FreqKV.Sink, o.FreqKV.Recent, o.FreqKV.Ratio
-	}
-	return m
 }
 
 // contextLM drives a llama.Context for the evaluations.
@@ -153,10 +196,11 @@ func (c contextLM) Greedy(prompt []int32, n int) ([]int32, error) {
 
 // forEachCache creates each cache's context in turn (one at a time, to bound
 // memory) and runs fn on it.
-func forEachCache(m *llama.Model, caches []namedCache, fn func(nc namedCache, lm eval.LM) error) error {
+func forEachCache(m *llama.Model, ec *evalCaches, caches []namedCache, fn func(nc namedCache, lm eval.LM) error) error {
 	for _, nc := range caches {
 		ctx, err := m.NewContext(nc.opts)
 		if err != nil {
+			err = ec.cf.explain(nc.opts.Cache, err)
 			return fmt.Errorf("cache %s: %w", nc.name, err)
 		}
 		err = fn(nc, contextLM{ctx})

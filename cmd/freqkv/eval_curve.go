@@ -43,7 +43,7 @@ func runCurve(args []string) error {
 	if err := checkPlotPath(*out, in.files(&mf)); err != nil {
 		return err
 	}
-	if _, err := ec.names(); err != nil {
+	if _, err := ec.entries(); err != nil {
 		return err
 	}
 	dev, m, ids, err := in.loadWithInput(&mf, *asJSON)
@@ -63,7 +63,7 @@ func runCurve(args []string) error {
 	begin := time.Now()
 	var results []eval.Named[[]eval.Bucket]
 	i := 0
-	err = forEachCache(m, caches, func(nc namedCache, lm eval.LM) error {
+	err = forEachCache(m, &ec, caches, func(nc namedCache, lm eval.LM) error {
 		r, err := eval.PositionCurve(lm, ids, starts, cfg, prog(i*len(starts)))
 		i++
 		results = append(results, eval.Named[[]eval.Bucket]{Name: nc.name, Result: r})
@@ -83,7 +83,7 @@ func runCurve(args []string) error {
 	if *asJSON {
 		var cs []map[string]any
 		for i, r := range results {
-			cs = append(cs, map[string]any{"name": r.Name, "cache": cacheJSON(caches[i].opts), "buckets": r.Result})
+			cs = append(cs, map[string]any{"name": r.Name, "cache": specJSON(caches[i].opts.Cache), "buckets": r.Result})
 		}
 		return json.NewEncoder(stdout).Encode(map[string]any{
 			"eval": "ppl-curve", "model": mf.path, "window": *window, "stride": *stride, "bucket": *bucket, "windows": len(starts),

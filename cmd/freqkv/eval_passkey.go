@@ -64,7 +64,7 @@ func runPasskey(args []string) error {
 	if err := checkPlotPath(*out, append(mf.files(), outfile.Named{Name: "--filler", Path: *fillerPath})); err != nil {
 		return err
 	}
-	if _, err := ec.names(); err != nil {
+	if _, err := ec.entries(); err != nil {
 		return err
 	}
 	fillerText, repeat := eval.DefaultFiller, true
@@ -106,7 +106,7 @@ func runPasskey(args []string) error {
 	begin := time.Now()
 	var results []eval.Named[eval.PasskeyResult]
 	i := 0
-	err = forEachCache(m, caches, func(nc namedCache, lm eval.LM) error {
+	err = forEachCache(m, &ec, caches, func(nc namedCache, lm eval.LM) error {
 		r, err := eval.RunPasskey(lm, m.Tok, prompts, prog(i*len(prompts)))
 		i++
 		results = append(results, eval.Named[eval.PasskeyResult]{Name: nc.name, Result: r})
@@ -126,7 +126,7 @@ func runPasskey(args []string) error {
 	if *asJSON {
 		var cs []map[string]any
 		for i, r := range results {
-			cs = append(cs, map[string]any{"name": r.Name, "cache": cacheJSON(caches[i].opts), "accuracy": r.Result.Accuracy, "cells": r.Result.Cells, "trials": r.Result.Trials})
+			cs = append(cs, map[string]any{"name": r.Name, "cache": specJSON(caches[i].opts.Cache), "accuracy": r.Result.Accuracy, "cells": r.Result.Cells, "trials": r.Result.Trials})
 		}
 		return json.NewEncoder(stdout).Encode(map[string]any{
 			"eval": "passkey", "model": mf.path, "lengths": lengths, "depths": depths, "trials": *trials, "digits": *digits,

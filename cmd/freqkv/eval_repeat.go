@@ -53,7 +53,7 @@ func runRepeat(args []string) error {
 	if err := checkPlotPath(*out, in.files(&mf)); err != nil {
 		return err
 	}
-	if _, err := ec.names(); err != nil {
+	if _, err := ec.entries(); err != nil {
 		return err
 	}
 	dev, m, ids, err := in.loadWithInput(&mf, *asJSON)
@@ -80,7 +80,7 @@ func runRepeat(args []string) error {
 	begin := time.Now()
 	var results []eval.Named[[]eval.RepeatPoint]
 	i := 0
-	err = forEachCache(m, caches, func(nc namedCache, lm eval.LM) error {
+	err = forEachCache(m, &ec, caches, func(nc namedCache, lm eval.LM) error {
 		r, err := eval.RunRepeat(lm, seqs, *segment, prog(i*len(seqs)))
 		i++
 		results = append(results, eval.Named[[]eval.RepeatPoint]{Name: nc.name, Result: r})
@@ -100,7 +100,7 @@ func runRepeat(args []string) error {
 	if *asJSON {
 		var cs []map[string]any
 		for i, r := range results {
-			cs = append(cs, map[string]any{"name": r.Name, "cache": cacheJSON(caches[i].opts), "points": r.Result})
+			cs = append(cs, map[string]any{"name": r.Name, "cache": specJSON(caches[i].opts.Cache), "points": r.Result})
 		}
 		return json.NewEncoder(stdout).Encode(map[string]any{
 			"eval": "repeat", "model": mf.path, "segment": *segment, "gaps": gaps, "trials": *trials, "seed": *seed,

@@ -143,7 +143,7 @@ func TestEvalBadInput(t *testing.T) {
 		{[]string{"eval", "passkey", "--depths", "-0.1"}, "outside [0, 1]"},
 		{[]string{"eval", "passkey", "--lengths", "16"}, "below the"},
 		{[]string{"eval", "passkey", "--filler", empty}, "is empty"},
-		{[]string{"eval", "passkey", "--cache", "full,lru"}, "use a comma-separated list"},
+		{[]string{"eval", "passkey", "--cache", "full,lru"}, "a policy is"},
 		{[]string{"eval", "passkey", "-o", "x.jpg"}, "PNG"},
 		{[]string{"eval", "repeat", "--text", text, "--gaps", "100000000"}, "need"},
 		{[]string{"eval", "repeat", "--text", text, "--gaps", "-5"}, "negative"},
