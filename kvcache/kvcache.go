@@ -82,6 +82,8 @@ func New(dev *engine.Device, ops *shaders.Ops, g Geometry, spec Spec, maxChunk i
 		return newWindow(dev, g, spec, maxChunk)
 	case FreqKV:
 		return newFreqKV(dev, ops, g, spec)
+	case HeavyHitter:
+		return newHeavy(dev, ops, g, spec)
 	}
 	return nil, fmt.Errorf("kvcache: policy %v validated but has no constructor", spec.Kind)
 }

@@ -19,11 +19,15 @@ const (
 	Window
 	// FreqKV keeps Spec.Size rows and compresses the old span in the frequency domain when full.
 	FreqKV
+	// HeavyHitter keeps Spec.Size rows and, on FreqKV's schedule, evicts the rows of the old
+	// span that received the least attention (H2O-style), keeping the sinks, the Recent rows
+	// and floor(L*Ratio) heavy hitters per layer and KV head.
+	HeavyHitter
 )
 
 // kinds lists every Kind in the order help texts name them. A new policy adds itself here,
 // to its String, to Spec.Validate and to New.
-var kinds = []Kind{Full, Window, FreqKV}
+var kinds = []Kind{Full, Window, FreqKV, HeavyHitter}
 
 // Kinds returns every policy.
 func Kinds() []Kind { return append([]Kind(nil), kinds...) }
@@ -36,6 +40,8 @@ func (k Kind) String() string {
 		return "window"
 	case FreqKV:
 		return "freqkv"
+	case HeavyHitter:
+		return "h2o"
 	default:
 		return fmt.Sprintf("Kind(%d)", int(k))
 	}
@@ -96,7 +102,7 @@ func DefaultSpec(kind Kind, size int, storage engine.DType) Spec {
 	switch kind {
 	case Window:
 		s.Sink = 4
-	case FreqKV:
+	case FreqKV, HeavyHitter:
 		c := freqkv.DefaultConfig(size)
 		s.Sink, s.Recent, s.Ratio = c.Sink, c.Recent, c.Ratio
 	}
@@ -109,8 +115,10 @@ func (k Kind) Uses(p Param) bool {
 	case ParamKind, ParamSize, ParamStorage:
 		return true
 	case ParamSink:
-		return k == Window || k == FreqKV
-	case ParamRecent, ParamRatio, ParamKeep, ParamScale:
+		return k == Window || k == FreqKV || k == HeavyHitter
+	case ParamRecent, ParamRatio:
+		return k == FreqKV || k == HeavyHitter
+	case ParamKeep, ParamScale:
 		return k == FreqKV
 	}
 	return false
@@ -154,7 +162,7 @@ func specErr(msg string, params ...Param) error { return &SpecError{Params: para
 // Validate reports why s cannot run, as a *SpecError.
 func (s Spec) Validate() error {
 	switch s.Kind {
-	case Full, Window, FreqKV:
+	case Full, Window, FreqKV, HeavyHitter:
 	default:
 		return specErr(fmt.Sprintf("unknown cache policy %v; the policies are %s", s.Kind, kindList()), ParamKind)
 	}
@@ -182,7 +190,7 @@ func (s Spec) Validate() error {
 		if s.Sink >= s.Size {
 			return specErr(fmt.Sprintf("a window of %d rows keeps none after its %d sinks; the size must exceed the sinks", s.Size, s.Sink), ParamSize, ParamSink)
 		}
-	case FreqKV:
+	case FreqKV, HeavyHitter:
 		if err := s.FreqKV().Validate(); err != nil {
 			var ce *freqkv.ConfigError
 			if !errors.As(err, &ce) {

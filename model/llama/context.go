@@ -229,6 +229,9 @@ func (c *Context) record(rec *engine.Recorder, t int, allLogits bool) error {
 			func() error { return o.StoreKV(rec, c.k, c.Cache.K(i), slots) },
 			func() error { return o.StoreKV(rec, c.v, c.Cache.V(i), slots) },
 			func() error {
+				if mt, ok := c.Cache.(kvcache.MassTracker); ok {
+					return o.AttentionMass(rec, c.q, c.Cache.K(i), c.Cache.V(i), c.rope, c.att, c.scratch, mt.Mass(i), ap)
+				}
 				return o.Attention(rec, c.q, c.Cache.K(i), c.Cache.V(i), c.rope, c.att, c.scratch, ap)
 			},
 			func() error { return o.MatMul(rec, c.att, l.wo, c.x, t, shaders.MatMulOptions{Accumulate: true}) },
