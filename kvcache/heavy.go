@@ -19,15 +19,16 @@ import (
 // per (layer, KV head, row) by the attention kernel's mass variant (Mass); a row's mass
 // moves with it. Row i has position i, so positions stay below N, as in FreqKV.
 type heavy struct {
-	dev       *engine.Device
-	ops       *shaders.Ops
-	cfg       freqkv.Config // the schedule (Plan); Keep and Scale are unused
-	s         *store
-	mass      *engine.Tensor // f32 [layers*kvHeads, cap]
-	idx, temp *engine.Tensor // u32 [layers*kvHeads*keep], u32 KeepRowsTemp
-	rows      int
-	evictions int
-	c         committer
+	dev        *engine.Device
+	ops        *shaders.Ops
+	cfg        freqkv.Config // the schedule (Plan); Keep and Scale are unused
+	s          *store
+	mass       *engine.Tensor // f32 [layers, massStride]: layer l's [kvHeads, cap] at l*massStride
+	massStride int            // floats per layer, kvHeads*cap rounded up to a binding offset
+	idx, temp  *engine.Tensor // u32 [layers*kvHeads*keep], u32 KeepRowsTemp
+	rows       int
+	evictions  int
+	c          committer
 }
 
 // MassTracker is a policy whose attention must accumulate per-row attention mass:
@@ -59,7 +60,10 @@ func newHeavy(dev *engine.Device, ops *shaders.Ops, g Geometry, spec Spec) (Poli
 		x, err = dev.NewTensor(name, dt, rows, cols)
 		return x
 	}
-	h.mass = t("h2o attention mass", engine.F32, g.Layers*g.KVHeads, spec.Size)
+	// each layer's masses start at a binding offset the device accepts
+	align := max(4, int(dev.Limits.MinStorageBufferOffsetAlignment)) / 4
+	h.massStride = (g.KVHeads*spec.Size + align - 1) / align * align
+	h.mass = t("h2o attention mass", engine.F32, g.Layers, h.massStride)
 	h.idx = t("h2o kept rows", engine.U32, 1, g.Layers*g.KVHeads*keep)
 	h.temp = t("h2o compaction temp", engine.U32, 1, shaders.KeepRowsTemp(h.params(0, most), spec.Storage))
 	if err == nil {
@@ -87,8 +91,7 @@ func (h *heavy) Room() int  { return Unbounded }
 // Mass is layer's attention mass, f32 [KVHeads, Cap] (a view of the shared tensor).
 func (h *heavy) Mass(layer int) *engine.Tensor {
 	l := h.s.layer(layer)
-	per := h.s.g.KVHeads * h.cfg.CacheSize
-	return &engine.Tensor{Buf: h.mass.Buf, Offset: h.mass.Offset + uint64(4*l*per), DType: engine.F32, Rows: h.s.g.KVHeads, Cols: h.cfg.CacheSize}
+	return &engine.Tensor{Buf: h.mass.Buf, Offset: h.mass.Offset + uint64(4*l*h.massStride), DType: engine.F32, Rows: h.s.g.KVHeads, Cols: h.cfg.CacheSize}
 }
 
 func (h *heavy) Next(rec *engine.Recorder, n int) (int, error) {
@@ -120,7 +123,12 @@ func (h *heavy) evict(rec *engine.Recorder) error {
 	if err := r.SubmitAndWait(); err != nil {
 		return err
 	}
-	mass := rb.Float32s()
+	padded := rb.Float32s()
+	per := h.s.g.KVHeads * h.cfg.CacheSize
+	mass := make([]float32, 0, h.s.g.Layers*per)
+	for l := range h.s.g.Layers {
+		mass = append(mass, padded[l*h.massStride:l*h.massStride+per]...)
+	}
 	idx, next := SelectHeavy(mass, h.s.g.Layers*h.s.g.KVHeads, h.cfg)
 	b := make([]byte, 4*len(idx))
 	for i, x := range idx {
@@ -129,9 +137,9 @@ func (h *heavy) evict(rec *engine.Recorder) error {
 	if err := h.idx.Buf.Write(h.idx.Offset, b); err != nil {
 		return err
 	}
-	mb := make([]byte, 4*len(next))
+	mb := make([]byte, 4*len(padded))
 	for i, x := range next {
-		binary.LittleEndian.PutUint32(mb[4*i:], math.Float32bits(x))
+		binary.LittleEndian.PutUint32(mb[4*((i/per)*h.massStride+i%per):], math.Float32bits(x))
 	}
 	if err := h.mass.Buf.Write(h.mass.Offset, mb); err != nil {
 		return err
