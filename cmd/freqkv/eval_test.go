@@ -106,11 +106,12 @@ func TestEvalRepeatAndCurve(t *testing.T) {
 
 	out = filepath.Join(t.TempDir(), "c.png")
 	r = runCLI(t, append([]string{"eval", "ppl-curve", "--text", text, "--ctx", "384", "--bucket", "128", "--windows", "1",
-		"--cache", "full,freqkv", "--cache-size", "128", "--kv", "f32", "-o", out, "--json"}, stories(t)...)...)
+		"--cache", "full,freqkv,h2o,freqkv:keep=high:scale=energy", "--cache-size", "128", "--kv", "f32", "-o", out, "--json"}, stories(t)...)...)
 	require.Equal(t, 0, r.code, r.stderr)
 	var cur struct {
 		Caches []struct {
 			Name    string
+			Cache   map[string]any
 			Buckets []struct {
 				Start, End, Tokens int
 				MeanNLL            float64 `json:"mean_nll"`
@@ -118,11 +119,19 @@ func TestEvalRepeatAndCurve(t *testing.T) {
 		}
 	}
 	require.NoError(t, json.Unmarshal([]byte(r.stdout), &cur))
-	require.Len(t, cur.Caches, 2)
+	require.Len(t, cur.Caches, 4)
 	fb, qb := cur.Caches[0].Buckets, cur.Caches[1].Buckets
 	require.Len(t, fb, 3)
-	// The first bucket ends at N: no compression has happened yet.
-	require.InDelta(t, fb[0].MeanNLL, qb[0].MeanNLL, 2e-3)
+	// The first bucket ends at N: no compression or eviction has happened yet.
+	for _, c := range cur.Caches[1:] {
+		require.InDelta(t, fb[0].MeanNLL, c.Buckets[0].MeanNLL, 2e-3, c.Name)
+	}
+	require.Equal(t, "h2o", cur.Caches[2].Name)
+	require.Equal(t, "freqkv", cur.Caches[3].Cache["policy"])
+	require.Equal(t, "high", cur.Caches[3].Cache["keep"])
+	require.Equal(t, "energy", cur.Caches[3].Cache["scale"])
+	// Keeping the highest frequencies loses the span's content: much worse than the method.
+	require.Greater(t, cur.Caches[3].Buckets[2].MeanNLL, qb[2].MeanNLL+0.5)
 	require.Equal(t, 128, fb[2].Tokens)
 	requirePNG(t, out)
 }
@@ -145,6 +154,13 @@ func TestEvalBadInput(t *testing.T) {
 		{[]string{"eval", "passkey", "--filler", empty}, "is empty"},
 		{[]string{"eval", "passkey", "--cache", "full,lru"}, "a policy is"},
 		{[]string{"eval", "passkey", "-o", "x.jpg"}, "PNG"},
+		{[]string{"eval", "passkey", "--cache", "freqkv:keep=mid"}, "--keep"},
+		{[]string{"eval", "passkey", "--cache", "window:ratio=0.5"}, "has no ratio"},
+		{[]string{"eval", "passkey", "--cache", "h2o:scale=energy"}, "has no scale"},
+		{[]string{"eval", "passkey", "--cache", "freqkv:ratio"}, "NAME=VALUE"},
+		{[]string{"eval", "passkey", "--cache", "freqkv:ratio=1.5"}, "ratio"},
+		{[]string{"perplexity", "--text", text, "--cache", "window", "--keep", "high"}, "--keep applies to --cache freqkv"},
+		{[]string{"perplexity", "--text", text, "--cache", "freqkv", "--scale", "loud"}, "--scale"},
 		{[]string{"eval", "repeat", "--text", text, "--gaps", "100000000"}, "need"},
 		{[]string{"eval", "repeat", "--text", text, "--gaps", "-5"}, "negative"},
 		{[]string{"eval", "ppl-curve", "--text", text, "--ctx", "0"}, "positive"},
@@ -156,4 +172,41 @@ func TestEvalBadInput(t *testing.T) {
 			require.Equal(t, 1, strings.Count(strings.TrimSpace(r.stderr), "\n")+1, r.stderr)
 		}
 	}
+}
+
+// The ablation switches and the h2o policy reach every command through the cache flags,
+// and --json reports them.
+func TestAblationAndH2OFlags(t *testing.T) {
+	gputest.Device(t)
+	text := shareddata.Path(t, "text/tinystories-valid-a.txt")
+	type out struct {
+		Cache        map[string]any
+		Compressions int
+		MeanNLL      float64 `json:"mean_nll"`
+	}
+	run := func(extra ...string) out {
+		r := runCLI(t, append(append([]string{"perplexity", "--text", text, "--ctx", "300", "--stride", "0", "--cache-size", "128", "--kv", "f32", "--json"}, extra...), stories(t)...)...)
+		require.Equal(t, 0, r.code, r.stderr)
+		var o out
+		require.NoError(t, json.Unmarshal([]byte(r.stdout), &o))
+		return o
+	}
+	h := run("--cache", "h2o", "--recent", "16")
+	require.Equal(t, "h2o", h.Cache["policy"])
+	require.EqualValues(t, 16, h.Cache["recent"])
+	require.Greater(t, h.Compressions, 1)
+	base := run("--cache", "freqkv")
+	require.Equal(t, "low", base.Cache["keep"])
+	require.Equal(t, "amplitude", base.Cache["scale"])
+	high := run("--cache", "freqkv", "--keep", "high")
+	require.Equal(t, "high", high.Cache["keep"])
+	energy := run("--cache", "freqkv", "--scale", "energy")
+	require.Equal(t, "energy", energy.Cache["scale"])
+	require.Greater(t, high.MeanNLL, base.MeanNLL)
+	require.NotEqual(t, energy.MeanNLL, base.MeanNLL)
+
+	r := runCLI(t, "info", shareddata.Path(t, "models/stories260K.gguf"), "--json")
+	require.Equal(t, 0, r.code, r.stderr)
+	require.Contains(t, r.stdout, `"keep": "low"`)
+	require.Contains(t, r.stdout, `"scale": "amplitude"`)
 }
