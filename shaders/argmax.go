@@ -10,9 +10,12 @@ import (
 // invocations per workgroup.
 const argmaxWG = 256
 
+// ArgmaxNonFinite is Argmax's answer when its input holds NaN or Inf.
+const ArgmaxNonFinite = 0xffffffff
+
 // Argmax records out[0] = the index of the largest of x's first n values,
-// the lowest index on ties (greedy sampling). NaN inputs give an unspecified
-// index.
+// the lowest index on ties (greedy sampling), or ArgmaxNonFinite if any of
+// them is NaN or infinite.
 func (o *Ops) Argmax(rec *engine.Recorder, x, out *engine.Tensor, n int) error {
 	if n < 1 {
 		return fmt.Errorf("argmax: n = %d, want at least 1", n)
