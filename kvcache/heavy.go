@@ -218,3 +218,4 @@ func (h *heavy) Release() {
 	}
 	h.mass, h.idx, h.temp = nil, nil, nil
 }
+func (h *heavy) LayerView(int) View { return h.View() }

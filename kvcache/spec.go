@@ -91,6 +91,11 @@ type Spec struct {
 	// freqkv.Scale).
 	Keep  freqkv.Keep
 	Scale freqkv.Scale
+	// Ratios and Sizes are per-layer geometry (freqkv): when set, layer l compresses with
+	// ratio Ratios[l] (Ratio must then be 0) and holds Sizes[l] rows (Size must then be
+	// their maximum, the rows every layer's storage has); one entry per layer.
+	Ratios []float64
+	Sizes  []int
 	// Storage is the element type of the stored keys and values: engine.F16 or engine.F32.
 	Storage engine.DType
 }
@@ -118,10 +123,25 @@ func (k Kind) Uses(p Param) bool {
 		return k == Window || k == FreqKV || k == HeavyHitter
 	case ParamRecent, ParamRatio:
 		return k == FreqKV || k == HeavyHitter
-	case ParamKeep, ParamScale:
+	case ParamKeep, ParamScale, ParamRatios, ParamSizes:
 		return k == FreqKV
 	}
 	return false
+}
+
+// PerLayer reports whether layers have geometries of their own.
+func (s Spec) PerLayer() bool { return len(s.Ratios) > 0 || len(s.Sizes) > 0 }
+
+// LayerFreqKV is layer l's compression geometry (FreqKV() when nothing is per layer).
+func (s Spec) LayerFreqKV(l int) freqkv.Config {
+	c := s.FreqKV()
+	if l < len(s.Ratios) {
+		c.Ratio = s.Ratios[l]
+	}
+	if l < len(s.Sizes) {
+		c.CacheSize = s.Sizes[l]
+	}
+	return c
 }
 
 // FreqKV is the compression geometry of a FreqKV spec.
@@ -141,12 +161,14 @@ const (
 	ParamRatio   Param = "ratio"
 	ParamKeep    Param = "keep"
 	ParamScale   Param = "scale"
+	ParamRatios  Param = "ratios"
+	ParamSizes   Param = "sizes"
 	ParamStorage Param = "storage"
 )
 
 // Params lists every Param.
 func Params() []Param {
-	return []Param{ParamKind, ParamSize, ParamSink, ParamRecent, ParamRatio, ParamKeep, ParamScale, ParamStorage}
+	return []Param{ParamKind, ParamSize, ParamSink, ParamRecent, ParamRatio, ParamKeep, ParamScale, ParamRatios, ParamSizes, ParamStorage}
 }
 
 // SpecError says why a Spec cannot run, in terms of its parameters.
@@ -177,7 +199,8 @@ func (s Spec) Validate() error {
 		p   Param
 		set bool
 	}{{ParamSink, s.Sink != 0}, {ParamRecent, s.Recent != 0}, {ParamRatio, s.Ratio != 0},
-		{ParamKeep, s.Keep != freqkv.KeepLow}, {ParamScale, s.Scale != freqkv.ScaleAmplitude}} {
+		{ParamKeep, s.Keep != freqkv.KeepLow}, {ParamScale, s.Scale != freqkv.ScaleAmplitude},
+		{ParamRatios, len(s.Ratios) > 0}, {ParamSizes, len(s.Sizes) > 0}} {
 		if u.set && !s.Kind.Uses(u.p) {
 			return specErr(fmt.Sprintf("a %v cache has no %s parameter", s.Kind, u.p), u.p, ParamKind)
 		}
@@ -191,17 +214,68 @@ func (s Spec) Validate() error {
 			return specErr(fmt.Sprintf("a window of %d rows keeps none after its %d sinks; the size must exceed the sinks", s.Size, s.Sink), ParamSize, ParamSink)
 		}
 	case FreqKV, HeavyHitter:
-		if err := s.FreqKV().Validate(); err != nil {
-			var ce *freqkv.ConfigError
-			if !errors.As(err, &ce) {
-				return fmt.Errorf("kvcache: %w", err)
-			}
-			e := &SpecError{Msg: ce.Msg}
-			for _, f := range ce.Fields {
-				e.Params = append(e.Params, configParam[f])
-			}
-			return e
+		if s.PerLayer() {
+			return s.validatePerLayer()
 		}
+		return configError(s.FreqKV().Validate(), "")
+	}
+	return nil
+}
+
+// configError turns a freqkv.ConfigError into a SpecError (prefixed by where, e.g. a layer).
+func configError(err error, where string) error {
+	if err == nil {
+		return nil
+	}
+	var ce *freqkv.ConfigError
+	if !errors.As(err, &ce) {
+		return fmt.Errorf("kvcache: %w", err)
+	}
+	e := &SpecError{Msg: where + ce.Msg}
+	for _, f := range ce.Fields {
+		p := configParam[f]
+		if where != "" && p == ParamRatio {
+			p = ParamRatios
+		}
+		if where != "" && p == ParamSize {
+			p = ParamSizes
+		}
+		e.Params = append(e.Params, p)
+	}
+	return e
+}
+
+func (s Spec) validatePerLayer() error {
+	if len(s.Ratios) > 0 && s.Ratio != 0 {
+		return specErr("per-layer ratios replace the ratio; leave the ratio unset", ParamRatio, ParamRatios)
+	}
+	if len(s.Ratios) > 0 && len(s.Sizes) > 0 && len(s.Ratios) != len(s.Sizes) {
+		return specErr(fmt.Sprintf("%d per-layer ratios but %d per-layer sizes; give one of each per layer", len(s.Ratios), len(s.Sizes)), ParamRatios, ParamSizes)
+	}
+	if len(s.Sizes) > 0 {
+		most := 0
+		for _, n := range s.Sizes {
+			most = max(most, n)
+		}
+		if s.Size != most {
+			return specErr(fmt.Sprintf("with per-layer sizes the size must be their maximum %d, not %d", most, s.Size), ParamSize, ParamSizes)
+		}
+	}
+	for l := range max(len(s.Ratios), len(s.Sizes)) {
+		if err := configError(s.LayerFreqKV(l).Validate(), fmt.Sprintf("layer %d: ", l)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// CheckLayers checks the per-layer geometry against a model of n layers.
+func (s Spec) CheckLayers(n int) error {
+	if len(s.Ratios) > 0 && len(s.Ratios) != n {
+		return specErr(fmt.Sprintf("%d per-layer ratios for a model of %d layers; give one per layer", len(s.Ratios), n), ParamRatios)
+	}
+	if len(s.Sizes) > 0 && len(s.Sizes) != n {
+		return specErr(fmt.Sprintf("%d per-layer sizes for a model of %d layers; give one per layer", len(s.Sizes), n), ParamSizes)
 	}
 	return nil
 }

@@ -353,7 +353,9 @@ func TestAdversarialEndlessInputs(t *testing.T) {
 func TestAdversarialChecks(t *testing.T) {
 	fx := newFixture(t)
 	inputs := []string{fx.gguf, fx.badBOS, fx.nanOut, fx.tokens}
-	gen := func(extra ...string) []string { return append([]string{"generate", "-m", fx.gguf, "-n", "4"}, extra...) }
+	gen := func(extra ...string) []string {
+		return append([]string{"generate", "-m", fx.gguf, "-n", "4"}, extra...)
+	}
 	var cases []attack
 	for _, c := range []struct{ flag, value, want string }{
 		{"--top-p", "NaN", "--top-p NaN must be in [0, 1]"},

@@ -61,7 +61,7 @@ type evalCaches struct {
 
 func (e *evalCaches) add(fs *pflag.FlagSet) {
 	e.cf.add(fs, "full,window,freqkv", true, "default: the model's trained context")
-	fs.Lookup("cache").Usage = "caches to compare in one run, comma-separated: full, window, freqkv, each optionally with its own parameters after colons, e.g. freqkv:keep=high or freqkv:scale=energy:ratio=0.25 (size, sink, recent, ratio, keep, scale)"
+	fs.Lookup("cache").Usage = "caches to compare in one run, comma-separated: full, window, freqkv, each optionally with its own parameters after colons, e.g. freqkv:keep=high or freqkv:scale=energy:ratio=0.25 or freqkv:ratios=0.25/0.5/0.75 (size, sink, recent, ratio, keep, scale, ratios, sizes; per-layer lists slash-separated)"
 }
 
 // cacheEntry is one --cache item: its name as given, its policy, its own parameters.
@@ -72,7 +72,8 @@ type cacheEntry struct {
 }
 
 var entryParams = map[string]kvcache.Param{"size": kvcache.ParamSize, "sink": kvcache.ParamSink, "recent": kvcache.ParamRecent,
-	"ratio": kvcache.ParamRatio, "keep": kvcache.ParamKeep, "scale": kvcache.ParamScale}
+	"ratio": kvcache.ParamRatio, "keep": kvcache.ParamKeep, "scale": kvcache.ParamScale,
+	"ratios": kvcache.ParamRatios, "sizes": kvcache.ParamSizes}
 
 // entries parses --cache without a device, so bad entries fail before loading.
 func (e *evalCaches) entries() ([]cacheEntry, error) {
@@ -93,7 +94,7 @@ func (e *evalCaches) entries() ([]cacheEntry, error) {
 			key, val, ok := strings.Cut(kv, "=")
 			p, known := entryParams[key]
 			if !ok || !known {
-				return nil, usagef("--cache %q: %q is not NAME=VALUE with NAME one of size, sink, recent, ratio, keep, scale", item, kv)
+				return nil, usagef("--cache %q: %q is not NAME=VALUE with NAME one of size, sink, recent, ratio, keep, scale, ratios, sizes", item, kv)
 			}
 			if !k.Uses(p) {
 				return nil, usagef("--cache %q: a %v cache has no %s parameter", item, k, key)
@@ -154,6 +155,10 @@ func (e *evalCaches) options(dev *engine.Device, trained, fullCtx int, logits bo
 				c.keep = val
 			case "scale":
 				c.scale = val
+			case "ratios": // per layer, slash-separated
+				c.ratios = val
+			case "sizes":
+				c.sizes = val
 			}
 			if err != nil {
 				return nil, bad(key)

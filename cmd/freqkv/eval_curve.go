@@ -92,15 +92,17 @@ func runCurve(args []string) error {
 	}
 	fmt.Fprintf(stdout, "NLL by position: %s, %d windows of %d tokens every %d, N = %d (%.1f s)\n\n", filepath.Base(mf.path), len(starts), *window, *stride, n, time.Since(begin).Seconds())
 	fmt.Fprintf(stdout, "  %-13s", "positions")
-	for _, r := range results {
-		fmt.Fprintf(stdout, " %9s", r.Name)
+	widths := make([]int, len(results))
+	for i, r := range results {
+		widths[i] = max(9, len(r.Name))
+		fmt.Fprintf(stdout, " %*s", widths[i], r.Name)
 	}
 	fmt.Fprintln(stdout)
 	for b := range results[0].Result {
 		bk := results[0].Result[b]
 		fmt.Fprintf(stdout, "  %5d-%-7d", bk.Start, bk.End)
-		for _, r := range results {
-			fmt.Fprintf(stdout, " %9.4f", r.Result[b].MeanNLL)
+		for i, r := range results {
+			fmt.Fprintf(stdout, " %*.4f", widths[i], r.Result[b].MeanNLL)
 		}
 		fmt.Fprintln(stdout)
 	}

@@ -205,6 +205,20 @@ func TestAblationAndH2OFlags(t *testing.T) {
 	require.Greater(t, high.MeanNLL, base.MeanNLL)
 	require.NotEqual(t, energy.MeanNLL, base.MeanNLL)
 
+	pl := run("--cache", "freqkv", "--ratio-per-layer", "0.25,0.5,0.5,0.5,0.75", "--cache-size-per-layer", "64,64,128,128,128")
+	require.Equal(t, []any{0.25, 0.5, 0.5, 0.5, 0.75}, pl.Cache["ratio_per_layer"])
+	require.Equal(t, []any{64.0, 64.0, 128.0, 128.0, 128.0}, pl.Cache["size_per_layer"])
+	require.Greater(t, pl.Compressions, 2)
+	for _, bad := range [][]string{
+		{"--ratio-per-layer", "0.5,0.5"},            // 2 of 5 layers
+		{"--ratio-per-layer", "0.5,x"},              // not a number
+		{"--cache-size-per-layer", "64,64,64,64,3"}, // no span
+	} {
+		r := runCLI(t, append(append([]string{"perplexity", "--text", text, "--ctx", "300", "--stride", "0", "--cache", "freqkv"}, bad...), stories(t)...)...)
+		require.Equal(t, 2, r.code, "%v: %s", bad, r.stderr)
+		require.Contains(t, r.stderr, bad[0])
+	}
+
 	r := runCLI(t, "info", shareddata.Path(t, "models/stories260K.gguf"), "--json")
 	require.Equal(t, 0, r.code, r.stderr)
 	require.Contains(t, r.stdout, `"keep": "low"`)

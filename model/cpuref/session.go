@@ -38,7 +38,10 @@ func (m *Model) NewSession(spec kvcache.Spec) (*Session, error) {
 		case kvcache.Window:
 			s.caches[i] = &windowCache{size: spec.Size, sink: spec.Sink, start: spec.Sink}
 		case kvcache.FreqKV:
-			ref, err := freqkv.NewRefCache(spec.FreqKV(), m.HP.KVDim())
+			if err := spec.CheckLayers(m.HP.Layers); err != nil {
+				return nil, fmt.Errorf("cpuref: %w", err)
+			}
+			ref, err := freqkv.NewRefCache(spec.LayerFreqKV(i), m.HP.KVDim())
 			if err != nil {
 				return nil, fmt.Errorf("cpuref: %w", err)
 			}

@@ -95,7 +95,11 @@ func (m *Model) NewContext(opts ContextOptions) (*Context, error) {
 // every pipeline they use is compiled now rather than on the first token:
 // lavapipe compiles each with LLVM, which costs milliseconds apiece.
 func (c *Context) warmUp() error {
-	for _, t := range []int{1, min(c.chunk, c.Cache.View().Cap)} {
+	most := c.Cache.View().Cap
+	for l := range c.m.H.Layers { // layers may hold fewer rows (per-layer geometry)
+		most = min(most, c.Cache.LayerView(l).Cap)
+	}
+	for _, t := range []int{1, min(c.chunk, most)} {
 		rec := c.m.dev.NewRecorder()
 		err := c.record(rec, t, false)
 		if err == nil && c.opts.Logits {
@@ -213,14 +217,15 @@ func row(t *engine.Tensor, i int) (buf *engine.Buffer, off uint64, size uint64) 
 // c.ids) through every layer. The cache must have room (Policy.Next).
 func (c *Context) record(rec *engine.Recorder, t int, allLogits bool) error {
 	m, o, h := c.m, c.ops, c.m.H
-	view := c.Cache.View()
-	slots := shaders.KVSlots{T: t, Rows: view.Rows, Sink: view.Sink, Cap: view.Cap, Dim: h.KVHeads * h.HeadDim()}
-	ap := c.attnParams(t, view)
 	eps := float32(h.RMSEps)
 	if err := o.Embedding(rec, c.ids, m.tokEmbd, c.x, t); err != nil {
 		return err
 	}
 	for i, l := range m.layers {
+		// layers of a cache with per-layer geometry hold different numbers of rows
+		view := c.Cache.LayerView(i)
+		slots := shaders.KVSlots{T: t, Rows: view.Rows, Sink: view.Sink, Cap: view.Cap, Dim: h.KVHeads * h.HeadDim()}
+		ap := c.attnParams(t, view)
 		steps := []func() error{
 			func() error { return o.RMSNorm(rec, c.x, l.attnNorm, c.xb, t, h.Dim, eps) },
 			func() error { return o.MatMul(rec, c.xb, l.wq, c.q, t, shaders.MatMulOptions{Bias: l.bq}) },

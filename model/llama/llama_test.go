@@ -126,6 +126,7 @@ func TestLogitsParity(t *testing.T) {
 		parityCase{"llama-window", base, kvcache.Spec{Kind: kvcache.Window, Size: 16, Sink: 2, Storage: engine.F32}, 50, 1e-4},
 		parityCase{"llama-h2o", base, kvcache.Spec{Kind: kvcache.HeavyHitter, Size: 24, Sink: 2, Recent: 3, Ratio: 0.5, Storage: engine.F32}, 70, 1e-4},
 		parityCase{"qwen2-h2o-no-recent", qwen, kvcache.Spec{Kind: kvcache.HeavyHitter, Size: 20, Sink: 1, Ratio: 0.4, Storage: engine.F32}, 60, 1e-4},
+		parityCase{"llama-freqkv-per-layer", base, kvcache.Spec{Kind: kvcache.FreqKV, Size: 24, Sink: 2, Recent: 3, Ratios: []float64{0.25, 0.6}, Sizes: []int{24, 15}, Storage: engine.F32}, 70, 1e-4},
 		parityCase{"qwen2-freqkv", qwen, kvcache.Spec{Kind: kvcache.FreqKV, Size: 20, Sink: 1, Recent: 0, Ratio: 0.5, Storage: engine.F32}, 60, 1e-4},
 		parityCase{"tied-freqkv-odd", tied, kvcache.Spec{Kind: kvcache.FreqKV, Size: 21, Sink: 4, Recent: 2, Ratio: 0.5, Storage: engine.F32}, 60, 1e-4},
 	)
