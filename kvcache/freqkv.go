@@ -18,6 +18,7 @@ import (
 // has room for; storage has the largest N rows per layer.
 type freqKV struct {
 	ops          *shaders.Ops
+	ownOps       bool // made here, so released here
 	cfg          freqkv.Config
 	layers       []freqkv.Config // per-layer geometry; nil when every layer has cfg
 	lrows        []int           // rows of each layer (per-layer geometry only)
@@ -33,14 +34,15 @@ type freqKV struct {
 // now, so the first compression neither stalls nor allocates.
 func newFreqKV(dev *engine.Device, ops *shaders.Ops, g Geometry, spec Spec) (Policy, error) {
 	cfg := spec.FreqKV()
-	if ops == nil {
+	own := ops == nil
+	if own {
 		ops = shaders.New(dev)
 	}
 	s, err := newStore(dev, g, spec, 0)
 	if err != nil {
 		return nil, err
 	}
-	f := &freqKV{ops: ops, cfg: cfg, s: s}
+	f := &freqKV{ops: ops, ownOps: own, cfg: cfg, s: s}
 	if spec.PerLayer() {
 		for l := range g.Layers {
 			f.layers = append(f.layers, spec.LayerFreqKV(l))
@@ -197,5 +199,8 @@ func (f *freqKV) Release() {
 	if f.scratch != nil {
 		f.scratch.Release()
 		f.scratch = nil
+	}
+	if f.ownOps {
+		f.ops.Release()
 	}
 }

@@ -16,6 +16,11 @@ type KeepRowsParams struct {
 	Layers                       int // rows of idx / (KVHeads*Keep)
 }
 
+// keeprowsUniform is keeprows.wgsl's Params.
+type keeprowsUniform struct {
+	sink, keep, stride, rowWords, headWords, kvHeads, batches, m0 uint32
+}
+
 // KeepRowsTemp is the u32 words of temp KeepRows needs for p.
 func KeepRowsTemp(p KeepRowsParams, dt engine.DType) int {
 	hw := p.HeadDim
@@ -59,8 +64,8 @@ func (o *Ops) KeepRows(rec *engine.Recorder, cache, idx, temp *engine.Tensor, p 
 	if cache.DType == engine.F16 {
 		hw, rw = hw/2, rw/2
 	}
-	params := []uint32{uint32(p.Sink), uint32(p.Keep), uint32(p.BatchStride), uint32(rw), uint32(hw),
-		uint32(p.KVHeads), uint32(p.Batches), uint32(p.FirstMatrix)}
+	params := words(keeprowsUniform{sink: uint32(p.Sink), keep: uint32(p.Keep), stride: uint32(p.BatchStride), rowWords: uint32(rw),
+		headWords: uint32(hw), kvHeads: uint32(p.KVHeads), batches: uint32(p.Batches), m0: uint32(p.FirstMatrix)})
 	grid := engine.Grid(KeepRowsTemp(p, cache.DType), 64)
 	for _, entry := range []string{"gather", "scatter"} {
 		k, err := o.kernel("keeprows.wgsl", entry, engine.Constants{"WG": u(64)})
