@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"image/color"
 	"io"
+	"math"
+	"sort"
 	"strconv"
 
 	"gonum.org/v1/plot"
@@ -127,41 +129,36 @@ func saveRow(out io.Writer, title string, plots []*plot.Plot, w, h vg.Length) er
 	return err
 }
 
-// PlotRepeat draws, per LM, the repeat's mean NLL against the gap, with the
-// control (same position, never seen) dashed; a vertical line marks N.
+// PlotRepeat draws, per LM, the memory gain (control NLL minus repeat NLL: what having
+// seen the segment is worth) against the gap; a vertical line marks N. The gain, not the
+// NLLs themselves, is plotted so that policies whose NLLs differ by a lot (an ablation)
+// stay on one readable scale.
 func PlotRepeat(w io.Writer, title string, n int, results []Named[[]RepeatPoint]) error {
 	p := plot.New()
 	p.Title.Text = title
 	p.X.Label.Text = "gap (tokens between the two occurrences)"
-	p.Y.Label.Text = "mean NLL of the segment"
+	p.Y.Label.Text = "gain: control NLL - repeat NLL"
 	for i, nr := range results {
-		var rep, ctl plotter.XYs
+		var pts plotter.XYs
 		for _, pt := range nr.Result {
-			rep = append(rep, plotter.XY{X: float64(pt.Gap), Y: pt.Repeat})
-			ctl = append(ctl, plotter.XY{X: float64(pt.Gap), Y: pt.Control})
+			pts = append(pts, plotter.XY{X: float64(pt.Gap), Y: pt.Gain})
 		}
-		lr, pr, err := plotter.NewLinePoints(rep)
+		l, s, err := plotter.NewLinePoints(pts)
 		if err != nil {
 			return err
 		}
-		lc, err := plotter.NewLine(ctl)
-		if err != nil {
-			return err
-		}
-		col := plotutil.Color(i)
-		lr.Color, pr.Color, lc.Color = col, col, col
-		pr.Shape = plotutil.Shape(i)
-		lc.Dashes = []vg.Length{vg.Points(4), vg.Points(3)}
-		p.Add(lr, pr, lc)
-		p.Legend.Add(nr.Name+" repeat", lr, pr)
-		p.Legend.Add(nr.Name+" control", lc)
+		l.Color, s.Color, s.Shape = plotutil.Color(i), plotutil.Color(i), plotutil.Shape(i)
+		p.Add(l, s)
+		p.Legend.Add(nr.Name, l, s)
 	}
+	zero := plotter.NewFunction(func(float64) float64 { return 0 })
+	zero.Color = color.Gray{Y: 160}
+	p.Add(zero)
 	if n > 0 {
 		addVLine(p, float64(n), fmt.Sprintf("N = %d", n))
 	}
 	p.X.Min = 0
-	p.Legend.Top, p.Legend.Left = true, true
-	p.Legend.XOffs, p.Legend.YOffs = vg.Points(10), -vg.Points(4)
+	p.Legend.Top, p.Legend.Left = true, false
 	return savePNG(w, p)
 }
 
@@ -186,16 +183,34 @@ func addVLine(p *plot.Plot, x float64, name string) {
 	p.Legend.Add(name, vl)
 }
 
-// PlotCurve draws mean NLL per position bucket, one line per LM.
+// PlotCurve draws mean NLL per position bucket, one line per LM. A policy far above the
+// rest (an ablation that breaks the model) would squash the others into one line, so the
+// axis stops at twice the median bucket NLL and such a line is drawn clipped, named so.
 func PlotCurve(w io.Writer, title string, n int, results []Named[[]Bucket]) error {
 	p := plot.New()
 	p.Title.Text = title
 	p.X.Label.Text = "position in the window (bucket centre)"
 	p.Y.Label.Text = "mean NLL"
+	var all []float64
+	for _, nr := range results {
+		for _, b := range nr.Result {
+			all = append(all, b.MeanNLL)
+		}
+	}
+	sort.Float64s(all)
+	top := math.Inf(1)
+	if len(all) > 0 {
+		top = 2 * all[len(all)/2]
+	}
 	for i, nr := range results {
 		var pts plotter.XYs
+		clipped := false
 		for _, b := range nr.Result {
-			pts = append(pts, plotter.XY{X: float64(b.Start+b.End) / 2, Y: b.MeanNLL})
+			y := b.MeanNLL
+			if y > top {
+				y, clipped = top, true
+			}
+			pts = append(pts, plotter.XY{X: float64(b.Start+b.End) / 2, Y: y})
 		}
 		l, s, err := plotter.NewLinePoints(pts)
 		if err != nil {
@@ -203,7 +218,11 @@ func PlotCurve(w io.Writer, title string, n int, results []Named[[]Bucket]) erro
 		}
 		l.Color, s.Color, s.Shape = plotutil.Color(i), plotutil.Color(i), plotutil.Shape(i)
 		p.Add(l, s)
-		p.Legend.Add(nr.Name, l, s)
+		name := nr.Name
+		if clipped {
+			name += fmt.Sprintf(" (clipped at %.2f)", top)
+		}
+		p.Legend.Add(name, l, s)
 	}
 	if n > 0 {
 		addVLine(p, float64(n), fmt.Sprintf("N = %d", n))

@@ -25,7 +25,7 @@ func runRepeat(args []string) error {
 	gapsFlag := fs.String("gaps", "0,64,128,256,512,1024", "comma-separated gaps in tokens")
 	trials := fs.Int("trials", 8, "segments per gap")
 	seed := fs.Uint64("seed", 1, "seed of where segments are taken")
-	out := fs.StringP("output", "o", "", "write the repeat and control NLL against the gap, one line per cache, to this PNG")
+	out := fs.StringP("output", "o", "", "write the memory gain (control NLL - repeat NLL) against the gap, one line per cache, to this PNG")
 	asJSON := fs.Bool("json", false, "print one JSON object")
 	if err := parse(fs, args); err != nil {
 		return err
