@@ -167,7 +167,7 @@ func TestBadFlags(t *testing.T) {
 		{[]string{"frobnicate"}, "unknown command"},
 		{[]string{"generate"}, "-m MODEL"},
 		{[]string{"generate", "-m", "/nonexistent.gguf"}, "nonexistent"},
-		{[]string{"generate", "-m", model, "--cache", "lru"}, "full, window or freqkv"},
+		{[]string{"generate", "-m", model, "--cache", "lru"}, "full, window, freqkv or h2o"},
 		{[]string{"generate", "-m", model, "--kv", "f8"}, "f16 or f32"},
 		{[]string{"generate", "-m", model, "--cache-size", "8", "--sink", "4", "--recent", "4"}, "sink"},
 		{[]string{"generate", "-m", model, "--ratio", "1.5"}, "--ratio 1.5: retaining ratio 1.5 is outside (0, 1)"},
