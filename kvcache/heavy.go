@@ -69,6 +69,18 @@ func newHeavy(dev *engine.Device, ops *shaders.Ops, g Geometry, spec Spec) (Poli
 	if err == nil {
 		err = h.zeroMass()
 	}
+	if err == nil {
+		// compile the compaction's kernels now, not at the first eviction
+		rec := dev.NewRecorder()
+		first := 0
+		for i := range s.arenas {
+			if err = ops.KeepRows(rec, s.arena(i), h.idx, h.temp, h.params(first, s.counts[i])); err != nil {
+				break
+			}
+			first += s.counts[i]
+		}
+		rec.Discard()
+	}
 	if err != nil {
 		h.Release()
 		return nil, fmt.Errorf("kvcache: h2o: %w", err)
@@ -203,10 +215,7 @@ func (h *heavy) Stats() Stats {
 func (h *heavy) Reset() {
 	h.rows, h.evictions = 0, 0
 	h.c = committer{}
-	if err := h.zeroMass(); err != nil {
-		// Write fails only on a lost device, which every later step reports too.
-		_ = err
-	}
+	_ = h.zeroMass() // fails only on a lost device, which every later step reports too
 }
 
 func (h *heavy) Release() {
