@@ -16,6 +16,13 @@ type GEMMOptions struct {
 	Accumulate     bool    // C += Alpha·op(A)·op(B) instead of C = ...
 }
 
+// gemmUniform is train_gemm.wgsl's Params.
+type gemmUniform struct {
+	m, n, k uint32
+	alpha   float32
+	acc     uint32 // 1: C += ...
+}
+
 // GEMM records C[m, n] (+)= Alpha · op(A)[m, k] · op(B)[k, n] for f32
 // tensors (train_gemm.wgsl): op(A)[i, l] is A[i*k+l], or A[l*m+i] with
 // TransA; op(B)[l, j] is B[l*n+j], or B[j*k+l] with TransB. c must not
@@ -53,7 +60,7 @@ func (o *Ops) GEMM(rec *engine.Recorder, a, b, c *engine.Tensor, m, n, k int, op
 		return err
 	}
 	groups := [3]uint32{uint32(ceilDiv(ceilDiv(n, 4), gemmWG)), uint32(ceilDiv(m, 4)), 1}
-	return rec.Dispatch(kn, []uint32{uint32(m), uint32(n), uint32(k), f32bits(alpha), b2u(opt.Accumulate)}, groups,
+	return rec.Dispatch(kn, words(gemmUniform{m: uint32(m), n: uint32(n), k: uint32(k), alpha: alpha, acc: b2u(opt.Accumulate)}), groups,
 		a.Binding(), b.Binding(), c.Binding())
 }
 

@@ -36,6 +36,7 @@ func runVectors(args []string) error {
 	}
 	defer dev.Close()
 	run := testvectors.NewRun(dev)
+	defer run.Release()
 	failed, ran := 0, 0
 	enc := json.NewEncoder(stdout)
 	for _, v := range vs {

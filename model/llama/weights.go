@@ -183,6 +183,7 @@ func (m *Model) Release() {
 	for _, w := range m.all() {
 		w.Release()
 	}
+	m.ops.Release()
 }
 
 type releaser interface{ Release() }
