@@ -156,6 +156,11 @@ func runAttack(t *testing.T, a attack) (result, int64) {
 		// run it through the shell's >&-.
 		cmd = exec.Command("/bin/sh", append([]string{"-c", `exec "$0" "$@" >&-`, binary}, a.args...)...)
 		cmd.Stderr = &errb
+	case "rw-null": // as Python's subprocess.DEVNULL opens it: read-write
+		f, err := os.OpenFile(os.DevNull, os.O_RDWR, 0)
+		require.NoError(t, err)
+		defer f.Close()
+		cmd.Stdout = f
 	default:
 		f, err := os.OpenFile(a.stdout, os.O_WRONLY, 0)
 		require.NoError(t, err)
@@ -312,7 +317,37 @@ func TestAdversarialDataLoss(t *testing.T) {
 		got, _ := os.ReadFile(out)
 		require.Equal(t, "precious", string(got), "a failed write must leave the old output")
 		noTempFiles(t, mnt)
+
+		// A plot or a CSV that does not fit: no truncated file is left
+		// looking complete, and what was there stays.
+		for _, out := range []string{filepath.Join(mnt, "s.png"), filepath.Join(mnt, "s.svg"), filepath.Join(mnt, "s.csv")} {
+			require.NoError(t, os.WriteFile(out, []byte("precious"), 0o644))
+			flag := "-o"
+			if strings.HasSuffix(out, ".csv") {
+				flag = "--csv"
+			}
+			filler := filepath.Join(mnt, "filler")
+			fillDisk(t, filler)
+			attack{args: spectrum("--ctx", "64", flag, out), gpu: true, code: 1, want: "no space left on device", inputs: inputs}.run(t)
+			os.Remove(filler)
+			got, _ := os.ReadFile(out)
+			require.Equal(t, "precious", string(got), "a failed write must leave the old %s", out)
+			noTempFiles(t, mnt)
+		}
 	})
+}
+
+// fillDisk writes a file that takes all the free space left.
+func fillDisk(t *testing.T, path string) {
+	f, err := os.Create(path)
+	require.NoError(t, err)
+	defer f.Close()
+	block := make([]byte, 4096)
+	for {
+		if _, err := f.Write(block); err != nil {
+			return
+		}
+	}
 }
 
 func mustRel(t *testing.T, path string) string {
@@ -353,7 +388,9 @@ func TestAdversarialEndlessInputs(t *testing.T) {
 func TestAdversarialChecks(t *testing.T) {
 	fx := newFixture(t)
 	inputs := []string{fx.gguf, fx.badBOS, fx.nanOut, fx.tokens}
-	gen := func(extra ...string) []string { return append([]string{"generate", "-m", fx.gguf, "-n", "4"}, extra...) }
+	gen := func(extra ...string) []string {
+		return append([]string{"generate", "-m", fx.gguf, "-n", "4"}, extra...)
+	}
 	var cases []attack
 	for _, c := range []struct{ flag, value, want string }{
 		{"--top-p", "NaN", "--top-p NaN must be in [0, 1]"},
@@ -371,6 +408,11 @@ func TestAdversarialChecks(t *testing.T) {
 	} {
 		cases = append(cases, attack{name: c.flag + "=" + c.value, args: gen(c.flag, c.value), code: 2, want: c.want})
 	}
+	cases = append(cases,
+		attack{name: "spectrum --ctx -1", args: []string{"spectrum", "-m", fx.gguf, "--text", fx.tokens, "--ctx", "-1"}, code: 2, want: "--ctx -1 must not be negative"},
+		attack{name: "spectrum --ratio NaN", args: []string{"spectrum", "-m", fx.gguf, "--text", fx.tokens, "--ratio", "NaN"}, code: 2, want: "--ratio NaN"},
+		attack{name: "missing model names the path once", args: []string{"info", filepath.Join(fx.dir, "nope.gguf")}, code: 2, want: "model " + filepath.Join(fx.dir, "nope.gguf") + ": no such file or directory"},
+	)
 	neg := filepath.Join(fx.dir, "neg.txt")
 	big := filepath.Join(fx.dir, "big.txt")
 	word := filepath.Join(fx.dir, "word.txt")
@@ -408,6 +450,7 @@ func TestAdversarialOutput(t *testing.T) {
 		{name: "info > /dev/full", args: []string{"info", fx.gguf}, stdout: "/dev/full", code: 1, want: "writing to stdout: no space left on device"},
 		{name: "info >&-", args: []string{"info", fx.gguf}, stdout: "closed", code: 1, want: "writing to stdout: stdout is closed"},
 		{name: "info > /dev/null is fine", args: []string{"info", fx.gguf}, stdout: os.DevNull, code: 0},
+		{name: "info 1<> /dev/null is fine", args: []string{"info", fx.gguf}, stdout: "rw-null", code: 0},
 		{name: "tokenize > /dev/full", args: []string{"tokenize", "-m", fx.gguf}, stdin: fx.text, stdout: "/dev/full", code: 1, want: "writing to stdout"},
 		{name: "detokenize > /dev/full", args: []string{"detokenize", "-m", fx.gguf}, stdin: fx.tokens, stdout: "/dev/full", code: 1, want: "writing to stdout"},
 		{name: "devices > /dev/full", args: []string{"devices"}, stdout: "/dev/full", gpu: true, code: 1, want: "writing to stdout"},
