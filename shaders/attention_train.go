@@ -37,6 +37,8 @@ func (p TrainAttentionParams) check() error {
 		return fmt.Errorf("head dim %d is outside 1..%d", p.HeadDim, attentionTrainMaxD)
 	case math.IsNaN(float64(p.Scale)) || math.IsInf(float64(p.Scale), 0):
 		return fmt.Errorf("scale %g is not finite", p.Scale)
+	case ceilDiv(p.P+p.T, attentionTrainWG) > maxWorkDim:
+		return fmt.Errorf("%d rows are too many for one dispatch", p.P+p.T)
 	case uint64(p.P+p.T)*uint64(p.Heads*p.HeadDim) >= 1<<32:
 		return fmt.Errorf("%d rows of %d heads overflow 32-bit indexing", p.P+p.T, p.Heads)
 	}
@@ -45,6 +47,11 @@ func (p TrainAttentionParams) check() error {
 
 func (p TrainAttentionParams) words() []uint32 {
 	return []uint32{uint32(p.T), uint32(p.P), uint32(p.Heads), uint32(p.KVHeads), f32bits(p.Scale), b2u(p.AccumulatePrefix), b2u(p.AccumulateOwn)}
+}
+
+// grid is the dkv pass's: a workgroup per attentionTrainWG rows of one head.
+func (p TrainAttentionParams) grid(rows, heads int) [3]uint32 {
+	return [3]uint32{uint32(ceilDiv(rows, attentionTrainWG)), uint32(heads), 1}
 }
 
 func (p TrainAttentionParams) consts() engine.Constants {
@@ -131,6 +138,6 @@ func (o *Ops) AttentionTrainBackward(rec *engine.Recorder, q, k, v, out, dout, s
 	if err != nil {
 		return err
 	}
-	return rec.Dispatch(kkv, p.words(), engine.Grid((p.P+p.T)*p.KVHeads, attentionTrainWG),
+	return rec.Dispatch(kkv, p.words(), p.grid(p.P+p.T, p.KVHeads),
 		q.Binding(), k.Binding(), v.Binding(), dout.Binding(), stats.Binding(), dk.Binding(), dv.Binding())
 }

@@ -78,6 +78,7 @@ func BenchmarkGEMM(b *testing.B) {
 func BenchmarkAttentionTrain(b *testing.B) {
 	for _, c := range []shaders.TrainAttentionParams{
 		{T: 256, P: 256, Heads: 8, KVHeads: 2, HeadDim: 64},
+		{T: 512, P: 0, Heads: 16, KVHeads: 4, HeadDim: 64}, // BenchmarkAttentionPrefill/f16/T512_rows0 in the inference kernel
 		{T: 2048, P: 512, Heads: 32, KVHeads: 8, HeadDim: 128},
 	} {
 		c.Scale = 0.125
