@@ -8,7 +8,10 @@ import (
 	"github.com/freqkv/freqkv/engine"
 )
 
-const gemmWG = 64
+const (
+	gemmWG = 64
+	gemmTM = 8 // rows of C per invocation
+)
 
 // GEMMOptions modify a GEMM.
 type GEMMOptions struct {
@@ -34,8 +37,8 @@ func (o *Ops) GEMM(rec *engine.Recorder, a, b, c *engine.Tensor, m, n, k int, op
 	if uint64(max(m, n))*uint64(k) > math.MaxUint32 || uint64(m)*uint64(n) > math.MaxUint32 {
 		return fmt.Errorf("gemm: m=%d n=%d k=%d overflow 32-bit indexing", m, n, k)
 	}
-	if ceilDiv(m, 4) > maxWorkDim {
-		return fmt.Errorf("gemm: %d rows are too many for one dispatch (at most %d)", m, 4*maxWorkDim)
+	if ceilDiv(m, gemmTM) > maxWorkDim {
+		return fmt.Errorf("gemm: %d rows are too many for one dispatch (at most %d)", m, gemmTM*maxWorkDim)
 	}
 	ar, ac := m, k // stored shapes
 	if opt.TransA {
@@ -70,12 +73,12 @@ func (o *Ops) GEMM(rec *engine.Recorder, a, b, c *engine.Tensor, m, n, k int, op
 		alpha = 1
 	}
 	kn, err := o.kernel("train_gemm.wgsl", "gemm", engine.Constants{
-		"WG": u(gemmWG), "TA": fmt.Sprint(opt.TransA), "TB": fmt.Sprint(opt.TransB),
+		"WG": u(gemmWG), "TM": u(gemmTM), "TA": fmt.Sprint(opt.TransA), "TB": fmt.Sprint(opt.TransB),
 	})
 	if err != nil {
 		return err
 	}
-	groups := [3]uint32{uint32(ceilDiv(ceilDiv(n, 4), gemmWG)), uint32(ceilDiv(m, 4)), 1}
+	groups := [3]uint32{uint32(ceilDiv(ceilDiv(n, 4), gemmWG)), uint32(ceilDiv(m, gemmTM)), 1}
 	params := []uint32{uint32(m), uint32(n), uint32(k), f32bits(alpha), b2u(opt.Accumulate),
 		uint32(opt.AOff), uint32(opt.BOff), uint32(opt.COff), uint32(lda), uint32(ldb), uint32(ldc)}
 	return rec.Dispatch(kn, params, groups,
