@@ -45,8 +45,18 @@ func (p TrainAttentionParams) check() error {
 	return nil
 }
 
+// attentionTrainUniform is the Params of attention_train_common.wgsl, shared by the
+// training attention's forward and backward files.
+type attentionTrainUniform struct {
+	t, prefix         uint32
+	heads, kvHeads    uint32
+	scale             float32
+	accPrefix, accOwn uint32 // dkv: 1 adds into the rows of the prefix / the own rows
+}
+
 func (p TrainAttentionParams) words() []uint32 {
-	return []uint32{uint32(p.T), uint32(p.P), uint32(p.Heads), uint32(p.KVHeads), f32bits(p.Scale), b2u(p.AccumulatePrefix), b2u(p.AccumulateOwn)}
+	return words(attentionTrainUniform{t: uint32(p.T), prefix: uint32(p.P), heads: uint32(p.Heads), kvHeads: uint32(p.KVHeads),
+		scale: p.Scale, accPrefix: b2u(p.AccumulatePrefix), accOwn: b2u(p.AccumulateOwn)})
 }
 
 // grid is the dkv pass's: a workgroup per attentionTrainWG rows of one head.

@@ -25,6 +25,15 @@ type GEMMOptions struct {
 	LDA, LDB, LDC    int
 }
 
+// gemmUniform is train_gemm.wgsl's Params.
+type gemmUniform struct {
+	m, n, k          uint32
+	alpha            float32
+	acc              uint32 // 1: C += ...
+	aoff, boff, coff uint32
+	lda, ldb, ldc    uint32
+}
+
 // GEMM records C[m, n] (+)= Alpha · op(A)[m, k] · op(B)[k, n] for f32
 // tensors (train_gemm.wgsl): op(A)[i, l] is A[AOff+i*LDA+l], or
 // A[AOff+l*LDA+i] with TransA; op(B)[l, j] is B[BOff+l*LDB+j], or
@@ -79,9 +88,9 @@ func (o *Ops) GEMM(rec *engine.Recorder, a, b, c *engine.Tensor, m, n, k int, op
 		return err
 	}
 	groups := [3]uint32{uint32(ceilDiv(ceilDiv(n, 4), gemmWG)), uint32(ceilDiv(m, gemmTM)), 1}
-	params := []uint32{uint32(m), uint32(n), uint32(k), f32bits(alpha), b2u(opt.Accumulate),
-		uint32(opt.AOff), uint32(opt.BOff), uint32(opt.COff), uint32(lda), uint32(ldb), uint32(ldc)}
-	return rec.Dispatch(kn, params, groups,
+	u := gemmUniform{m: uint32(m), n: uint32(n), k: uint32(k), alpha: alpha, acc: b2u(opt.Accumulate),
+		aoff: uint32(opt.AOff), boff: uint32(opt.BOff), coff: uint32(opt.COff), lda: uint32(lda), ldb: uint32(ldb), ldc: uint32(ldc)}
+	return rec.Dispatch(kn, words(u), groups,
 		a.Binding(), b.Binding(), c.Binding())
 }
 
