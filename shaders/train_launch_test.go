@@ -54,3 +54,25 @@ func TestTrainLaunchersRejectBadShapes(t *testing.T) {
 	require.ErrorContains(t, err, "partials")
 	require.Zero(t, rec.Dispatches)
 }
+
+// TestTrainAttentionTakesRealisticGroup: a 2048-token group over a 512-row
+// prefix of a 32-head, head-dim-128 model (no GQA: the largest K/V) passes
+// the launchers' checks within the binding limit. Recorded, not run.
+func TestTrainAttentionTakesRealisticGroup(t *testing.T) {
+	dev := gputest.Device(t)
+	ops := shaders.New(dev)
+	p := shaders.TrainAttentionParams{T: 2048, P: 512, Heads: 32, KVHeads: 32, HeadDim: 128, Scale: 0.088, AccumulatePrefix: true}
+	width := p.Heads * p.HeadDim
+	q := f32Tensor(t, dev, "q", engine.F32, p.T, width, nil) // also out and dout: reads may share
+	kv := f32Tensor(t, dev, "kv", engine.F32, p.P+p.T, width, nil)
+	stats := f32Tensor(t, dev, "stats", engine.F32, p.T*p.Heads, 2, nil)
+	dq := f32Tensor(t, dev, "dq", engine.F32, p.T, width, nil)
+	dk := f32Tensor(t, dev, "dk", engine.F32, p.P+p.T, width, nil)
+	dv := f32Tensor(t, dev, "dv", engine.F32, p.P+p.T, width, nil)
+	require.LessOrEqual(t, kv.Bytes(), dev.MaxBinding())
+	rec := dev.NewRecorder()
+	defer rec.Discard()
+	require.NoError(t, ops.AttentionTrain(rec, q, kv, kv, dq, stats, p))
+	require.NoError(t, ops.AttentionTrainBackward(rec, q, kv, kv, q, q, stats, dq, dk, dv, p))
+	require.Equal(t, 3, rec.Dispatches)
+}
