@@ -12,6 +12,9 @@ const (
 	// attentionTrainMaxD bounds the head dim: each invocation keeps up to
 	// four head-dim vectors in private memory.
 	attentionTrainMaxD = 256
+	// attentionTrainHB bounds the heads a forward invocation keeps (each adds
+	// two head-dim vectors of private memory).
+	attentionTrainHB = 4
 )
 
 // TrainAttentionParams describes the attention of one training group: T
@@ -65,7 +68,20 @@ func (p TrainAttentionParams) grid(rows, heads int) [3]uint32 {
 }
 
 func (p TrainAttentionParams) consts() engine.Constants {
-	return engine.Constants{"WG": u(attentionTrainWG), "D": u(p.HeadDim), "G": u(p.Heads / p.KVHeads)}
+	return engine.Constants{"WG": u(attentionTrainWG), "D": u(p.HeadDim), "G": u(p.Heads / p.KVHeads), "HB": u(p.headBlock())}
+}
+
+// headBlock is the query heads one forward or dq invocation takes: the largest
+// divisor of the group size up to attentionTrainHB, so every K/V load
+// serves that many heads.
+func (p TrainAttentionParams) headBlock() int {
+	g := p.Heads / p.KVHeads
+	for hb := min(g, attentionTrainHB); hb > 1; hb-- {
+		if g%hb == 0 {
+			return hb
+		}
+	}
+	return 1
 }
 
 type namedTensor struct {
@@ -108,7 +124,7 @@ func (o *Ops) AttentionTrain(rec *engine.Recorder, q, k, v, out, stats *engine.T
 	if err != nil {
 		return err
 	}
-	return rec.Dispatch(kern, p.words(), engine.Grid(p.T*p.Heads, attentionTrainWG), q.Binding(), k.Binding(), v.Binding(), out.Binding(), stats.Binding())
+	return rec.Dispatch(kern, p.words(), engine.Grid(p.T*p.Heads/p.headBlock(), attentionTrainWG), q.Binding(), k.Binding(), v.Binding(), out.Binding(), stats.Binding())
 }
 
 // AttentionTrainBackward records the gradients of AttentionTrain given dout
@@ -140,7 +156,7 @@ func (o *Ops) AttentionTrainBackward(rec *engine.Recorder, q, k, v, out, dout, s
 	if err != nil {
 		return err
 	}
-	if err := rec.Dispatch(kq, p.words(), engine.Grid(p.T*p.Heads, attentionTrainWG),
+	if err := rec.Dispatch(kq, p.words(), engine.Grid(p.T*p.Heads/p.headBlock(), attentionTrainWG),
 		q.Binding(), k.Binding(), v.Binding(), out.Binding(), dout.Binding(), stats.Binding(), dq.Binding()); err != nil {
 		return err
 	}
