@@ -1,5 +1,5 @@
-// Package cpuref is the float64 CPU reference forward pass of LLaMA-family models (llama,
-// qwen2), the judge of the GPU runtime. It shares no code with the GPU path: every weight is
+// Package cpuref is the float64 CPU reference forward pass of LLaMA-family models (llama
+// with its linear, YaRN and Llama 3 rope types and sliding windows; qwen2; qwen3), the judge of the GPU runtime. It shares no code with the GPU path: every weight is
 // dequantised to float64 once, and every operation is a plain loop written for reading, in
 // the order of llama2.c's run.c.
 //
@@ -33,6 +33,7 @@ type Model struct {
 	Layers         []Layer
 	OutputNorm     []float64 // (dim,)
 	Output         []float64 // (vocab, dim); the token embedding itself when tied
+	RopeFactors    []float64 // (rope_dim/2,): rope_freqs.weight (Llama 3), nil where absent
 }
 
 // Layer holds one transformer block's weights; q_dim = heads*head_dim, kv_dim = kv_heads*head_dim.
@@ -42,6 +43,8 @@ type Layer struct {
 	WK         []float64 // (kv_dim, dim)
 	WV         []float64 // (kv_dim, dim)
 	BQ, BK, BV []float64 // (q_dim,), (kv_dim,), (kv_dim,): qwen2's biases, nil where absent
+	QNorm      []float64 // (head_dim,): qwen3's per-head query RMS norm, nil where absent
+	KNorm      []float64 // (head_dim,): qwen3's per-head key RMS norm
 	WO         []float64 // (dim, q_dim)
 	FFNNorm    []float64 // (dim,)
 	WGate      []float64 // (ffn, dim)
@@ -66,6 +69,9 @@ func Load(f *gguf.File) (*Model, error) {
 		OutputNorm:     l.tensor("output_norm.weight"),
 	}
 	m.Output = m.TokenEmbedding
+	if hp.RopeFactors {
+		m.RopeFactors = l.tensor("rope_freqs.weight")
+	}
 	if !hp.TiedOutput {
 		m.Output = l.tensor("output.weight")
 	}
@@ -80,6 +86,8 @@ func Load(f *gguf.File) (*Model, error) {
 			BK:       l.optional(p + "attn_k.bias"),
 			BV:       l.optional(p + "attn_v.bias"),
 			WO:       l.tensor(p + "attn_output.weight"),
+			QNorm:    l.optional(p + "attn_q_norm.weight"),
+			KNorm:    l.optional(p + "attn_k_norm.weight"),
 			FFNNorm:  l.tensor(p + "ffn_norm.weight"),
 			WGate:    l.tensor(p + "ffn_gate.weight"),
 			WUp:      l.tensor(p + "ffn_up.weight"),
@@ -156,6 +164,9 @@ func (m *Model) check() error {
 	want("token embedding", m.TokenEmbedding, hp.Vocab*dim, false)
 	want("output norm", m.OutputNorm, dim, false)
 	want("output", m.Output, hp.Vocab*dim, false)
+	if hp.RopeFactors {
+		want("rope factors", m.RopeFactors, hp.RopeDim/2, false)
+	}
 	for i, w := range m.Layers {
 		p := fmt.Sprintf("layer %d ", i)
 		want(p+"attn norm", w.AttnNorm, dim, false)
@@ -166,6 +177,10 @@ func (m *Model) check() error {
 		want(p+"bk", w.BK, kv, true)
 		want(p+"bv", w.BV, kv, true)
 		want(p+"wo", w.WO, dim*q, false)
+		if hp.QKNorm {
+			want(p+"q norm", w.QNorm, hp.HeadDim(), false)
+			want(p+"k norm", w.KNorm, hp.HeadDim(), false)
+		}
 		want(p+"ffn norm", w.FFNNorm, dim, false)
 		want(p+"w gate", w.WGate, ffn*dim, false)
 		want(p+"w up", w.WUp, ffn*dim, false)

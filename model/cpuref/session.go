@@ -34,6 +34,9 @@ func (m *Model) NewSession(policy string, cfg freqkv.Config) (*Session, error) {
 	if err := m.check(); err != nil {
 		return nil, err
 	}
+	if m.HP.SlidingWindow > 0 && policy != PolicyFull {
+		return nil, fmt.Errorf("cpuref: a model with a sliding window of %d runs under the full policy (masked to the window), not %q", m.HP.SlidingWindow, policy)
+	}
 	s := &Session{m: m, policy: policy, cfg: cfg, caches: make([]layerCache, m.HP.Layers)}
 	switch policy {
 	case PolicyFull:
@@ -44,7 +47,7 @@ func (m *Model) NewSession(policy string, cfg freqkv.Config) (*Session, error) {
 			return nil, fmt.Errorf("cpuref: full cache of %d rows", cfg.CacheSize)
 		}
 		for i := range s.caches {
-			s.caches[i] = &fullCache{}
+			s.caches[i] = &fullCache{window: m.HP.SlidingWindow}
 		}
 	case PolicyWindow:
 		if cfg.CacheSize < 1 || cfg.Sink < 0 || cfg.Sink >= cfg.CacheSize {
@@ -131,8 +134,8 @@ func (s *Session) ForwardGroup(tokens []int) ([][]float64, error) {
 		v := make([][]float64, len(x))
 		for i := range x {
 			xb := rmsnorm(x[i], w.AttnNorm, hp.RMSEps)
-			q[i] = matmul(w.WQ, xb, w.BQ)
-			k[i] = matmul(w.WK, xb, w.BK)
+			q[i] = headNorm(matmul(w.WQ, xb, w.BQ), w.QNorm, hp.HeadDim(), hp.RMSEps)
+			k[i] = headNorm(matmul(w.WK, xb, w.BK), w.KNorm, hp.HeadDim(), hp.RMSEps)
 			v[i] = matmul(w.WV, xb, w.BV)
 		}
 		views, err := s.caches[l].put(s.tokens, k, v)
@@ -162,7 +165,7 @@ func (s *Session) ForwardGroup(tokens []int) ([][]float64, error) {
 func (s *Session) attention(q []float64, v view) []float64 {
 	hp := s.m.HP
 	hd := hp.HeadDim()
-	rp := ropeParams{headDim: hd, dim: hp.RopeDim, base: hp.RopeBase, scale: hp.RopeScale, neox: hp.RopeNeoX}
+	rp := newRopeParams(s.m)
 	q = rope(q, v.queryPos, rp)
 	keys := make([][]float64, len(v.keys))
 	for j, key := range v.keys {

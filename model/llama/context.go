@@ -39,6 +39,7 @@ type Context struct {
 	ids              *engine.Tensor // u32 (1, chunk)
 	x, xb            *engine.Tensor // (chunk, dim) residual stream and normed input
 	q, k, v, att     *engine.Tensor // (chunk, heads*hd) / (chunk, kvHeads*hd)
+	qn, kn           *engine.Tensor // qwen3: q and k normalised per head; nil otherwise
 	gate, up, hidden *engine.Tensor // (chunk, ffn)
 	last             *engine.Tensor // (1, dim) last row, normed
 	lastRaw          *engine.Tensor // (1, dim)
@@ -72,6 +73,7 @@ func (m *Model) NewContext(opts CacheOptions) (*Context, error) {
 		}
 		opts.MaxChunk = min(opts.MaxChunk, maxRows)
 	}
+	opts = m.slidingWindow(opts)
 	geom := kvcache.Geometry{Layers: h.Layers, KVHeads: h.KVHeads, HeadDim: h.HeadDim(), DType: opts.KV}
 	var cache kvcache.Policy
 	var err error
@@ -148,6 +150,10 @@ func (c *Context) alloc() error {
 	c.k = t("k", engine.F32, n, h.KVHeads*hd)
 	c.v = t("v", engine.F32, n, h.KVHeads*hd)
 	c.att = t("att", engine.F32, n, h.Heads*hd)
+	if h.QKNorm {
+		c.qn = t("q_normed", engine.F32, n, h.Heads*hd)
+		c.kn = t("k_normed", engine.F32, n, h.KVHeads*hd)
+	}
 	c.gate = t("gate", engine.F32, n, h.FFN)
 	c.up = t("up", engine.F32, n, h.FFN)
 	c.hidden = t("hidden", engine.F32, n, h.FFN)
@@ -162,10 +168,9 @@ func (c *Context) alloc() error {
 	c.logits = t("logits", engine.F32, logitRows, h.Vocab)
 	c.argmax = t("argmax", engine.U32, 1, 1)
 	maxPos := c.Cache.MaxPosition()
-	table := shaders.RopeTable(maxPos, h.RopeDim, h.RopeBase, h.RopeScale)
 	c.rope = t("rope", engine.F32, maxPos, h.RopeDim)
 	if err == nil {
-		err = c.rope.UploadF32(table)
+		err = c.uploadRope(maxPos)
 	}
 	c.scratch = t("attn_scratch", engine.F32, 1, max(1, c.maxAttentionScratch()))
 	return err
@@ -173,7 +178,7 @@ func (c *Context) alloc() error {
 
 // Release frees the context's buffers and cache.
 func (c *Context) Release() {
-	for _, t := range []*engine.Tensor{c.ids, c.x, c.xb, c.q, c.k, c.v, c.att, c.gate, c.up, c.hidden, c.last, c.lastRaw, c.logits, c.argmax, c.rope, c.scratch, c.targets, c.nll} {
+	for _, t := range []*engine.Tensor{c.ids, c.x, c.xb, c.q, c.k, c.v, c.att, c.qn, c.kn, c.gate, c.up, c.hidden, c.last, c.lastRaw, c.logits, c.argmax, c.rope, c.scratch, c.targets, c.nll} {
 		if t != nil {
 			t.Release()
 		}
@@ -236,16 +241,21 @@ func (c *Context) record(rec *engine.Recorder, t int, allLogits bool) error {
 	if err := o.Embedding(rec, c.ids, m.tokEmbd, c.x, t); err != nil {
 		return err
 	}
+	queries, keys := c.q, c.k
+	if h.QKNorm {
+		queries, keys = c.qn, c.kn
+	}
 	for i, l := range m.layers {
 		steps := []func() error{
 			func() error { return o.RMSNorm(rec, c.x, l.attnNorm, c.xb, t, h.Dim, eps) },
 			func() error { return o.MatMul(rec, c.xb, l.wq, c.q, t, shaders.MatMulOptions{Bias: l.bq}) },
 			func() error { return o.MatMul(rec, c.xb, l.wk, c.k, t, shaders.MatMulOptions{Bias: l.bk}) },
 			func() error { return o.MatMul(rec, c.xb, l.wv, c.v, t, shaders.MatMulOptions{Bias: l.bv}) },
-			func() error { return o.StoreKV(rec, c.k, c.Cache.K(i), slots) },
+			func() error { return c.qkNorm(rec, l, t) },
+			func() error { return o.StoreKV(rec, keys, c.Cache.K(i), slots) },
 			func() error { return o.StoreKV(rec, c.v, c.Cache.V(i), slots) },
 			func() error {
-				return o.Attention(rec, c.q, c.Cache.K(i), c.Cache.V(i), c.rope, c.att, c.scratch, ap)
+				return o.Attention(rec, queries, c.Cache.K(i), c.Cache.V(i), c.rope, c.att, c.scratch, ap)
 			},
 			func() error { return o.MatMul(rec, c.att, l.wo, c.x, t, shaders.MatMulOptions{Accumulate: true}) },
 			func() error { return o.RMSNorm(rec, c.x, l.ffnNorm, c.xb, t, h.Dim, eps) },

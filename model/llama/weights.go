@@ -37,6 +37,10 @@ type Model struct {
 	layers  []layer
 	outNorm *engine.Tensor // (1, dim)
 	output  *engine.Weight // (vocab, dim); the embedding table when tied
+
+	// ropeFactors are rope_freqs.weight's per-pair divisors (Llama 3), nil
+	// without; they shape each context's rope table.
+	ropeFactors []float64
 }
 
 type layer struct {
@@ -44,6 +48,8 @@ type layer struct {
 	wq         *engine.Weight // (heads*headDim, dim)
 	wk, wv     *engine.Weight // (kvHeads*headDim, dim)
 	bq, bk, bv *engine.Tensor // qwen2 only: (1, out)
+	qNorm      *engine.Tensor // qwen3 only: (1, headDim), per head before RoPE
+	kNorm      *engine.Tensor
 	wo         *engine.Weight // (dim, heads*headDim)
 	ffnNorm    *engine.Tensor // (1, dim)
 	wGate      *engine.Weight // (ffn, dim)
@@ -132,9 +138,15 @@ func Load(dev *engine.Device, f *gguf.File, opts LoadOptions) (*Model, error) {
 		// Q/K/V biases: qwen2 has them; llama files may too (llama.cpp
 		// loads them wherever present, and so do we).
 		l.bq, l.bk, l.bv = up.optional(p+"attn_q.bias"), up.optional(p+"attn_k.bias"), up.optional(p+"attn_v.bias")
+		if h.QKNorm {
+			l.qNorm, l.kNorm = up.vector(p+"attn_q_norm.weight"), up.vector(p+"attn_k_norm.weight")
+		}
 		m.layers = append(m.layers, l)
 	}
 	m.outNorm = up.vector("output_norm.weight")
+	if h.RopeFactors {
+		m.ropeFactors = up.host("rope_freqs.weight")
+	}
 	if h.TiedOutput {
 		m.output = m.tokEmbd
 	} else {
@@ -184,7 +196,7 @@ func (m *Model) all() []releaser {
 		add(m.output)
 	}
 	for _, l := range m.layers {
-		add(l.attnNorm, l.wq, l.wk, l.wv, l.bq, l.bk, l.bv, l.wo, l.ffnNorm, l.wGate, l.wUp, l.wDown)
+		add(l.attnNorm, l.wq, l.wk, l.wv, l.bq, l.bk, l.bv, l.qNorm, l.kNorm, l.wo, l.ffnNorm, l.wGate, l.wUp, l.wDown)
 	}
 	return out
 }
@@ -291,6 +303,25 @@ func (u *uploader) optional(name string) *engine.Tensor {
 		return nil
 	}
 	return u.vector(name)
+}
+
+// host reads a tensor into host memory (rope factors shape a table built
+// on the host).
+func (u *uploader) host(name string) []float64 {
+	t, data, ok := u.info(name)
+	if !ok {
+		return nil
+	}
+	vals, err := ggml.Dequantize(t.Type, data, int(t.Elements()))
+	if err != nil {
+		u.err = fmt.Errorf("tensor %q: %w", name, err)
+		return nil
+	}
+	out := make([]float64, len(vals))
+	for i, v := range vals {
+		out[i] = float64(v)
+	}
+	return out
 }
 
 // vector uploads a 1-D tensor (norm weights, biases) as f32.

@@ -27,7 +27,7 @@ import (
 
 // Spec is the shape of a synthetic model.
 type Spec struct {
-	Arch       string    // "llama" (adjacent-pair RoPE) or "qwen2" (NeoX RoPE, Q/K/V biases)
+	Arch       string    // "llama" (adjacent-pair RoPE), "qwen2" (NeoX RoPE, Q/K/V biases) or "qwen3" (NeoX, Q/K norms)
 	Dim        int       // embedding length
 	Layers     int       // transformer blocks
 	Heads      int       // query heads; Dim is a multiple of it, head_dim = Dim/Heads is even
@@ -39,6 +39,38 @@ type Spec struct {
 	Tied       bool      // no output.weight: the classifier is token_embd.weight
 	RopeBase   float64   // rope.freq_base
 	Seed       uint64    // weights are a function of Seed and the tensor name
+
+	// HeadDim, if set, is attention.key_length/value_length: a head width
+	// other than Dim/Heads (qwen3 writes it always).
+	HeadDim int
+	// Llama3, if set, writes rope_freqs.weight as llama.cpp's converter does
+	// for a Llama 3.1 rope_scaling of type "llama3".
+	Llama3 *Llama3Rope
+	// Yarn, if set, writes rope.scaling.type "yarn" with this factor and
+	// original context (llama.cpp's converter for a rope_scaling of type yarn).
+	Yarn *YarnRope
+	// SlidingWindow, if positive, writes attention.sliding_window.
+	SlidingWindow int
+}
+
+// Llama3Rope is Hugging Face's rope_scaling of type "llama3".
+type Llama3Rope struct {
+	Factor, LowFreqFactor, HighFreqFactor float64
+	OrigContext                           int
+}
+
+// YarnRope is a rope_scaling of type "yarn".
+type YarnRope struct {
+	Factor      float64
+	OrigContext int
+}
+
+// headDim is the width of one attention head.
+func (s Spec) headDim() int {
+	if s.HeadDim > 0 {
+		return s.HeadDim
+	}
+	return s.Dim / s.Heads
 }
 
 // Tiny is a model small enough for exhaustive float64 tests: GQA, two layers, vocabulary 320.
@@ -66,12 +98,14 @@ const firstFiller = 3 + 256
 // Validate reports why s cannot be written.
 func (s Spec) Validate() error {
 	switch {
-	case s.Arch != "llama" && s.Arch != "qwen2":
-		return fmt.Errorf("synth: architecture %q, want \"llama\" or \"qwen2\"", s.Arch)
+	case s.Arch != "llama" && s.Arch != "qwen2" && s.Arch != "qwen3":
+		return fmt.Errorf("synth: architecture %q, want \"llama\", \"qwen2\" or \"qwen3\"", s.Arch)
 	case s.Dim < 1 || s.Layers < 1 || s.Heads < 1 || s.KVHeads < 1 || s.FFN < 1 || s.Context < 1:
 		return fmt.Errorf("synth: dim %d, layers %d, heads %d, kv heads %d, ffn %d, context %d must all be positive",
 			s.Dim, s.Layers, s.Heads, s.KVHeads, s.FFN, s.Context)
-	case s.Dim%s.Heads != 0 || (s.Dim/s.Heads)%2 != 0:
+	case s.HeadDim < 0 || s.HeadDim%2 != 0:
+		return fmt.Errorf("synth: head dim %d must be even", s.HeadDim)
+	case s.HeadDim == 0 && (s.Dim%s.Heads != 0 || (s.Dim/s.Heads)%2 != 0):
 		return fmt.Errorf("synth: dim %d over %d heads must give an even head dimension", s.Dim, s.Heads)
 	case s.Heads%s.KVHeads != 0:
 		return fmt.Errorf("synth: kv heads %d must divide heads %d", s.KVHeads, s.Heads)
@@ -86,8 +120,14 @@ func (s Spec) Validate() error {
 		return fmt.Errorf("synth: weight type %v, want F32, F16, Q8_0 or Q4_0", s.WeightType)
 	}
 	// Every matrix row is Dim or FFN long (ffn_down's); quantized blocks must tile it.
-	if bs := s.WeightType.BlockSize(); s.Dim%bs != 0 || s.FFN%bs != 0 {
-		return fmt.Errorf("synth: dim %d and ffn %d must be multiples of %v's block of %d", s.Dim, s.FFN, s.WeightType, bs)
+	if bs := s.WeightType.BlockSize(); s.Dim%bs != 0 || s.FFN%bs != 0 || s.Heads*s.headDim()%bs != 0 {
+		return fmt.Errorf("synth: dim %d, ffn %d and heads*head dim %d must be multiples of %v's block of %d", s.Dim, s.FFN, s.Heads*s.headDim(), s.WeightType, bs)
+	}
+	if s.Llama3 != nil && (s.Arch != "llama" || !(s.Llama3.Factor > 0) || !(s.Llama3.HighFreqFactor > s.Llama3.LowFreqFactor) || s.Llama3.OrigContext < 1) {
+		return fmt.Errorf("synth: llama3 rope %+v: llama only, positive factor and context, high frequency factor above low", *s.Llama3)
+	}
+	if s.Yarn != nil && (!(s.Yarn.Factor > 0) || s.Yarn.OrigContext < 1) {
+		return fmt.Errorf("synth: yarn rope %+v: factor and original context must be positive", *s.Yarn)
 	}
 	return nil
 }
@@ -179,10 +219,10 @@ func writeHeader(w io.Writer, kv []gguf.KV, tensors []tensor) error {
 func metadata(s Spec) []gguf.KV {
 	a := s.Arch + "."
 	eps := float32(1e-5)
-	if s.Arch == "qwen2" {
+	if s.Arch != "llama" {
 		eps = 1e-6
 	}
-	headDim := s.Dim / s.Heads
+	headDim := s.headDim()
 	kv := []gguf.KV{
 		{Key: "general.architecture", Value: s.Arch},
 		{Key: "general.name", Value: fmt.Sprintf("synthetic %s %dx%d seed %d", s.Arch, s.Layers, s.Dim, s.Seed)},
@@ -196,6 +236,18 @@ func metadata(s Spec) []gguf.KV {
 		{Key: a + "rope.freq_base", Value: float32(s.RopeBase)},
 		{Key: a + "rope.dimension_count", Value: uint32(headDim)},
 		{Key: a + "attention.layer_norm_rms_epsilon", Value: eps},
+	}
+	if s.HeadDim > 0 || s.Arch == "qwen3" {
+		kv = append(kv, gguf.KV{Key: a + "attention.key_length", Value: uint32(headDim)},
+			gguf.KV{Key: a + "attention.value_length", Value: uint32(headDim)})
+	}
+	if s.Yarn != nil {
+		kv = append(kv, gguf.KV{Key: a + "rope.scaling.type", Value: "yarn"},
+			gguf.KV{Key: a + "rope.scaling.factor", Value: float32(s.Yarn.Factor)},
+			gguf.KV{Key: a + "rope.scaling.original_context_length", Value: uint32(s.Yarn.OrigContext)})
+	}
+	if s.SlidingWindow > 0 {
+		kv = append(kv, gguf.KV{Key: a + "attention.sliding_window", Value: uint32(s.SlidingWindow)})
 	}
 	tokens, scores, types := vocabulary(s.Vocab)
 	return append(kv,
