@@ -40,6 +40,7 @@ var decoders = map[Type]decoder{
 	Q4_1: decodeQ4_1,
 	Q8_0: decodeQ8_0,
 	Q4_K: decodeQ4_K,
+	Q5_K: decodeQ5_K,
 	Q6_K: decodeQ6_K,
 }
 
@@ -104,6 +105,30 @@ func decodeQ4_K(dst []float32, b []byte) {
 		for l := range 32 {
 			out[l] = float32(d1*float32(q[l]&0x0f)) - mm1
 			out[32+l] = float32(d2*float32(q[l]>>4)) - mm2
+		}
+	}
+}
+
+// Q5_K super-block of 256: f16 d, f16 dmin, 12 bytes of scales and mins as
+// in Q4_K, 32 bytes qh, then 128 bytes of nibbles as in Q4_K. Element l of
+// sub-block j adds 16 when bit j of qh[l] is set. x = d*scale*q - dmin*min.
+func decodeQ5_K(dst []float32, b []byte) {
+	d, dmin := f16At(b), f16At(b[2:])
+	scales := b[4:16]
+	qh := b[16:48]
+	qs := b[48 : 48+QKK/2]
+	for k := range 4 {
+		sc1, m1 := scaleMinK4(2*k, scales)
+		sc2, m2 := scaleMinK4(2*k+1, scales)
+		d1, mm1 := d*float32(sc1), dmin*float32(m1)
+		d2, mm2 := d*float32(sc2), dmin*float32(m2)
+		q := qs[32*k : 32*k+32]
+		out := dst[64*k : 64*k+64]
+		for l := range 32 {
+			lo := q[l]&0x0f | (qh[l]>>(2*k)&1)<<4
+			hi := q[l]>>4 | (qh[l]>>(2*k+1)&1)<<4
+			out[l] = float32(d1*float32(lo)) - mm1
+			out[32+l] = float32(d2*float32(hi)) - mm2
 		}
 	}
 }

@@ -64,6 +64,29 @@ func refQ4_K(b []byte, i int) float64 {
 	return d*float64(scale)*float64(q) - dmin*float64(mn)
 }
 
+// Q5_K: d, dmin, scales[12] as in Q4_K, qh[32], qs[128] as in Q4_K; element
+// i = 32j + l has the nibble of Q4_K's layout plus 16 when bit j of qh[l] is set.
+func refQ5_K(b []byte, i int) float64 {
+	d, dmin := refF16(le16(b, 0)), refF16(le16(b, 2))
+	sc, qh, qs := b[4:16], b[16:48], b[48:]
+	j, l := i/32, i%32
+	var scale, mn int
+	if j < 4 {
+		scale, mn = int(sc[j]%64), int(sc[j+4]%64)
+	} else {
+		scale = int(sc[j+4]%16) + 16*int(sc[j-4]/64)
+		mn = int(sc[j+4]/16) + 16*int(sc[j]/64)
+	}
+	q := int(qs[32*(j/2)+l])
+	if j%2 == 0 {
+		q %= 16
+	} else {
+		q /= 16
+	}
+	q += 16 * (int(qh[l]) >> j % 2)
+	return d*float64(scale)*float64(q) - dmin*float64(mn)
+}
+
 // Q6_K: ql[128], qh[64], scales[16] int8, d. Element i lies in half i/128;
 // inside it, quarter r/32 and lane l = r%32. Its low 4 bits are the low
 // (quarters 0,1) or high (quarters 2,3) nibble of ql[64*half + l + 32*(quarter%2)],
@@ -103,6 +126,7 @@ var refCases = []refCase{
 	{Q4_0, refQ4_0, []int{0}},
 	{Q4_1, refQ4_1, []int{0, 2}},
 	{Q4_K, refQ4_K, []int{0, 2}},
+	{Q5_K, refQ5_K, []int{0, 2}},
 	{Q6_K, refQ6_K, []int{208}},
 }
 
@@ -138,7 +162,7 @@ func TestDequantizeMatchesReference(t *testing.T) {
 					g := float64(got[b*bs+i])
 					// A few float32 roundings of products apart at most.
 					tol := 4e-7*math.Abs(want) + 1e-30
-					if c.typ == Q4_K || c.typ == Q4_1 {
+					if c.typ == Q4_K || c.typ == Q5_K || c.typ == Q4_1 {
 						// a*b - c: cancellation makes the error relative to the terms.
 						tol = 4e-7 * (math.Abs(want) + 2*refF16Abs(block))
 					}
@@ -201,8 +225,8 @@ func TestDequantizeRejectsBadInput(t *testing.T) {
 	assert.ErrorContains(t, err, "need 18 bytes, got 17")
 	_, err = Dequantize(Q4_0, make([]byte, 36), 32)
 	assert.Error(t, err)
-	_, err = Dequantize(Q5_K, make([]byte, 176), 256)
-	assert.ErrorContains(t, err, "Q5_K")
+	_, err = Dequantize(IQ4_XS, make([]byte, 136), 256)
+	assert.ErrorContains(t, err, "IQ4_XS")
 	_, err = Dequantize(Type(4), nil, 0)
 	assert.ErrorContains(t, err, "type(4)")
 	_, err = Dequantize(F32, nil, -1)
@@ -242,5 +266,6 @@ func TestTypeNames(t *testing.T) {
 	assert.True(t, Q6_K.Known())
 	assert.False(t, Type(31).Known())
 	assert.True(t, Q4_K.CanDequantize())
+	assert.True(t, Q5_K.CanDequantize())
 	assert.False(t, Q4_K.CanQuantize())
 }
