@@ -21,7 +21,7 @@ func init() {
 // gpuType says which type the GPU kernels use for a tensor type.
 func gpuType(t ggml.Type) string {
 	switch t {
-	case ggml.F32, ggml.F16, ggml.Q8_0, ggml.Q4_0:
+	case ggml.F32, ggml.F16, ggml.Q8_0, ggml.Q4_0, ggml.Q4_K, ggml.Q5_K, ggml.Q6_K:
 		return t.String()
 	case ggml.BF16:
 		return "F16 (converted at load)"

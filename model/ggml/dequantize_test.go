@@ -269,3 +269,14 @@ func TestTypeNames(t *testing.T) {
 	assert.True(t, Q5_K.CanDequantize())
 	assert.False(t, Q4_K.CanQuantize())
 }
+
+func TestCheckScales(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	for _, c := range refCases {
+		data := randomBlocks(rng, c, 3)
+		require.NoError(t, CheckScales(c.typ, data))
+		off := c.scaleAt[len(c.scaleAt)-1]
+		binary.LittleEndian.PutUint16(data[2*c.typ.BlockBytes()+off:], 0x7c00) // +Inf
+		assert.ErrorContains(t, CheckScales(c.typ, data), "block 2 has a non-finite scale (+Inf", c.typ.String())
+	}
+}

@@ -1,6 +1,7 @@
 package llama_test
 
 import (
+	"os"
 	"path/filepath"
 	"testing"
 
@@ -96,4 +97,82 @@ func TestArchitectureParity(t *testing.T) {
 			require.GreaterOrEqual(t, ctx.Cache.Stats().Compressions, tc.minComps)
 		})
 	}
+}
+
+// TestKQuantParity: K-quant models run natively (no conversion at load,
+// device weight bytes = the file's tensor bytes) and give the float64
+// reference's logits, through the prefill (tiled) and decode kernels.
+func TestKQuantParity(t *testing.T) {
+	dev := gputest.Device(t)
+	for _, wt := range []ggml.Type{ggml.Q4_K, ggml.Q5_K, ggml.Q6_K} {
+		t.Run(wt.String(), func(t *testing.T) {
+			spec := synth.Spec{Arch: "llama", Dim: 256, Layers: 2, Heads: 4, KVHeads: 2, FFN: 512, Vocab: 300, Context: 256, WeightType: wt, RopeBase: 10000, Seed: 21}
+			path := filepath.Join(t.TempDir(), "m.gguf")
+			require.NoError(t, synth.Write(path, spec))
+			m := load(t, dev, path, "")
+			f, err := gguf.Open(path)
+			require.NoError(t, err)
+			defer f.Close()
+			var fileBytes uint64
+			for _, ti := range f.Tensors {
+				fileBytes += ti.Bytes()
+			}
+			require.Empty(t, m.Converted)
+			require.Equal(t, fileBytes, uint64(m.WeightBytes), "device weights = the file's tensor bytes")
+			ref, err := cpuref.Load(f)
+			require.NoError(t, err)
+			cfg := freqkv.Config{CacheSize: 24, Sink: 2, Recent: 3, Ratio: 0.5}
+			sess, err := ref.NewSession("freqkv", cfg)
+			require.NoError(t, err)
+			ctx, err := m.NewContext(llama.CacheOptions{Policy: "freqkv", FreqKV: cfg, KV: engine.F32, MaxChunk: 7, Logits: true})
+			require.NoError(t, err)
+			defer ctx.Release()
+			tokens := make([]int32, 40)
+			for i := range tokens {
+				tokens[i] = int32((i*37 + 11) % spec.Vocab)
+			}
+			// The prompt in chunks of 7 (tiled kernels), then single tokens (decode kernels).
+			got, err := ctx.AllLogits(tokens[:30])
+			require.NoError(t, err)
+			for _, tok := range tokens[30:] {
+				l, err := ctx.Logits([]int32{tok})
+				require.NoError(t, err)
+				got = append(got, l)
+			}
+			worst := 0.0
+			for i, tok := range tokens {
+				want, err := sess.Forward(int(tok))
+				require.NoError(t, err)
+				e := relErr(got[i], want)
+				worst = max(worst, e)
+				require.LessOrEqual(t, e, 1e-4, "token %d", i)
+			}
+			t.Logf("%s: max relative logit error %.2e over %d tokens, %d compressions, %d weight bytes", wt, worst, len(tokens), ctx.Cache.Stats().Compressions, m.WeightBytes)
+		})
+	}
+}
+
+// TestKQuantBadScale: a super-block with a non-finite scale is an error
+// naming the tensor, not a model that computes NaN.
+func TestKQuantBadScale(t *testing.T) {
+	dev := gputest.Device(t)
+	spec := synth.Spec{Arch: "llama", Dim: 256, Layers: 1, Heads: 4, KVHeads: 2, FFN: 256, Vocab: 272, Context: 64, WeightType: ggml.Q6_K, RopeBase: 10000, Seed: 2}
+	path := filepath.Join(t.TempDir(), "m.gguf")
+	require.NoError(t, synth.Write(path, spec))
+	f, err := gguf.Open(path)
+	require.NoError(t, err)
+	ti, ok := f.Tensor("blk.0.ffn_up.weight")
+	require.True(t, ok)
+	at := int64(f.DataOffset + ti.Offset + 3*210 + 208) // super-block 3's d
+	f.Close()
+	file, err := os.OpenFile(path, os.O_WRONLY, 0)
+	require.NoError(t, err)
+	_, err = file.WriteAt([]byte{0x00, 0x7e}, at) // NaN
+	require.NoError(t, err)
+	require.NoError(t, file.Close())
+	f, err = llama.Open(path, llama.LoadOptions{})
+	require.NoError(t, err)
+	defer f.Close()
+	_, err = llama.Load(dev, f, llama.LoadOptions{})
+	require.ErrorContains(t, err, `tensor "blk.0.ffn_up.weight": Q6_K block 3 has a non-finite scale`)
 }

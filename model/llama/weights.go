@@ -247,11 +247,17 @@ func deviceType(t ggml.Type) (engine.DType, bool) {
 		return engine.Q8_0, false
 	case ggml.Q4_0:
 		return engine.Q4_0, false
+	case ggml.Q4_K:
+		return engine.Q4_K, false
+	case ggml.Q5_K:
+		return engine.Q5_K, false
+	case ggml.Q6_K:
+		return engine.Q6_K, false
 	case ggml.BF16:
 		return engine.F16, true
 	default:
-		// K-quants and the rest: requantised to Q8_0, whose error (< 0.4%
-		// of a block's max) is far below theirs.
+		// Q4_1 and the rest: requantised to Q8_0, whose error (< 0.4% of a
+		// block's max) is far below theirs.
 		return engine.Q8_0, true
 	}
 }
@@ -269,6 +275,10 @@ func (u *uploader) weight(name string) *engine.Weight {
 	dt, convert := deviceType(t.Type)
 	if dt == engine.Q8_0 && cols%32 != 0 {
 		dt = engine.F16
+	}
+	if err := ggml.CheckScales(t.Type, data); err != nil {
+		u.err = fmt.Errorf("tensor %q: %w", name, err)
+		return nil
 	}
 	if convert {
 		vals, err := ggml.Dequantize(t.Type, data, rows*cols)

@@ -35,7 +35,7 @@ type Spec struct {
 	FFN        int       // feed-forward hidden size
 	Vocab      int       // tokens, at least the 259 of <unk>, <s>, </s> and the byte tokens
 	Context    int       // trained context length written to the metadata
-	WeightType ggml.Type // F32, F16, Q8_0 or Q4_0 for the 2D matrices; norms and biases are F32
+	WeightType ggml.Type // F32, F16, Q8_0, Q4_0 or a K-quant (random blocks) for the 2D matrices; norms and biases are F32
 	Tied       bool      // no output.weight: the classifier is token_embd.weight
 	RopeBase   float64   // rope.freq_base
 	Seed       uint64    // weights are a function of Seed and the tensor name
@@ -115,9 +115,9 @@ func (s Spec) Validate() error {
 		return fmt.Errorf("synth: rope base %g must be positive", s.RopeBase)
 	}
 	switch s.WeightType {
-	case ggml.F32, ggml.F16, ggml.Q8_0, ggml.Q4_0:
+	case ggml.F32, ggml.F16, ggml.Q8_0, ggml.Q4_0, ggml.Q4_K, ggml.Q5_K, ggml.Q6_K:
 	default:
-		return fmt.Errorf("synth: weight type %v, want F32, F16, Q8_0 or Q4_0", s.WeightType)
+		return fmt.Errorf("synth: weight type %v, want F32, F16, Q8_0, Q4_0, Q4_K, Q5_K or Q6_K", s.WeightType)
 	}
 	// Every matrix row is Dim or FFN long (ffn_down's); quantized blocks must tile it.
 	if bs := s.WeightType.BlockSize(); s.Dim%bs != 0 || s.FFN%bs != 0 || s.Heads*s.headDim()%bs != 0 {
@@ -270,6 +270,12 @@ func fileType(t ggml.Type) uint32 {
 		return 2 // LLAMA_FTYPE_MOSTLY_Q4_0
 	case ggml.Q8_0:
 		return 7 // LLAMA_FTYPE_MOSTLY_Q8_0
+	case ggml.Q4_K:
+		return 15 // LLAMA_FTYPE_MOSTLY_Q4_K_M
+	case ggml.Q5_K:
+		return 17 // LLAMA_FTYPE_MOSTLY_Q5_K_M
+	case ggml.Q6_K:
+		return 18 // LLAMA_FTYPE_MOSTLY_Q6_K
 	default:
 		return 0 // LLAMA_FTYPE_ALL_F32
 	}

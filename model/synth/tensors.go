@@ -1,6 +1,7 @@
 package synth
 
 import (
+	"encoding/binary"
 	"fmt"
 	"hash/fnv"
 	"io"
@@ -137,6 +138,9 @@ func (t tensor) chunk(s Spec, c, n int) ([]byte, error) {
 	}
 	rng := rand.New(rand.NewPCG(s.Seed, nameHash(t.name)+uint64(c)*0x9e3779b97f4a7c15))
 	lo, hi := t.bounds()
+	if t.typ.BlockSize() == ggml.QKK {
+		return kBlocks(rng, t.typ, n, hi), nil
+	}
 	x := make([]float32, n)
 	for i := range x {
 		x[i] = float32(lo + (hi-lo)*rng.Float64())
@@ -183,6 +187,33 @@ func llama3Factors(s Spec) []float32 {
 		default:
 			smooth := (float64(r.OrigContext)/wavelen - r.LowFreqFactor) / (r.HighFreqFactor - r.LowFreqFactor)
 			out[i] = float32(1 / ((1-smooth)/r.Factor + smooth))
+		}
+	}
+	return out
+}
+
+// kBlocks returns n values' worth of random K-quant super-blocks (no quantiser needed: every
+// byte pattern is a block) whose values lie within about ±a: random quants, scales and mins,
+// with the f16 multipliers chosen so that the largest product is near a.
+func kBlocks(rng *rand.Rand, t ggml.Type, n int, a float64) []byte {
+	bb := t.BlockBytes()
+	out := make([]byte, n/ggml.QKK*bb)
+	for i := range out {
+		out[i] = byte(rng.Uint32())
+	}
+	f16 := func(b []byte, v float64) { binary.LittleEndian.PutUint16(b, ggml.F32ToF16(float32(v))) }
+	for b := 0; b < len(out); b += bb {
+		blk := out[b : b+bb]
+		jitter := 0.5 + 0.5*rng.Float64()
+		switch t {
+		case ggml.Q4_K: // d*scale*q - dmin*min, scale and min < 64, q < 16
+			f16(blk, 2*a*jitter/(63*15))
+			f16(blk[2:], a*jitter/63)
+		case ggml.Q5_K: // q < 32
+			f16(blk, 2*a*jitter/(63*31))
+			f16(blk[2:], a*jitter/63)
+		case ggml.Q6_K: // d*scale*(q-32), |scale| <= 128, |q-32| <= 32
+			f16(blk[208:], a*jitter/(128*32))
 		}
 	}
 	return out
