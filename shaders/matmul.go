@@ -92,7 +92,7 @@ func matmulShader(t engine.DType, k int, narrow bool) (file string, rows int) {
 	case t == engine.Q8_0 || t == engine.Q4_0:
 		return "matmul_q.wgsl", 4
 	case t == engine.Q4_K || t == engine.Q5_K || t == engine.Q6_K:
-		return "matmul_k.wgsl", 2
+		return "matmul_k.wgsl", 4
 	case !narrow && (t == engine.F32 && k%4 == 0 || t == engine.F16 && k%8 == 0):
 		return "matmul_vec4.wgsl", 4
 	}

@@ -66,17 +66,40 @@ fn matvec(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: v
   let nb = p.k / 256u;
   let xo = i * (p.k / 4u);
   let sb = sb_bytes();
+  var jr: array<u32, R>;
   var t: array<f32, R>;
   for (var a = 0u; a < R; a++) {
-    let j = min(j0 + a, p.n - 1u);
-    var acc = 0.0;
-    for (var b = 0u; b < nb; b++) {
-      let o = (j * nb + b) * sb;
-      for (var u = 0u; u < 8u; u++) {
-        acc += unit_dot(o, u, xo + 64u * b + 8u * u);
+    jr[a] = min(j0 + a, p.n - 1u) * nb;
+    t[a] = 0.0;
+  }
+  // Each unit's 32 x values are loaded once and serve the R rows.
+  for (var b = 0u; b < nb; b++) {
+    for (var u = 0u; u < 8u; u++) {
+      let xi = xo + 64u * b + 8u * u;
+      var xv: array<vec4<f32>, 8>;
+      var xs = vec4<f32>(0.0);
+      for (var qi = 0u; qi < 8u; qi++) {
+        xv[qi] = x[xi + qi];
+        xs += xv[qi];
+      }
+      for (var a = 0u; a < R; a++) {
+        let o = (jr[a] + b) * sb;
+        let s = unit_scales(o, u);
+        var lo = vec4<f32>(0.0);
+        var hi = vec4<f32>(0.0);
+        for (var qi = 0u; qi < 4u; qi++) {
+          lo += xv[qi] * unit_q(o, u, qi);
+          hi += xv[4u + qi] * unit_q(o, u, 4u + qi);
+        }
+        if (WTYPE == 6u) {
+          // sum x (q - 32) = sum x q - 32 sum x, per half (each half has its own scale)
+          let xl = xv[0] + xv[1] + xv[2] + xv[3];
+          t[a] += s.x * (hsum(lo) - 32.0 * hsum(xl)) + s.y * (hsum(hi) - 32.0 * hsum(xs - xl));
+        } else {
+          t[a] += s.x * hsum(lo + hi) - s.y * hsum(xs);
+        }
       }
     }
-    t[a] = acc;
   }
   for (var a = 0u; a < R; a++) {
     if (j0 + a < p.n) {
