@@ -75,7 +75,7 @@ func bpePiece(text string, typ int32) string {
 	return ""
 }
 
-func (e *bpe) encode(text string, out []int32) ([]int32, error) {
+func (e *bpe) encode(text string, out []int32, _ bool) ([]int32, error) {
 	var buf []byte
 	m := merger{rank: e.pairRank}
 	for _, f := range e.partition(text) {

@@ -51,15 +51,30 @@ type Tokenizer interface {
 }
 
 // encoder is the model-specific half of a Tokenizer: it appends the ids of
-// text to out, which holds BOS when one was requested.
+// text to out, which holds BOS when one was requested. start is false for a
+// piece that continues the text encoded into out before (see Encode): no
+// space prefix, and merges only within the piece.
 type encoder interface {
-	encode(text string, out []int32) ([]int32, error)
+	encode(text string, out []int32, start bool) ([]int32, error)
 }
 
 type tokenizer struct {
 	*table
 	enc encoder
+	// spansAfterNewline marks the bytes some token has right after a
+	// newline: a long text is encoded in pieces cut after a newline between
+	// non-blank characters, the next not marked here (see cut), which gives
+	// the same ids as in one go.
+	spansAfterNewline [256]bool
+	// wordCuts: the newline must also follow a non-blank byte (byte-level
+	// BPE, whose pre-tokenizers group runs of blanks).
+	wordCuts bool
 }
+
+// pieceBytes is about the size of the pieces a long text is encoded in, so
+// that the encoders' working memory (tens of bytes per byte of text) stays
+// bounded whatever the text's length.
+var pieceBytes = 1 << 16
 
 // New checks v and builds its tokenizer. v is not retained.
 func New(v *Vocab) (Tokenizer, error) {
@@ -84,7 +99,50 @@ func New(v *Vocab) (Tokenizer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("tokenizer: %s vocabulary: %w", v.Model, err)
 	}
+	tok.wordCuts = v.Model == ModelBPE
+	tok.markNewlineSpans(tok.wordCuts)
 	return tok, nil
+}
+
+// markNewlineSpans sets spansAfterNewline from the tokens. Byte-level BPE
+// merges only within pre-tokenizer words, which never span a newline
+// between non-blank characters, so only its user-defined tokens (matched in
+// the raw text) count.
+func (t *tokenizer) markNewlineSpans(wordsOnly bool) {
+	mark := func(s string) {
+		for i := 0; i+1 < len(s); i++ {
+			if s[i] == '\n' {
+				t.spansAfterNewline[s[i+1]] = true
+			}
+		}
+	}
+	for id, text := range t.tokens {
+		if wordsOnly && t.types[id] != TypeUserDefined {
+			continue
+		}
+		mark(text)
+		mark(t.pieces[id])
+	}
+}
+
+// blank reports ASCII white space, and bytes of non-ASCII characters (which
+// may be white space too).
+func blank(b byte) bool {
+	return b == ' ' || b == '\t' || b == '\n' || b == '\r' || b == '\v' || b == '\f' || b >= 0x80
+}
+
+// cut returns where the first piece of a long text ends: after a newline
+// at or after pieceBytes that precedes a non-blank byte no token has after a
+// newline (and, with wordCuts, follows a non-blank byte), or len(text) when
+// there is none. No pre-tokenizer word and no token spans such a cut, so the
+// pieces encode to the same ids as the whole.
+func (t *tokenizer) cut(text string) int {
+	for i := max(pieceBytes, 1); i+1 < len(text); i++ {
+		if text[i] == '\n' && !blank(text[i+1]) && !t.spansAfterNewline[text[i+1]] && !(t.wordCuts && blank(text[i-1])) {
+			return i + 1
+		}
+	}
+	return len(text)
 }
 
 func (t *tokenizer) Encode(text string, addBOS bool) ([]int32, error) {
@@ -95,11 +153,18 @@ func (t *tokenizer) Encode(text string, addBOS bool) ([]int32, error) {
 		}
 		out = append(out, t.bos)
 	}
-	ids, err := t.enc.encode(text, out)
-	if err != nil {
-		return nil, fmt.Errorf("tokenizer: encode: %w", err)
+	for start := true; start || text != ""; start = false {
+		piece := text
+		if len(text) > pieceBytes {
+			piece = text[:t.cut(text)]
+		}
+		var err error
+		if out, err = t.enc.encode(piece, out, start); err != nil {
+			return nil, fmt.Errorf("tokenizer: encode: %w", err)
+		}
+		text = text[len(piece):]
 	}
-	return ids, nil
+	return out, nil
 }
 
 func (t *tokenizer) Decode(ids []int32) (string, error) {
