@@ -44,6 +44,12 @@ type HParams struct {
 	// SlidingWindow, if positive, is the attention window of every layer:
 	// a query sees itself and the SlidingWindow-1 tokens before it (Mistral).
 	SlidingWindow int `json:",omitempty"`
+	// FusedQKV: each layer's queries, keys and values come from one matrix,
+	// attn_qkv, whose rows are Q's, then K's, then V's (phi3).
+	FusedQKV bool `json:",omitempty"`
+	// FusedGateUp: ffn_up holds the gate's rows, then the up projection's,
+	// and there is no ffn_gate (phi3).
+	FusedGateUp bool `json:",omitempty"`
 }
 
 // Yarn is YaRN rope scaling as llama.cpp applies it (ggml's rope_yarn).
@@ -154,12 +160,17 @@ type architecture struct {
 	biases      bool // attn_q, attn_k and attn_v have biases
 	qkNorm      bool // attn_q_norm and attn_k_norm, per head, before RoPE
 	ropeFactors bool // may have rope_freqs.weight (llama.cpp loads it for these only)
+	fusedGateUp bool // ffn_up holds gate and up; attn_qkv may fuse Q, K and V
+	// ignoresWindow: llama.cpp ignores attention.sliding_window (with a
+	// warning) for this architecture, and so does the engine.
+	ignoresWindow bool
 }
 
 var architectures = map[string]architecture{
 	"llama": {ropeFactors: true},
 	"qwen2": {ropeNeoX: true, biases: true},
 	"qwen3": {ropeNeoX: true, qkNorm: true},
+	"phi3":  {ropeNeoX: true, fusedGateUp: true, ignoresWindow: true},
 }
 
 // defaultRopeBase is llama.cpp's rope.freq_base when a file omits it.
@@ -217,7 +228,13 @@ func HParamsFromGGUF(f *gguf.File) (HParams, error) {
 			r.fail(fmt.Errorf("model: tensor \"rope_freqs.weight\" is %s, want F32 or F16", t.Type))
 		}
 	}
-	h.SlidingWindow = r.optionalSize("attention.sliding_window", 0)
+	if !a.ignoresWindow {
+		h.SlidingWindow = r.optionalSize("attention.sliding_window", 0)
+	}
+	if a.fusedGateUp {
+		h.FusedGateUp = true
+		_, h.FusedQKV = f.Tensor("blk.0.attn_qkv.weight")
+	}
 	r.unsupportedKeys()
 	h.Vocab = r.vocab()
 	_, hasOutput := f.Tensor("output.weight")
@@ -429,13 +446,21 @@ func TensorReport(f *gguf.File, h HParams) (problems []error, unused []string) {
 	for i := range h.Layers {
 		p := fmt.Sprintf("blk.%d.", i)
 		want(p+"attn_norm.weight", dim)
-		want(p+"attn_q.weight", dim, q)
-		want(p+"attn_k.weight", dim, kv)
-		want(p+"attn_v.weight", dim, kv)
+		if h.FusedQKV {
+			want(p+"attn_qkv.weight", dim, q+2*kv)
+		} else {
+			want(p+"attn_q.weight", dim, q)
+			want(p+"attn_k.weight", dim, kv)
+			want(p+"attn_v.weight", dim, kv)
+		}
 		want(p+"attn_output.weight", q, dim)
 		want(p+"ffn_norm.weight", dim)
-		want(p+"ffn_gate.weight", dim, h.FFN)
-		want(p+"ffn_up.weight", dim, h.FFN)
+		if h.FusedGateUp {
+			want(p+"ffn_up.weight", dim, 2*h.FFN)
+		} else {
+			want(p+"ffn_gate.weight", dim, h.FFN)
+			want(p+"ffn_up.weight", dim, h.FFN)
+		}
 		want(p+"ffn_down.weight", h.FFN, dim)
 		if a.biases {
 			want(p+"attn_q.bias", q)

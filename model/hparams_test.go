@@ -387,3 +387,33 @@ func TestHParamsYarnAndWindow(t *testing.T) {
 	assert.Equal(t, 64, h.SlidingWindow)
 	assert.Equal(t, []string{"llama.some_future_key"}, IgnoredKeys(f))
 }
+
+// TestHParamsPhi3: fused projections; the sliding window is ignored with a
+// warning, as llama.cpp ignores it for phi3.
+func TestHParamsPhi3(t *testing.T) {
+	s := qwenLike()
+	s.arch = "phi3"
+	s.extraKV = []gguf.KV{{Key: "phi3.attention.sliding_window", Value: uint32(2047)}}
+	s.skip = map[string]bool{}
+	s.extra = map[string][]uint64{}
+	for i := range 2 {
+		p := fmt.Sprintf("blk.%d.", i)
+		for _, n := range []string{"attn_q.weight", "attn_k.weight", "attn_v.weight", "ffn_gate.weight"} {
+			s.skip[p+n] = true
+		}
+		s.extra[p+"attn_qkv.weight"] = []uint64{16, 16 + 2*8}
+		if s.reshape == nil {
+			s.reshape = map[string][]uint64{}
+		}
+		s.reshape[p+"ffn_up.weight"] = []uint64{16, 2 * 24}
+	}
+	f := s.build(t)
+	h, err := HParamsFromGGUF(f)
+	require.NoError(t, err)
+	assert.True(t, h.FusedQKV)
+	assert.True(t, h.FusedGateUp)
+	assert.True(t, h.RopeNeoX)
+	assert.Zero(t, h.SlidingWindow)
+	assert.Equal(t, []string{"phi3.attention.sliding_window"}, IgnoredKeys(f))
+	require.NoError(t, CheckTensors(f, h))
+}

@@ -97,7 +97,10 @@ func IgnoredKeys(f *gguf.File) []string {
 	var out []string
 	for _, key := range sortedKeys(f) {
 		rest, ok := strings.CutPrefix(key, arch+".")
-		if !ok || usedKeys[rest] || harmlessKeys[rest] {
+		if !ok || harmlessKeys[rest] {
+			continue
+		}
+		if usedKeys[rest] && !(rest == "attention.sliding_window" && architectures[arch].ignoresWindow) {
 			continue
 		}
 		if _, refused := mathKeys[rest]; refused {

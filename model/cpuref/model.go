@@ -79,9 +79,7 @@ func Load(f *gguf.File) (*Model, error) {
 		p := fmt.Sprintf("blk.%d.", i)
 		m.Layers[i] = Layer{
 			AttnNorm: l.tensor(p + "attn_norm.weight"),
-			WQ:       l.tensor(p + "attn_q.weight"),
-			WK:       l.tensor(p + "attn_k.weight"),
-			WV:       l.tensor(p + "attn_v.weight"),
+
 			BQ:       l.optional(p + "attn_q.bias"),
 			BK:       l.optional(p + "attn_k.bias"),
 			BV:       l.optional(p + "attn_v.bias"),
@@ -89,10 +87,12 @@ func Load(f *gguf.File) (*Model, error) {
 			QNorm:    l.optional(p + "attn_q_norm.weight"),
 			KNorm:    l.optional(p + "attn_k_norm.weight"),
 			FFNNorm:  l.tensor(p + "ffn_norm.weight"),
-			WGate:    l.tensor(p + "ffn_gate.weight"),
-			WUp:      l.tensor(p + "ffn_up.weight"),
+
 			WDown:    l.tensor(p + "ffn_down.weight"),
 		}
+	}
+	for i := range m.Layers {
+		l.projections(&m.Layers[i], fmt.Sprintf("blk.%d.", i), hp)
 	}
 	if l.err != nil {
 		return nil, l.err
@@ -187,4 +187,27 @@ func (m *Model) check() error {
 		want(p+"w down", w.WDown, dim*ffn, false)
 	}
 	return errors.Join(errs...)
+}
+
+// projections loads a layer's Q, K, V, gate and up matrices, cutting phi3's fused attn_qkv
+// (rows of Q, then K, then V) and ffn_up (rows of the gate, then up) apart.
+func (l *loader) projections(w *Layer, p string, hp model.HParams) {
+	dim := hp.Dim
+	if hp.FusedQKV {
+		qkv := l.tensor(p + "attn_qkv.weight")
+		q, kv := hp.Heads*hp.HeadDim()*dim, hp.KVDim()*dim
+		if len(qkv) == q+2*kv {
+			w.WQ, w.WK, w.WV = qkv[:q], qkv[q:q+kv], qkv[q+kv:]
+		}
+	} else {
+		w.WQ, w.WK, w.WV = l.tensor(p+"attn_q.weight"), l.tensor(p+"attn_k.weight"), l.tensor(p+"attn_v.weight")
+	}
+	if hp.FusedGateUp {
+		gu := l.tensor(p + "ffn_up.weight")
+		if n := hp.FFN * dim; len(gu) == 2*n {
+			w.WGate, w.WUp = gu[:n], gu[n:]
+		}
+	} else {
+		w.WGate, w.WUp = l.tensor(p+"ffn_gate.weight"), l.tensor(p+"ffn_up.weight")
+	}
 }

@@ -20,7 +20,7 @@ import (
 // llama.cpp's converter layout, gives the float64 CPU reference's logits
 // (which share no code with the GPU path) under each cache policy: Llama 3
 // rope factors, YaRN, qwen3's Q/K norms and head width, Mistral's sliding
-// window.
+// window, phi3's fused projections.
 func TestArchitectureParity(t *testing.T) {
 	dev := gputest.Device(t)
 	base := synth.Spec{Arch: "llama", Dim: 48, Layers: 2, Heads: 6, KVHeads: 2, FFN: 72, Vocab: 300, Context: 256, WeightType: ggml.F32, RopeBase: 10000, Seed: 11}
@@ -34,6 +34,9 @@ func TestArchitectureParity(t *testing.T) {
 	qwen3.Arch, qwen3.HeadDim, qwen3.Heads, qwen3.KVHeads, qwen3.Seed = "qwen3", 16, 4, 2, 13 // q width 64 != dim 48
 	mistral := base
 	mistral.SlidingWindow, mistral.Seed = 12, 14
+	phi3 := base
+	// phi3's sliding window is ignored, as llama.cpp ignores it (with a warning).
+	phi3.Arch, phi3.SlidingWindow, phi3.Seed = "phi3", 12, 15
 	fkv := freqkv.Config{CacheSize: 24, Sink: 2, Recent: 3, Ratio: 0.5}
 	win := freqkv.Config{CacheSize: 16, Sink: 2}
 	full := freqkv.Config{CacheSize: 256}
@@ -58,6 +61,9 @@ func TestArchitectureParity(t *testing.T) {
 		// Sliding-window layers keep a window cache whatever the policy.
 		{name: "mistral-swa-full", spec: mistral, policy: "full", cfg: full, refFull: true, tokens: 50},
 		{name: "mistral-swa-freqkv", spec: mistral, policy: "freqkv", cfg: fkv, refFull: true, tokens: 50},
+		{name: "phi3-full", spec: phi3, policy: "full", cfg: full, tokens: 40},
+		{name: "phi3-window", spec: phi3, policy: "window", cfg: win, tokens: 50},
+		{name: "phi3-freqkv", spec: phi3, policy: "freqkv", cfg: fkv, tokens: 70, minComps: 3},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

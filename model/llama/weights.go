@@ -126,15 +126,12 @@ func Load(dev *engine.Device, f *gguf.File, opts LoadOptions) (*Model, error) {
 		p := fmt.Sprintf("blk.%d.", i)
 		l := layer{
 			attnNorm: up.vector(p + "attn_norm.weight"),
-			wq:       up.weight(p + "attn_q.weight"),
-			wk:       up.weight(p + "attn_k.weight"),
-			wv:       up.weight(p + "attn_v.weight"),
 			wo:       up.weight(p + "attn_output.weight"),
 			ffnNorm:  up.vector(p + "ffn_norm.weight"),
-			wGate:    up.weight(p + "ffn_gate.weight"),
-			wUp:      up.weight(p + "ffn_up.weight"),
 			wDown:    up.weight(p + "ffn_down.weight"),
 		}
+		l.wq, l.wk, l.wv = up.qkv(p, h)
+		l.wGate, l.wUp = up.gateUp(p, h)
 		// Q/K/V biases: qwen2 has them; llama files may too (llama.cpp
 		// loads them wherever present, and so do we).
 		l.bq, l.bk, l.bv = up.optional(p+"attn_q.bias"), up.optional(p+"attn_k.bias"), up.optional(p+"attn_v.bias")
@@ -263,6 +260,15 @@ func deviceType(t ggml.Type) (engine.DType, bool) {
 }
 
 func (u *uploader) weight(name string) *engine.Weight {
+	if ws := u.split(name); ws != nil {
+		return ws[0]
+	}
+	return nil
+}
+
+// split uploads a matrix as consecutive blocks of rows, one weight each
+// (fused matrices); no counts: the whole matrix as one weight.
+func (u *uploader) split(name string, counts ...int) []*engine.Weight {
 	t, data, ok := u.info(name)
 	if !ok {
 		return nil
@@ -272,13 +278,16 @@ func (u *uploader) weight(name string) *engine.Weight {
 		return nil
 	}
 	cols, rows := int(t.Dims[0]), int(t.Dims[1])
-	dt, convert := deviceType(t.Type)
-	if dt == engine.Q8_0 && cols%32 != 0 {
-		dt = engine.F16
+	if counts == nil {
+		counts = []int{rows}
 	}
 	if err := ggml.CheckScales(t.Type, data); err != nil {
 		u.err = fmt.Errorf("tensor %q: %w", name, err)
 		return nil
+	}
+	dt, convert := deviceType(t.Type)
+	if dt == engine.Q8_0 && cols%32 != 0 {
+		dt = engine.F16
 	}
 	if convert {
 		vals, err := ggml.Dequantize(t.Type, data, rows*cols)
@@ -298,13 +307,24 @@ func (u *uploader) weight(name string) *engine.Weight {
 		key := fmt.Sprintf("%s -> %s", t.Type, dt)
 		u.converted[key] = append(u.converted[key], name)
 	}
-	w, err := u.dev.UploadWeight(name, dt, rows, cols, data, 0)
-	if err != nil {
-		u.err = err
-		return nil
+	rowBytes := len(data) / rows
+	var out []*engine.Weight
+	r0 := 0
+	for _, n := range counts {
+		label := name
+		if len(counts) > 1 {
+			label = fmt.Sprintf("%s[%d:%d]", name, r0, r0+n)
+		}
+		w, err := u.dev.UploadWeight(label, dt, n, cols, data[r0*rowBytes:(r0+n)*rowBytes], 0)
+		if err != nil {
+			u.err = err
+			return nil
+		}
+		u.bytes += int64(w.Bytes())
+		out = append(out, w)
+		r0 += n
 	}
-	u.bytes += int64(w.Bytes())
-	return w
+	return out
 }
 
 // optional uploads a 1-D tensor if the file has it.

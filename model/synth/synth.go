@@ -27,7 +27,7 @@ import (
 
 // Spec is the shape of a synthetic model.
 type Spec struct {
-	Arch       string    // "llama" (adjacent-pair RoPE), "qwen2" (NeoX RoPE, Q/K/V biases) or "qwen3" (NeoX, Q/K norms)
+	Arch       string    // "llama" (adjacent-pair RoPE), "qwen2" (NeoX RoPE, Q/K/V biases) or "qwen3" (NeoX, Q/K norms) or "phi3" (NeoX, fused attn_qkv and gate/up)
 	Dim        int       // embedding length
 	Layers     int       // transformer blocks
 	Heads      int       // query heads; Dim is a multiple of it, head_dim = Dim/Heads is even
@@ -98,8 +98,8 @@ const firstFiller = 3 + 256
 // Validate reports why s cannot be written.
 func (s Spec) Validate() error {
 	switch {
-	case s.Arch != "llama" && s.Arch != "qwen2" && s.Arch != "qwen3":
-		return fmt.Errorf("synth: architecture %q, want \"llama\", \"qwen2\" or \"qwen3\"", s.Arch)
+	case s.Arch != "llama" && s.Arch != "qwen2" && s.Arch != "qwen3" && s.Arch != "phi3":
+		return fmt.Errorf("synth: architecture %q, want \"llama\", \"qwen2\", \"qwen3\" or \"phi3\"", s.Arch)
 	case s.Dim < 1 || s.Layers < 1 || s.Heads < 1 || s.KVHeads < 1 || s.FFN < 1 || s.Context < 1:
 		return fmt.Errorf("synth: dim %d, layers %d, heads %d, kv heads %d, ffn %d, context %d must all be positive",
 			s.Dim, s.Layers, s.Heads, s.KVHeads, s.FFN, s.Context)

@@ -64,11 +64,15 @@ func layout(s Spec) []tensor {
 	ts = append(ts, mat("token_embd.weight", dim, vocab))
 	for l := range s.Layers {
 		p := fmt.Sprintf("blk.%d.", l)
-		ts = append(ts,
-			vec(p+"attn_norm.weight", dim, norm),
-			mat(p+"attn_q.weight", dim, qDim),
-			mat(p+"attn_k.weight", dim, kvDim),
-			mat(p+"attn_v.weight", dim, kvDim))
+		ts = append(ts, vec(p+"attn_norm.weight", dim, norm))
+		if s.Arch == "phi3" {
+			ts = append(ts, mat(p+"attn_qkv.weight", dim, qDim+2*kvDim))
+		} else {
+			ts = append(ts,
+				mat(p+"attn_q.weight", dim, qDim),
+				mat(p+"attn_k.weight", dim, kvDim),
+				mat(p+"attn_v.weight", dim, kvDim))
+		}
 		if s.Arch == "qwen2" {
 			ts = append(ts,
 				vec(p+"attn_q.bias", qDim, bias),
@@ -82,10 +86,15 @@ func layout(s Spec) []tensor {
 		}
 		ts = append(ts,
 			mat(p+"attn_output.weight", qDim, dim),
-			vec(p+"ffn_norm.weight", dim, norm),
-			mat(p+"ffn_gate.weight", dim, ffn),
-			mat(p+"ffn_down.weight", ffn, dim),
-			mat(p+"ffn_up.weight", dim, ffn))
+			vec(p+"ffn_norm.weight", dim, norm))
+		if s.Arch == "phi3" {
+			ts = append(ts, mat(p+"ffn_down.weight", ffn, dim), mat(p+"ffn_up.weight", dim, 2*ffn))
+		} else {
+			ts = append(ts,
+				mat(p+"ffn_gate.weight", dim, ffn),
+				mat(p+"ffn_down.weight", ffn, dim),
+				mat(p+"ffn_up.weight", dim, ffn))
+		}
 	}
 	ts = append(ts, vec("output_norm.weight", dim, norm))
 	if !s.Tied {
