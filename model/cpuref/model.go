@@ -80,15 +80,15 @@ func Load(f *gguf.File) (*Model, error) {
 		m.Layers[i] = Layer{
 			AttnNorm: l.tensor(p + "attn_norm.weight"),
 
-			BQ:       l.optional(p + "attn_q.bias"),
-			BK:       l.optional(p + "attn_k.bias"),
-			BV:       l.optional(p + "attn_v.bias"),
-			WO:       l.tensor(p + "attn_output.weight"),
-			QNorm:    l.optional(p + "attn_q_norm.weight"),
-			KNorm:    l.optional(p + "attn_k_norm.weight"),
-			FFNNorm:  l.tensor(p + "ffn_norm.weight"),
+			BQ:      l.optional(p + "attn_q.bias"),
+			BK:      l.optional(p + "attn_k.bias"),
+			BV:      l.optional(p + "attn_v.bias"),
+			WO:      l.tensor(p + "attn_output.weight"),
+			QNorm:   l.optional(p + "attn_q_norm.weight"),
+			KNorm:   l.optional(p + "attn_k_norm.weight"),
+			FFNNorm: l.tensor(p + "ffn_norm.weight"),
 
-			WDown:    l.tensor(p + "ffn_down.weight"),
+			WDown: l.tensor(p + "ffn_down.weight"),
 		}
 	}
 	for i := range m.Layers {
