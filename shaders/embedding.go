@@ -23,7 +23,7 @@ func (o *Ops) Embedding(rec *engine.Recorder, ids *engine.Tensor, table *engine.
 	what := fmt.Sprintf("embedding %q", table.Label)
 	code, ok := weightCode(table.DType)
 	if !ok {
-		return fmt.Errorf("%s: table type %s is not supported (f32, f16, q8_0, q4_0, q4_k, q5_k, q6_k)", what, table.DType)
+		return fmt.Errorf("%s: table type %s is not supported (f32, f16, q8_0, q4_0, q4_1, q5_0, q5_1, iq4_nl, q4_k, q5_k, q6_k)", what, table.DType)
 	}
 	d := table.Cols
 	if t < 1 || d < 1 || table.Rows < 1 {
@@ -86,6 +86,14 @@ func weightCode(t engine.DType) (int, bool) {
 		return 5, true
 	case engine.Q6_K:
 		return 6, true
+	case engine.Q4_1:
+		return 7, true
+	case engine.Q5_0:
+		return 8, true
+	case engine.Q5_1:
+		return 9, true
+	case engine.IQ4_NL:
+		return 10, true
 	}
 	return 0, false
 }

@@ -1,16 +1,16 @@
-// Embedding gather for GGUF K-quant tables (q4_k, q5_k, q6_k; rows a multiple of 256):
-// out[i, c] = table[ids[i], c], dequantised to f32 from the file's super-block layout (see
-// kquant_common.wgsl).
+// Embedding gather for GGUF's scaled-block tables (q4_k, q5_k, q6_k with rows a multiple of
+// 256; q4_1, q5_0, q5_1, iq4_nl with rows a multiple of 32): out[i, c] = table[ids[i], c],
+// dequantised to f32 from the file's block layout (see kquant_common.wgsl).
 //
 // Bindings:
 //   1 ids (read) u32 [t]
 //   2 w   (read) one part of the table: rows [row0, row0 + rows) of [V, d] WTYPE, as raw
-//             words (super-blocks of 144, 176 or 210 bytes; q6_k's are not word aligned)
+//             words (blocks of 144, 176, 210, 20, 22, 24 or 18 bytes)
 //   3 out (rw)   f32 [t, d]
 // Dispatch: engine.Grid(t * d, WG), one output element per invocation. A part writes only
 // the rows whose ids fall in its rows; the last part also writes p.nan into rows whose id is
 // past the table (>= row0 + rows), so a bad id shows as NaN and never reads out of bounds.
-// Constants: WTYPE (4 q4_k, 5 q5_k, 6 q6_k), WG.
+// Constants: WTYPE (4 q4_k, 5 q5_k, 6 q6_k, 7 q4_1, 8 q5_0, 9 q5_1, 10 iq4_nl), WG.
 
 struct Params {
   t: u32,     // tokens
@@ -30,8 +30,9 @@ struct Params {
 
 // Element c of part row r.
 fn element(r: u32, c: u32) -> f32 {
-  let o = (r * (p.d / 256u) + c / 256u) * sb_bytes();
-  let e = c % 256u;
+  let be = 32u * blk_units();
+  let o = (r * (p.d / be) + c / be) * sb_bytes();
+  let e = c % be;
   let u = e / 32u;
   let qi = (e % 32u) / 4u;
   return deq(unit_scales(o, u), qi, unit_q(o, u, qi))[e % 4u];

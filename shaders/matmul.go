@@ -91,7 +91,8 @@ func matmulShader(t engine.DType, k int, narrow bool) (file string, rows int) {
 	switch {
 	case t == engine.Q8_0 || t == engine.Q4_0:
 		return "matmul_q.wgsl", 4
-	case t == engine.Q4_K || t == engine.Q5_K || t == engine.Q6_K:
+	case t == engine.Q4_K || t == engine.Q5_K || t == engine.Q6_K ||
+		t == engine.Q4_1 || t == engine.Q5_0 || t == engine.Q5_1 || t == engine.IQ4_NL:
 		return "matmul_k.wgsl", 4
 	case !narrow && (t == engine.F32 && k%4 == 0 || t == engine.F16 && k%8 == 0):
 		return "matmul_vec4.wgsl", 4
@@ -100,8 +101,8 @@ func matmulShader(t engine.DType, k int, narrow bool) (file string, rows int) {
 }
 
 // MatMul records y = x·Wᵀ for m rows: x is f32 [m, K] (row stride K, the
-// first m*K elements of x), W is [N, K] of f32, f16, q8_0, q4_0, q4_k, q5_k
-// or q6_k, and y is
+// first m*K elements of x), W is [N, K] of f32, f16, q8_0, q4_0, q4_1, q5_0,
+// q5_1, iq4_nl, q4_k, q5_k or q6_k, and y is
 // f32 [m, N] (row stride N). Quantised weights need K a multiple of their
 // block: 32, or 256 for the K-quants (q4_k, q5_k, q6_k).
 // It records one dispatch per weight part; part i writes y's columns
@@ -113,7 +114,7 @@ func (o *Ops) MatMul(rec *engine.Recorder, x *engine.Tensor, w *engine.Weight, y
 	what := fmt.Sprintf("matmul %q", w.Label)
 	code, ok := weightCode(w.DType)
 	if !ok {
-		return fmt.Errorf("%s: weight type %s is not supported (f32, f16, q8_0, q4_0, q4_k, q5_k, q6_k)", what, w.DType)
+		return fmt.Errorf("%s: weight type %s is not supported (f32, f16, q8_0, q4_0, q4_1, q5_0, q5_1, iq4_nl, q4_k, q5_k, q6_k)", what, w.DType)
 	}
 	n, k := w.Rows, w.Cols
 	if m < 1 || n < 1 || k < 1 {

@@ -1,11 +1,12 @@
-// Matrix product y = x·Wᵀ (+ bias) (+ y) for GGUF K-quant weights (q4_k, q5_k, q6_k; K a
-// multiple of 256), read in their file layout and dequantised in the kernel (the block
-// layouts are in kquant_common.wgsl). x is read in 16-byte loads, W as 32-bit words; q6_k's
-// 210-byte super-blocks are not word aligned, and its fields are read across word pairs.
+// Matrix product y = x·Wᵀ (+ bias) (+ y) for GGUF's scaled-block weights: the K-quants
+// (q4_k, q5_k, q6_k; K a multiple of 256) and q4_1, q5_0, q5_1, iq4_nl (K a multiple of
+// 32), read in their file layout and dequantised in the kernel (the block layouts are in
+// kquant_common.wgsl). x is read in 16-byte loads, W as 32-bit words; blocks that are not
+// word aligned (q6_k's 210 bytes, q5_0's 22, iq4_nl's 18) are read across word pairs.
 //
 // Bindings (all entry points):
 //   1 x    (read) f32 [m, k] as vec4, row stride k/4
-//   2 w    (read) one weight part, [n, k/256] super-blocks as raw words
+//   2 w    (read) one weight part, [n, k/(32 blk_units())] blocks as raw words
 //   3 bias (read) f32 [>= col0 + n] (any read-only buffer when p.bias == 0)
 //   4 y    (rw)   f32 [m, ldy]; this part writes columns [col0, col0 + n)
 // Entry points and dispatch (engine.Grid over x and y; z as stated):
@@ -17,7 +18,8 @@
 //   tiled:     a TM x TN register tile of y per invocation: TM rows of x shared by the
 //              workgroup, TN rows of W per invocation, each unit dequantised once per tile
 //              (prefill); workgroups (ceil(ceil(n/TN)/WG), ceil(m/TM), 1).
-// Constants: WTYPE (4 q4_k, 5 q5_k, 6 q6_k), WG (a power of two for matvec_wg), R, TM, TN.
+// Constants: WTYPE (4 q4_k, 5 q5_k, 6 q6_k, 7 q4_1, 8 q5_0, 9 q5_1, 10 iq4_nl), WG (a
+// power of two for matvec_wg), R, TM, TN.
 
 #include "matmul_common.wgsl"
 
@@ -63,7 +65,8 @@ fn matvec(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: v
   if (j0 >= p.n || i >= p.m) {
     return;
   }
-  let nb = p.k / 256u;
+  let ub = blk_units();
+  let nb = p.k / (32u * ub);
   let xo = i * (p.k / 4u);
   let sb = sb_bytes();
   var jr: array<u32, R>;
@@ -74,8 +77,8 @@ fn matvec(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: v
   }
   // Each unit's 32 x values are loaded once and serve the R rows.
   for (var b = 0u; b < nb; b++) {
-    for (var u = 0u; u < 8u; u++) {
-      let xi = xo + 64u * b + 8u * u;
+    for (var u = 0u; u < ub; u++) {
+      let xi = xo + 8u * (b * ub + u);
       var xv: array<vec4<f32>, 8>;
       var xs = vec4<f32>(0.0);
       for (var qi = 0u; qi < 8u; qi++) {
@@ -115,13 +118,14 @@ fn matvec_wg(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg
   // The column is uniform over the workgroup, so every invocation reaches the barriers.
   let j = wid.y * nwg.x + wid.x;
   let i = wid.z;
-  let nb = p.k / 256u;
+  let ub = blk_units();
+  let nb = p.k / (32u * ub);
   let sb = sb_bytes();
   var t = 0.0;
   if (j < p.n) {
-    for (var v = lid.x; v < 8u * nb; v += WG) {
-      let b = v / 8u;
-      t += unit_dot((j * nb + b) * sb, v % 8u, i * (p.k / 4u) + 8u * v);
+    for (var v = lid.x; v < ub * nb; v += WG) {
+      let b = v / ub;
+      t += unit_dot((j * nb + b) * sb, v % ub, i * (p.k / 4u) + 8u * v);
     }
   }
   partial[lid.x] = t;
@@ -143,7 +147,8 @@ fn tiled(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: ve
   if (j0 >= p.n) {
     return;
   }
-  let nb = p.k / 256u;
+  let ub = blk_units();
+  let nb = p.k / (32u * ub);
   let sb = sb_bytes();
   // Rows and columns past the edge repeat the last one (in range, never stored), so the
   // inner loops stay branch-free.
@@ -157,7 +162,7 @@ fn tiled(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: ve
   }
   var acc: array<array<f32, TN>, TM>;
   for (var blk = 0u; blk < nb; blk++) {
-    for (var u = 0u; u < 8u; u++) {
+    for (var u = 0u; u < ub; u++) {
       var o: array<u32, TN>;
       var s: array<vec2<f32>, TN>;
       for (var c = 0u; c < TN; c++) {
@@ -170,7 +175,7 @@ fn tiled(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: ve
           wv[c] = deq(s[c], qi, unit_q(o[c], u, qi));
         }
         for (var a = 0u; a < TM; a++) {
-          let xv = x[xo[a] + 64u * blk + 8u * u + qi];
+          let xv = x[xo[a] + 8u * (blk * ub + u) + qi];
           for (var c = 0u; c < TN; c++) {
             acc[a][c] += dot(xv, wv[c]);
           }

@@ -21,7 +21,8 @@ func init() {
 // gpuType says which type the GPU kernels use for a tensor type.
 func gpuType(t ggml.Type) string {
 	switch t {
-	case ggml.F32, ggml.F16, ggml.Q8_0, ggml.Q4_0, ggml.Q4_K, ggml.Q5_K, ggml.Q6_K:
+	case ggml.F32, ggml.F16, ggml.Q8_0, ggml.Q4_0, ggml.Q4_K, ggml.Q5_K, ggml.Q6_K,
+		ggml.Q4_1, ggml.Q5_0, ggml.Q5_1, ggml.IQ4_NL:
 		return t.String()
 	case ggml.BF16:
 		return "F16 (converted at load)"

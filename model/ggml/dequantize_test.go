@@ -37,6 +37,25 @@ func refQ4_1(b []byte, i int) float64 {
 	return refF16(le16(b, 0))*float64(nibble32(b[4:], i)) + refF16(le16(b, 2))
 }
 
+// Q5_0 and Q5_1: d (and m), qh u32, qs[16]; element i has the nibble of Q4_0's layout plus
+// 16 * bit i of qh.
+func q5(b []byte, qhAt, i int) int {
+	qh := uint32(b[qhAt]) | uint32(b[qhAt+1])<<8 | uint32(b[qhAt+2])<<16 | uint32(b[qhAt+3])<<24
+	return nibble32(b[qhAt+4:], i) + 16*int(qh>>i%2)
+}
+
+func refQ5_0(b []byte, i int) float64 { return refF16(le16(b, 0)) * float64(q5(b, 2, i)-16) }
+
+func refQ5_1(b []byte, i int) float64 {
+	return refF16(le16(b, 0))*float64(q5(b, 4, i)) + refF16(le16(b, 2))
+}
+
+// IQ4_NL: d, qs[16] indexing llama.cpp's grid, written out again here.
+func refIQ4_NL(b []byte, i int) float64 {
+	grid := []float64{-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113}
+	return refF16(le16(b, 0)) * grid[nibble32(b[2:], i)]
+}
+
 // Q4_K: d, dmin, scales[12], qs[128]. Sub-block j = i/32 of 8. The 6-bit
 // scale and min of sub-blocks 0..3 are bits 0..5 of scales[j] and
 // scales[j+4]; those of sub-blocks 4..7 have their low 4 bits in the low and
@@ -125,6 +144,9 @@ var refCases = []refCase{
 	{Q8_0, refQ8_0, []int{0}},
 	{Q4_0, refQ4_0, []int{0}},
 	{Q4_1, refQ4_1, []int{0, 2}},
+	{Q5_0, refQ5_0, []int{0}},
+	{Q5_1, refQ5_1, []int{0, 2}},
+	{IQ4_NL, refIQ4_NL, []int{0}},
 	{Q4_K, refQ4_K, []int{0, 2}},
 	{Q5_K, refQ5_K, []int{0, 2}},
 	{Q6_K, refQ6_K, []int{208}},
@@ -162,7 +184,7 @@ func TestDequantizeMatchesReference(t *testing.T) {
 					g := float64(got[b*bs+i])
 					// A few float32 roundings of products apart at most.
 					tol := 4e-7*math.Abs(want) + 1e-30
-					if c.typ == Q4_K || c.typ == Q5_K || c.typ == Q4_1 {
+					if c.typ == Q4_K || c.typ == Q5_K || c.typ == Q4_1 || c.typ == Q5_1 {
 						// a*b - c: cancellation makes the error relative to the terms.
 						tol = 4e-7 * (math.Abs(want) + 2*refF16Abs(block))
 					}

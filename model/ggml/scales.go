@@ -7,7 +7,7 @@ import (
 
 // scaleOffsets are the byte offsets of each block's f16 scales.
 var scaleOffsets = map[Type][]int{
-	Q8_0: {0}, Q4_0: {0}, Q4_1: {0, 2},
+	Q8_0: {0}, Q4_0: {0}, Q4_1: {0, 2}, Q5_0: {0}, Q5_1: {0, 2}, IQ4_NL: {0},
 	Q4_K: {0, 2}, Q5_K: {0, 2}, Q6_K: {208},
 }
 

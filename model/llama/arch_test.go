@@ -105,12 +105,12 @@ func TestArchitectureParity(t *testing.T) {
 	}
 }
 
-// TestKQuantParity: K-quant models run natively (no conversion at load,
+// TestKQuantParity: K-quant (and Q4_1, Q5_0, Q5_1, IQ4_NL) models run natively (no conversion at load,
 // device weight bytes = the file's tensor bytes) and give the float64
 // reference's logits, through the prefill (tiled) and decode kernels.
 func TestKQuantParity(t *testing.T) {
 	dev := gputest.Device(t)
-	for _, wt := range []ggml.Type{ggml.Q4_K, ggml.Q5_K, ggml.Q6_K} {
+	for _, wt := range []ggml.Type{ggml.Q4_K, ggml.Q5_K, ggml.Q6_K, ggml.Q4_1, ggml.Q5_0, ggml.Q5_1, ggml.IQ4_NL} {
 		t.Run(wt.String(), func(t *testing.T) {
 			spec := synth.Spec{Arch: "llama", Dim: 256, Layers: 2, Heads: 4, KVHeads: 2, FFN: 512, Vocab: 300, Context: 256, WeightType: wt, RopeBase: 10000, Seed: 21}
 			path := filepath.Join(t.TempDir(), "m.gguf")

@@ -250,11 +250,19 @@ func deviceType(t ggml.Type) (engine.DType, bool) {
 		return engine.Q5_K, false
 	case ggml.Q6_K:
 		return engine.Q6_K, false
+	case ggml.Q4_1:
+		return engine.Q4_1, false
+	case ggml.Q5_0:
+		return engine.Q5_0, false
+	case ggml.Q5_1:
+		return engine.Q5_1, false
+	case ggml.IQ4_NL:
+		return engine.IQ4_NL, false
 	case ggml.BF16:
 		return engine.F16, true
 	default:
-		// Q4_1 and the rest: requantised to Q8_0, whose error (< 0.4% of a
-		// block's max) is far below theirs.
+		// The rest (those Dequantize takes): requantised to Q8_0, whose
+		// error (< 0.4% of a block's max) is far below theirs.
 		return engine.Q8_0, true
 	}
 }

@@ -115,9 +115,9 @@ func (s Spec) Validate() error {
 		return fmt.Errorf("synth: rope base %g must be positive", s.RopeBase)
 	}
 	switch s.WeightType {
-	case ggml.F32, ggml.F16, ggml.Q8_0, ggml.Q4_0, ggml.Q4_K, ggml.Q5_K, ggml.Q6_K:
+	case ggml.F32, ggml.F16, ggml.Q8_0, ggml.Q4_0, ggml.Q4_1, ggml.Q5_0, ggml.Q5_1, ggml.IQ4_NL, ggml.Q4_K, ggml.Q5_K, ggml.Q6_K:
 	default:
-		return fmt.Errorf("synth: weight type %v, want F32, F16, Q8_0, Q4_0, Q4_K, Q5_K or Q6_K", s.WeightType)
+		return fmt.Errorf("synth: weight type %v, want F32, F16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, IQ4_NL, Q4_K, Q5_K or Q6_K", s.WeightType)
 	}
 	// Every matrix row is Dim or FFN long (ffn_down's); quantized blocks must tile it.
 	if bs := s.WeightType.BlockSize(); s.Dim%bs != 0 || s.FFN%bs != 0 || s.Heads*s.headDim()%bs != 0 {
@@ -276,6 +276,14 @@ func fileType(t ggml.Type) uint32 {
 		return 17 // LLAMA_FTYPE_MOSTLY_Q5_K_M
 	case ggml.Q6_K:
 		return 18 // LLAMA_FTYPE_MOSTLY_Q6_K
+	case ggml.Q4_1:
+		return 3 // LLAMA_FTYPE_MOSTLY_Q4_1
+	case ggml.Q5_0:
+		return 8 // LLAMA_FTYPE_MOSTLY_Q5_0
+	case ggml.Q5_1:
+		return 9 // LLAMA_FTYPE_MOSTLY_Q5_1
+	case ggml.IQ4_NL:
+		return 25 // LLAMA_FTYPE_MOSTLY_IQ4_NL
 	default:
 		return 0 // LLAMA_FTYPE_ALL_F32
 	}

@@ -147,7 +147,7 @@ func (t tensor) chunk(s Spec, c, n int) ([]byte, error) {
 	}
 	rng := rand.New(rand.NewPCG(s.Seed, nameHash(t.name)+uint64(c)*0x9e3779b97f4a7c15))
 	lo, hi := t.bounds()
-	if t.typ.BlockSize() == ggml.QKK {
+	if !t.typ.CanQuantize() {
 		return kBlocks(rng, t.typ, n, hi), nil
 	}
 	x := make([]float32, n)
@@ -201,12 +201,12 @@ func llama3Factors(s Spec) []float32 {
 	return out
 }
 
-// kBlocks returns n values' worth of random K-quant super-blocks (no quantiser needed: every
+// kBlocks returns n values' worth of random blocks of a type without a quantiser here (every
 // byte pattern is a block) whose values lie within about ±a: random quants, scales and mins,
 // with the f16 multipliers chosen so that the largest product is near a.
 func kBlocks(rng *rand.Rand, t ggml.Type, n int, a float64) []byte {
 	bb := t.BlockBytes()
-	out := make([]byte, n/ggml.QKK*bb)
+	out := make([]byte, n/t.BlockSize()*bb)
 	for i := range out {
 		out[i] = byte(rng.Uint32())
 	}
@@ -223,6 +223,13 @@ func kBlocks(rng *rand.Rand, t ggml.Type, n int, a float64) []byte {
 			f16(blk[2:], a*jitter/63)
 		case ggml.Q6_K: // d*scale*(q-32), |scale| <= 128, |q-32| <= 32
 			f16(blk[208:], a*jitter/(128*32))
+		case ggml.Q5_0: // d*(q-16), q < 32
+			f16(blk, a*jitter/16)
+		case ggml.Q5_1: // d*q + m, q < 32
+			f16(blk, 2*a*jitter/31)
+			f16(blk[2:], -a*jitter)
+		case ggml.IQ4_NL: // d*grid, |grid| <= 127
+			f16(blk, a*jitter/127)
 		}
 	}
 	return out

@@ -1,8 +1,9 @@
-"""K-quant weights (q4_k, q5_k, q6_k) in the matmul and embedding kernels.
+"""Scaled-block weights (K-quants q4_k, q5_k, q6_k; q4_1, q5_0, q5_1, iq4_nl) in the matmul
+and embedding kernels.
 
 Vectors of the existing `matmul` and `embedding` kernels (same params, inputs and outputs as
-matmul.py and embedding.py) whose weights are GGUF K-quant super-blocks of 256 elements,
-given as raw bytes. The blocks are random bytes with random finite f16 scales: every byte
+matmul.py and embedding.py) whose weights are GGUF blocks (K-quant super-blocks of 256
+elements, or blocks of 32), given as raw bytes. The blocks are random bytes with random finite f16 scales: every byte
 pattern is a valid block, so the kernels meet every scale, min and quant value.
 
 The expected values come from a float64 decoder written here from the block definitions
@@ -17,6 +18,11 @@ The expected values come from a float64 decoder written here from the block defi
     quarter k = (i%128)/32, lane l = i%32: low 4 bits from nibble k/2 of ql[64n + 32(k%2) + l],
     high 2 bits from bits 2k of qh[32n + l], scale scales[8n + 2k + l/16];
     x = d*scale*(q - 32).
+  q4_1 (20 bytes): f16 d, f16 m, qs[16] (element i < 16: low nibble of qs[i]; i >= 16: high
+    nibble of qs[i-16]); x = d*q + m.
+  q5_0 (22 bytes): f16 d, u32 qh, qs[16]; q = nibble + 16 * bit i of qh; x = d*(q - 16).
+  q5_1 (24 bytes): f16 d, f16 m, u32 qh, qs[16]; x = d*q + m.
+  iq4_nl (18 bytes): f16 d, qs[16]; x = d * GRID[nibble].
 
 Tolerances. The matmul kernels apply each 32-element unit's multipliers to its sums
 (d*scale*sum(x q) - dmin*min*sum(x)), so rounding is relative to the magnitude of those terms,
@@ -29,8 +35,37 @@ import numpy as np
 from common import array, output, rng, uniform, vector
 
 U = 2.0 ** -24
-SB = {"q4_k": 144, "q5_k": 176, "q6_k": 210}
-SCALES_AT = {"q4_k": (0, 2), "q5_k": (0, 2), "q6_k": (208,)}
+SB = {"q4_k": 144, "q5_k": 176, "q6_k": 210, "q4_1": 20, "q5_0": 22, "q5_1": 24, "iq4_nl": 18}
+SCALES_AT = {"q4_k": (0, 2), "q5_k": (0, 2), "q6_k": (208,), "q4_1": (0, 2), "q5_0": (0,), "q5_1": (0, 2), "iq4_nl": (0,)}
+GRID = [-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113]
+
+
+def elems(wtype):
+    return 256 if wtype.endswith("_k") else 32
+
+
+def decode_small(wtype, b):
+    """(values, magnitudes) of one 32-element block, in float64."""
+    d = f16(b, 0)
+    qs = {"q4_1": 4, "q5_0": 6, "q5_1": 8, "iq4_nl": 2}[wtype]
+    vals, mags = np.empty(32), np.empty(32)
+    for i in range(32):
+        q = b[qs + i % 16]
+        q = q & 15 if i < 16 else q >> 4
+        if wtype in ("q5_0", "q5_1"):
+            qh = int.from_bytes(bytes(b[qs - 4:qs]), "little")
+            q += 16 * ((qh >> i) & 1)
+        if wtype == "iq4_nl":
+            vals[i] = d * GRID[q]
+            mags[i] = abs(vals[i])
+        elif wtype == "q5_0":
+            vals[i] = d * (q - 16)
+            mags[i] = abs(d * q) + abs(16 * d)
+        else:
+            m = f16(b, 2)
+            vals[i] = d * q + m
+            mags[i] = abs(d * q) + abs(m)
+    return vals, mags
 
 
 def f16(b, off):
@@ -44,7 +79,9 @@ def scale_min(sc, j):
 
 
 def decode_block(wtype, b):
-    """(values, magnitudes) of one super-block's 256 elements, in float64."""
+    """(values, magnitudes) of one block's elements, in float64."""
+    if elems(wtype) == 32:
+        return decode_small(wtype, b)
     vals, mags = np.empty(256), np.empty(256)
     for i in range(256):
         if wtype == "q6_k":
@@ -72,7 +109,7 @@ def decode_block(wtype, b):
 
 def random_blocks(r, wtype, rows, k):
     """A random [rows, k] K-quant weight: (raw bytes, values, magnitudes)."""
-    nb = rows * k // 256
+    nb = rows * k // elems(wtype)
     raw = bytearray(r.integers(0, 256, size=nb * SB[wtype], dtype=np.uint8).tobytes())
     for blk in range(nb):
         for off in SCALES_AT[wtype]:
@@ -118,19 +155,19 @@ def embedding_case(r, wtype, vocab, dim, ids, chunk_rows=0, tag=""):
 def cases():
     out = []
     r = rng(404)
-    for wtype in ["q4_k", "q5_k", "q6_k"]:
-        # (M, N, K): one and three super-blocks per row (q6_k rows of 630 bytes start 2 bytes
-        # into a word on odd rows), M around the 8-row tile, N around the 4-column tile.
-        for m, n, k in [(1, 1, 256), (1, 3, 768), (2, 5, 512), (5, 17, 256), (17, 9, 768),
-                        (67, 13, 256), (1, 67, 512)]:
-            out.append(matmul_case(r, wtype, m, n, k))
-        out.append(matmul_case(r, wtype, 1, 67, 256, chunk_rows=20, tag="_chunk20"))
-        out.append(matmul_case(r, wtype, 5, 67, 256, chunk_rows=15, bias=True, accumulate=True, tag="_chunk15_bias_acc"))
-        out.append(matmul_case(r, wtype, 5, 300, 256))
-        for vocab, dim, tokens in [(1, 256, 1), (7, 256, 5), (33, 512, 9), (9, 768, 12)]:
+    for wtype in ["q4_k", "q5_k", "q6_k", "q4_1", "q5_0", "q5_1", "iq4_nl"]:
+        e = elems(wtype)
+        # (M, N, K): one and three blocks per row (rows of unaligned blocks start mid-word on
+        # odd rows), M around the 8-row tile, N around the 4-column tile.
+        for m, n, nb in [(1, 1, 1), (1, 3, 3), (2, 5, 2), (5, 17, 1), (17, 9, 3), (67, 13, 1), (1, 67, 2)]:
+            out.append(matmul_case(r, wtype, m, n, nb * e))
+        out.append(matmul_case(r, wtype, 1, 67, e, chunk_rows=20, tag="_chunk20"))
+        out.append(matmul_case(r, wtype, 5, 67, e, chunk_rows=15, bias=True, accumulate=True, tag="_chunk15_bias_acc"))
+        out.append(matmul_case(r, wtype, 5, 300, e))
+        for vocab, nb, tokens in [(1, 1, 1), (7, 1, 5), (33, 2, 9), (9, 3, 12)]:
             ids = r.integers(0, vocab, size=tokens)
             ids[0], ids[-1] = vocab - 1, 0
-            out.append(embedding_case(r, wtype, vocab, dim, ids))
+            out.append(embedding_case(r, wtype, vocab, nb * e, ids))
         ids = [0, 19, 20, 39, 40, 59, 60, 69, 5, 45, 69, 0, 33]
-        out.append(embedding_case(r, wtype, 70, 256, ids, chunk_rows=21, tag="_chunk21"))
+        out.append(embedding_case(r, wtype, 70, e, ids, chunk_rows=21, tag="_chunk21"))
     return out
