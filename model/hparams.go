@@ -36,6 +36,14 @@ type HParams struct {
 	// RopeFactors: the file has rope_freqs.weight, RopeDim/2 factors that
 	// divide each pair's frequency (Llama 3's "llama3" rope type).
 	RopeFactors bool `json:",omitempty"`
+	// LongRope: phi3's longrope, rope_factors_short.weight and
+	// rope_factors_long.weight: RopeDim/2 divisors of each pair's frequency,
+	// the long ones for contexts beyond LongRopeContext positions.
+	LongRope        bool `json:",omitempty"`
+	LongRopeContext int  `json:",omitempty"`
+	// RopeAttnFactor is rope.scaling.attn_factor: cos and sin are scaled by
+	// it, for every rope type, as llama.cpp does (0 means 1).
+	RopeAttnFactor float64 `json:",omitempty"`
 	// Yarn holds YaRN's parameters when RopeScaling is "yarn".
 	Yarn Yarn `json:",omitempty"`
 	// QKNorm: queries and keys are RMS-normalised per head, with their own
@@ -70,8 +78,11 @@ func (h HParams) HeadDim() int {
 }
 
 // RopeType names how positions turn into angles: "none" (plain RoPE),
-// "linear", "yarn" or "llama3" (rope_freqs.weight factors).
+// "linear", "yarn", "llama3" (rope_freqs.weight factors) or "longrope".
 func (h HParams) RopeType() string {
+	if h.LongRope {
+		return "longrope"
+	}
 	if h.RopeFactors {
 		return "llama3"
 	}
@@ -133,6 +144,12 @@ func (h HParams) Validate() error {
 	default:
 		return fmt.Errorf("model: unsupported rope scaling %q", h.RopeScaling)
 	}
+	if !(h.RopeAttnFactor >= 0) || math.IsInf(h.RopeAttnFactor, 0) {
+		return fmt.Errorf("model: rope attention factor %v is not a finite non-negative number", h.RopeAttnFactor)
+	}
+	if h.LongRope && (h.LongRopeContext <= 0 || h.LongRopeContext > maxSize) {
+		return fmt.Errorf("model: longrope original context %d is outside 1..%d", h.LongRopeContext, maxSize)
+	}
 	if h.SlidingWindow < 0 {
 		return fmt.Errorf("model: sliding window %d is negative", h.SlidingWindow)
 	}
@@ -161,6 +178,7 @@ type architecture struct {
 	qkNorm      bool // attn_q_norm and attn_k_norm, per head, before RoPE
 	ropeFactors bool // may have rope_freqs.weight (llama.cpp loads it for these only)
 	fusedGateUp bool // ffn_up holds gate and up; attn_qkv may fuse Q, K and V
+	longRope    bool // may have rope_factors_long/short
 	// ignoresWindow: llama.cpp ignores attention.sliding_window (with a
 	// warning) for this architecture, and so does the engine.
 	ignoresWindow bool
@@ -170,7 +188,7 @@ var architectures = map[string]architecture{
 	"llama": {ropeFactors: true},
 	"qwen2": {ropeNeoX: true, biases: true},
 	"qwen3": {ropeNeoX: true, qkNorm: true},
-	"phi3":  {ropeNeoX: true, fusedGateUp: true, ignoresWindow: true},
+	"phi3":  {ropeNeoX: true, fusedGateUp: true, ignoresWindow: true, longRope: true},
 }
 
 // defaultRopeBase is llama.cpp's rope.freq_base when a file omits it.
@@ -228,6 +246,11 @@ func HParamsFromGGUF(f *gguf.File) (HParams, error) {
 			r.fail(fmt.Errorf("model: tensor \"rope_freqs.weight\" is %s, want F32 or F16", t.Type))
 		}
 	}
+	if _, ok := f.Tensor("rope_factors_long.weight"); ok && a.longRope {
+		h.LongRope = true
+		h.LongRopeContext = r.optionalSize("rope.scaling.original_context_length", h.ContextLength)
+	}
+	h.RopeAttnFactor = r.optionalFloat("rope.scaling.attn_factor", 0)
 	if !a.ignoresWindow {
 		h.SlidingWindow = r.optionalSize("attention.sliding_window", 0)
 	}
@@ -442,6 +465,10 @@ func TensorReport(f *gguf.File, h HParams) (problems []error, unused []string) {
 	a := architectures[h.Arch]
 	if h.RopeFactors {
 		want("rope_freqs.weight", h.RopeDim/2)
+	}
+	if h.LongRope {
+		want("rope_factors_long.weight", h.RopeDim/2)
+		want("rope_factors_short.weight", h.RopeDim/2)
 	}
 	for i := range h.Layers {
 		p := fmt.Sprintf("blk.%d.", i)

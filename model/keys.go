@@ -16,7 +16,7 @@ var usedKeys = map[string]bool{
 	"rope.dimension_count": true, "rope.freq_base": true, "rope.scale_linear": true,
 	"rope.scaling.type": true, "rope.scaling.factor": true, "rope.scaling.original_context_length": true,
 	"rope.scaling.yarn_ext_factor": true, "rope.scaling.yarn_attn_factor": true,
-	"rope.scaling.yarn_beta_fast": true, "rope.scaling.yarn_beta_slow": true,
+	"rope.scaling.yarn_beta_fast": true, "rope.scaling.yarn_beta_slow": true, "rope.scaling.attn_factor": true,
 	"vocab_size": true,
 }
 

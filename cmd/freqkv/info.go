@@ -162,6 +162,12 @@ func ropeDetail(h model.HParams) string {
 	if h.RopeFactors {
 		parts = append(parts, "per-frequency factors from rope_freqs.weight")
 	}
+	if h.LongRope {
+		parts = append(parts, fmt.Sprintf("rope_factors_short up to %d positions, rope_factors_long past them", h.LongRopeContext))
+	}
+	if h.RopeAttnFactor != 0 {
+		parts = append(parts, fmt.Sprintf("cos and sin scaled by %g", h.RopeAttnFactor))
+	}
 	if len(parts) == 0 {
 		return ", no scaling"
 	}

@@ -34,6 +34,8 @@ type Model struct {
 	OutputNorm     []float64 // (dim,)
 	Output         []float64 // (vocab, dim); the token embedding itself when tied
 	RopeFactors    []float64 // (rope_dim/2,): rope_freqs.weight (Llama 3), nil where absent
+	RopeLong       []float64 // (rope_dim/2,): phi3's longrope factors for long contexts, nil where absent
+	RopeShort      []float64 // (rope_dim/2,): and for contexts within the original one
 }
 
 // Layer holds one transformer block's weights; q_dim = heads*head_dim, kv_dim = kv_heads*head_dim.
@@ -71,6 +73,9 @@ func Load(f *gguf.File) (*Model, error) {
 	m.Output = m.TokenEmbedding
 	if hp.RopeFactors {
 		m.RopeFactors = l.tensor("rope_freqs.weight")
+	}
+	if hp.LongRope {
+		m.RopeLong, m.RopeShort = l.tensor("rope_factors_long.weight"), l.tensor("rope_factors_short.weight")
 	}
 	if !hp.TiedOutput {
 		m.Output = l.tensor("output.weight")
@@ -166,6 +171,10 @@ func (m *Model) check() error {
 	want("output", m.Output, hp.Vocab*dim, false)
 	if hp.RopeFactors {
 		want("rope factors", m.RopeFactors, hp.RopeDim/2, false)
+	}
+	if hp.LongRope {
+		want("long rope factors", m.RopeLong, hp.RopeDim/2, false)
+		want("short rope factors", m.RopeShort, hp.RopeDim/2, false)
 	}
 	for i, w := range m.Layers {
 		p := fmt.Sprintf("layer %d ", i)

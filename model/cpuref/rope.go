@@ -14,14 +14,24 @@ type ropeParams struct {
 	scale   float64 // scaling factor (linear and YaRN); 1 for none
 	yarn    bool    // YaRN scaling with the parameters below
 	y       model.Yarn
-	factors []float64 // per-pair frequency divisors (Llama 3's rope_freqs), nil for none
+	factors []float64 // per-pair frequency divisors (Llama 3's rope_freqs, phi3's longrope), nil for none
+	attn    float64   // rope.scaling.attn_factor on cos and sin; 0 for none
 	neox    bool      // pairs (i, i+dim/2) (qwen2) instead of adjacent pairs (2i, 2i+1) (llama)
 }
 
-func newRopeParams(m *Model) ropeParams {
+// newRopeParams is the rope of a session whose positions stay below positions: phi3's
+// longrope uses its long factors only when they pass the original context.
+func newRopeParams(m *Model, positions int) ropeParams {
 	hp := m.HP
+	factors := m.RopeFactors
+	if hp.LongRope {
+		factors = m.RopeShort
+		if positions > hp.LongRopeContext {
+			factors = m.RopeLong
+		}
+	}
 	return ropeParams{headDim: hp.HeadDim(), dim: hp.RopeDim, base: hp.RopeBase, scale: hp.RopeScale,
-		yarn: hp.RopeScaling == "yarn", y: hp.Yarn, factors: m.RopeFactors, neox: hp.RopeNeoX}
+		yarn: hp.RopeScaling == "yarn", y: hp.Yarn, factors: factors, attn: hp.RopeAttnFactor, neox: hp.RopeNeoX}
 }
 
 // angle is pair i's rotation at position pos, and the factor on cos and sin, as ggml's
@@ -62,6 +72,9 @@ func rope(x []float64, pos int, p ropeParams) []float64 {
 	half := p.dim / 2
 	for i := range half {
 		theta, mag := p.angle(pos, i)
+		if p.attn != 0 {
+			mag *= p.attn
+		}
 		sin, cos := math.Sincos(theta)
 		sin, cos = sin*mag, cos*mag
 		a, b := 2*i, 2*i+1

@@ -165,7 +165,7 @@ func (s *Session) ForwardGroup(tokens []int) ([][]float64, error) {
 func (s *Session) attention(q []float64, v view) []float64 {
 	hp := s.m.HP
 	hd := hp.HeadDim()
-	rp := newRopeParams(s.m)
+	rp := newRopeParams(s.m, s.cfg.CacheSize)
 	q = rope(q, v.queryPos, rp)
 	keys := make([][]float64, len(v.keys))
 	for j, key := range v.keys {

@@ -39,6 +39,9 @@ func ropeFrequencies(h model.HParams, factors []float64) (freq []float64, mscale
 			mscale *= 1 + 0.1*math.Log(1/freqScale)
 		}
 	}
+	if h.RopeAttnFactor != 0 {
+		mscale *= h.RopeAttnFactor
+	}
 	for i := range freq {
 		f := math.Pow(h.RopeBase, -2*float64(i)/float64(h.RopeDim))
 		if factors != nil {
@@ -75,8 +78,18 @@ func ropeTable(maxPos int, freq []float64, mscale float64) []float32 {
 }
 
 // uploadRope fills the context's rope table for positions below maxPos.
+// phi3's longrope takes its long factors when the context's positions reach
+// past the original context, its short ones otherwise, as llama.cpp chooses
+// by context size.
 func (c *Context) uploadRope(maxPos int) error {
-	freq, mscale, err := ropeFrequencies(c.m.H, c.m.ropeFactors)
+	factors := c.m.ropeFactors
+	if c.m.H.LongRope {
+		factors = c.m.ropeShort
+		if maxPos > c.m.H.LongRopeContext {
+			factors = c.m.ropeLong
+		}
+	}
+	freq, mscale, err := ropeFrequencies(c.m.H, factors)
 	if err != nil {
 		return err
 	}

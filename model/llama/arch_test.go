@@ -37,6 +37,9 @@ func TestArchitectureParity(t *testing.T) {
 	phi3 := base
 	// phi3's sliding window is ignored, as llama.cpp ignores it (with a warning).
 	phi3.Arch, phi3.SlidingWindow, phi3.Seed = "phi3", 12, 15
+	// Phi-3 128K's longrope: short factors up to 20 positions, long ones past.
+	longrope := phi3
+	longrope.LongRope, longrope.Seed = &synth.LongRope{OrigContext: 20}, 16
 	fkv := freqkv.Config{CacheSize: 24, Sink: 2, Recent: 3, Ratio: 0.5}
 	win := freqkv.Config{CacheSize: 16, Sink: 2}
 	full := freqkv.Config{CacheSize: 256}
@@ -64,6 +67,9 @@ func TestArchitectureParity(t *testing.T) {
 		{name: "phi3-full", spec: phi3, policy: "full", cfg: full, tokens: 40},
 		{name: "phi3-window", spec: phi3, policy: "window", cfg: win, tokens: 50},
 		{name: "phi3-freqkv", spec: phi3, policy: "freqkv", cfg: fkv, tokens: 70, minComps: 3},
+		{name: "phi3-longrope-full", spec: longrope, policy: "full", cfg: full, tokens: 40},
+		{name: "phi3-longrope-window-short", spec: longrope, policy: "window", cfg: win, tokens: 50},
+		{name: "phi3-longrope-freqkv-long", spec: longrope, policy: "freqkv", cfg: fkv, tokens: 70, minComps: 3},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -41,6 +41,8 @@ type Model struct {
 	// ropeFactors are rope_freqs.weight's per-pair divisors (Llama 3), nil
 	// without; they shape each context's rope table.
 	ropeFactors []float64
+	// ropeLong and ropeShort are phi3's longrope divisors, nil without.
+	ropeLong, ropeShort []float64
 }
 
 type layer struct {
@@ -143,6 +145,9 @@ func Load(dev *engine.Device, f *gguf.File, opts LoadOptions) (*Model, error) {
 	m.outNorm = up.vector("output_norm.weight")
 	if h.RopeFactors {
 		m.ropeFactors = up.host("rope_freqs.weight")
+	}
+	if h.LongRope {
+		m.ropeLong, m.ropeShort = up.host("rope_factors_long.weight"), up.host("rope_factors_short.weight")
 	}
 	if h.TiedOutput {
 		m.output = m.tokEmbd

@@ -19,6 +19,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 
 	"github.com/freqkv/freqkv/model/ggml"
@@ -49,6 +50,10 @@ type Spec struct {
 	// Yarn, if set, writes rope.scaling.type "yarn" with this factor and
 	// original context (llama.cpp's converter for a rope_scaling of type yarn).
 	Yarn *YarnRope
+	// LongRope, if set (phi3), writes rope_factors_long/short.weight, the
+	// original context and rope.scaling.attn_factor as llama.cpp's converter
+	// does for Phi-3's longrope.
+	LongRope *LongRope
 	// SlidingWindow, if positive, writes attention.sliding_window.
 	SlidingWindow int
 }
@@ -57,6 +62,12 @@ type Spec struct {
 type Llama3Rope struct {
 	Factor, LowFreqFactor, HighFreqFactor float64
 	OrigContext                           int
+}
+
+// LongRope is Phi-3's longrope: the factors are made up here (short ones
+// near 1, long ones up to about 8), deterministically.
+type LongRope struct {
+	OrigContext int // original_max_position_embeddings; Context is the extended one
 }
 
 // YarnRope is a rope_scaling of type "yarn".
@@ -125,6 +136,9 @@ func (s Spec) Validate() error {
 	}
 	if s.Llama3 != nil && (s.Arch != "llama" || !(s.Llama3.Factor > 0) || !(s.Llama3.HighFreqFactor > s.Llama3.LowFreqFactor) || s.Llama3.OrigContext < 1) {
 		return fmt.Errorf("synth: llama3 rope %+v: llama only, positive factor and context, high frequency factor above low", *s.Llama3)
+	}
+	if s.LongRope != nil && (s.Arch != "phi3" || s.LongRope.OrigContext < 2 || s.LongRope.OrigContext >= s.Context) {
+		return fmt.Errorf("synth: longrope: phi3 only, original context %d in 2..context %d", s.LongRope.OrigContext, s.Context)
 	}
 	if s.Yarn != nil && (!(s.Yarn.Factor > 0) || s.Yarn.OrigContext < 1) {
 		return fmt.Errorf("synth: yarn rope %+v: factor and original context must be positive", *s.Yarn)
@@ -248,6 +262,11 @@ func metadata(s Spec) []gguf.KV {
 	}
 	if s.SlidingWindow > 0 {
 		kv = append(kv, gguf.KV{Key: a + "attention.sliding_window", Value: uint32(s.SlidingWindow)})
+	}
+	if r := s.LongRope; r != nil {
+		scale := float64(s.Context) / float64(r.OrigContext)
+		kv = append(kv, gguf.KV{Key: a + "rope.scaling.original_context_length", Value: uint32(r.OrigContext)},
+			gguf.KV{Key: a + "rope.scaling.attn_factor", Value: float32(math.Sqrt(1 + math.Log(scale)/math.Log(float64(r.OrigContext))))})
 	}
 	tokens, scores, types := vocabulary(s.Vocab)
 	return append(kv,

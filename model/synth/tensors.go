@@ -21,6 +21,8 @@ const (
 	norm               // uniform in 1 ± 0.25
 	bias               // uniform in ±0.5
 	llama3             // rope_freqs.weight: Llama 3's per-pair factors, not drawn
+	longFactors        // rope_factors_long.weight: phi3's, made up
+	shortFactors       // rope_factors_short.weight
 )
 
 // tensor describes one tensor of the file; its values are drawn when it is written.
@@ -60,6 +62,9 @@ func layout(s Spec) []tensor {
 	var ts []tensor
 	if s.Llama3 != nil { // llama.cpp's converter yields it before the model's tensors
 		ts = append(ts, vec("rope_freqs.weight", hd/2, llama3))
+	}
+	if s.LongRope != nil {
+		ts = append(ts, vec("rope_factors_long.weight", hd/2, longFactors), vec("rope_factors_short.weight", hd/2, shortFactors))
 	}
 	ts = append(ts, mat("token_embd.weight", dim, vocab))
 	for l := range s.Layers {
@@ -144,6 +149,18 @@ func (t tensor) write(w io.Writer, s Spec) error {
 func (t tensor) chunk(s Spec, c, n int) ([]byte, error) {
 	if t.kind == llama3 {
 		return ggml.Quantize(t.typ, llama3Factors(s))
+	}
+	if t.kind == longFactors || t.kind == shortFactors {
+		f := make([]float32, n)
+		for i := range f {
+			x := float64(i) / float64(max(1, n-1)) // 0 for the fastest pair, 1 for the slowest
+			if t.kind == longFactors {
+				f[i] = float32(1 + 7*x*x)
+			} else {
+				f[i] = float32(1 + 0.5*x)
+			}
+		}
+		return ggml.Quantize(t.typ, f)
 	}
 	rng := rand.New(rand.NewPCG(s.Seed, nameHash(t.name)+uint64(c)*0x9e3779b97f4a7c15))
 	lo, hi := t.bounds()
