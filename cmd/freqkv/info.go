@@ -27,6 +27,9 @@ func gpuType(t ggml.Type) string {
 	case ggml.BF16:
 		return "F16 (converted at load)"
 	default:
+		if !t.CanDequantize() {
+			return "unsupported: loading refuses it"
+		}
 		return "Q8_0 (converted at load)"
 	}
 }

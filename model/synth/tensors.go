@@ -17,12 +17,12 @@ import (
 type kind int
 
 const (
-	matrix kind = iota // uniform, standard deviation 1/sqrt(row length)
-	norm               // uniform in 1 ± 0.25
-	bias               // uniform in ±0.5
-	llama3             // rope_freqs.weight: Llama 3's per-pair factors, not drawn
-	longFactors        // rope_factors_long.weight: phi3's, made up
-	shortFactors       // rope_factors_short.weight
+	matrix       kind = iota // uniform, standard deviation 1/sqrt(row length)
+	norm                     // uniform in 1 ± 0.25
+	bias                     // uniform in ±0.5
+	llama3                   // rope_freqs.weight: Llama 3's per-pair factors, not drawn
+	longFactors              // rope_factors_long.weight: phi3's, made up
+	shortFactors             // rope_factors_short.weight
 )
 
 // tensor describes one tensor of the file; its values are drawn when it is written.
