@@ -6,8 +6,8 @@ import (
 	"testing"
 
 	"github.com/freqkv/freqkv/engine"
-	"github.com/freqkv/freqkv/freqkv"
 	"github.com/freqkv/freqkv/internal/gputest"
+	"github.com/freqkv/freqkv/kvcache"
 	"github.com/freqkv/freqkv/model/cpuref"
 	"github.com/freqkv/freqkv/model/ggml"
 	"github.com/freqkv/freqkv/model/gguf"
@@ -40,36 +40,34 @@ func TestArchitectureParity(t *testing.T) {
 	// Phi-3 128K's longrope: short factors up to 20 positions, long ones past.
 	longrope := phi3
 	longrope.LongRope, longrope.Seed = &synth.LongRope{OrigContext: 20}, 16
-	fkv := freqkv.Config{CacheSize: 24, Sink: 2, Recent: 3, Ratio: 0.5}
-	win := freqkv.Config{CacheSize: 16, Sink: 2}
-	full := freqkv.Config{CacheSize: 256}
+	fkv := kvcache.Spec{Kind: kvcache.FreqKV, Size: 24, Sink: 2, Recent: 3, Ratio: 0.5, Storage: engine.F32}
+	win := kvcache.Spec{Kind: kvcache.Window, Size: 16, Sink: 2, Storage: engine.F32}
+	full := kvcache.Spec{Kind: kvcache.Full, Size: 256, Storage: engine.F32}
 	cases := []struct {
 		name     string
 		spec     synth.Spec
-		policy   string
-		cfg      freqkv.Config
-		refCfg   freqkv.Config // the reference's, when its policy differs
-		refFull  bool          // the reference runs a full (masked) cache
+		cache    kvcache.Spec
+		refFull  bool // the reference runs a full (masked) cache
 		tokens   int
 		minComps int
 	}{
-		{name: "llama3-full", spec: llama3, policy: "full", cfg: full, tokens: 60},
-		{name: "llama3-window", spec: llama3, policy: "window", cfg: win, tokens: 50},
-		{name: "llama3-freqkv", spec: llama3, policy: "freqkv", cfg: fkv, tokens: 70, minComps: 3},
-		{name: "yarn-full", spec: yarn, policy: "full", cfg: full, tokens: 60},
-		{name: "yarn-freqkv", spec: yarn, policy: "freqkv", cfg: fkv, tokens: 70, minComps: 3},
-		{name: "qwen3-full", spec: qwen3, policy: "full", cfg: full, tokens: 40},
-		{name: "qwen3-window", spec: qwen3, policy: "window", cfg: win, tokens: 50},
-		{name: "qwen3-freqkv", spec: qwen3, policy: "freqkv", cfg: fkv, tokens: 70, minComps: 3},
+		{name: "llama3-full", spec: llama3, cache: full, tokens: 60},
+		{name: "llama3-window", spec: llama3, cache: win, tokens: 50},
+		{name: "llama3-freqkv", spec: llama3, cache: fkv, tokens: 70, minComps: 3},
+		{name: "yarn-full", spec: yarn, cache: full, tokens: 60},
+		{name: "yarn-freqkv", spec: yarn, cache: fkv, tokens: 70, minComps: 3},
+		{name: "qwen3-full", spec: qwen3, cache: full, tokens: 40},
+		{name: "qwen3-window", spec: qwen3, cache: win, tokens: 50},
+		{name: "qwen3-freqkv", spec: qwen3, cache: fkv, tokens: 70, minComps: 3},
 		// Sliding-window layers keep a window cache whatever the policy.
-		{name: "mistral-swa-full", spec: mistral, policy: "full", cfg: full, refFull: true, tokens: 50},
-		{name: "mistral-swa-freqkv", spec: mistral, policy: "freqkv", cfg: fkv, refFull: true, tokens: 50},
-		{name: "phi3-full", spec: phi3, policy: "full", cfg: full, tokens: 40},
-		{name: "phi3-window", spec: phi3, policy: "window", cfg: win, tokens: 50},
-		{name: "phi3-freqkv", spec: phi3, policy: "freqkv", cfg: fkv, tokens: 70, minComps: 3},
-		{name: "phi3-longrope-full", spec: longrope, policy: "full", cfg: full, tokens: 40},
-		{name: "phi3-longrope-window-short", spec: longrope, policy: "window", cfg: win, tokens: 50},
-		{name: "phi3-longrope-freqkv-long", spec: longrope, policy: "freqkv", cfg: fkv, tokens: 70, minComps: 3},
+		{name: "mistral-swa-full", spec: mistral, cache: full, refFull: true, tokens: 50},
+		{name: "mistral-swa-freqkv", spec: mistral, cache: fkv, refFull: true, tokens: 50},
+		{name: "phi3-full", spec: phi3, cache: full, tokens: 40},
+		{name: "phi3-window", spec: phi3, cache: win, tokens: 50},
+		{name: "phi3-freqkv", spec: phi3, cache: fkv, tokens: 70, minComps: 3},
+		{name: "phi3-longrope-full", spec: longrope, cache: full, tokens: 40},
+		{name: "phi3-longrope-window-short", spec: longrope, cache: win, tokens: 50},
+		{name: "phi3-longrope-freqkv-long", spec: longrope, cache: fkv, tokens: 70, minComps: 3},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -81,13 +79,13 @@ func TestArchitectureParity(t *testing.T) {
 			defer f.Close()
 			ref, err := cpuref.Load(f)
 			require.NoError(t, err)
-			refPolicy, refCfg := tc.policy, tc.cfg
+			refCache := tc.cache
 			if tc.refFull {
-				refPolicy, refCfg = "full", full
+				refCache = full
 			}
-			sess, err := ref.NewSession(refPolicy, refCfg)
+			sess, err := ref.NewSession(refCache)
 			require.NoError(t, err)
-			ctx, err := m.NewContext(llama.CacheOptions{Policy: tc.policy, FreqKV: tc.cfg, Context: tc.cfg.CacheSize, KV: engine.F32, MaxChunk: 7, Logits: true})
+			ctx, err := m.NewContext(llama.ContextOptions{Cache: tc.cache, MaxChunk: 7, Logits: true})
 			require.NoError(t, err)
 			defer ctx.Release()
 			tokens := make([]int32, tc.tokens)
@@ -133,10 +131,10 @@ func TestKQuantParity(t *testing.T) {
 			require.Equal(t, fileBytes, uint64(m.WeightBytes), "device weights = the file's tensor bytes")
 			ref, err := cpuref.Load(f)
 			require.NoError(t, err)
-			cfg := freqkv.Config{CacheSize: 24, Sink: 2, Recent: 3, Ratio: 0.5}
-			sess, err := ref.NewSession("freqkv", cfg)
+			cfg := kvcache.Spec{Kind: kvcache.FreqKV, Size: 24, Sink: 2, Recent: 3, Ratio: 0.5, Storage: engine.F32}
+			sess, err := ref.NewSession(cfg)
 			require.NoError(t, err)
-			ctx, err := m.NewContext(llama.CacheOptions{Policy: "freqkv", FreqKV: cfg, KV: engine.F32, MaxChunk: 7, Logits: true})
+			ctx, err := m.NewContext(llama.ContextOptions{Cache: cfg, MaxChunk: 7, Logits: true})
 			require.NoError(t, err)
 			defer ctx.Release()
 			tokens := make([]int32, 40)
