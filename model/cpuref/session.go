@@ -26,11 +26,14 @@ func (m *Model) NewSession(spec kvcache.Spec) (*Session, error) {
 	if err := spec.Validate(); err != nil {
 		return nil, fmt.Errorf("cpuref: %w", err)
 	}
+	if m.HP.SlidingWindow > 0 && spec.Kind != kvcache.Full {
+		return nil, fmt.Errorf("cpuref: a model with a sliding window of %d runs under the full policy (masked to the window), not %v", m.HP.SlidingWindow, spec.Kind)
+	}
 	s := &Session{m: m, spec: spec, caches: make([]layerCache, m.HP.Layers)}
 	for i := range s.caches {
 		switch spec.Kind {
 		case kvcache.Full:
-			s.caches[i] = &fullCache{}
+			s.caches[i] = &fullCache{window: m.HP.SlidingWindow}
 		case kvcache.Window:
 			s.caches[i] = &windowCache{size: spec.Size, sink: spec.Sink, start: spec.Sink}
 		case kvcache.FreqKV:
@@ -109,8 +112,8 @@ func (s *Session) ForwardGroup(tokens []int) ([][]float64, error) {
 		v := make([][]float64, len(x))
 		for i := range x {
 			xb := rmsnorm(x[i], w.AttnNorm, hp.RMSEps)
-			q[i] = matmul(w.WQ, xb, w.BQ)
-			k[i] = matmul(w.WK, xb, w.BK)
+			q[i] = headNorm(matmul(w.WQ, xb, w.BQ), w.QNorm, hp.HeadDim(), hp.RMSEps)
+			k[i] = headNorm(matmul(w.WK, xb, w.BK), w.KNorm, hp.HeadDim(), hp.RMSEps)
 			v[i] = matmul(w.WV, xb, w.BV)
 		}
 		views, err := s.caches[l].put(s.tokens, k, v)
@@ -140,7 +143,7 @@ func (s *Session) ForwardGroup(tokens []int) ([][]float64, error) {
 func (s *Session) attention(q []float64, v view) []float64 {
 	hp := s.m.HP
 	hd := hp.HeadDim()
-	rp := ropeParams{headDim: hd, dim: hp.RopeDim, base: hp.RopeBase, scale: hp.RopeScale, neox: hp.RopeNeoX}
+	rp := newRopeParams(s.m, s.spec.Size)
 	q = rope(q, v.queryPos, rp)
 	keys := make([][]float64, len(v.keys))
 	for j, key := range v.keys {

@@ -41,6 +41,7 @@ type Context struct {
 	ids              *engine.Tensor // u32 (1, chunk)
 	x, xb            *engine.Tensor // (chunk, dim) residual stream and normed input
 	q, k, v, att     *engine.Tensor // (chunk, heads*hd) / (chunk, kvHeads*hd)
+	qn, kn           *engine.Tensor // qwen3: q and k normalised per head; nil otherwise
 	gate, up, hidden *engine.Tensor // (chunk, ffn)
 	last             *engine.Tensor // (1, dim) last row, normed
 	lastRaw          *engine.Tensor // (1, dim)
@@ -73,6 +74,7 @@ func (m *Model) NewContext(opts ContextOptions) (*Context, error) {
 		}
 		opts.MaxChunk = min(opts.MaxChunk, maxRows)
 	}
+	opts.Cache = m.slidingWindow(opts.Cache)
 	cache, err := kvcache.New(m.dev, m.ops, m.CacheGeometry(), opts.Cache, opts.MaxChunk)
 	if err != nil {
 		return nil, err
@@ -130,6 +132,10 @@ func (c *Context) alloc() error {
 	c.k = t("k", engine.F32, n, h.KVHeads*hd)
 	c.v = t("v", engine.F32, n, h.KVHeads*hd)
 	c.att = t("att", engine.F32, n, h.Heads*hd)
+	if h.QKNorm {
+		c.qn = t("q_normed", engine.F32, n, h.Heads*hd)
+		c.kn = t("k_normed", engine.F32, n, h.KVHeads*hd)
+	}
 	c.gate = t("gate", engine.F32, n, h.FFN)
 	c.up = t("up", engine.F32, n, h.FFN)
 	c.hidden = t("hidden", engine.F32, n, h.FFN)
@@ -144,10 +150,9 @@ func (c *Context) alloc() error {
 	c.logits = t("logits", engine.F32, logitRows, h.Vocab)
 	c.argmax = t("argmax", engine.U32, 1, 1)
 	maxPos := c.Cache.MaxPosition()
-	table := shaders.RopeTable(maxPos, h.RopeDim, h.RopeBase, h.RopeScale)
 	c.rope = t("rope", engine.F32, maxPos, h.RopeDim)
 	if err == nil {
-		err = c.rope.UploadF32(table)
+		err = c.uploadRope(maxPos)
 	}
 	c.scratch = t("attn_scratch", engine.F32, 1, max(1, c.maxAttentionScratch()))
 	return err
@@ -155,7 +160,7 @@ func (c *Context) alloc() error {
 
 // Release frees the context's buffers and cache.
 func (c *Context) Release() {
-	for _, t := range []*engine.Tensor{c.ids, c.x, c.xb, c.q, c.k, c.v, c.att, c.gate, c.up, c.hidden, c.last, c.lastRaw, c.logits, c.argmax, c.rope, c.scratch, c.targets, c.nll} {
+	for _, t := range []*engine.Tensor{c.ids, c.x, c.xb, c.q, c.k, c.v, c.att, c.qn, c.kn, c.gate, c.up, c.hidden, c.last, c.lastRaw, c.logits, c.argmax, c.rope, c.scratch, c.targets, c.nll} {
 		if t != nil {
 			t.Release()
 		}
@@ -221,6 +226,10 @@ func (c *Context) record(rec *engine.Recorder, t int, allLogits bool) error {
 	if err := rec.Err(); err != nil {
 		return fmt.Errorf("embedding: %w", err)
 	}
+	queries, keys := c.q, c.k
+	if h.QKNorm {
+		queries, keys = c.qn, c.kn
+	}
 	for i, l := range m.layers {
 		k, v := c.Cache.K(i), c.Cache.V(i)
 		// attention: x += Wo · attend(q, cache + this chunk's k, v)
@@ -228,9 +237,10 @@ func (c *Context) record(rec *engine.Recorder, t int, allLogits bool) error {
 		rec.Check(o.MatMul(rec, c.xb, l.wq, c.q, t, shaders.MatMulOptions{Bias: l.bq}))
 		rec.Check(o.MatMul(rec, c.xb, l.wk, c.k, t, shaders.MatMulOptions{Bias: l.bk}))
 		rec.Check(o.MatMul(rec, c.xb, l.wv, c.v, t, shaders.MatMulOptions{Bias: l.bv}))
-		rec.Check(o.StoreKV(rec, c.k, k, slots))
+		rec.Check(c.qkNorm(rec, l, t))
+		rec.Check(o.StoreKV(rec, keys, k, slots))
 		rec.Check(o.StoreKV(rec, c.v, v, slots))
-		rec.Check(o.Attention(rec, c.q, k, v, c.rope, c.att, c.scratch, ap))
+		rec.Check(o.Attention(rec, queries, k, v, c.rope, c.att, c.scratch, ap))
 		rec.Check(o.MatMul(rec, c.att, l.wo, c.x, t, shaders.MatMulOptions{Accumulate: true}))
 		// feed-forward: x += Wdown · (silu(Wgate · xb) * (Wup · xb))
 		rec.Check(o.RMSNorm(rec, c.x, l.ffnNorm, c.xb, t, h.Dim, eps))
