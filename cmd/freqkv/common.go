@@ -4,8 +4,10 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 
 	"github.com/freqkv/freqkv/engine"
+	"github.com/freqkv/freqkv/model"
 	"github.com/freqkv/freqkv/model/gguf"
 	"github.com/freqkv/freqkv/model/llama"
 	"github.com/schollz/progressbar/v3"
@@ -76,7 +78,10 @@ func (m *modelFlags) load(quiet bool) (*engine.Device, *llama.Model, error) {
 			bar.Set64(done)
 		}
 	}
-	model, err := llama.Load(dev, f, opts)
+	if keys := model.IgnoredKeys(f); len(keys) > 0 && !quiet {
+		fmt.Fprintf(os.Stderr, "warning: %s: metadata the engine does not know, ignored: %s\n", m.path, strings.Join(keys, ", "))
+	}
+	mdl, err := llama.Load(dev, f, opts)
 	if bar != nil {
 		bar.Finish()
 		bar.Clear()
@@ -85,7 +90,7 @@ func (m *modelFlags) load(quiet bool) (*engine.Device, *llama.Model, error) {
 		dev.Close()
 		return nil, nil, err
 	}
-	return dev, model, nil
+	return dev, mdl, nil
 }
 
 func stderrIsTerminal() bool { return term.IsTerminal(int(os.Stderr.Fd())) }

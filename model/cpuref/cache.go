@@ -34,9 +34,11 @@ func positions(first, n int) []int {
 	return p
 }
 
-// fullCache keeps every row: row j has position j.
+// fullCache keeps every row: row j has position j. With a sliding window W (Mistral), the
+// query at row r sees only rows r-W+1..r, at their own positions.
 type fullCache struct {
 	keys, values [][]float64
+	window       int // 0: no window
 }
 
 func (c *fullCache) put(first int, keys, values [][]float64) ([]view, error) {
@@ -45,7 +47,11 @@ func (c *fullCache) put(first int, keys, values [][]float64) ([]view, error) {
 	views := make([]view, len(keys))
 	for i := range views {
 		r := first + i
-		views[i] = view{keys: c.keys[:r+1], values: c.values[:r+1], keyPos: positions(0, r+1), queryPos: r}
+		lo := 0
+		if c.window > 0 {
+			lo = max(0, r-c.window+1)
+		}
+		views[i] = view{keys: c.keys[lo : r+1], values: c.values[lo : r+1], keyPos: positions(lo, r+1-lo), queryPos: r}
 	}
 	return views, nil
 }

@@ -1,16 +1,12 @@
 package cpuref
 
 import (
-	"errors"
 	"fmt"
 	"math"
 
 	"github.com/freqkv/freqkv/freqkv"
 	"github.com/freqkv/freqkv/kvcache"
 )
-
-// ErrCacheFull is returned when a full-cache session would hold more tokens than its size.
-var ErrCacheFull = errors.New("cpuref: full cache exhausted")
 
 // Session is one sequence being decoded: a KV cache per layer under one policy.
 type Session struct {
@@ -30,11 +26,14 @@ func (m *Model) NewSession(spec kvcache.Spec) (*Session, error) {
 	if err := spec.Validate(); err != nil {
 		return nil, fmt.Errorf("cpuref: %w", err)
 	}
+	if m.HP.SlidingWindow > 0 && spec.Kind != kvcache.Full {
+		return nil, fmt.Errorf("cpuref: a model with a sliding window of %d runs under the full policy (masked to the window), not %v", m.HP.SlidingWindow, spec.Kind)
+	}
 	s := &Session{m: m, spec: spec, caches: make([]layerCache, m.HP.Layers)}
 	for i := range s.caches {
 		switch spec.Kind {
 		case kvcache.Full:
-			s.caches[i] = &fullCache{}
+			s.caches[i] = &fullCache{window: m.HP.SlidingWindow}
 		case kvcache.Window:
 			s.caches[i] = &windowCache{size: spec.Size, sink: spec.Sink, start: spec.Sink}
 		case kvcache.FreqKV:
@@ -99,8 +98,8 @@ func (s *Session) ForwardGroup(tokens []int) ([][]float64, error) {
 		}
 	}
 	if s.spec.Kind == kvcache.Full && s.tokens+len(tokens) > s.spec.Size {
-		return nil, fmt.Errorf("%w: %d tokens seen, %d more do not fit in %d rows",
-			ErrCacheFull, s.tokens, len(tokens), s.spec.Size)
+		return nil, fmt.Errorf("cpuref: %w: %d tokens seen, %d more do not fit in %d rows",
+			kvcache.ErrContextFull, s.tokens, len(tokens), s.spec.Size)
 	}
 	if len(tokens) == 0 {
 		return nil, nil
@@ -118,8 +117,8 @@ func (s *Session) ForwardGroup(tokens []int) ([][]float64, error) {
 		v := make([][]float64, len(x))
 		for i := range x {
 			xb := rmsnorm(x[i], w.AttnNorm, hp.RMSEps)
-			q[i] = matmul(w.WQ, xb, w.BQ)
-			k[i] = matmul(w.WK, xb, w.BK)
+			q[i] = headNorm(matmul(w.WQ, xb, w.BQ), w.QNorm, hp.HeadDim(), hp.RMSEps)
+			k[i] = headNorm(matmul(w.WK, xb, w.BK), w.KNorm, hp.HeadDim(), hp.RMSEps)
 			v[i] = matmul(w.WV, xb, w.BV)
 		}
 		views, err := s.caches[l].put(s.tokens, k, v)
@@ -151,7 +150,7 @@ func (s *Session) ForwardGroup(tokens []int) ([][]float64, error) {
 func (s *Session) attention(q []float64, v view, mass *heavyCache) []float64 {
 	hp := s.m.HP
 	hd := hp.HeadDim()
-	rp := ropeParams{headDim: hd, dim: hp.RopeDim, base: hp.RopeBase, scale: hp.RopeScale, neox: hp.RopeNeoX}
+	rp := newRopeParams(s.m, s.spec.Size)
 	q = rope(q, v.queryPos, rp)
 	keys := make([][]float64, len(v.keys))
 	for j, key := range v.keys {
