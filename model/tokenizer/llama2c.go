@@ -62,7 +62,30 @@ func llama2cPiece(text string, typ int32) string {
 	return ""
 }
 
-func (e *llama2c) encode(text string, out []int32) ([]int32, error) {
+func (e *llama2c) encode(text string, out []int32, special bool) ([]int32, error) {
+	frags := e.partition(text, special)
+	if !special || len(frags) <= 1 && (len(frags) == 0 || frags[0].id < 0) {
+		return e.encodeText(text, out)
+	}
+	// Control tokens split the text; each stretch is encoded alone, as
+	// llama.cpp does for every model.
+	for _, f := range frags {
+		if f.id >= 0 {
+			out = append(out, f.id)
+			continue
+		}
+		ids, err := e.encodeText(f.text, nil)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, ids...)
+	}
+	return out, nil
+}
+
+// encodeText is llama2.c's encoder, appending to out (which merges take
+// part in, as llama2.c merges across BOS).
+func (e *llama2c) encodeText(text string, out []int32) ([]int32, error) {
 	if text != "" {
 		out = append(out, e.space)
 	}

@@ -28,6 +28,11 @@ type Tokenizer interface {
 	// user-defined tokens are, as llama.cpp does without parse_special. EOS
 	// is never appended.
 	Encode(text string, addBOS bool) ([]int32, error)
+	// EncodeSpecial is Encode with control tokens written in the text
+	// (e.g. "<|im_start|>", "</s>") recognised as their single ids, as
+	// llama.cpp does with parse_special: for prompts rendered by a chat
+	// template, never for user text.
+	EncodeSpecial(text string, addBOS bool) ([]int32, error)
 	// Decode returns the text of ids. Control and unknown tokens decode to
 	// nothing, byte tokens to their raw byte, and with SentencePiece
 	// vocabularies the space prefix of the first token (or of a token after
@@ -53,7 +58,7 @@ type Tokenizer interface {
 // encoder is the model-specific half of a Tokenizer: it appends the ids of
 // text to out, which holds BOS when one was requested.
 type encoder interface {
-	encode(text string, out []int32) ([]int32, error)
+	encode(text string, out []int32, special bool) ([]int32, error)
 }
 
 type tokenizer struct {
@@ -88,6 +93,14 @@ func New(v *Vocab) (Tokenizer, error) {
 }
 
 func (t *tokenizer) Encode(text string, addBOS bool) ([]int32, error) {
+	return t.encode(text, addBOS, false)
+}
+
+func (t *tokenizer) EncodeSpecial(text string, addBOS bool) ([]int32, error) {
+	return t.encode(text, addBOS, true)
+}
+
+func (t *tokenizer) encode(text string, addBOS, special bool) ([]int32, error) {
 	var out []int32
 	if addBOS {
 		if t.bos < 0 {
@@ -95,7 +108,7 @@ func (t *tokenizer) Encode(text string, addBOS bool) ([]int32, error) {
 		}
 		out = append(out, t.bos)
 	}
-	ids, err := t.enc.encode(text, out)
+	ids, err := t.enc.encode(text, out, special)
 	if err != nil {
 		return nil, fmt.Errorf("tokenizer: encode: %w", err)
 	}
@@ -139,6 +152,9 @@ type table struct {
 	// userDefined are the ids split out of text before encoding, longest
 	// text first (llama.cpp's tokenizer_st_partition order).
 	userDefined []int32
+	// special are the user-defined and control tokens, longest first: what
+	// EncodeSpecial splits out.
+	special []int32
 }
 
 func newTable(v *Vocab) (*table, error) {
@@ -193,10 +209,13 @@ func newTable(v *Vocab) (*table, error) {
 		if typ == TypeUserDefined {
 			t.userDefined = append(t.userDefined, int32(id))
 		}
+		if typ == TypeUserDefined || typ == TypeControl {
+			t.special = append(t.special, int32(id))
+		}
 	}
-	slices.SortStableFunc(t.userDefined, func(a, b int32) int {
-		return cmp.Compare(len(t.tokens[b]), len(t.tokens[a]))
-	})
+	longestFirst := func(a, b int32) int { return cmp.Compare(len(t.tokens[b]), len(t.tokens[a])) }
+	slices.SortStableFunc(t.userDefined, longestFirst)
+	slices.SortStableFunc(t.special, longestFirst)
 	return t, nil
 }
 
@@ -247,14 +266,19 @@ type fragment struct {
 	id   int32
 }
 
-// partition splits user-defined tokens out of text, trying the longest
-// first, as llama.cpp's tokenizer_st_partition does without parse_special.
-func (t *table) partition(text string) []fragment {
+// partition splits user-defined tokens (and control tokens when special)
+// out of text, trying the longest first, as llama.cpp's
+// tokenizer_st_partition does.
+func (t *table) partition(text string, special bool) []fragment {
 	if text == "" {
 		return nil
 	}
 	frags := []fragment{{text: text, id: -1}}
-	if len(t.userDefined) == 0 {
+	split := t.userDefined
+	if special {
+		split = t.special
+	}
+	if len(split) == 0 {
 		return frags
 	}
 	// Fragments are pieces of text, so a token whose first two bytes never
@@ -264,7 +288,7 @@ func (t *table) partition(text string) []fragment {
 		p := uint16(text[i])<<8 | uint16(text[i+1])
 		pairs[p/64] |= 1 << (p % 64)
 	}
-	for _, id := range t.userDefined {
+	for _, id := range split {
 		special := t.tokens[id]
 		if len(special) >= 2 {
 			p := uint16(special[0])<<8 | uint16(special[1])
