@@ -100,7 +100,6 @@ func Parse(name, source, bos, eos string) (*Template, error) {
 	return &Template{Name: name, Source: source, BOS: bos, EOS: eos, tpl: tpl}, nil
 }
 
-
 // helpers are the functions Hugging Face's renderer adds to templates.
 func helpers() *exec.Context {
 	return exec.NewContext(map[string]any{

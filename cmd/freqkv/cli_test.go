@@ -157,7 +157,7 @@ func TestBadFlags(t *testing.T) {
 	}{
 		{[]string{}, "Usage"},
 		{[]string{"frobnicate"}, "unknown command"},
-		{[]string{"generate"}, "-m MODEL"},
+		{[]string{"generate", "--tokenizer", "tok.bin"}, "without -m"},
 		{[]string{"generate", "-m", "/nonexistent.gguf"}, "nonexistent"},
 		{[]string{"generate", "-m", model, "--cache", "lru"}, "full, window or freqkv"},
 		{[]string{"generate", "-m", model, "--kv", "f8"}, "f16 or f32"},

@@ -8,6 +8,7 @@ import (
 
 	"github.com/freqkv/freqkv/engine"
 	"github.com/freqkv/freqkv/freqkv"
+	"github.com/freqkv/freqkv/model/builtin"
 	"github.com/freqkv/freqkv/model/gguf"
 	"github.com/freqkv/freqkv/model/llama"
 	"github.com/schollz/progressbar/v3"
@@ -23,14 +24,17 @@ type modelFlags struct {
 }
 
 func (m *modelFlags) add(fs *pflag.FlagSet) {
-	fs.StringVarP(&m.path, "model", "m", "", "model file: GGUF, or a llama2.c checkpoint (with --tokenizer)")
+	fs.StringVarP(&m.path, "model", "m", "", "model file: GGUF, or a llama2.c checkpoint (with --tokenizer); default: the embedded stories260K")
 	fs.StringVar(&m.tokenizer, "tokenizer", "", "llama2.c tokenizer.bin, for llama2.c checkpoints")
 	fs.StringVar(&m.adapter, "adapter", "", "GPU adapter by index or name substring (default: $FREQKV_ADAPTER, else the best; see 'freqkv devices')")
 }
 
 func (m *modelFlags) check() error {
 	if m.path == "" {
-		return usagef("no model: pass -m MODEL (a .gguf file, or a llama2.c .bin with --tokenizer)")
+		if m.tokenizer != "" {
+			return usagef("--tokenizer without -m: name the llama2.c checkpoint with -m")
+		}
+		return nil // the embedded model
 	}
 	if _, err := os.Stat(m.path); err != nil {
 		return usagef("model %s: %v", m.path, err)
@@ -45,7 +49,18 @@ func (m *modelFlags) check() error {
 
 // open reads the model file (GGUF or llama2.c).
 func (m *modelFlags) open() (*gguf.File, error) {
+	if m.path == "" {
+		return builtin.Open()
+	}
 	return llama.Open(m.path, llama.LoadOptions{Tokenizer: m.tokenizer})
+}
+
+// name is the model as messages show it.
+func (m *modelFlags) name() string {
+	if m.path == "" {
+		return builtin.Name
+	}
+	return m.path
 }
 
 // load opens a device and uploads the model, with a progress bar on a terminal.
@@ -61,7 +76,7 @@ func (m *modelFlags) load(quiet bool) (*engine.Device, *llama.Model, error) {
 	opts := llama.LoadOptions{}
 	var bar *progressbar.ProgressBar
 	if !quiet && stderrIsTerminal() {
-		bar = progressbar.DefaultBytes(-1, "loading "+m.path)
+		bar = progressbar.DefaultBytes(-1, "loading "+m.name())
 		opts.Progress = func(done, total int64) {
 			bar.ChangeMax64(total)
 			bar.Set64(done)
