@@ -65,13 +65,19 @@ func (m *modelFlags) name() string {
 
 // load opens a device and uploads the model, with a progress bar on a terminal.
 func (m *modelFlags) load(quiet bool) (*engine.Device, *llama.Model, error) {
+	dev, model, _, err := m.loadFile(quiet)
+	return dev, model, err
+}
+
+// loadFile is load that also returns the model file, for its metadata.
+func (m *modelFlags) loadFile(quiet bool) (*engine.Device, *llama.Model, *gguf.File, error) {
 	f, err := m.open()
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	dev, err := engine.Open(engine.Options{Adapter: m.adapter})
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	opts := llama.LoadOptions{}
 	var bar *progressbar.ProgressBar
@@ -89,9 +95,9 @@ func (m *modelFlags) load(quiet bool) (*engine.Device, *llama.Model, error) {
 	}
 	if err != nil {
 		dev.Close()
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
-	return dev, model, nil
+	return dev, model, f, nil
 }
 
 func stderrIsTerminal() bool { return term.IsTerminal(int(os.Stderr.Fd())) }

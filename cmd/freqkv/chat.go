@@ -1,0 +1,282 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+
+	"golang.org/x/term"
+
+	"github.com/freqkv/freqkv/chat"
+	"github.com/freqkv/freqkv/model/llama"
+)
+
+func init() {
+	register(command{name: "chat", summary: "chat with a model on the terminal, past its context at fixed memory", run: runChat})
+}
+
+// savedChat is what /save writes: the conversation, not the cache (which
+// /load rebuilds by feeding the conversation again).
+type savedChat struct {
+	Version  int            `json:"version"`
+	Model    string         `json:"model"`
+	Template string         `json:"template"`
+	Messages []chat.Message `json:"messages"`
+}
+
+const chatHelp = `commands: /reset (forget the conversation), /save FILE, /load FILE, /stats, /help, /quit
+end a line with \ to continue the message on the next line`
+
+func runChat(args []string) error {
+	fs := newFlags("chat", "[-m MODEL] [--system TEXT] [--chat-template NAME|FILE] [cache and sampling flags]",
+		"An interactive chat: type a message, the reply streams back. The KV cache keeps every turn\n"+
+			"at a fixed size (default freqkv, N = the model's trained context), so the conversation runs\n"+
+			"past the model's context without truncation; it says so once when it does.\n"+
+			"Without -m it chats with the embedded stories260K, a story model with no chat template:\n"+
+			"the plain template joins the turns into one story that you and the model write in turn.\n"+
+			"Without a terminal it reads one message per line from stdin and prints one reply per line.\n\n"+chatHelp)
+	var mf modelFlags
+	mf.add(fs)
+	system := fs.String("system", "", "system prompt")
+	tplFlag := fs.String("chat-template", "", "chat template: a built-in ("+strings.Join(chat.Names(), ", ")+") or a Jinja file (default: the model's own, else plain)")
+	n := fs.IntP("n-predict", "n", 256, "most tokens per reply")
+	var cf cacheFlags
+	cf.add(fs, "freqkv", true)
+	var sf samplerFlags
+	sf.add(fs)
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return usagef("unexpected argument %q", fs.Arg(0))
+	}
+	if *n < 1 {
+		return usagef("-n %d must be at least 1", *n)
+	}
+	if err := sf.s.Validate(); err != nil {
+		return usagef("%v", err)
+	}
+	if err := mf.check(); err != nil {
+		return err
+	}
+	dev, m, f, err := mf.loadFile(false)
+	if err != nil {
+		return err
+	}
+	defer dev.Close()
+	tpl, err := chatTemplate(*tplFlag, f, m)
+	if err != nil {
+		return err
+	}
+	opts, err := cf.options(dev, m.H.ContextLength)
+	if err != nil {
+		return err
+	}
+	lctx, err := m.NewContext(opts)
+	if err != nil {
+		return err
+	}
+	defer lctx.Release()
+
+	interactive := term.IsTerminal(int(os.Stdin.Fd())) && term.IsTerminal(int(os.Stdout.Fd()))
+	conv := chat.NewConversation(tpl, m.Tok, lctx, *system)
+	conv.Chunk = opts.MaxChunk
+	s := &chatSession{conv: conv, m: m, opts: opts, model: mf.name(), out: bufio.NewWriter(os.Stdout), interactive: interactive}
+	if interactive {
+		fmt.Fprintf(os.Stderr, "chatting with %s (template %s, cache %s); /help for commands, Ctrl-D to quit\n", mf.name(), tpl.Name, lctx.Cache.Name())
+	}
+	return s.loop(os.Stdin, *n, sf.s)
+}
+
+type chatSession struct {
+	conv        *chat.Conversation
+	m           *llama.Model
+	opts        llama.CacheOptions
+	model       string
+	out         *bufio.Writer
+	interactive bool
+	noted       bool // the past-the-context note was shown
+}
+
+func (s *chatSession) loop(in io.Reader, n int, sampler llama.Sampler) error {
+	sc := bufio.NewScanner(in)
+	sc.Buffer(make([]byte, 64*1024), 16<<20)
+	for {
+		if s.interactive {
+			fmt.Fprint(os.Stderr, "> ")
+		}
+		msg, ok := readMessage(sc, s.interactive)
+		if !ok {
+			break
+		}
+		if strings.TrimSpace(msg) == "" {
+			continue
+		}
+		if strings.HasPrefix(msg, "/") {
+			quit, err := s.command(msg)
+			if err != nil && !s.interactive {
+				return err
+			}
+			if err != nil {
+				// On a terminal a bad command is reported and the chat goes on.
+				fmt.Fprintf(os.Stderr, "%v\n", oneLine(err))
+			}
+			if quit {
+				return nil
+			}
+			continue
+		}
+		if err := s.reply(msg, n, sampler); err != nil {
+			return err
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return fmt.Errorf("read input: %w", err)
+	}
+	return nil
+}
+
+// readMessage reads one message: a line, continued while it ends with \
+// on a terminal.
+func readMessage(sc *bufio.Scanner, interactive bool) (string, bool) {
+	var parts []string
+	for sc.Scan() {
+		line := sc.Text()
+		if interactive && strings.HasSuffix(line, `\`) {
+			parts = append(parts, strings.TrimSuffix(line, `\`))
+			fmt.Fprint(os.Stderr, ". ")
+			continue
+		}
+		return strings.Join(append(parts, line), "\n"), true
+	}
+	if len(parts) > 0 {
+		return strings.Join(parts, "\n"), true
+	}
+	return "", false
+}
+
+func (s *chatSession) reply(msg string, n int, sampler llama.Sampler) error {
+	// Ctrl-C stops the reply, not the chat.
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	res, err := s.conv.Turn(ctx, msg, n, sampler, func(piece string) error {
+		s.out.WriteString(piece)
+		return s.out.Flush()
+	})
+	s.out.WriteString("\n")
+	s.out.Flush()
+	if errors.Is(err, context.Canceled) {
+		fmt.Fprintln(os.Stderr, "(reply interrupted; the conversation is kept as it was before it)")
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	_ = res
+	s.notePastContext()
+	return nil
+}
+
+// notePastContext says once that the conversation outgrew the model's
+// context, and what the cache does about it.
+func (s *chatSession) notePastContext() {
+	c := s.conv.Ctx
+	rows := c.Cache.View().Cap
+	if s.noted || c.Tokens() <= min(s.m.H.ContextLength, rows) {
+		return
+	}
+	s.noted = true
+	switch c.Cache.Name() {
+	case "freqkv":
+		fmt.Fprintf(os.Stderr, "note: the conversation (%d tokens) no longer fits %d cache rows (the model's context is %d); the freqkv cache keeps it in those rows by compressing older turns to lower resolution: nothing is dropped\n",
+			c.Tokens(), rows, s.m.H.ContextLength)
+	case "window":
+		fmt.Fprintf(os.Stderr, "note: the conversation (%d tokens) no longer fits %d cache rows (the model's context is %d); the window cache keeps the first %d and the latest rows: older turns are forgotten\n",
+			c.Tokens(), rows, s.m.H.ContextLength, s.opts.FreqKV.Sink)
+	default:
+		fmt.Fprintf(os.Stderr, "note: the conversation (%d tokens) is past the model's %d-token training context; the full cache holds %d tokens, then stops\n",
+			c.Tokens(), s.m.H.ContextLength, c.Cache.View().Cap)
+	}
+}
+
+func (s *chatSession) command(line string) (quit bool, err error) {
+	fields := strings.Fields(line)
+	arg := strings.TrimSpace(strings.TrimPrefix(line, fields[0]))
+	switch fields[0] {
+	case "/quit", "/exit":
+		return true, nil
+	case "/help":
+		fmt.Fprintln(os.Stderr, chatHelp)
+	case "/reset":
+		s.conv.Reset()
+		fmt.Fprintln(os.Stderr, "conversation reset")
+	case "/stats":
+		c := s.conv.Ctx
+		st := c.Cache.Stats()
+		fmt.Fprintf(os.Stderr, "%d turns, %d tokens; cache %s: %d of %d rows in use, %d compressions; KV memory %s (a full cache of %d tokens: %s)\n",
+			len(s.conv.Messages), c.Tokens(), c.Cache.Name(), min(st.Rows, c.Cache.View().Cap), c.Cache.View().Cap, st.Compressions,
+			humanBytes(st.Bytes), c.Tokens(), humanBytes(s.m.KVBytesFull(c.Tokens(), s.opts.KV)))
+	case "/save":
+		if arg == "" {
+			return false, fmt.Errorf("/save FILE: name the file")
+		}
+		b, err := json.MarshalIndent(savedChat{Version: 1, Model: s.model, Template: s.conv.Template.Name, Messages: s.conv.Messages}, "", "  ")
+		if err != nil {
+			return false, err
+		}
+		if err := writeFileAtomic(arg, append(b, '\n')); err != nil {
+			return false, fmt.Errorf("/save: %w", err)
+		}
+		fmt.Fprintf(os.Stderr, "saved %d messages to %s\n", len(s.conv.Messages), arg)
+	case "/load":
+		if arg == "" {
+			return false, fmt.Errorf("/load FILE: name the file")
+		}
+		b, err := os.ReadFile(arg)
+		if err != nil {
+			return false, fmt.Errorf("/load: %w", err)
+		}
+		var sv savedChat
+		if err := json.Unmarshal(b, &sv); err != nil || sv.Version != 1 {
+			return false, fmt.Errorf("/load %s: not a conversation saved by /save (%v)", arg, err)
+		}
+		for i, m := range sv.Messages {
+			if m.Role != "system" && m.Role != "user" && m.Role != "assistant" {
+				return false, fmt.Errorf("/load %s: message %d has role %q; want system, user or assistant", arg, i+1, m.Role)
+			}
+		}
+		if err := s.conv.Restore(context.Background(), sv.Messages); err != nil {
+			return false, fmt.Errorf("/load: %w", err)
+		}
+		fmt.Fprintf(os.Stderr, "loaded %d messages from %s (%d tokens fed to the cache)\n", len(sv.Messages), arg, s.conv.Ctx.Tokens())
+		s.notePastContext()
+	default:
+		return false, fmt.Errorf("unknown command %s; %s", fields[0], strings.Split(chatHelp, "\n")[0])
+	}
+	return false, nil
+}
+
+// writeFileAtomic writes through a temporary file and a rename, so a
+// crash never leaves half a file.
+func writeFileAtomic(path string, data []byte) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), path)
+}
