@@ -21,6 +21,8 @@ type Request struct {
 	// After is the token the reply continues (the prompt's last, normally),
 	// so the decoder renders the first piece's leading space as it should.
 	After int32
+	// OnToken, if set, is called with each sampled token (for metrics).
+	OnToken func(int32)
 }
 
 // Result says how a generation ended.
@@ -98,6 +100,9 @@ func Generate(ctx context.Context, lctx *llama.Context, tok tokenizer.Tokenizer,
 	for {
 		res.Tokens++
 		res.Last = next
+		if req.OnToken != nil {
+			req.OnToken(next)
+		}
 		history = append(history, next)
 		if req.StopIDs[next] {
 			res.Finish = "stop"
