@@ -95,6 +95,11 @@ func runGenerate(args []string) error {
 	defer ctx.Release()
 	out := bufio.NewWriter(os.Stdout)
 	dec := m.Tok.NewDecoder()
+	if len(ids) > 0 {
+		// The reply continues the prompt: prime the decoder with its last
+		// token so the first piece keeps its leading space.
+		dec.Add(ids[len(ids)-1])
+	}
 	if text != "" {
 		fmt.Fprint(out, text)
 		out.Flush()
