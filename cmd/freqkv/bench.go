@@ -42,6 +42,7 @@ func runBench(args []string) error {
 		"Fills a context to each --ctx length by prefill, then decodes --decode tokens greedily, for\neach cache policy side by side in one run: prefill and decode tok/s, KV bytes held vs a full\ncache, compressions, and GPU time of one compression. With no model it writes the preset\n(default tiny) as a synthetic GGUF in a temporary directory: no download needed.")
 	var mf modelFlags
 	mf.add(fs)
+	mf.addLoRA(fs)
 	preset := fs.String("preset", "tiny", "synthetic model when -m is not given: tiny, medium or llama2-7b-4l")
 	weights := fs.String("weights", "", "weight type of the preset: f32, f16, q8_0 or q4_0 (default: the preset's)")
 	ctxList := fs.String("ctx", "512,2048,8192", "context lengths to fill, comma-separated")
@@ -131,11 +132,11 @@ func runBench(args []string) error {
 		bar.Clear()
 	}
 	if *asJSON {
-		return json.NewEncoder(os.Stdout).Encode(map[string]any{"model": name, "device": dev.Info.Name, "weights_bytes": m.WeightBytes, "results": rows})
+		return json.NewEncoder(stdout).Encode(map[string]any{"model": name, "device": dev.Info.Name, "weights_bytes": m.WeightBytes, "results": rows})
 	}
-	fmt.Printf("model %s, %.1f MB of weights, on %s (%s)\n", name, float64(m.WeightBytes)/1e6, dev.Info.Name, dev.Info.Backend)
-	fmt.Printf("freqkv/window: N=%d S=%d R=%d g=%g; %d decode tokens after each fill\n\n", *n, *sink, *recent, *ratio, *decode)
-	tw := tabwriter.NewWriter(os.Stdout, 2, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintf(stdout, "model %s, %.1f MB of weights, on %s (%s)\n", name, float64(m.WeightBytes)/1e6, dev.Info.Name, dev.Info.Backend)
+	fmt.Fprintf(stdout, "freqkv/window: N=%d S=%d R=%d g=%g; %d decode tokens after each fill\n\n", *n, *sink, *recent, *ratio, *decode)
+	tw := tabwriter.NewWriter(stdout, 2, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "context\tcache\tprefill tok/s\tdecode tok/s\tKV held\tfull KV\trows\tcompressions\tcompress ms\t")
 	for _, r := range rows {
 		cms := "-"
@@ -149,7 +150,7 @@ func runBench(args []string) error {
 	}
 	if *profile {
 		for _, r := range rows {
-			fmt.Printf("\none decode step at %d tokens, %s cache, GPU time by kernel:\n", r.Tokens, r.Policy)
+			fmt.Fprintf(stdout, "\none decode step at %d tokens, %s cache, GPU time by kernel:\n", r.Tokens, r.Policy)
 			var total float64
 			for _, k := range r.DecodeKernels {
 				total += k.Total.Seconds() * 1e3
@@ -158,9 +159,9 @@ func runBench(args []string) error {
 				if i == 8 {
 					break
 				}
-				fmt.Printf("  %-40s %3d calls %8.2f ms %5.1f%%\n", k.Name, k.Calls, k.Total.Seconds()*1e3, 100*k.Total.Seconds()*1e3/total)
+				fmt.Fprintf(stdout, "  %-40s %3d calls %8.2f ms %5.1f%%\n", k.Name, k.Calls, k.Total.Seconds()*1e3, 100*k.Total.Seconds()*1e3/total)
 			}
-			fmt.Printf("  %-40s           %8.2f ms\n", "total", total)
+			fmt.Fprintf(stdout, "  %-40s           %8.2f ms\n", "total", total)
 		}
 	}
 	return nil

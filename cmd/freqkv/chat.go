@@ -9,12 +9,12 @@ import (
 	"io"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"strings"
 
 	"golang.org/x/term"
 
 	"github.com/freqkv/freqkv/chat"
+	"github.com/freqkv/freqkv/internal/outfile"
 	"github.com/freqkv/freqkv/model/llama"
 )
 
@@ -88,7 +88,7 @@ func runChat(args []string) error {
 	interactive := term.IsTerminal(int(os.Stdin.Fd())) && term.IsTerminal(int(os.Stdout.Fd()))
 	conv := chat.NewConversation(tpl, m.Tok, lctx, *system)
 	conv.Chunk = opts.MaxChunk
-	s := &chatSession{conv: conv, m: m, opts: opts, model: mf.name(), out: bufio.NewWriter(os.Stdout), interactive: interactive}
+	s := &chatSession{conv: conv, m: m, opts: opts, model: mf.name(), out: bufio.NewWriter(os.Stdout), interactive: interactive, inputs: mf.files()}
 	if interactive {
 		fmt.Fprintf(os.Stderr, "chatting with %s (template %s, cache %s); /help for commands, Ctrl-D to quit\n", mf.name(), tpl.Name, lctx.Cache.Name())
 	}
@@ -102,7 +102,8 @@ type chatSession struct {
 	model       string
 	out         *bufio.Writer
 	interactive bool
-	noted       bool // the past-the-context note was shown
+	noted       bool            // the past-the-context note was shown
+	inputs      []outfile.Named // files /save must not overwrite
 }
 
 func (s *chatSession) loop(in io.Reader, n int, sampler llama.Sampler) error {
@@ -231,7 +232,10 @@ func (s *chatSession) command(line string) (quit bool, err error) {
 		if err != nil {
 			return false, err
 		}
-		if err := writeFileAtomic(arg, append(b, '\n')); err != nil {
+		if err := outfile.Check([]outfile.Named{{Name: "/save", Path: arg}}, s.inputs); err != nil {
+			return false, err
+		}
+		if err := outfile.Write(arg, func(w io.Writer) error { _, err := w.Write(append(b, '\n')); return err }); err != nil {
 			return false, fmt.Errorf("/save: %w", err)
 		}
 		fmt.Fprintf(os.Stderr, "saved %d messages to %s\n", len(s.conv.Messages), arg)
@@ -261,22 +265,4 @@ func (s *chatSession) command(line string) (quit bool, err error) {
 		return false, fmt.Errorf("unknown command %s; %s", fields[0], strings.Split(chatHelp, "\n")[0])
 	}
 	return false, nil
-}
-
-// writeFileAtomic writes through a temporary file and a rename, so a
-// crash never leaves half a file.
-func writeFileAtomic(path string, data []byte) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
 }

@@ -3,8 +3,6 @@ package main
 import (
 	"fmt"
 	"os"
-	"strconv"
-	"strings"
 
 	"github.com/freqkv/freqkv/engine"
 	"github.com/freqkv/freqkv/freqkv"
@@ -21,6 +19,7 @@ type modelFlags struct {
 	path      string
 	tokenizer string
 	adapter   string
+	lora      *loraFlags // set by addLoRA: an adapter merged into the weights at open
 }
 
 func (m *modelFlags) add(fs *pflag.FlagSet) {
@@ -30,29 +29,38 @@ func (m *modelFlags) add(fs *pflag.FlagSet) {
 }
 
 func (m *modelFlags) check() error {
-	if m.path == "" {
-		if m.tokenizer != "" {
-			return usagef("--tokenizer without -m: name the llama2.c checkpoint with -m")
-		}
-		return nil // the embedded model
+	if m.path == "" && m.tokenizer != "" {
+		return usagef("--tokenizer without -m: name the llama2.c checkpoint with -m")
 	}
-	if _, err := os.Stat(m.path); err != nil {
-		return usagef("model %s: %v", m.path, err)
+	if m.path != "" {
+		if _, err := os.Stat(m.path); err != nil {
+			return usagef("model %s: %v", m.path, err)
+		}
 	}
 	if m.tokenizer != "" {
 		if _, err := os.Stat(m.tokenizer); err != nil {
 			return usagef("tokenizer %s: %v", m.tokenizer, err)
 		}
 	}
+	if m.lora != nil {
+		return m.lora.check()
+	}
 	return nil
 }
 
 // open reads the model file (GGUF or llama2.c).
 func (m *modelFlags) open() (*gguf.File, error) {
+	var f *gguf.File
+	var err error
 	if m.path == "" {
-		return builtin.Open()
+		f, err = builtin.Open()
+	} else {
+		f, err = llama.Open(m.path, llama.LoadOptions{Tokenizer: m.tokenizer})
 	}
-	return llama.Open(m.path, llama.LoadOptions{Tokenizer: m.tokenizer})
+	if err != nil {
+		return nil, err
+	}
+	return m.lora.apply(f, m.name())
 }
 
 // name is the model as messages show it.
@@ -174,23 +182,6 @@ func (c *cacheFlags) options(dev *engine.Device, trained int) (llama.CacheOption
 	return o, nil
 }
 
-// readTokenFile reads whitespace-separated token ids.
-func readTokenFile(path string) ([]int32, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, usagef("--tokens: %v", err)
-	}
-	var out []int32
-	for i, f := range strings.Fields(string(b)) {
-		v, err := strconv.ParseInt(f, 10, 32)
-		if err != nil {
-			return nil, usagef("--tokens %s: item %d (%q) is not a token id", path, i+1, f)
-		}
-		out = append(out, int32(v))
-	}
-	return out, nil
-}
-
 func humanBytes(n int64) string {
 	const unit = 1024
 	if n < unit {
@@ -202,47 +193,4 @@ func humanBytes(n int64) string {
 		exp++
 	}
 	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
-}
-
-// inputFlags name a token stream: a text file or a file of token ids.
-type inputFlags struct {
-	text   string
-	tokens string
-}
-
-func (in *inputFlags) add(fs *pflag.FlagSet) {
-	fs.StringVar(&in.text, "text", "", "text file (tokenized with BOS as the model expects)")
-	fs.StringVar(&in.tokens, "tokens", "", "file of whitespace-separated token ids")
-}
-
-// loadWithInput checks the flags, loads the model and returns the stream's
-// tokens; the caller closes dev.
-func (in *inputFlags) loadWithInput(mf *modelFlags, quiet bool) (*engine.Device, *llama.Model, []int32, error) {
-	if (in.text == "") == (in.tokens == "") {
-		return nil, nil, nil, usagef("need exactly one of --text FILE or --tokens FILE")
-	}
-	if err := mf.check(); err != nil {
-		return nil, nil, nil, err
-	}
-	var ids []int32
-	var text []byte
-	var err error
-	if in.tokens != "" {
-		if ids, err = readTokenFile(in.tokens); err != nil {
-			return nil, nil, nil, err
-		}
-	} else if text, err = os.ReadFile(in.text); err != nil {
-		return nil, nil, nil, usagef("--text: %v", err)
-	}
-	dev, m, err := mf.load(quiet)
-	if err != nil {
-		return nil, nil, nil, err
-	}
-	if in.text != "" {
-		if ids, err = m.Tok.Encode(string(text), m.Tok.AddBOS()); err != nil {
-			dev.Close()
-			return nil, nil, nil, err
-		}
-	}
-	return dev, m, ids, nil
 }

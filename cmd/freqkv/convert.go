@@ -2,8 +2,10 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"os"
 
+	"github.com/freqkv/freqkv/internal/outfile"
 	"github.com/freqkv/freqkv/model/llama2c"
 )
 
@@ -22,6 +24,10 @@ func runConvert(args []string) error {
 	if *in == "" || *tokPath == "" || *out == "" {
 		return usagef("need -m CHECKPOINT, --tokenizer TOKENIZER and -o OUT.gguf")
 	}
+	if err := outfile.Check([]outfile.Named{{Name: "-o", Path: *out}},
+		[]outfile.Named{{Name: "-m", Path: *in}, {Name: "--tokenizer", Path: *tokPath}}); err != nil {
+		return usagef("%v", err)
+	}
 	ck, err := llama2c.ReadCheckpoint(*in)
 	if err != nil {
 		return err
@@ -30,16 +36,7 @@ func runConvert(args []string) error {
 	if err != nil {
 		return err
 	}
-	f, err := os.Create(*out)
-	if err != nil {
-		return err
-	}
-	if err := llama2c.Convert(f, ck, tok); err != nil {
-		f.Close()
-		os.Remove(*out)
-		return err
-	}
-	if err := f.Close(); err != nil {
+	if err := outfile.Write(*out, func(w io.Writer) error { return llama2c.Convert(w, ck, tok) }); err != nil {
 		return err
 	}
 	fmt.Fprintf(os.Stderr, "wrote %s\n", *out)

@@ -3,7 +3,6 @@ package main
 import (
 	"encoding/json"
 	"fmt"
-	"os"
 
 	"github.com/freqkv/freqkv/engine"
 )
@@ -43,7 +42,7 @@ func runDevices(args []string) error {
 				},
 			})
 		}
-		enc := json.NewEncoder(os.Stdout)
+		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
 		return enc.Encode(list)
 	}
@@ -52,11 +51,11 @@ func runDevices(args []string) error {
 		if i == best {
 			mark = "*"
 		}
-		fmt.Printf("%s %d: %s (%s, %s, vendor %s)\n", mark, a.Index, a.Name, a.Type, a.Backend, a.Vendor)
-		fmt.Printf("     shader-f16: %v  timestamps: %v\n", a.ShaderF16, a.Timestamps)
+		fmt.Fprintf(stdout, "%s %d: %s (%s, %s, vendor %s)\n", mark, a.Index, a.Name, a.Type, a.Backend, a.Vendor)
+		fmt.Fprintf(stdout, "     shader-f16: %v  timestamps: %v\n", a.ShaderF16, a.Timestamps)
 		l := a.Limits
-		fmt.Printf("     max storage binding: %s  max buffer: %s  workgroup storage: %s\n", humanBytes(int64(l.MaxStorageBufferBindingSize)), humanBytes(int64(l.MaxBufferSize)), humanBytes(int64(l.MaxComputeWorkgroupStorageSize)))
-		fmt.Printf("     invocations/workgroup: %d  workgroups/dimension: %d  storage buffers/stage: %d\n", l.MaxComputeInvocationsPerWorkgroup, l.MaxComputeWorkgroupsPerDimension, l.MaxStorageBuffersPerShaderStage)
+		fmt.Fprintf(stdout, "     max storage binding: %s  max buffer: %s  workgroup storage: %s\n", humanBytes(int64(l.MaxStorageBufferBindingSize)), humanBytes(int64(l.MaxBufferSize)), humanBytes(int64(l.MaxComputeWorkgroupStorageSize)))
+		fmt.Fprintf(stdout, "     invocations/workgroup: %d  workgroups/dimension: %d  storage buffers/stage: %d\n", l.MaxComputeInvocationsPerWorkgroup, l.MaxComputeWorkgroupsPerDimension, l.MaxStorageBuffersPerShaderStage)
 	}
 	return nil
 }

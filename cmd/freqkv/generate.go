@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"fmt"
 	"os"
 
@@ -17,6 +16,7 @@ func runGenerate(args []string) error {
 		"Streams generated text to stdout; a summary (prefill and decode tok/s, compressions,\nKV bytes now vs a full cache) goes to stderr at the end. Defaults: freqkv cache with\nN = the model's trained context, S = 4, R = 0, G = 0.5; greedy sampling.")
 	var mf modelFlags
 	mf.add(fs)
+	mf.addLoRA(fs)
 	prompt := fs.StringP("prompt", "p", "", "prompt text (empty: start from BOS)")
 	promptFile := fs.StringP("file", "f", "", "read the prompt from a file")
 	tokensFile := fs.String("tokens", "", "prompt as a file of whitespace-separated token ids")
@@ -32,6 +32,7 @@ func runGenerate(args []string) error {
 	fs.IntVar(&s.RepeatWindow, "repeat-last-n", 64, "tokens the repeat penalty looks back over")
 	fs.Uint64Var(&s.Seed, "seed", 0, "random seed; the same seed gives the same tokens")
 	stopEOS := fs.Bool("stop-at-eos", true, "stop at the end-of-sequence token")
+	maxInput := addMaxInput(fs)
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -50,24 +51,24 @@ func runGenerate(args []string) error {
 	if *n < 1 {
 		return usagef("-n %d must be at least 1", *n)
 	}
-	if err := s.Validate(); err != nil {
-		return usagef("%v", err)
+	if err := checkSampler(&s); err != nil {
+		return err
 	}
 	if err := mf.check(); err != nil {
 		return err
 	}
 	text := *prompt
 	if *promptFile != "" {
-		b, err := os.ReadFile(*promptFile)
+		b, err := readInput("-f", *promptFile, *maxInput)
 		if err != nil {
-			return usagef("-f: %v", err)
+			return err
 		}
 		text = string(b)
 	}
 	var ids []int32
 	if *tokensFile != "" {
 		var err error
-		if ids, err = readTokenFile(*tokensFile); err != nil {
+		if ids, err = readTokenFile(*tokensFile, *maxInput); err != nil {
 			return err
 		}
 	}
@@ -84,6 +85,8 @@ func runGenerate(args []string) error {
 		if ids, err = m.Tok.Encode(text, m.Tok.AddBOS()); err != nil {
 			return err
 		}
+	} else if err := checkTokenIDs("--tokens "+*tokensFile, ids, m.H.Vocab); err != nil {
+		return err
 	}
 	if opts.Policy == "full" && opts.Context == 0 {
 		opts.Context = min(m.H.ContextLength, len(ids)+*n+1)
@@ -93,26 +96,45 @@ func runGenerate(args []string) error {
 		return err
 	}
 	defer ctx.Release()
-	out := bufio.NewWriter(os.Stdout)
-	dec := m.Tok.NewDecoder()
-	if len(ids) > 0 {
-		// The reply continues the prompt: prime the decoder with its last
-		// token so the first piece keeps its leading space.
-		dec.Add(ids[len(ids)-1])
-	}
+	out := stdout
 	if text != "" {
 		fmt.Fprint(out, text)
-		out.Flush()
+		if err := out.flush(); err != nil {
+			return err
+		}
 	}
+	// The decoder sees the prompt first, so that the first generated token
+	// keeps its leading space (a SentencePiece decoder drops it at the start
+	// of a text); what it returns for the prompt was printed above.
+	dec := m.Tok.NewDecoder()
+	seen := ids
+	if len(seen) == 0 {
+		seen = []int32{m.Tok.BOS()}
+	}
+	for _, id := range seen {
+		if _, err := dec.Add(id); err != nil {
+			return err
+		}
+	}
+	dec.Flush()
+	var decErr error
 	st, err := ctx.Generate(ids, *n, &s, *stopEOS, func(tok int32) bool {
-		piece, _ := dec.Add(tok)
+		piece, err := dec.Add(tok)
+		if err != nil {
+			decErr = err
+			return false
+		}
 		fmt.Fprint(out, piece)
-		out.Flush()
-		return true
+		return out.flush() == nil
 	})
 	fmt.Fprint(out, dec.Flush())
 	fmt.Fprintln(out)
-	out.Flush()
+	if err == nil {
+		err = decErr
+	}
+	if ferr := out.flush(); err == nil {
+		err = ferr
+	}
 	if err != nil {
 		return err
 	}

@@ -78,7 +78,7 @@ func runInfo(args []string) error {
 		mems = append(mems, mem{n, perRow * int64(n), perRow * int64(min(n, cfg.CacheSize))})
 	}
 	if *asJSON {
-		enc := json.NewEncoder(os.Stdout)
+		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
 		return enc.Encode(map[string]any{
 			"file": mf.path, "gguf_version": f.Version, "hparams": h, "parameters": params, "tensor_types": types,
@@ -89,15 +89,15 @@ func runInfo(args []string) error {
 	if !isGGUF(mf.path) {
 		format = "llama2.c checkpoint"
 	}
-	fmt.Printf("model        %s (%s)\n", mf.path, format)
-	fmt.Printf("architecture %s, %.1fM parameters\n", h.Arch, float64(params)/1e6)
-	fmt.Printf("dims         embedding %d, layers %d, ffn %d, heads %d, kv heads %d, head dim %d\n", h.Dim, h.Layers, h.FFN, h.Heads, h.KVHeads, h.HeadDim())
+	fmt.Fprintf(stdout, "model        %s (%s)\n", mf.path, format)
+	fmt.Fprintf(stdout, "architecture %s, %.1fM parameters\n", h.Arch, float64(params)/1e6)
+	fmt.Fprintf(stdout, "dims         embedding %d, layers %d, ffn %d, heads %d, kv heads %d, head dim %d\n", h.Dim, h.Layers, h.FFN, h.Heads, h.KVHeads, h.HeadDim())
 	rope := "adjacent pairs (llama)"
 	if h.RopeNeoX {
 		rope = "split halves (NeoX)"
 	}
-	fmt.Printf("rope         %s, dim %d, base %g, scaling %s x%g\n", rope, h.RopeDim, h.RopeBase, h.RopeScaling, h.RopeScale)
-	fmt.Printf("context      %d (trained), rms eps %.3g, vocab %d, output %s\n", h.ContextLength, h.RMSEps, h.Vocab, map[bool]string{true: "tied to token_embd", false: "separate"}[h.TiedOutput])
+	fmt.Fprintf(stdout, "rope         %s, dim %d, base %g, scaling %s x%g\n", rope, h.RopeDim, h.RopeBase, h.RopeScaling, h.RopeScale)
+	fmt.Fprintf(stdout, "context      %d (trained), rms eps %.3g, vocab %d, output %s\n", h.ContextLength, h.RMSEps, h.Vocab, map[bool]string{true: "tied to token_embd", false: "separate"}[h.TiedOutput])
 	names := make([]string, 0, len(types))
 	for n := range types {
 		names = append(names, n)
@@ -111,12 +111,12 @@ func runInfo(args []string) error {
 				break
 			}
 		}
-		fmt.Printf("tensors      %3d x %-5s -> GPU %s\n", types[n], n, gpuType(t))
+		fmt.Fprintf(stdout, "tensors      %3d x %-5s -> GPU %s\n", types[n], n, gpuType(t))
 	}
-	fmt.Printf("tokenizer    %s\n", tokDesc)
-	fmt.Printf("KV cache (f16; freqkv N=%d S=%d R=%d g=%g):\n", cfg.CacheSize, cfg.Sink, cfg.Recent, cfg.Ratio)
+	fmt.Fprintf(stdout, "tokenizer    %s\n", tokDesc)
+	fmt.Fprintf(stdout, "KV cache (f16; freqkv N=%d S=%d R=%d g=%g):\n", cfg.CacheSize, cfg.Sink, cfg.Recent, cfg.Ratio)
 	for _, m := range mems {
-		fmt.Printf("  %6d tokens: full %10s   freqkv %10s\n", m.Tokens, humanBytes(m.FullBytes), humanBytes(m.FreqKVByte))
+		fmt.Fprintf(stdout, "  %6d tokens: full %10s   freqkv %10s\n", m.Tokens, humanBytes(m.FullBytes), humanBytes(m.FreqKVByte))
 	}
 	return nil
 }

@@ -60,7 +60,11 @@ func run(args []string) int {
 	}
 	for _, c := range commands {
 		if c.name == args[0] {
+			handleSignals()
 			err := c.run(args[1:])
+			if ferr := stdout.flush(); err == nil {
+				err = ferr
+			}
 			switch {
 			case err == nil:
 				return 0

@@ -4,7 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
-	"os"
+	"sync"
 	"time"
 
 	"github.com/schollz/progressbar/v3"
@@ -40,6 +40,7 @@ func runPerplexity(args []string) error {
 		"Perplexity by the reference's protocol: windows of L tokens every --stride tokens, each\nevaluated with the grouped forward pass; mean next-token NLL over all positions of all\nwindows, and perplexity exp(mean NLL). --stride 0: one window from the first token\n(inputs 0..L-1, targets 1..L, L = min(--ctx, tokens - 1)).")
 	var mf modelFlags
 	mf.add(fs)
+	mf.addLoRA(fs)
 	var in inputFlags
 	in.add(fs)
 	ctxLen := fs.Int("ctx", 0, "window length L in tokens (default: the model's trained context)")
@@ -85,14 +86,43 @@ func runPerplexity(args []string) error {
 	if !*asJSON && stderrIsTerminal() {
 		bar = progressbar.Default(int64(len(starts)*l), "perplexity")
 	}
+	// Each window's line is written as soon as it is measured; a SIGINT or
+	// SIGTERM prints the summary of the windows so far, marked partial.
+	var mu sync.Mutex
 	begin := time.Now()
 	var chunks []pplChunk
-	sum, count := 0.0, 0
+	sum, count, compressions := 0.0, 0, 0
+	summary := func(partial bool) error {
+		mean := sum / float64(count)
+		elapsed := time.Since(begin)
+		if *asJSON {
+			return json.NewEncoder(stdout).Encode(map[string]any{
+				"tokens": count, "windows": len(chunks), "window": l, "stride": *stride, "mean_nll": mean, "ppl": math.Exp(mean),
+				"cache":        map[string]any{"policy": opts.Policy, "size": opts.FreqKV.CacheSize, "sink": opts.FreqKV.Sink, "recent": opts.FreqKV.Recent, "ratio": opts.FreqKV.Ratio, "kv": opts.KV.String()},
+				"compressions": compressions, "seconds": elapsed.Seconds(), "chunks": chunks, "partial": partial,
+			})
+		}
+		note := ""
+		if partial {
+			note = fmt.Sprintf(" [partial: interrupted after %d of %d windows]", len(chunks), len(starts))
+		}
+		_, err := fmt.Fprintf(stdout, "%s cache: %d tokens in %d windows of %d: mean NLL %.4f, perplexity %.4f (%.1f tok/s)%s\n",
+			opts.Policy, count, len(chunks), l, mean, math.Exp(mean), float64(count)/elapsed.Seconds(), note)
+		return err
+	}
+	stopSignals := onSignal(func() {
+		mu.Lock() // held until exit: nothing more is printed
+		if count > 0 {
+			summary(true)
+		}
+		stdout.flush()
+	})
+	defer stopSignals()
 	for _, s := range starts {
 		ctx.Reset()
 		nll, err := ctx.NLL(ids[s:s+l], ids[s+1:s+l+1])
 		if err != nil {
-			return err
+			return fmt.Errorf("window at token %d: %w", s, err)
 		}
 		cs := 0.0
 		for _, x := range nll {
@@ -101,10 +131,21 @@ func runPerplexity(args []string) error {
 		if math.IsNaN(cs) || math.IsInf(cs, 0) {
 			return fmt.Errorf("window at token %d: non-finite NLL", s)
 		}
+		mean := cs / float64(len(nll))
+		c := pplChunk{Start: s, Tokens: len(nll), MeanNLL: mean, PPL: math.Exp(mean)}
+		mu.Lock()
 		sum += cs
 		count += len(nll)
-		mean := cs / float64(len(nll))
-		chunks = append(chunks, pplChunk{Start: s, Tokens: len(nll), MeanNLL: mean, PPL: math.Exp(mean)})
+		compressions += ctx.Cache.Stats().Compressions
+		chunks = append(chunks, c)
+		if !*asJSON {
+			fmt.Fprintf(stdout, "window at %6d: %5d tokens  mean NLL %.4f  ppl %.3f\n", c.Start, c.Tokens, c.MeanNLL, c.PPL)
+			err = stdout.flush()
+		}
+		mu.Unlock()
+		if err != nil {
+			return err
+		}
 		if bar != nil {
 			bar.Add(len(nll))
 		}
@@ -113,20 +154,7 @@ func runPerplexity(args []string) error {
 		bar.Finish()
 		bar.Clear()
 	}
-	mean := sum / float64(count)
-	elapsed := time.Since(begin)
-	if *asJSON {
-		enc := json.NewEncoder(os.Stdout)
-		return enc.Encode(map[string]any{
-			"tokens": count, "windows": len(starts), "window": l, "stride": *stride, "mean_nll": mean, "ppl": math.Exp(mean),
-			"cache":        map[string]any{"policy": opts.Policy, "size": opts.FreqKV.CacheSize, "sink": opts.FreqKV.Sink, "recent": opts.FreqKV.Recent, "ratio": opts.FreqKV.Ratio, "kv": opts.KV.String()},
-			"compressions": ctx.Cache.Stats().Compressions, "seconds": elapsed.Seconds(), "chunks": chunks,
-		})
-	}
-	for _, c := range chunks {
-		fmt.Printf("window at %6d: %5d tokens  mean NLL %.4f  ppl %.3f\n", c.Start, c.Tokens, c.MeanNLL, c.PPL)
-	}
-	fmt.Printf("%s cache: %d tokens in %d windows of %d: mean NLL %.4f, perplexity %.4f (%.1f tok/s)\n",
-		opts.Policy, count, len(starts), l, mean, math.Exp(mean), float64(count)/elapsed.Seconds())
-	return nil
+	mu.Lock()
+	defer mu.Unlock()
+	return summary(false)
 }

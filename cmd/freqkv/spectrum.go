@@ -4,13 +4,14 @@ import (
 	"encoding/csv"
 	"encoding/json"
 	"fmt"
+	"io"
 	"math"
-	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 
 	"github.com/freqkv/freqkv/freqkv"
+	"github.com/freqkv/freqkv/internal/outfile"
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
 	"gonum.org/v1/plot/plotutil"
@@ -67,6 +68,7 @@ func runSpectrum(args []string) error {
 		"Measures the paper's key observation: runs the first L tokens through the model with a full\ncache, takes the DCT-II of every key (before RoPE) and value channel along the sequence,\nand reports the energy per frequency per layer and the share kept by a compression at ratio G.")
 	var mf modelFlags
 	mf.add(fs)
+	mf.addLoRA(fs)
 	var in inputFlags
 	in.add(fs)
 	ctxLen := fs.Int("ctx", 0, "tokens to analyse (default: the model's trained context)")
@@ -88,6 +90,9 @@ func runSpectrum(args []string) error {
 		default:
 			return usagef("-o %s: the plot must be .png or .svg", *out)
 		}
+	}
+	if err := outfile.Check([]outfile.Named{{Name: "-o", Path: *out}, {Name: "--csv", Path: *csvPath}}, in.files(&mf)); err != nil {
+		return usagef("%v", err)
 	}
 	dev, m, ids, err := in.loadWithInput(&mf, *asJSON)
 	if err != nil {
@@ -148,39 +153,33 @@ func runSpectrum(args []string) error {
 		}
 	}
 	if *asJSON {
-		return json.NewEncoder(os.Stdout).Encode(map[string]any{"tokens": l, "ratio": *ratio, "mean": mean, "layers": layers})
+		return json.NewEncoder(stdout).Encode(map[string]any{"tokens": l, "ratio": *ratio, "mean": mean, "layers": layers})
 	}
-	fmt.Printf("%d tokens, energy kept by the lowest %.0f%% of DCT frequencies:\n", l, 100**ratio)
+	fmt.Fprintf(stdout, "%d tokens, energy kept by the lowest %.0f%% of DCT frequencies:\n", l, 100**ratio)
 	if *perLayer {
 		for _, ls := range layers {
-			fmt.Printf("  layer %2d: K %6.2f%%  V %6.2f%%\n", ls.Layer, 100*ls.KKept, 100*ls.VKept)
+			fmt.Fprintf(stdout, "  layer %2d: K %6.2f%%  V %6.2f%%\n", ls.Layer, 100*ls.KKept, 100*ls.VKept)
 		}
 	}
-	fmt.Printf("  mean    : K %6.2f%%  V %6.2f%%\n", 100*mean.KKept, 100*mean.VKept)
+	fmt.Fprintf(stdout, "  mean    : K %6.2f%%  V %6.2f%%\n", 100*mean.KKept, 100*mean.VKept)
 	if *out != "" {
-		fmt.Printf("plot written to %s\n", *out)
+		fmt.Fprintf(stdout, "plot written to %s\n", *out)
 	}
 	return nil
 }
 
 func writeSpectrumCSV(path string, layers []layerSpectrum) error {
-	f, err := os.Create(path)
-	if err != nil {
-		return err
-	}
-	w := csv.NewWriter(f)
-	w.Write([]string{"layer", "frequency", "k_energy", "v_energy"})
-	for _, ls := range layers {
-		for k := range ls.K {
-			w.Write([]string{strconv.Itoa(ls.Layer), strconv.Itoa(k), strconv.FormatFloat(ls.K[k], 'g', 8, 64), strconv.FormatFloat(ls.V[k], 'g', 8, 64)})
+	return outfile.Write(path, func(f io.Writer) error {
+		w := csv.NewWriter(f)
+		w.Write([]string{"layer", "frequency", "k_energy", "v_energy"})
+		for _, ls := range layers {
+			for k := range ls.K {
+				w.Write([]string{strconv.Itoa(ls.Layer), strconv.Itoa(k), strconv.FormatFloat(ls.K[k], 'g', 8, 64), strconv.FormatFloat(ls.V[k], 'g', 8, 64)})
+			}
 		}
-	}
-	w.Flush()
-	if err := w.Error(); err != nil {
-		f.Close()
-		return err
-	}
-	return f.Close()
+		w.Flush()
+		return w.Error()
+	})
 }
 
 // plotSpectrum draws the cumulative energy against the share of lowest
@@ -223,5 +222,12 @@ func plotSpectrum(path string, show []layerSpectrum, ratio float64, arch string,
 	vl.Dashes = []vg.Length{vg.Points(4), vg.Points(3)}
 	p.Add(vl)
 	p.Legend.Add(fmt.Sprintf("G = %g", ratio), vl)
-	return p.Save(8*vg.Inch, 5*vg.Inch, path)
+	wt, err := p.WriterTo(8*vg.Inch, 5*vg.Inch, strings.TrimPrefix(strings.ToLower(filepath.Ext(path)), "."))
+	if err != nil {
+		return err
+	}
+	return outfile.Write(path, func(w io.Writer) error {
+		_, err := wt.WriteTo(w)
+		return err
+	})
 }

@@ -1,10 +1,7 @@
 package main
 
 import (
-	"bufio"
 	"fmt"
-	"io"
-	"os"
 	"strconv"
 	"strings"
 
@@ -40,6 +37,7 @@ func runTokenize(args []string) error {
 	noBOS := fs.Bool("no-bos", false, "do not add BOS even if the model expects it")
 	ids := fs.Bool("ids", false, "print ids, space-separated, on one line (the default)")
 	pieces := fs.Bool("pieces", false, "print one 'id<TAB>piece' per line")
+	maxInput := addMaxInput(fs)
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -53,16 +51,15 @@ func runTokenize(args []string) error {
 	if err != nil {
 		return err
 	}
-	text, err := io.ReadAll(os.Stdin)
+	text, err := readStdin(*maxInput)
 	if err != nil {
-		return fmt.Errorf("read stdin: %w", err)
+		return err
 	}
 	out, err := tok.Encode(string(text), tok.AddBOS() && !*noBOS)
 	if err != nil {
 		return err
 	}
-	w := bufio.NewWriter(os.Stdout)
-	defer w.Flush()
+	w := stdout
 	if *pieces {
 		for _, id := range out {
 			fmt.Fprintf(w, "%d\t%q\n", id, tok.Piece(id))
@@ -81,29 +78,32 @@ func runDetokenize(args []string) error {
 	fs := newFlags("detokenize", "-m MODEL < ids", "Decodes whitespace-separated token ids on stdin to text.")
 	var mf modelFlags
 	mf.add(fs)
+	maxInput := addMaxInput(fs)
 	if err := parse(fs, args); err != nil {
 		return err
+	}
+	if fs.NArg() > 0 {
+		return usagef("unexpected argument %q: the ids are read from stdin", fs.Arg(0))
 	}
 	tok, err := loadTokenizer(&mf)
 	if err != nil {
 		return err
 	}
-	in, err := io.ReadAll(os.Stdin)
+	in, err := readStdin(*maxInput)
 	if err != nil {
-		return fmt.Errorf("read stdin: %w", err)
+		return err
 	}
-	var ids []int32
-	for i, f := range strings.Fields(string(in)) {
-		v, err := strconv.ParseInt(f, 10, 32)
-		if err != nil || v < 0 || int(v) >= tok.VocabSize() {
-			return usagef("item %d (%q) is not a token id in [0, %d)", i+1, f, tok.VocabSize())
-		}
-		ids = append(ids, int32(v))
+	ids, err := parseTokenIDs("stdin", in)
+	if err != nil {
+		return err
+	}
+	if err := checkTokenIDs("stdin", ids, tok.VocabSize()); err != nil {
+		return err
 	}
 	text, err := tok.Decode(ids)
 	if err != nil {
 		return err
 	}
-	fmt.Print(text)
+	fmt.Fprint(stdout, text)
 	return nil
 }

@@ -3,7 +3,6 @@ package main
 import (
 	"encoding/json"
 	"fmt"
-	"os"
 
 	"github.com/freqkv/freqkv/engine"
 	"github.com/freqkv/freqkv/testvectors"
@@ -38,7 +37,7 @@ func runVectors(args []string) error {
 	defer dev.Close()
 	run := testvectors.NewRun(dev)
 	failed, ran := 0, 0
-	enc := json.NewEncoder(os.Stdout)
+	enc := json.NewEncoder(stdout)
 	for _, v := range vs {
 		if *kernel != "" && v.Kernel != *kernel {
 			continue
@@ -65,13 +64,13 @@ func runVectors(args []string) error {
 		} else if !res.OK {
 			verdict = "FAIL"
 		}
-		fmt.Printf("%-12s %-44s %-34s max_abs %.2e max_rel %.2e tol %.2e  %s\n", v.Kernel, v.Name, res.Shape, res.MaxAbs, res.MaxRel, res.Tol, verdict)
+		fmt.Fprintf(stdout, "%-12s %-44s %-34s max_abs %.2e max_rel %.2e tol %.2e  %s\n", v.Kernel, v.Name, res.Shape, res.MaxAbs, res.MaxRel, res.Tol, verdict)
 	}
 	if ran == 0 {
 		return fmt.Errorf("no vectors ran (kernel filter %q matched none)", *kernel)
 	}
 	if !*asJSON {
-		fmt.Printf("%d vectors, %d failed, on %s\n", ran, failed, dev.Info.Name)
+		fmt.Fprintf(stdout, "%d vectors, %d failed, on %s\n", ran, failed, dev.Info.Name)
 	}
 	if failed > 0 {
 		return fmt.Errorf("%d of %d vectors failed", failed, ran)

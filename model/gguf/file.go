@@ -50,6 +50,8 @@ type File struct {
 	tensors map[string]int
 	data    []byte       // the whole file; nil once closed
 	release func() error // unmaps the file, if it was mapped
+	// replaced holds, by name, the data of tensors that WithTensors put in memory.
+	replaced map[string][]byte
 }
 
 // TensorInfo describes one tensor of a file.
@@ -324,6 +326,9 @@ func (f *File) TensorData(t *TensorInfo) ([]byte, error) {
 	}
 	if err := checkShape(t.Dims, t.Type); err != nil {
 		return nil, fmt.Errorf("gguf: tensor %q: %w", t.Name, err)
+	}
+	if data, ok := f.replaced[t.Name]; ok {
+		return data, nil
 	}
 	start, n, size := f.DataOffset, t.Bytes(), uint64(len(f.data))
 	if n == 0 {

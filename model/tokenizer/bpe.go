@@ -75,10 +75,10 @@ func bpePiece(text string, typ int32) string {
 	return ""
 }
 
-func (e *bpe) encode(text string, out []int32, special bool) ([]int32, error) {
+func (e *bpe) encode(text string, out []int32, _ bool) ([]int32, error) {
 	var buf []byte
 	m := merger{rank: e.pairRank}
-	for _, f := range e.partition(text, special) {
+	for _, f := range e.partition(text) {
 		if f.id >= 0 {
 			out = append(out, f.id)
 			continue

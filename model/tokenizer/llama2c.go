@@ -62,31 +62,14 @@ func llama2cPiece(text string, typ int32) string {
 	return ""
 }
 
-func (e *llama2c) encode(text string, out []int32, special bool) ([]int32, error) {
-	frags := e.partition(text, special)
-	if !special || len(frags) <= 1 && (len(frags) == 0 || frags[0].id < 0) {
-		return e.encodeText(text, out)
+func (e *llama2c) encode(text string, out []int32, start bool) ([]int32, error) {
+	// llama2.c merges over everything, BOS included; a continuation merges
+	// only its own tokens.
+	from := 0
+	if !start {
+		from = len(out)
 	}
-	// Control tokens split the text; each stretch is encoded alone, as
-	// llama.cpp does for every model.
-	for _, f := range frags {
-		if f.id >= 0 {
-			out = append(out, f.id)
-			continue
-		}
-		ids, err := e.encodeText(f.text, nil)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, ids...)
-	}
-	return out, nil
-}
-
-// encodeText is llama2.c's encoder, appending to out (which merges take
-// part in, as llama2.c merges across BOS).
-func (e *llama2c) encodeText(text string, out []int32) ([]int32, error) {
-	if text != "" {
+	if text != "" && start {
 		out = append(out, e.space)
 	}
 	for i := 0; i < len(text); {
@@ -109,13 +92,13 @@ func (e *llama2c) encodeText(text string, out []int32) ([]int32, error) {
 	// Merge over the concatenated token texts, one symbol per token.
 	var buf []byte
 	m := merger{rank: e.pairRank}
-	for _, id := range out {
+	for _, id := range out[from:] {
 		m.syms = append(m.syms, symbol{start: len(buf), n: len(e.tokens[id])})
 		buf = append(buf, e.tokens[id]...)
 	}
 	m.text = string(buf)
 	m.run()
-	merged := out[:0]
+	merged := out[:from]
 	var err error
 	m.pieces(func(piece string) bool {
 		id, ok := e.ids[piece]

@@ -60,9 +60,9 @@ func spmPiece(text string, typ int32) string {
 	return "" // control, unknown, unused
 }
 
-func (e *spm) encode(text string, out []int32, special bool) ([]int32, error) {
-	afterSpecial := true // the text start counts as following a special token
-	for _, f := range e.partition(text, special) {
+func (e *spm) encode(text string, out []int32, start bool) ([]int32, error) {
+	afterSpecial := start // the text start counts as following a special token
+	for _, f := range e.partition(text) {
 		if f.id >= 0 {
 			out = append(out, f.id)
 			afterSpecial = true

@@ -31,7 +31,8 @@ type Tokenizer interface {
 	// EncodeSpecial is Encode with control tokens written in the text
 	// (e.g. "<|im_start|>", "</s>") recognised as their single ids, as
 	// llama.cpp does with parse_special: for prompts rendered by a chat
-	// template, never for user text.
+	// template, never for user text. The text between them is encoded as
+	// Encode encodes a text alone.
 	EncodeSpecial(text string, addBOS bool) ([]int32, error)
 	// Decode returns the text of ids. Control and unknown tokens decode to
 	// nothing, byte tokens to their raw byte, and with SentencePiece
@@ -56,15 +57,30 @@ type Tokenizer interface {
 }
 
 // encoder is the model-specific half of a Tokenizer: it appends the ids of
-// text to out, which holds BOS when one was requested.
+// text to out, which holds BOS when one was requested. start is false for a
+// piece that continues the text encoded into out before (see Encode): no
+// space prefix, and merges only within the piece.
 type encoder interface {
-	encode(text string, out []int32, special bool) ([]int32, error)
+	encode(text string, out []int32, start bool) ([]int32, error)
 }
 
 type tokenizer struct {
 	*table
 	enc encoder
+	// spansAfterNewline marks the bytes some token has right after a
+	// newline: a long text is encoded in pieces cut after a newline between
+	// non-blank characters, the next not marked here (see cut), which gives
+	// the same ids as in one go.
+	spansAfterNewline [256]bool
+	// wordCuts: the newline must also follow a non-blank byte (byte-level
+	// BPE, whose pre-tokenizers group runs of blanks).
+	wordCuts bool
 }
+
+// pieceBytes is about the size of the pieces a long text is encoded in, so
+// that the encoders' working memory (tens of bytes per byte of text) stays
+// bounded whatever the text's length.
+var pieceBytes = 1 << 16
 
 // New checks v and builds its tokenizer. v is not retained.
 func New(v *Vocab) (Tokenizer, error) {
@@ -89,18 +105,53 @@ func New(v *Vocab) (Tokenizer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("tokenizer: %s vocabulary: %w", v.Model, err)
 	}
+	tok.wordCuts = v.Model == ModelBPE
+	tok.markNewlineSpans(tok.wordCuts)
 	return tok, nil
 }
 
+// markNewlineSpans sets spansAfterNewline from the tokens. Byte-level BPE
+// merges only within pre-tokenizer words, which never span a newline
+// between non-blank characters, so only its user-defined tokens (matched in
+// the raw text) count.
+func (t *tokenizer) markNewlineSpans(wordsOnly bool) {
+	mark := func(s string) {
+		for i := 0; i+1 < len(s); i++ {
+			if s[i] == '\n' {
+				t.spansAfterNewline[s[i+1]] = true
+			}
+		}
+	}
+	for id, text := range t.tokens {
+		if wordsOnly && t.types[id] != TypeUserDefined {
+			continue
+		}
+		mark(text)
+		mark(t.pieces[id])
+	}
+}
+
+// blank reports ASCII white space, and bytes of non-ASCII characters (which
+// may be white space too).
+func blank(b byte) bool {
+	return b == ' ' || b == '\t' || b == '\n' || b == '\r' || b == '\v' || b == '\f' || b >= 0x80
+}
+
+// cut returns where the first piece of a long text ends: after a newline
+// at or after pieceBytes that precedes a non-blank byte no token has after a
+// newline (and, with wordCuts, follows a non-blank byte), or len(text) when
+// there is none. No pre-tokenizer word and no token spans such a cut, so the
+// pieces encode to the same ids as the whole.
+func (t *tokenizer) cut(text string) int {
+	for i := max(pieceBytes, 1); i+1 < len(text); i++ {
+		if text[i] == '\n' && !blank(text[i+1]) && !t.spansAfterNewline[text[i+1]] && !(t.wordCuts && blank(text[i-1])) {
+			return i + 1
+		}
+	}
+	return len(text)
+}
+
 func (t *tokenizer) Encode(text string, addBOS bool) ([]int32, error) {
-	return t.encode(text, addBOS, false)
-}
-
-func (t *tokenizer) EncodeSpecial(text string, addBOS bool) ([]int32, error) {
-	return t.encode(text, addBOS, true)
-}
-
-func (t *tokenizer) encode(text string, addBOS, special bool) ([]int32, error) {
 	var out []int32
 	if addBOS {
 		if t.bos < 0 {
@@ -108,11 +159,44 @@ func (t *tokenizer) encode(text string, addBOS, special bool) ([]int32, error) {
 		}
 		out = append(out, t.bos)
 	}
-	ids, err := t.enc.encode(text, out, special)
-	if err != nil {
-		return nil, fmt.Errorf("tokenizer: encode: %w", err)
+	for start := true; start || text != ""; start = false {
+		piece := text
+		if len(text) > pieceBytes {
+			piece = text[:t.cut(text)]
+		}
+		var err error
+		if out, err = t.enc.encode(piece, out, start); err != nil {
+			return nil, fmt.Errorf("tokenizer: encode: %w", err)
+		}
+		text = text[len(piece):]
 	}
-	return ids, nil
+	return out, nil
+}
+
+func (t *tokenizer) EncodeSpecial(text string, addBOS bool) ([]int32, error) {
+	frags := t.partitionBy(text, t.control)
+	if len(frags) == 1 && frags[0].id < 0 {
+		return t.Encode(text, addBOS)
+	}
+	var out []int32
+	if addBOS {
+		if t.bos < 0 {
+			return nil, errors.New("tokenizer: encode: BOS requested, but the vocabulary has no BOS token")
+		}
+		out = append(out, t.bos)
+	}
+	for _, f := range frags {
+		if f.id >= 0 {
+			out = append(out, f.id)
+			continue
+		}
+		ids, err := t.Encode(f.text, false)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, ids...)
+	}
+	return out, nil
 }
 
 func (t *tokenizer) Decode(ids []int32) (string, error) {
@@ -152,9 +236,9 @@ type table struct {
 	// userDefined are the ids split out of text before encoding, longest
 	// text first (llama.cpp's tokenizer_st_partition order).
 	userDefined []int32
-	// special are the user-defined and control tokens, longest first: what
-	// EncodeSpecial splits out.
-	special []int32
+	// control are the control tokens, longest first: what EncodeSpecial
+	// splits out.
+	control []int32
 }
 
 func newTable(v *Vocab) (*table, error) {
@@ -209,13 +293,13 @@ func newTable(v *Vocab) (*table, error) {
 		if typ == TypeUserDefined {
 			t.userDefined = append(t.userDefined, int32(id))
 		}
-		if typ == TypeUserDefined || typ == TypeControl {
-			t.special = append(t.special, int32(id))
+		if typ == TypeControl {
+			t.control = append(t.control, int32(id))
 		}
 	}
 	longestFirst := func(a, b int32) int { return cmp.Compare(len(t.tokens[b]), len(t.tokens[a])) }
 	slices.SortStableFunc(t.userDefined, longestFirst)
-	slices.SortStableFunc(t.special, longestFirst)
+	slices.SortStableFunc(t.control, longestFirst)
 	return t, nil
 }
 
@@ -266,19 +350,17 @@ type fragment struct {
 	id   int32
 }
 
-// partition splits user-defined tokens (and control tokens when special)
-// out of text, trying the longest first, as llama.cpp's
-// tokenizer_st_partition does.
-func (t *table) partition(text string, special bool) []fragment {
+// partition splits user-defined tokens out of text, trying the longest
+// first, as llama.cpp's tokenizer_st_partition does without parse_special.
+func (t *table) partition(text string) []fragment { return t.partitionBy(text, t.userDefined) }
+
+// partitionBy splits the tokens ids (longest first) out of text.
+func (t *table) partitionBy(text string, ids []int32) []fragment {
 	if text == "" {
 		return nil
 	}
 	frags := []fragment{{text: text, id: -1}}
-	split := t.userDefined
-	if special {
-		split = t.special
-	}
-	if len(split) == 0 {
+	if len(ids) == 0 {
 		return frags
 	}
 	// Fragments are pieces of text, so a token whose first two bytes never
@@ -288,7 +370,7 @@ func (t *table) partition(text string, special bool) []fragment {
 		p := uint16(text[i])<<8 | uint16(text[i+1])
 		pairs[p/64] |= 1 << (p % 64)
 	}
-	for _, id := range split {
+	for _, id := range ids {
 		special := t.tokens[id]
 		if len(special) >= 2 {
 			p := uint16(special[0])<<8 | uint16(special[1])
