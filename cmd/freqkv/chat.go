@@ -19,7 +19,7 @@ import (
 )
 
 func init() {
-	register(command{name: "chat", summary: "chat with a model on the terminal, past its context at fixed memory", run: runChat})
+	register(command{name: "chat", summary: "chat with a model on the terminal, past its context at fixed memory", run: runChat, ownSignals: true})
 }
 
 // savedChat is what /save writes: the conversation, not the cache (which
@@ -221,7 +221,7 @@ func (s *chatSession) command(line string) (quit bool, err error) {
 	case "/stats":
 		c := s.conv.Ctx
 		st := c.Cache.Stats()
-		fmt.Fprintf(os.Stderr, "%d turns, %d tokens; cache %s: %d of %d rows in use, %d compressions; KV memory %s (a full cache of %d tokens: %s)\n",
+		fmt.Fprintf(os.Stderr, "%d messages, %d tokens; cache %s: %d of %d rows in use, %d compressions; KV memory %s (a full cache of %d tokens: %s)\n",
 			len(s.conv.Messages), c.Tokens(), c.Cache.Name(), min(st.Rows, c.Cache.View().Cap), c.Cache.View().Cap, st.Compressions,
 			humanBytes(st.Bytes), c.Tokens(), humanBytes(s.m.KVBytesFull(c.Tokens(), s.opts.KV)))
 	case "/save":

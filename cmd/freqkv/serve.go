@@ -19,7 +19,7 @@ import (
 )
 
 func init() {
-	register(command{name: "serve", summary: "serve the model over HTTP with the OpenAI API (chat and completions)", run: runServe})
+	register(command{name: "serve", summary: "serve the model over HTTP with the OpenAI API (chat and completions)", run: runServe, ownSignals: true})
 }
 
 func runServe(args []string) error {

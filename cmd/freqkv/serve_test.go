@@ -1,0 +1,173 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+
+	"github.com/openai/openai-go/v3"
+	"github.com/openai/openai-go/v3/option"
+	"github.com/stretchr/testify/require"
+
+	"github.com/freqkv/freqkv/internal/gputest"
+)
+
+// serveProc runs 'freqkv serve' on a free port of 127.0.0.1 and returns
+// its base URL once it listens.
+func serveProc(t *testing.T, args ...string) (*exec.Cmd, string) {
+	t.Helper()
+	cmd := exec.Command(binary, append([]string{"serve", "--port", "0"}, args...)...)
+	stderr, err := cmd.StderrPipe()
+	require.NoError(t, err)
+	require.NoError(t, cmd.Start())
+	t.Cleanup(func() {
+		if cmd.ProcessState == nil {
+			cmd.Process.Kill()
+			cmd.Wait()
+		}
+	})
+	sc := bufio.NewScanner(stderr)
+	for sc.Scan() {
+		if url, ok := strings.CutPrefix(sc.Text(), "listening on "); ok {
+			go func() {
+				for sc.Scan() {
+				}
+			}()
+			return cmd, url
+		}
+	}
+	t.Fatalf("freqkv serve exited before listening: %v", sc.Err())
+	return nil, ""
+}
+
+func openaiClient(url string) *openai.Client {
+	c := openai.NewClient(option.WithBaseURL(url+"/v1/"), option.WithAPIKey("unused"), option.WithMaxRetries(0))
+	return &c
+}
+
+// TestServeGreedyEqualsGenerate: a greedy stream from the server, on the
+// completions and the chat endpoint, is exactly generate's output.
+func TestServeGreedyEqualsGenerate(t *testing.T) {
+	gputest.Device(t)
+	const prompt = "Once upon a time"
+	r := runCLI(t, "generate", "-p", prompt, "-n", "24")
+	require.Equal(t, 0, r.code, r.stderr)
+	_, url := serveProc(t, "--parallel", "2")
+	c := openaiClient(url)
+	ctx := context.Background()
+
+	st := c.Completions.NewStreaming(ctx, openai.CompletionNewParams{
+		Model: "stories260K", Prompt: openai.CompletionNewParamsPromptUnion{OfString: openai.String(prompt)},
+		MaxTokens: openai.Int(24), Temperature: openai.Float(0),
+	})
+	var text strings.Builder
+	for st.Next() {
+		if ch := st.Current(); len(ch.Choices) > 0 {
+			text.WriteString(ch.Choices[0].Text)
+		}
+	}
+	require.NoError(t, st.Err())
+	require.Equal(t, r.stdout, prompt+text.String()+"\n")
+
+	// The embedded model's plain chat template renders BOS and the user's
+	// text: the same prompt.
+	cs := c.Chat.Completions.NewStreaming(ctx, openai.ChatCompletionNewParams{
+		Model: "stories260K", Messages: []openai.ChatCompletionMessageParamUnion{openai.UserMessage(prompt)},
+		MaxTokens: openai.Int(24), Temperature: openai.Float(0),
+	})
+	var reply strings.Builder
+	for cs.Next() {
+		if ch := cs.Current(); len(ch.Choices) > 0 {
+			reply.WriteString(ch.Choices[0].Delta.Content)
+		}
+	}
+	require.NoError(t, cs.Err())
+	require.Equal(t, r.stdout, prompt+reply.String()+"\n")
+}
+
+// TestServeSIGTERMDrains: SIGTERM during a stream refuses new requests,
+// lets the stream finish, then exits 0.
+func TestServeSIGTERMDrains(t *testing.T) {
+	gputest.Device(t)
+	cmd, url := serveProc(t, "--parallel", "1")
+	body := `{"prompt":"Once upon a time","max_tokens":64,"temperature":0,"stream":true,"stream_options":{"include_usage":true}}`
+	resp, err := http.Post(url+"/v1/completions", "application/json", strings.NewReader(body))
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	rd := bufio.NewReader(resp.Body)
+	first, err := rd.ReadString('\n')
+	require.NoError(t, err)
+	require.True(t, strings.HasPrefix(first, "data: {"), first)
+
+	require.NoError(t, cmd.Process.Signal(syscall.SIGTERM))
+	var usage struct {
+		Usage struct {
+			CompletionTokens int `json:"completion_tokens"`
+		} `json:"usage"`
+	}
+	done := false
+	for {
+		line, err := rd.ReadString('\n')
+		if err != nil {
+			break
+		}
+		if strings.HasPrefix(line, "data: [DONE]") {
+			done = true
+		} else if strings.Contains(line, `"usage"`) {
+			require.NoError(t, json.Unmarshal([]byte(strings.TrimPrefix(line, "data: ")), &usage))
+		}
+	}
+	require.True(t, done, "the stream ends with [DONE]")
+	require.Equal(t, 64, usage.Usage.CompletionTokens, "the running request finished in full")
+	require.NoError(t, cmd.Wait(), "exit status 0 after draining")
+	// Nothing listens any more.
+	_, err = http.Get(url + "/health")
+	require.Error(t, err)
+}
+
+// TestChatStdin: without a terminal, chat reads one message per line;
+// commands work and the past-the-cache note shows once.
+func TestChatStdin(t *testing.T) {
+	gputest.Device(t)
+	saved := filepath.Join(t.TempDir(), "chat.json")
+	in := strings.Join([]string{
+		"Once upon a time there was a cat", "The cat saw a dog", "/stats", "/save " + saved,
+		"/reset", "/stats", "/load " + saved, "/stats", "They played all day",
+	}, "\n") + "\n"
+	cmd := exec.Command(binary, "chat", "-n", "24", "--cache-size", "48", "--system", "A story.")
+	cmd.Stdin = strings.NewReader(in)
+	var out, errb strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	require.NoError(t, cmd.Run(), errb.String())
+	// Each reply ends with a newline (replies may hold newlines too).
+	require.GreaterOrEqual(t, strings.Count(out.String(), "\n"), 3, out.String())
+	stderr := errb.String()
+	require.Equal(t, 1, strings.Count(stderr, "note: the conversation"), stderr)
+	require.Contains(t, stderr, "no longer fits 48 cache rows")
+	require.Contains(t, stderr, "5 messages")
+	require.Contains(t, stderr, "1 messages, 0 tokens")
+	require.Contains(t, stderr, "loaded 5 messages")
+	b, err := os.ReadFile(saved)
+	require.NoError(t, err)
+	var sv savedChat
+	require.NoError(t, json.Unmarshal(b, &sv))
+	require.Len(t, sv.Messages, 5)
+	require.Equal(t, "A story.", sv.Messages[0].Content)
+	require.Equal(t, "assistant", sv.Messages[4].Role)
+
+	// A bad command without a terminal is an error, exit 1.
+	cmd = exec.Command(binary, "chat", "-n", "4")
+	cmd.Stdin = strings.NewReader("/frobnicate\n")
+	errb.Reset()
+	cmd.Stderr = &errb
+	err = cmd.Run()
+	require.Error(t, err)
+	require.Contains(t, errb.String(), "unknown command /frobnicate")
+}
