@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/freqkv/freqkv/chat"
+	"github.com/freqkv/freqkv/kvcache"
 	"github.com/freqkv/freqkv/model/llama"
 )
 
@@ -99,7 +100,7 @@ func (s *Server) newJob(p *sampling, ids []int32) (*job, *apiError) {
 	if len(ids) > s.cfg.MaxPrompt {
 		return nil, badRequest("", "the prompt has %d tokens, over the server's limit of %d", len(ids), s.cfg.MaxPrompt)
 	}
-	if s.cfg.Cache.Policy == "full" {
+	if s.cfg.Cache.Cache.Kind == kvcache.Full {
 		if c := s.sessions[0].ctx.Cache.View().Cap; len(ids)+maxTokens > c {
 			return nil, badRequest("max_tokens", "the prompt's %d tokens plus max_tokens %d exceed the full cache's %d tokens; send less or run the server with --cache freqkv", len(ids), maxTokens, c)
 		}

@@ -25,7 +25,7 @@ type Config struct {
 	Model     *llama.Model
 	ModelName string         // the id /v1/models lists
 	Template  *chat.Template // renders chat requests
-	Cache     llama.CacheOptions
+	Cache     llama.ContextOptions // each session's cache and prefill step
 	Parallel  int // sessions running at once
 	Queue     int // requests waiting for a session; beyond them: 503
 	MaxTokens int // a request's max_tokens when it gives none

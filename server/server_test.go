@@ -21,8 +21,8 @@ import (
 
 	"github.com/freqkv/freqkv/chat"
 	"github.com/freqkv/freqkv/engine"
-	"github.com/freqkv/freqkv/freqkv"
 	"github.com/freqkv/freqkv/internal/gputest"
+	"github.com/freqkv/freqkv/kvcache"
 	"github.com/freqkv/freqkv/model/builtin"
 	"github.com/freqkv/freqkv/model/llama"
 )
@@ -49,9 +49,8 @@ func testModel(t *testing.T) *llama.Model {
 	return model
 }
 
-func cacheOptions() llama.CacheOptions {
-	return llama.CacheOptions{Policy: "freqkv", KV: engine.F32, MaxChunk: 64,
-		FreqKV: freqkv.Config{CacheSize: 128, Sink: 4, Ratio: 0.5}}
+func cacheOptions() llama.ContextOptions {
+	return llama.ContextOptions{Cache: kvcache.DefaultSpec(kvcache.FreqKV, 128, engine.F32), MaxChunk: 64}
 }
 
 // start serves on 127.0.0.1 over real TCP.
@@ -280,7 +279,7 @@ func TestQueueFull503(t *testing.T) {
 func TestMalformed400(t *testing.T) {
 	_, url := start(t, func(c *Config) {
 		c.MaxBody, c.MaxPrompt = 4096, 64
-		c.Cache.Policy, c.Cache.Context = "full", 48
+		c.Cache.Cache = kvcache.DefaultSpec(kvcache.Full, 48, engine.F32)
 	})
 	long := strings.Repeat("the cat sat on the mat ", 40)
 	for _, c := range []struct{ path, body, want string }{

@@ -15,6 +15,7 @@ import (
 
 	"github.com/freqkv/freqkv/chat"
 	"github.com/freqkv/freqkv/internal/outfile"
+	"github.com/freqkv/freqkv/kvcache"
 	"github.com/freqkv/freqkv/model/llama"
 )
 
@@ -48,7 +49,7 @@ func runChat(args []string) error {
 	tplFlag := fs.String("chat-template", "", "chat template: a built-in ("+strings.Join(chat.Names(), ", ")+") or a Jinja file (default: the model's own, else plain)")
 	n := fs.IntP("n-predict", "n", 256, "most tokens per reply")
 	var cf cacheFlags
-	cf.add(fs, "freqkv", true)
+	cf.add(fs, "freqkv", false, "default: the model's trained context")
 	var sf samplerFlags
 	sf.add(fs)
 	if err := parse(fs, args); err != nil {
@@ -60,8 +61,12 @@ func runChat(args []string) error {
 	if *n < 1 {
 		return usagef("-n %d must be at least 1", *n)
 	}
-	if err := sf.s.Validate(); err != nil {
-		return usagef("%v", err)
+	if err := checkSampler(&sf.s); err != nil {
+		return err
+	}
+	kinds, err := cf.policies()
+	if err != nil {
+		return err
 	}
 	if err := mf.check(); err != nil {
 		return err
@@ -75,11 +80,12 @@ func runChat(args []string) error {
 	if err != nil {
 		return err
 	}
-	opts, err := cf.options(dev, m.H.ContextLength)
+	spec, err := cf.spec(dev, kinds[0], m.H.ContextLength)
 	if err != nil {
 		return err
 	}
-	lctx, err := m.NewContext(opts)
+	opts := cf.options(spec)
+	lctx, err := cf.newContext(m, opts)
 	if err != nil {
 		return err
 	}
@@ -90,7 +96,7 @@ func runChat(args []string) error {
 	conv.Chunk = opts.MaxChunk
 	s := &chatSession{conv: conv, m: m, opts: opts, model: mf.name(), out: bufio.NewWriter(os.Stdout), interactive: interactive, inputs: mf.files()}
 	if interactive {
-		fmt.Fprintf(os.Stderr, "chatting with %s (template %s, cache %s); /help for commands, Ctrl-D to quit\n", mf.name(), tpl.Name, lctx.Cache.Name())
+		fmt.Fprintf(os.Stderr, "chatting with %s (template %s, cache %s); /help for commands, Ctrl-D to quit\n", mf.name(), tpl.Name, spec.Kind)
 	}
 	return s.loop(os.Stdin, *n, sf.s)
 }
@@ -98,7 +104,7 @@ func runChat(args []string) error {
 type chatSession struct {
 	conv        *chat.Conversation
 	m           *llama.Model
-	opts        llama.CacheOptions
+	opts        llama.ContextOptions
 	model       string
 	out         *bufio.Writer
 	interactive bool
@@ -194,13 +200,13 @@ func (s *chatSession) notePastContext() {
 		return
 	}
 	s.noted = true
-	switch c.Cache.Name() {
-	case "freqkv":
+	switch s.opts.Cache.Kind {
+	case kvcache.FreqKV:
 		fmt.Fprintf(os.Stderr, "note: the conversation (%d tokens) no longer fits %d cache rows (the model's context is %d); the freqkv cache keeps it in those rows by compressing older turns to lower resolution: nothing is dropped\n",
 			c.Tokens(), rows, s.m.H.ContextLength)
-	case "window":
+	case kvcache.Window:
 		fmt.Fprintf(os.Stderr, "note: the conversation (%d tokens) no longer fits %d cache rows (the model's context is %d); the window cache keeps the first %d and the latest rows: older turns are forgotten\n",
-			c.Tokens(), rows, s.m.H.ContextLength, s.opts.FreqKV.Sink)
+			c.Tokens(), rows, s.m.H.ContextLength, s.opts.Cache.Sink)
 	default:
 		fmt.Fprintf(os.Stderr, "note: the conversation (%d tokens) is past the model's %d-token training context; the full cache holds %d tokens, then stops\n",
 			c.Tokens(), s.m.H.ContextLength, c.Cache.View().Cap)
@@ -221,9 +227,13 @@ func (s *chatSession) command(line string) (quit bool, err error) {
 	case "/stats":
 		c := s.conv.Ctx
 		st := c.Cache.Stats()
+		full, err := s.m.CacheGeometry().Bytes(s.opts.Cache.Storage, c.Tokens())
+		if err != nil {
+			return false, err
+		}
 		fmt.Fprintf(os.Stderr, "%d messages, %d tokens; cache %s: %d of %d rows in use, %d compressions; KV memory %s (a full cache of %d tokens: %s)\n",
-			len(s.conv.Messages), c.Tokens(), c.Cache.Name(), min(st.Rows, c.Cache.View().Cap), c.Cache.View().Cap, st.Compressions,
-			humanBytes(st.Bytes), c.Tokens(), humanBytes(s.m.KVBytesFull(c.Tokens(), s.opts.KV)))
+			len(s.conv.Messages), c.Tokens(), s.opts.Cache.Kind, min(st.Rows, c.Cache.View().Cap), c.Cache.View().Cap, st.Compressions,
+			humanBytes(st.Bytes), c.Tokens(), humanBytes(full))
 	case "/save":
 		if arg == "" {
 			return false, fmt.Errorf("/save FILE: name the file")

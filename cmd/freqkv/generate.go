@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 
+	"github.com/freqkv/freqkv/kvcache"
 	"github.com/freqkv/freqkv/model/llama"
 )
 
@@ -22,7 +23,7 @@ func runGenerate(args []string) error {
 	tokensFile := fs.String("tokens", "", "prompt as a file of whitespace-separated token ids")
 	n := fs.IntP("n-predict", "n", 256, "tokens to generate")
 	var cf cacheFlags
-	cf.add(fs, "freqkv", false)
+	cf.add(fs, "freqkv", false, "default: the model's trained context; for full, at most the prompt + -n")
 	var s llama.Sampler
 	fs.Float64Var(&s.Temperature, "temp", 0, "temperature (0: greedy)")
 	fs.IntVar(&s.TopK, "top-k", 40, "top-k (0: off)")
@@ -54,6 +55,10 @@ func runGenerate(args []string) error {
 	if err := checkSampler(&s); err != nil {
 		return err
 	}
+	kinds, err := cf.policies()
+	if err != nil {
+		return err
+	}
 	if err := mf.check(); err != nil {
 		return err
 	}
@@ -67,7 +72,6 @@ func runGenerate(args []string) error {
 	}
 	var ids []int32
 	if *tokensFile != "" {
-		var err error
 		if ids, err = readTokenFile(*tokensFile, *maxInput); err != nil {
 			return err
 		}
@@ -77,10 +81,6 @@ func runGenerate(args []string) error {
 		return err
 	}
 	defer dev.Close()
-	opts, err := cf.options(dev, m.H.ContextLength)
-	if err != nil {
-		return err
-	}
 	if *tokensFile == "" && text != "" {
 		if ids, err = m.Tok.Encode(text, m.Tok.AddBOS()); err != nil {
 			return err
@@ -88,10 +88,16 @@ func runGenerate(args []string) error {
 	} else if err := checkTokenIDs("--tokens "+*tokensFile, ids, m.H.Vocab); err != nil {
 		return err
 	}
-	if opts.Policy == "full" && opts.Context == 0 {
-		opts.Context = min(m.H.ContextLength, len(ids)+*n+1)
+	size := m.H.ContextLength
+	if kinds[0] == kvcache.Full {
+		// a full cache needs no more rows than the run can fill
+		size = min(size, len(ids)+*n+1)
 	}
-	ctx, err := m.NewContext(opts)
+	spec, err := cf.spec(dev, kinds[0], size)
+	if err != nil {
+		return err
+	}
+	ctx, err := cf.newContext(m, cf.options(spec))
 	if err != nil {
 		return err
 	}
@@ -136,12 +142,15 @@ func runGenerate(args []string) error {
 		err = ferr
 	}
 	if err != nil {
-		return err
+		return cf.explain(spec, err)
 	}
 	cs := ctx.Cache.Stats()
-	full := m.KVBytesFull(ctx.Tokens(), opts.KV)
+	full, err := m.CacheGeometry().Bytes(spec.Storage, ctx.Tokens())
+	if err != nil {
+		return err
+	}
 	fmt.Fprintf(os.Stderr, "\nprefill %d tokens at %.1f tok/s, decode %d tokens at %.1f tok/s on %s\n", st.PromptTokens, st.PrefillTPS(), st.Generated, st.DecodeTPS(), dev.Info.Name)
 	fmt.Fprintf(os.Stderr, "cache %s: %d rows in use after %d tokens, %d compressions; KV memory %s (a full cache of %d tokens: %s)\n",
-		ctx.Cache.Name(), cs.Rows, ctx.Tokens(), cs.Compressions, humanBytes(cs.Bytes), ctx.Tokens(), humanBytes(full))
+		spec.Kind, cs.Rows, ctx.Tokens(), cs.Compressions, humanBytes(cs.Bytes), ctx.Tokens(), humanBytes(full))
 	return nil
 }

@@ -45,7 +45,7 @@ func runServe(args []string) error {
 	name := fs.String("model-name", "", "model id in the API (default: the model file's name)")
 	tplFlag := fs.String("chat-template", "", "chat template: a built-in ("+strings.Join(chat.Names(), ", ")+") or a Jinja file (default: the model's own, else plain)")
 	var cf cacheFlags
-	cf.add(fs, "freqkv", true)
+	cf.add(fs, "freqkv", false, "default: the model's trained context")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -76,6 +76,10 @@ func runServe(args []string) error {
 		}
 		limit = v
 	}
+	kinds, err := cf.policies()
+	if err != nil {
+		return err
+	}
 	if err := mf.check(); err != nil {
 		return err
 	}
@@ -88,10 +92,11 @@ func runServe(args []string) error {
 	if err != nil {
 		return err
 	}
-	opts, err := cf.options(dev, m.H.ContextLength)
+	spec, err := cf.spec(dev, kinds[0], m.H.ContextLength)
 	if err != nil {
 		return err
 	}
+	opts := cf.options(spec)
 	if limit == 0 && dev.Info.IsCPU() {
 		limit = memAvailable()
 	}
@@ -113,7 +118,7 @@ func runServe(args []string) error {
 		if limit > 0 && strings.Contains(err.Error(), "memory limit") {
 			return fmt.Errorf("%w (--parallel, --cache-size, --memory)", err)
 		}
-		return err
+		return cf.explain(spec, err)
 	}
 	defer srv.Close()
 	ln, err := net.Listen("tcp", net.JoinHostPort(*host, strconv.Itoa(*port)))
@@ -121,7 +126,7 @@ func runServe(args []string) error {
 		return fmt.Errorf("listen: %w", err)
 	}
 	fmt.Fprintf(os.Stderr, "model %s (template %s) on %s; %d sessions x %s (KV cache %s each, %s) + %s weights\n",
-		id, tpl.Name, dev.Info.Name, *parallel, humanBytes(srv.PerSession), humanBytes(srv.KVBytes()/int64(*parallel)), opts.Policy, humanBytes(srv.Weights))
+		id, tpl.Name, dev.Info.Name, *parallel, humanBytes(srv.PerSession), humanBytes(srv.KVBytes()/int64(*parallel)), spec.Kind, humanBytes(srv.Weights))
 	fmt.Fprintf(os.Stderr, "listening on http://%s\n", ln.Addr())
 
 	hs := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/freqkv/freqkv/engine"
+	"github.com/freqkv/freqkv/kvcache"
 )
 
 func (c *Context) checkTokens(tokens []int32) error {
@@ -37,8 +38,9 @@ func (c *Context) feed(tokens []int32, allLogits bool, after chunkFn) (*engine.R
 	if err := c.checkTokens(tokens); err != nil {
 		return nil, err
 	}
-	if v := c.Cache.View(); c.opts.Policy == "full" && v.Rows+len(tokens) > v.Cap {
-		return nil, fmt.Errorf("%w: %d new tokens after %d exceed the full cache's context of %d tokens; raise --ctx or use --cache freqkv or window, which take any length", ErrContextFull, len(tokens), v.Rows, v.Cap)
+	if room := c.Cache.Room(); len(tokens) > room {
+		return nil, fmt.Errorf("%w: %d new tokens after %d do not fit the %v cache of %d tokens, which has room for %d more",
+			kvcache.ErrContextFull, len(tokens), c.tokens, c.Cache.Spec().Kind, c.Cache.Spec().Size, room)
 	}
 	var rec *engine.Recorder
 	for off := 0; off < len(tokens); {

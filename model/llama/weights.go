@@ -7,6 +7,7 @@ package llama
 import (
 	"bytes"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"os"
 
@@ -59,6 +60,10 @@ type LoadOptions struct {
 	Progress func(done, total int64)
 }
 
+// ErrNoTokenizer says a model file is not GGUF and no llama2.c tokenizer was given
+// (LoadOptions.Tokenizer), without which a llama2.c checkpoint cannot load.
+var ErrNoTokenizer = errors.New("not a GGUF file, and a llama2.c checkpoint needs its tokenizer file")
+
 // Open reads a GGUF file, or converts a llama2.c checkpoint (with its
 // tokenizer.bin) to GGUF in memory.
 func Open(path string, opts LoadOptions) (*gguf.File, error) {
@@ -76,7 +81,7 @@ func Open(path string, opts LoadOptions) (*gguf.File, error) {
 		return gguf.Open(path)
 	}
 	if opts.Tokenizer == "" {
-		return nil, fmt.Errorf("%s is not a GGUF file; if it is a llama2.c checkpoint, name its tokenizer with --tokenizer tokenizer.bin", path)
+		return nil, fmt.Errorf("%s: %w", path, ErrNoTokenizer)
 	}
 	ck, err := llama2c.ReadCheckpoint(path)
 	if err != nil {

@@ -8,7 +8,7 @@ import (
 	"github.com/freqkv/freqkv/shaders"
 )
 
-// freqKV is the FreqKV cache (FREQKV.md): N rows per layer; when full and another token
+// freqKV is the FreqKV cache (docs/freqkv.md): N rows per layer; when full and another token
 // needs a row, rows [S, S+L) of every layer's K and V are compressed into m rows, the R
 // recent rows move up behind them, and the next Period() = L-m tokens get rows. Row i
 // has position i, so positions stay below N.
@@ -22,17 +22,15 @@ type freqKV struct {
 	c            committer
 }
 
-// NewFreqKV returns a FreqKV cache: Cap = cfg.CacheSize rows per layer, compressed as
-// cfg.Plan says. It compiles the compression kernels and uploads their tables now, so
-// the first compression neither stalls nor allocates.
-func NewFreqKV(dev *engine.Device, ops *shaders.Ops, g Geometry, cfg freqkv.Config) (Policy, error) {
-	if err := cfg.Validate(); err != nil {
-		return nil, err
-	}
+// newFreqKV returns a FreqKV cache: Cap = Size rows per layer, compressed as
+// freqkv.Config.Plan says. It compiles the compression kernels and uploads their tables
+// now, so the first compression neither stalls nor allocates.
+func newFreqKV(dev *engine.Device, ops *shaders.Ops, g Geometry, spec Spec) (Policy, error) {
+	cfg := spec.FreqKV()
 	if ops == nil {
 		ops = shaders.New(dev)
 	}
-	s, err := newStore(dev, g, cfg.CacheSize, "freqkv")
+	s, err := newStore(dev, g, spec, 0)
 	if err != nil {
 		return nil, err
 	}
@@ -62,7 +60,8 @@ func (f *freqKV) params(n int) shaders.CompressParams {
 		Channels: f.s.g.Channels(), Batches: n, BatchStride: f.s.stride}
 }
 
-func (f *freqKV) Name() string { return "freqkv" }
+func (f *freqKV) Spec() Spec { return f.s.spec }
+func (f *freqKV) Room() int  { return Unbounded }
 
 func (f *freqKV) Next(rec *engine.Recorder, n int) (int, error) {
 	if err := checkNext(n); err != nil {

@@ -1,11 +1,14 @@
 // Package kvcache holds the per-layer key and value caches on the GPU and the policies
 // that decide which rows they keep: a full cache (every token, up to the context size),
 // a StreamingLLM window (sink rows plus the most recent rows, in a ring), and FreqKV
-// (FREQKV.md: a fixed cache of N rows whose old span is compressed in the frequency
+// (docs/freqkv.md: a fixed cache of N rows whose old span is compressed in the frequency
 // domain whenever it is full).
 //
-// The runtime codes against Policy, one step (a chunk of tokens) at a time:
+// A Spec names the policy (a Kind) and its parameters; New is the one place that turns a
+// Spec into a cache. The runtime codes against Policy, one step (a chunk of tokens) at a
+// time:
 //
+//	cache, err := kvcache.New(dev, ops, geometry, spec, maxChunk)
 //	n, err := cache.Next(rec, want)        // may record a compression first
 //	v := cache.View()
 //	for each layer l:
@@ -24,27 +27,63 @@ import (
 	"fmt"
 
 	"github.com/freqkv/freqkv/engine"
+	"github.com/freqkv/freqkv/shaders"
 )
 
-// Geometry is the shape of a model's KV cache.
+// Geometry is the shape of a model's KV cache: what the model fixes, as opposed to the
+// Spec, which the user chooses.
 type Geometry struct {
 	Layers, KVHeads, HeadDim int
-	DType                    engine.DType // F32 or F16
 }
 
 // Channels is the values per cache row, KVHeads*HeadDim.
 func (g Geometry) Channels() int { return g.KVHeads * g.HeadDim }
 
-func (g Geometry) validate() error {
+// Bytes is the memory of rows rows of keys and values in every layer, stored as storage:
+// 2 * rows * layers * channels * element size. It is the one KV-memory formula: what a
+// full cache of rows tokens takes, and (without a window ring's or an arena's padding)
+// what any cache of rows rows takes.
+func (g Geometry) Bytes(storage engine.DType, rows int) (int64, error) {
+	rb, err := storage.RowBytes(g.Channels())
+	if err != nil {
+		return 0, fmt.Errorf("kvcache: %w", err)
+	}
+	return 2 * int64(rows) * int64(g.Layers) * int64(rb), nil
+}
+
+func (g Geometry) validate(storage engine.DType) error {
 	switch {
 	case g.Layers < 1 || g.KVHeads < 1 || g.HeadDim < 1:
 		return fmt.Errorf("kvcache: %d layers, %d KV heads and head dim %d must all be positive", g.Layers, g.KVHeads, g.HeadDim)
-	case g.DType != engine.F32 && g.DType != engine.F16:
-		return fmt.Errorf("kvcache: cache type %s is not supported; use f32 or f16", g.DType)
-	case g.DType == engine.F16 && g.Channels()%2 != 0:
-		return fmt.Errorf("kvcache: an f16 cache needs an even row width, got %d KV heads x %d", g.KVHeads, g.HeadDim)
+	case storage == engine.F16 && g.Channels()%2 != 0:
+		return &SpecError{Params: []Param{ParamStorage}, Msg: fmt.Sprintf("f16 storage needs an even row width, got %d KV heads x %d", g.KVHeads, g.HeadDim)}
 	}
 	return nil
+}
+
+// New returns the cache spec describes for a model of geometry g: the one place a Kind
+// becomes an implementation. maxChunk is the most tokens a step will ask Next for (a window
+// sizes its ring by it); ops runs the compression kernels (nil: a new set on dev).
+// Invalid specs give a *SpecError, a cache too large for the device a *DeviceLimitError.
+func New(dev *engine.Device, ops *shaders.Ops, g Geometry, spec Spec, maxChunk int) (Policy, error) {
+	if err := spec.Validate(); err != nil {
+		return nil, err
+	}
+	if err := g.validate(spec.Storage); err != nil {
+		return nil, err
+	}
+	if maxChunk < 1 {
+		return nil, fmt.Errorf("kvcache: chunk size %d must be positive", maxChunk)
+	}
+	switch spec.Kind {
+	case Full:
+		return newFull(dev, g, spec)
+	case Window:
+		return newWindow(dev, g, spec, maxChunk)
+	case FreqKV:
+		return newFreqKV(dev, ops, g, spec)
+	}
+	return nil, fmt.Errorf("kvcache: policy %v validated but has no constructor", spec.Kind)
 }
 
 // View is what the kernels of the next step need to know: it fills shaders.KVSlots and
@@ -66,11 +105,14 @@ type Stats struct {
 
 // Policy is a KV cache and the rule that keeps it within its memory.
 type Policy interface {
-	Name() string // "full", "window", "freqkv"
+	Spec() Spec // what the cache was made from
+	// Room is how many more tokens the cache can take; Unbounded for a policy that keeps
+	// any length in its fixed memory.
+	Room() int
 	// Next makes room for the next chunk of up to n tokens, recording on rec any
 	// compression it needs first (all layers, K and V), and returns how many tokens
-	// (>= 1) that chunk may take. A full cache that is full returns an error naming the
-	// context size and the fix.
+	// (>= 1) that chunk may take. A full cache that is full returns an error wrapping
+	// ErrContextFull.
 	Next(rec *engine.Recorder, n int) (int, error)
 	// Commit records that the chunk's n rows were stored (StoreKV at logical rows
 	// View().Rows..). n must be at most what Next allowed; more is a programming error
@@ -85,6 +127,9 @@ type Policy interface {
 	Release()
 }
 
+// Unbounded is the Room of a cache that takes any number of tokens.
+const Unbounded = int(^uint(0) >> 1)
+
 // store holds the K and V matrices of every layer, [cap, C] each, packed into as few
 // buffers as the storage binding limit allows (so a compression of every layer takes
 // as few dispatches as possible). Matrix 2l is layer l's K, 2l+1 its V. Matrices are
@@ -92,6 +137,7 @@ type Policy interface {
 // the device accepts.
 type store struct {
 	g        Geometry
+	spec     Spec
 	cap      int
 	stride   int              // rows between matrices in an arena
 	arenas   []*engine.Buffer // each holds perArena matrices (the last one fewer)
@@ -100,20 +146,20 @@ type store struct {
 	bytes    int64
 }
 
-func newStore(dev *engine.Device, g Geometry, capRows int, what string) (*store, error) {
-	if err := g.validate(); err != nil {
-		return nil, err
-	}
+// newStore allocates the matrices of capRows rows each; extra is how many rows the policy
+// needs beyond spec.Size (capRows = spec.Size + extra), so a limit error can say which Size fits.
+func newStore(dev *engine.Device, g Geometry, spec Spec, extra int) (*store, error) {
+	capRows := spec.Size + extra
+	what := spec.Kind.String()
 	c := g.Channels()
-	rowBytes, err := g.DType.RowBytes(c)
+	rowBytes, err := spec.Storage.RowBytes(c)
 	if err != nil {
 		return nil, fmt.Errorf("kvcache: %w", err)
 	}
 	matrixBytes := uint64(capRows) * rowBytes
 	limit := dev.MaxBinding()
 	if matrixBytes > limit {
-		return nil, fmt.Errorf("kvcache: %s: one layer's K cache of %d rows x %d values %s is %d bytes, over the device's storage binding limit of %d bytes; lower the context/cache size, use --kv f16, or use a device with a larger limit",
-			what, capRows, c, g.DType, matrixBytes, limit)
+		return nil, &DeviceLimitError{Spec: spec, Rows: capRows, Bytes: matrixBytes, Limit: limit, MaxSize: max(0, int(limit/rowBytes)-extra)}
 	}
 	align := uint64(dev.Limits.MinStorageBufferOffsetAlignment)
 	if align == 0 {
@@ -131,7 +177,7 @@ func newStore(dev *engine.Device, g Geometry, capRows int, what string) (*store,
 	if maxBuf := dev.Limits.MaxBufferSize; maxBuf > 8 && strideBytes <= maxBuf-8 {
 		per = min(per, int((maxBuf-8)/strideBytes))
 	}
-	s := &store{g: g, cap: capRows, stride: stride}
+	s := &store{g: g, spec: spec, cap: capRows, stride: stride}
 	total := 2 * g.Layers
 	for first := 0; first < total; first += per {
 		n := min(per, total-first)
@@ -145,7 +191,7 @@ func newStore(dev *engine.Device, g Geometry, capRows int, what string) (*store,
 		s.counts = append(s.counts, n)
 		s.bytes += int64(size)
 		for i := 0; i < n; i++ {
-			s.matrices = append(s.matrices, &engine.Tensor{Buf: buf, Offset: uint64(i) * strideBytes, DType: g.DType, Rows: capRows, Cols: c})
+			s.matrices = append(s.matrices, &engine.Tensor{Buf: buf, Offset: uint64(i) * strideBytes, DType: spec.Storage, Rows: capRows, Cols: c})
 		}
 	}
 	return s, nil
@@ -163,7 +209,7 @@ func (s *store) layer(l int) int {
 
 // arena is the i-th buffer as one tensor of counts[i] matrices stride rows apart.
 func (s *store) arena(i int) *engine.Tensor {
-	return &engine.Tensor{Buf: s.arenas[i], DType: s.g.DType, Rows: (s.counts[i]-1)*s.stride + s.cap, Cols: s.g.Channels()}
+	return &engine.Tensor{Buf: s.arenas[i], DType: s.spec.Storage, Rows: (s.counts[i]-1)*s.stride + s.cap, Cols: s.g.Channels()}
 }
 
 func (s *store) release() {

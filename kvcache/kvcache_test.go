@@ -114,31 +114,32 @@ func TestFreqKVCacheEvolution(t *testing.T) {
 	for _, tc := range []struct {
 		name     string
 		g        Geometry
-		cfg      freqkv.Config
+		spec     Spec
 		tokens   int
 		maxGroup int // 1: token by token
 	}{
-		{"odd span, recent rows, token by token", Geometry{2, 2, 4, engine.F32}, freqkv.Config{CacheSize: 24, Sink: 2, Recent: 3, Ratio: 0.5}, 90, 1},
-		{"f16, ratio 0.3, groups", Geometry{3, 1, 6, engine.F16}, freqkv.Config{CacheSize: 40, Sink: 4, Ratio: 0.3}, 200, 25},
-		{"bluestein span 67, f16, token by token", Geometry{1, 2, 2, engine.F16}, freqkv.Config{CacheSize: 70, Sink: 1, Recent: 2, Ratio: 0.5}, 150, 1},
-		{"recent rows overlap the move, groups", Geometry{2, 1, 3, engine.F32}, freqkv.Config{CacheSize: 30, Sink: 0, Recent: 12, Ratio: 0.6}, 150, 9},
-		{"N=4096 S=4 (L=4092, m=2046), groups", Geometry{1, 1, 4, engine.F32}, freqkv.DefaultConfig(4096), 4096 + 3*2046 + 5, 900},
+		{"odd span, recent rows, token by token", Geometry{2, 2, 4}, Spec{Kind: FreqKV, Size: 24, Sink: 2, Recent: 3, Ratio: 0.5, Storage: engine.F32}, 90, 1},
+		{"f16, ratio 0.3, groups", Geometry{3, 1, 6}, Spec{Kind: FreqKV, Size: 40, Sink: 4, Ratio: 0.3, Storage: engine.F16}, 200, 25},
+		{"bluestein span 67, f16, token by token", Geometry{1, 2, 2}, Spec{Kind: FreqKV, Size: 70, Sink: 1, Recent: 2, Ratio: 0.5, Storage: engine.F16}, 150, 1},
+		{"recent rows overlap the move, groups", Geometry{2, 1, 3}, Spec{Kind: FreqKV, Size: 30, Sink: 0, Recent: 12, Ratio: 0.6, Storage: engine.F32}, 150, 9},
+		{"N=4096 S=4 (L=4092, m=2046), groups", Geometry{1, 1, 4}, DefaultSpec(FreqKV, 4096, engine.F32), 4096 + 3*2046 + 5, 900},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := rand.New(rand.NewPCG(11, uint64(tc.tokens)))
-			p, err := NewFreqKV(dev, ops, tc.g, tc.cfg)
+			p, err := New(dev, ops, tc.g, tc.spec, 1)
 			require.NoError(t, err)
 			defer p.Release()
-			require.Equal(t, "freqkv", p.Name())
-			require.Equal(t, tc.cfg.CacheSize, p.MaxPosition())
+			require.Equal(t, tc.spec, p.Spec())
+			require.Equal(t, Unbounded, p.Room())
+			require.Equal(t, tc.spec.Size, p.MaxPosition())
 			refs := make([]*freqkv.RefCache, tc.g.Layers)
 			for l := range refs {
-				refs[l], err = freqkv.NewRefCache(tc.cfg, tc.g.Channels())
+				refs[l], err = freqkv.NewRefCache(tc.spec.FreqKV(), tc.g.Channels())
 				require.NoError(t, err)
 			}
 			memory := dev.AllocatedBytes()
 			tol := 1e-5
-			if tc.g.DType == engine.F16 {
+			if tc.spec.Storage == engine.F16 {
 				// each compression rounds its m rows to f16 (half an ulp, at most 2^-11
 				// of the largest value); earlier roundings shrink with the resampling
 				tol = 2 * math.Pow(2, -11)
@@ -268,12 +269,12 @@ func TestFreqKVAttention(t *testing.T) {
 	dev := gputest.Device(t)
 	for _, dt := range []engine.DType{engine.F32, engine.F16} {
 		t.Run(dt.String(), func(t *testing.T) {
-			g := Geometry{Layers: 1, KVHeads: 2, HeadDim: 8, DType: dt}
-			cfg := freqkv.Config{CacheSize: 48, Sink: 4, Recent: 2, Ratio: 0.5}
-			p, err := NewFreqKV(dev, nil, g, cfg)
+			g := Geometry{Layers: 1, KVHeads: 2, HeadDim: 8}
+			spec := Spec{Kind: FreqKV, Size: 48, Sink: 4, Recent: 2, Ratio: 0.5, Storage: dt}
+			p, err := New(dev, nil, g, spec, 30)
 			require.NoError(t, err)
 			defer p.Release()
-			ref, err := freqkv.NewRefCache(cfg, g.Channels())
+			ref, err := freqkv.NewRefCache(spec.FreqKV(), g.Channels())
 			require.NoError(t, err)
 			r := rand.New(rand.NewPCG(12, 13))
 			// the chunk's rows are appended first; a query at cache row i sees rows 0..i
@@ -294,12 +295,14 @@ func TestFreqKVAttention(t *testing.T) {
 // of every row, and its error when the context is exhausted.
 func TestFullPolicy(t *testing.T) {
 	dev := gputest.Device(t)
-	g := Geometry{Layers: 1, KVHeads: 1, HeadDim: 4, DType: engine.F32}
-	p, err := NewFull(dev, g, 10)
+	g := Geometry{Layers: 1, KVHeads: 1, HeadDim: 4}
+	spec := Spec{Kind: Full, Size: 10, Storage: engine.F32}
+	p, err := New(dev, nil, g, spec, 4)
 	require.NoError(t, err)
 	defer p.Release()
-	require.Equal(t, "full", p.Name())
+	require.Equal(t, spec, p.Spec())
 	require.Equal(t, 10, p.MaxPosition())
+	require.Equal(t, 10, p.Room())
 	require.Equal(t, View{Cap: 10}, p.View())
 
 	rec := dev.NewRecorder()
@@ -309,8 +312,10 @@ func TestFullPolicy(t *testing.T) {
 		require.Equal(t, want.get, n)
 		p.Commit(n)
 	}
+	require.Zero(t, p.Room())
 	_, err = p.Next(rec, 1)
-	require.ErrorContains(t, err, "all 10 tokens of its context; raise --context")
+	require.ErrorIs(t, err, ErrContextFull)
+	require.ErrorContains(t, err, "holds all 10 tokens")
 	_, err = p.Next(rec, 0)
 	require.ErrorContains(t, err, "at least one token")
 	require.Equal(t, Stats{Rows: 10, Tokens: 10, Bytes: p.Stats().Bytes}, p.Stats())
@@ -330,8 +335,8 @@ func TestFullPolicy(t *testing.T) {
 	require.NoError(t, err)
 	require.Panics(t, func() { p.Commit(n + 1) }, "Commit beyond Next")
 
-	_, err = NewFull(dev, g, 0)
-	require.ErrorContains(t, err, "context 0 must be positive")
+	_, err = New(dev, nil, g, Spec{Kind: Full, Size: 0, Storage: engine.F32}, 1)
+	require.ErrorContains(t, err, "a full cache of 0 rows holds nothing")
 }
 
 // TestWindowPolicy checks the StreamingLLM ring: what each query sees (sinks plus the
@@ -340,11 +345,12 @@ func TestWindowPolicy(t *testing.T) {
 	dev := gputest.Device(t)
 	for _, tc := range []struct{ size, sink, maxChunk int }{{7, 2, 3}, {5, 0, 1}, {9, 4, 6}} {
 		t.Run(fmt.Sprintf("size%d_sink%d_chunk%d", tc.size, tc.sink, tc.maxChunk), func(t *testing.T) {
-			g := Geometry{Layers: 2, KVHeads: 1, HeadDim: 4, DType: engine.F16}
-			p, err := NewWindow(dev, g, tc.size, tc.sink, tc.maxChunk)
+			g := Geometry{Layers: 2, KVHeads: 1, HeadDim: 4}
+			p, err := New(dev, nil, g, Spec{Kind: Window, Size: tc.size, Sink: tc.sink, Storage: engine.F16}, tc.maxChunk)
 			require.NoError(t, err)
 			defer p.Release()
-			require.Equal(t, "window", p.Name())
+			require.Equal(t, Window, p.Spec().Kind)
+			require.Equal(t, Unbounded, p.Room())
 			require.Equal(t, tc.size, p.MaxPosition())
 			capRows := tc.size + tc.maxChunk - 1
 			require.Equal(t, View{Sink: tc.sink, Window: tc.size - tc.sink, Cap: capRows}, p.View())
@@ -385,33 +391,46 @@ func TestWindowPolicy(t *testing.T) {
 			}
 		})
 	}
-	g := Geometry{Layers: 1, KVHeads: 1, HeadDim: 4, DType: engine.F32}
-	_, err := NewWindow(dev, g, 4, 4, 1)
-	require.ErrorContains(t, err, "leaves none after its 4 sinks")
-	_, err = NewWindow(dev, g, 4, -1, 1)
+	g := Geometry{Layers: 1, KVHeads: 1, HeadDim: 4}
+	win := func(size, sink int) Spec { return Spec{Kind: Window, Size: size, Sink: sink, Storage: engine.F32} }
+	_, err := New(dev, nil, g, win(4, 4), 1)
+	require.ErrorContains(t, err, "keeps none after its 4 sinks")
+	_, err = New(dev, nil, g, win(4, -1), 1)
 	require.ErrorContains(t, err, "sink -1 is negative")
-	_, err = NewWindow(dev, g, 4, 1, 0)
+	_, err = New(dev, nil, g, win(4, 1), 0)
 	require.ErrorContains(t, err, "chunk size 0 must be positive")
 }
 
 func TestConstructionErrors(t *testing.T) {
 	dev := gputest.Device(t)
-	g := Geometry{Layers: 2, KVHeads: 2, HeadDim: 4, DType: engine.F32}
-	_, err := NewFreqKV(dev, nil, g, freqkv.Config{CacheSize: 7, Sink: 4, Ratio: 0.3})
-	require.EqualError(t, err, freqkv.Config{CacheSize: 7, Sink: 4, Ratio: 0.3}.Validate().Error())
-	_, err = NewFreqKV(dev, nil, Geometry{Layers: 0, KVHeads: 2, HeadDim: 4, DType: engine.F32}, freqkv.DefaultConfig(64))
+	g := Geometry{Layers: 2, KVHeads: 2, HeadDim: 4}
+	_, err := New(dev, nil, g, Spec{Kind: FreqKV, Size: 7, Sink: 4, Ratio: 0.3, Storage: engine.F32}, 1)
+	require.EqualError(t, err, "kvcache: "+freqkv.Config{CacheSize: 7, Sink: 4, Ratio: 0.3}.Validate().(*freqkv.ConfigError).Msg)
+	_, err = New(dev, nil, Geometry{Layers: 0, KVHeads: 2, HeadDim: 4}, DefaultSpec(FreqKV, 64, engine.F32), 1)
 	require.ErrorContains(t, err, "must all be positive")
-	_, err = NewFull(dev, Geometry{Layers: 1, KVHeads: 1, HeadDim: 3, DType: engine.F16}, 8)
-	require.ErrorContains(t, err, "f16 cache needs an even row width")
-	_, err = NewFull(dev, Geometry{Layers: 1, KVHeads: 1, HeadDim: 4, DType: engine.Q8_0}, 8)
-	require.ErrorContains(t, err, "use f32 or f16")
-	big := Geometry{Layers: 1, KVHeads: 8, HeadDim: 128, DType: engine.F32}
-	rows := int(dev.MaxBinding()/(8*128*4)) + 1
-	_, err = NewFreqKV(dev, nil, big, freqkv.DefaultConfig(rows))
-	require.ErrorContains(t, err, "over the device's storage binding limit")
+	_, err = New(dev, nil, Geometry{Layers: 1, KVHeads: 1, HeadDim: 3}, Spec{Kind: Full, Size: 8, Storage: engine.F16}, 1)
+	require.ErrorContains(t, err, "f16 storage needs an even row width")
+	_, err = New(dev, nil, Geometry{Layers: 1, KVHeads: 1, HeadDim: 4}, Spec{Kind: Full, Size: 8, Storage: engine.Q8_0}, 1)
+	require.ErrorContains(t, err, "use f16 or f32")
+
+	// over the binding limit: the error says how many rows would fit
+	big := Geometry{Layers: 1, KVHeads: 8, HeadDim: 128}
+	fit := int(dev.MaxBinding() / (8 * 128 * 4))
+	for _, kind := range Kinds() {
+		spec := DefaultSpec(kind, fit+1, engine.F32)
+		_, err = New(dev, nil, big, spec, 3)
+		var le *DeviceLimitError
+		require.ErrorAs(t, err, &le, "%v", kind)
+		want := fit
+		if kind == Window {
+			want = fit - 2 // the ring holds size + chunk - 1 rows
+		}
+		require.Equal(t, want, le.MaxSize, "%v", kind)
+		require.ErrorContains(t, err, "over the device's storage binding limit")
+	}
 
 	// several layers per binding: K and V of all layers of a small model share buffers
-	p, err := NewFreqKV(dev, nil, g, freqkv.DefaultConfig(64))
+	p, err := New(dev, nil, g, DefaultSpec(FreqKV, 64, engine.F32), 1)
 	require.NoError(t, err)
 	defer p.Release()
 	require.Same(t, p.K(0).Buf, p.V(1).Buf)
