@@ -23,12 +23,12 @@ import (
 // Config sets up a Server.
 type Config struct {
 	Model     *llama.Model
-	ModelName string         // the id /v1/models lists
-	Template  *chat.Template // renders chat requests
+	ModelName string               // the id /v1/models lists
+	Template  *chat.Template       // renders chat requests
 	Cache     llama.ContextOptions // each session's cache and prefill step
-	Parallel  int // sessions running at once
-	Queue     int // requests waiting for a session; beyond them: 503
-	MaxTokens int // a request's max_tokens when it gives none
+	Parallel  int                  // sessions running at once
+	Queue     int                  // requests waiting for a session; beyond them: 503
+	MaxTokens int                  // a request's max_tokens when it gives none
 	// MaxPrompt bounds a prompt's tokens (a full cache bounds prompt plus
 	// max_tokens by its size).
 	MaxPrompt int
