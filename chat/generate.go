@@ -23,6 +23,10 @@ type Request struct {
 	After int32
 	// OnToken, if set, is called with each sampled token (for metrics).
 	OnToken func(int32)
+	// Decode, if set, runs a decode step (feed tok, sample the next) in
+	// place of the context's own Next under lock: a server batches the
+	// steps of its sessions through it.
+	Decode func(tok int32, s *llama.Sampler, history []int32) (int32, error)
 }
 
 // Result says how a generation ended.
@@ -128,6 +132,15 @@ func Generate(ctx context.Context, lctx *llama.Context, tok tokenizer.Tokenizer,
 		}
 		if res.Tokens >= req.MaxTokens {
 			break
+		}
+		if req.Decode != nil {
+			if err := ctx.Err(); err != nil {
+				return res, err
+			}
+			if next, err = req.Decode(next, &req.Sampler, history); err != nil {
+				return res, err
+			}
+			continue
 		}
 		if err := step(func() (err error) { next, err = lctx.Next([]int32{next}, &req.Sampler, history); return }); err != nil {
 			return res, err

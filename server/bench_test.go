@@ -22,9 +22,10 @@ import (
 
 // BenchmarkConcurrentSessions serves the medium synthetic model (dim 1024,
 // 8 layers, vocabulary 32000, F16) over real HTTP and runs 1, 2, 4 and 8
-// greedy streams at once, one session each: aggregate generated tokens per
-// second of wall time, and the time between consecutive tokens of a stream
-// (p50, p99) as its client sees them.
+// greedy streams at once, one session each, with decode steps batched (and
+// 8 unbatched, for comparison): aggregate generated tokens per second of
+// wall time, and the time between consecutive tokens of a stream (p50, p99)
+// as its client sees them.
 //
 //	go test -run '^$' -bench ConcurrentSessions -benchtime 1x ./server
 func BenchmarkConcurrentSessions(b *testing.B) {
@@ -43,9 +44,18 @@ func BenchmarkConcurrentSessions(b *testing.B) {
 	}
 	defer m.Release()
 	const tokens = 16
-	for _, p := range []int{1, 2, 4, 8} {
-		b.Run(fmt.Sprintf("sessions=%d", p), func(b *testing.B) {
-			s, err := New(Config{Model: m, ModelName: "medium", Parallel: p, MaxTokens: tokens,
+	type run struct {
+		sessions int
+		noBatch  bool
+	}
+	for _, r := range []run{{1, false}, {2, false}, {4, false}, {8, false}, {8, true}} {
+		p := r.sessions
+		name := fmt.Sprintf("sessions=%d", p)
+		if r.noBatch {
+			name += "/unbatched"
+		}
+		b.Run(name, func(b *testing.B) {
+			s, err := New(Config{Model: m, ModelName: "medium", Parallel: p, MaxTokens: tokens, NoBatch: r.noBatch,
 				Cache: llama.ContextOptions{Cache: kvcache.DefaultSpec(kvcache.FreqKV, 512, engine.F16), MaxChunk: 32}})
 			if err != nil {
 				b.Fatal(err)

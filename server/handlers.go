@@ -174,6 +174,10 @@ func (s *Server) run(w http.ResponseWriter, r *http.Request, j *job) {
 	if j.chat {
 		req.Stop = append(append([]string(nil), j.stop...), s.stopTexts...)
 	}
+	decoding := false
+	if s.batch != nil {
+		req.Decode = s.decoder(se, &decoding)
+	}
 	res, err := chat.Generate(ctx, se.ctx, s.cfg.Model.Tok, &s.dev, s.cfg.Cache.MaxChunk, req, func(piece string) error {
 		if sse == nil {
 			return nil
@@ -189,6 +193,9 @@ func (s *Server) run(w http.ResponseWriter, r *http.Request, j *job) {
 		}
 		return nil
 	})
+	if decoding {
+		s.decoding.Add(-1)
+	}
 	compressions = int64(se.ctx.Cache.Stats().Compressions)
 	s.metrics.mu.Lock()
 	s.metrics.promptToks += int64(res.PromptTokens)

@@ -22,6 +22,7 @@ type metrics struct {
 	duration    histogram
 	firstToken  histogram
 	interToken  histogram
+	batchRows   histogram // sessions per batched decode step (not seconds)
 }
 
 type histogram struct {
@@ -35,8 +36,11 @@ func newHistogram(bounds ...float64) histogram {
 	return histogram{bounds: bounds, counts: make([]int64, len(bounds)+1)}
 }
 
-func (h *histogram) observe(d time.Duration) {
-	s := d.Seconds()
+func (h *histogram) observe(d time.Duration) { h.observeValue(d.Seconds()) }
+
+func (h *histogram) observeN(n int) { h.observeValue(float64(n)) }
+
+func (h *histogram) observeValue(s float64) {
 	i := sort.SearchFloat64s(h.bounds, s)
 	h.counts[i]++
 	h.sum += s
@@ -49,6 +53,7 @@ func newMetrics() *metrics {
 		duration:   newHistogram(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120),
 		firstToken: newHistogram(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 		interToken: newHistogram(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1),
+		batchRows:  newHistogram(1, 2, 4, 8, 16, 32, 64),
 	}
 }
 
@@ -100,6 +105,7 @@ func (m *metrics) write(w io.Writer, g gauges) {
 		{"freqkv_request_duration_seconds", "Time from a request's arrival to its last byte.", &m.duration},
 		{"freqkv_time_to_first_token_seconds", "Time from a request's arrival to its first generated token.", &m.firstToken},
 		{"freqkv_inter_token_seconds", "Time between consecutive generated tokens of a stream.", &m.interToken},
+		{"freqkv_decode_batch_sessions", "Sessions in each batched decode step.", &m.batchRows},
 	} {
 		fmt.Fprintf(w, "# HELP %s %s\n# TYPE %s histogram\n", h.name, h.help, h.name)
 		cum := int64(0)

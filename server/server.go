@@ -37,6 +37,9 @@ type Config struct {
 	// MemoryLimit, if positive, is the device memory the weights and every
 	// session's cache and activations must fit in, checked by New.
 	MemoryLimit int64
+	// NoBatch runs each session's decode steps alone, in turns, instead of
+	// batching the steps of all decoding sessions into one forward pass.
+	NoBatch bool
 }
 
 // Server runs requests on a pool of sessions.
@@ -54,6 +57,12 @@ type Server struct {
 	stopTexts  []string
 	Weights    int64 // device bytes of the weights
 	PerSession int64 // device bytes of one session (KV cache and activations)
+
+	batch     *llama.Batch   // nil with NoBatch
+	decodeCh  chan decodeReq // decode steps waiting for the batcher
+	decoding  atomic.Int64   // sessions in their decode loop
+	stop      chan struct{}
+	batchDone chan struct{}
 }
 
 type session struct {
@@ -100,6 +109,17 @@ func New(cfg Config) (*Server, error) {
 			}
 		}
 	}
+	if !cfg.NoBatch {
+		b, err := cfg.Model.NewBatch(cfg.Parallel)
+		if err != nil {
+			s.Close()
+			return nil, fmt.Errorf("decode batch: %w", err)
+		}
+		s.batch = b
+		s.decodeCh = make(chan decodeReq, cfg.Parallel)
+		s.stop, s.batchDone = make(chan struct{}), make(chan struct{})
+		go s.batchLoop()
+	}
 	for _, se := range s.sessions {
 		s.free <- se
 	}
@@ -118,8 +138,17 @@ func (s *Server) KVBytes() int64 {
 	return n
 }
 
-// Close releases the sessions.
+// Close releases the sessions; no request may be running.
 func (s *Server) Close() {
+	if s.stop != nil {
+		close(s.stop)
+		<-s.batchDone
+		s.stop = nil
+	}
+	if s.batch != nil {
+		s.batch.Release()
+		s.batch = nil
+	}
 	for _, se := range s.sessions {
 		se.ctx.Release()
 	}

@@ -134,6 +134,11 @@ func TestConcurrentStreamsEqualSolo(t *testing.T) {
 		require.NoError(t, errs[i], prompts[i])
 		assert.Equal(t, solo[i], got[i], "stream %d (%q) differs from its solo run", i, prompts[i])
 	}
+	// Some decode steps ran several sessions in one forward pass.
+	steps := metricValue(t, url, "freqkv_decode_batch_sessions_count")
+	single := metricValue(t, url, `freqkv_decode_batch_sessions_bucket{le="1"}`)
+	assert.Greater(t, steps-single, 0.0, "%v of %v steps had one session", single, steps)
+	t.Logf("%v decode steps, %v of them with one session", steps, single)
 }
 
 // TestClientAPI: models, a non-streaming completion with usage, stop

@@ -28,9 +28,9 @@ func runServe(args []string) error {
 			"/health and /metrics (Prometheus). --parallel sessions run at once, each with its own\n"+
 			"fixed-size KV cache (default freqkv), so memory is known at start; up to --queue more wait,\n"+
 			"beyond that requests get 503 with Retry-After. SIGTERM or SIGINT drains: no new requests,\n"+
-			"running ones finish, then exit 0. Sessions take turns on the device one step at a time\n"+
-			"(decode steps are not yet batched across sessions). Without -m it serves the embedded\n"+
-			"stories260K with the plain chat template. See docs/serve.md.")
+			"running ones finish, then exit 0. The decode steps of all decoding sessions run as one\n"+
+			"batched forward pass; prompts are fed a --batch chunk at a time between steps. Without -m\n"+
+			"it serves the embedded stories260K with the plain chat template. See docs/serve.md.")
 	var mf modelFlags
 	mf.add(fs)
 	host := fs.String("host", "127.0.0.1", "address to listen on (0.0.0.0: every interface)")
@@ -42,6 +42,7 @@ func runServe(args []string) error {
 	timeout := fs.Duration("timeout", 5*time.Minute, "per-request time limit (0: none)")
 	maxBody := fs.Int64("max-body", 1<<20, "largest request body in bytes")
 	memory := fs.String("memory", "", "device memory the weights and all sessions must fit, e.g. 8GiB (default: available RAM on a CPU adapter, unchecked on a GPU, which WebGPU does not size)")
+	noBatch := fs.Bool("no-batch", false, "run each session's decode steps alone, in turns, instead of one batched forward pass for all decoding sessions")
 	name := fs.String("model-name", "", "model id in the API (default: the model file's name)")
 	tplFlag := fs.String("chat-template", "", "chat template: a built-in ("+strings.Join(chat.Names(), ", ")+") or a Jinja file (default: the model's own, else plain)")
 	var cf cacheFlags
@@ -112,7 +113,7 @@ func runServe(args []string) error {
 	}
 	srv, err := server.New(server.Config{
 		Model: m, ModelName: id, Template: tpl, Cache: opts, Parallel: *parallel, Queue: *queue,
-		MaxTokens: *maxTokens, MaxPrompt: *maxPrompt, Timeout: *timeout, MaxBody: *maxBody, MemoryLimit: limit,
+		MaxTokens: *maxTokens, MaxPrompt: *maxPrompt, Timeout: *timeout, MaxBody: *maxBody, MemoryLimit: limit, NoBatch: *noBatch,
 	})
 	if err != nil {
 		if limit > 0 && strings.Contains(err.Error(), "memory limit") {
