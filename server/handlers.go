@@ -102,7 +102,7 @@ func (s *Server) newJob(p *sampling, ids []int32) (*job, *apiError) {
 	}
 	if s.cfg.Cache.Cache.Kind == kvcache.Full {
 		if c := s.sessions[0].ctx.Cache.View().Cap; len(ids)+maxTokens > c {
-			return nil, badRequest("max_tokens", "the prompt's %d tokens plus max_tokens %d exceed the full cache's %d tokens; send less or run the server with --cache freqkv", len(ids), maxTokens, c)
+			return nil, badRequest("max_tokens", "the prompt's %d tokens plus max_tokens %d exceed the full cache's %d tokens; send less, or serve with a freqkv or window cache, which takes any length", len(ids), maxTokens, c)
 		}
 	}
 	sm := llama.Sampler{Temperature: 1, TopP: 1}

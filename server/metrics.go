@@ -96,7 +96,7 @@ func (m *metrics) write(w io.Writer, g gauges) {
 	counter("freqkv_kv_compressions_total", "FreqKV compressions of the KV caches.", m.compression)
 	gauge("freqkv_queue_depth", "Requests waiting for a session.", int64(g.queue))
 	gauge("freqkv_active_sessions", "Sessions running a request.", int64(g.active))
-	gauge("freqkv_sessions", "Sessions (--parallel).", int64(g.sessions))
+	gauge("freqkv_sessions", "Sessions that can run requests at once.", int64(g.sessions))
 	gauge("freqkv_kv_bytes", "Bytes held by the KV caches of all sessions (fixed at start).", g.kvBytes)
 	for _, h := range []struct {
 		name, help string
