@@ -20,6 +20,11 @@ var binary string
 
 // TestMain builds the real binary once; every CLI test runs it.
 func TestMain(m *testing.M) {
+	for _, a := range os.Args {
+		if strings.HasPrefix(a, "-test.fuzzworker") { // fuzz workers run only the fuzz target
+			os.Exit(m.Run())
+		}
+	}
 	dir, err := os.MkdirTemp("", "freqkv-cli")
 	if err != nil {
 		panic(err)

@@ -6,6 +6,7 @@ import (
 
 	"github.com/freqkv/freqkv/kvcache"
 	"github.com/freqkv/freqkv/model/llama"
+	"github.com/freqkv/freqkv/model/tokenizer"
 )
 
 func init() {
@@ -109,20 +110,14 @@ func runGenerate(args []string) error {
 			return err
 		}
 	}
-	// The decoder sees the prompt first, so that the first generated token
-	// keeps its leading space (a SentencePiece decoder drops it at the start
-	// of a text); what it returns for the prompt was printed above.
-	dec := m.Tok.NewDecoder()
 	seen := ids
 	if len(seen) == 0 {
 		seen = []int32{m.Tok.BOS()}
 	}
-	for _, id := range seen {
-		if _, err := dec.Add(id); err != nil {
-			return err
-		}
+	dec, err := continuationDecoder(m.Tok, seen)
+	if err != nil {
+		return err
 	}
-	dec.Flush()
 	var decErr error
 	st, err := ctx.Generate(ids, *n, &s, *stopEOS, func(tok int32) bool {
 		piece, err := dec.Add(tok)
@@ -153,4 +148,19 @@ func runGenerate(args []string) error {
 	fmt.Fprintf(os.Stderr, "cache %s: %d rows in use after %d tokens, %d compressions; KV memory %s (a full cache of %d tokens: %s)\n",
 		spec.Kind, cs.Rows, ctx.Tokens(), cs.Compressions, humanBytes(cs.Bytes), ctx.Tokens(), humanBytes(full))
 	return nil
+}
+
+// continuationDecoder returns a streaming decoder that has seen the prompt,
+// so that the first generated token keeps its leading space (a SentencePiece
+// decoder drops it at the start of a text); the prompt's own text, printed
+// before, is discarded.
+func continuationDecoder(tok tokenizer.Tokenizer, prompt []int32) (*tokenizer.Decoder, error) {
+	dec := tok.NewDecoder()
+	for _, id := range prompt {
+		if _, err := dec.Add(id); err != nil {
+			return nil, err
+		}
+	}
+	dec.Flush()
+	return dec, nil
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/freqkv/freqkv/kvcache"
 	"github.com/freqkv/freqkv/model"
 	"github.com/freqkv/freqkv/model/ggml"
+	"github.com/freqkv/freqkv/model/llama"
 	"github.com/freqkv/freqkv/model/tokenizer"
 )
 
@@ -63,8 +64,14 @@ func runInfo(args []string) error {
 		types[t.Type.String()]++
 		params += t.Elements()
 	}
-	tokDesc := "none"
-	if v, err := tokenizer.FromGGUF(f); err == nil {
+	// A tokenizer is described only once it passes the checks generate
+	// makes; a file without one says so.
+	tokDesc := "none (generate, perplexity and tokenize need one)"
+	if _, ok := f.Value("tokenizer.ggml.model"); ok {
+		if _, err := llama.LoadTokenizer(f); err != nil {
+			return err
+		}
+		v, _ := tokenizer.FromGGUF(f)
 		tokDesc = fmt.Sprintf("%s (%d tokens, pre %q, BOS %d, EOS %d)", v.Model, len(v.Tokens), v.Pre, v.BOS, v.EOS)
 	}
 	spec := kvcache.DefaultSpec(kvcache.FreqKV, h.ContextLength, engine.F16)

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"os"
 	"sync"
 	"time"
 
@@ -123,6 +124,8 @@ func runPerplexity(args []string) error {
 		mu.Lock() // held until exit: nothing more is printed
 		if count > 0 {
 			summary(true)
+		} else {
+			fmt.Fprintln(os.Stderr, "freqkv perplexity: interrupted before the first window was measured")
 		}
 		stdout.flush()
 	})
@@ -134,11 +137,11 @@ func runPerplexity(args []string) error {
 			return fmt.Errorf("window at token %d: %w", s, cf.explain(spec, err))
 		}
 		cs := 0.0
-		for _, x := range nll {
+		for i, x := range nll {
+			if math.IsNaN(x) || math.IsInf(x, 0) {
+				return fmt.Errorf("window at token %d: position %d: non-finite NLL (NaN or Inf): the model's weights or activations are not finite numbers", s, i)
+			}
 			cs += x
-		}
-		if math.IsNaN(cs) || math.IsInf(cs, 0) {
-			return fmt.Errorf("window at token %d: non-finite NLL", s)
 		}
 		mean := cs / float64(len(nll))
 		c := pplChunk{Start: s, Tokens: len(nll), MeanNLL: mean, PPL: math.Exp(mean)}

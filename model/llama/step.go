@@ -2,10 +2,13 @@ package llama
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
+	"math"
 
 	"github.com/freqkv/freqkv/engine"
 	"github.com/freqkv/freqkv/kvcache"
+	"github.com/freqkv/freqkv/shaders"
 )
 
 func (c *Context) checkTokens(tokens []int32) error {
@@ -102,14 +105,28 @@ func (c *Context) Next(tokens []int32, s *Sampler, history []int32) (int32, erro
 		if err := rec.SubmitAndWait(); err != nil {
 			return 0, err
 		}
-		return int32(rb.Uint32s()[0]), nil
+		id := rb.Uint32s()[0]
+		if id == shaders.ArgmaxNonFinite {
+			return 0, ErrNonFinite
+		}
+		return int32(id), nil
 	}
 	rb := rec.ReadBack(c.logits.Buf, c.logits.Offset, uint64(4*vocab))
 	if err := rec.SubmitAndWait(); err != nil {
 		return 0, err
 	}
-	return s.Sample(rb.Float32s(), history), nil
+	logits := rb.Float32s()
+	for _, x := range logits {
+		if math.IsNaN(float64(x)) || math.IsInf(float64(x), 0) {
+			return 0, ErrNonFinite
+		}
+	}
+	return s.Sample(logits, history), nil
 }
+
+// ErrNonFinite says the logits held NaN or Inf: the weights, or the
+// activations they produced, are not finite numbers.
+var ErrNonFinite = errors.New("non-finite logits (NaN or Inf): the model's weights or activations are not finite numbers")
 
 // Logits feeds tokens and returns the last token's logits.
 func (c *Context) Logits(tokens []int32) ([]float32, error) {

@@ -9,6 +9,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 
 	"github.com/freqkv/freqkv/engine"
@@ -71,11 +72,23 @@ func Open(path string, opts LoadOptions) (*gguf.File, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open model: %w", err)
 	}
+	info, err := f.Stat()
+	if err == nil && !info.Mode().IsRegular() {
+		err = errors.New("not a regular file")
+	}
 	var magic [4]byte
-	_, err = f.Read(magic[:])
+	n := 0
+	if err == nil {
+		n, err = io.ReadFull(f, magic[:])
+	}
 	f.Close()
-	if err != nil {
-		return nil, fmt.Errorf("read model %s: %w", path, err)
+	switch {
+	case n == 0 && err == io.EOF:
+		return nil, fmt.Errorf("model %s: empty file", path)
+	case err == io.ErrUnexpectedEOF:
+		return nil, fmt.Errorf("model %s: %d bytes is too short for a model", path, n)
+	case err != nil:
+		return nil, fmt.Errorf("model %s: %w", path, err)
 	}
 	if string(magic[:]) == "GGUF" {
 		return gguf.Open(path)
@@ -85,11 +98,11 @@ func Open(path string, opts LoadOptions) (*gguf.File, error) {
 	}
 	ck, err := llama2c.ReadCheckpoint(path)
 	if err != nil {
-		return nil, fmt.Errorf("%s is neither GGUF nor a valid llama2.c checkpoint: %w", path, err)
+		return nil, fmt.Errorf("%w (and it is not GGUF)", err)
 	}
 	tok, err := llama2c.ReadTokenizer(opts.Tokenizer, ck.VocabSize)
 	if err != nil {
-		return nil, fmt.Errorf("tokenizer %s: %w", opts.Tokenizer, err)
+		return nil, err // it names the file
 	}
 	var buf bytes.Buffer
 	if err := llama2c.Convert(&buf, ck, tok); err != nil {
@@ -107,13 +120,9 @@ func Load(dev *engine.Device, f *gguf.File, opts LoadOptions) (*Model, error) {
 	if err := model.CheckTensors(f, h); err != nil {
 		return nil, err
 	}
-	vocab, err := tokenizer.FromGGUF(f)
+	tok, err := LoadTokenizer(f)
 	if err != nil {
-		return nil, fmt.Errorf("tokenizer: %w", err)
-	}
-	tok, err := tokenizer.New(vocab)
-	if err != nil {
-		return nil, fmt.Errorf("tokenizer: %w", err)
+		return nil, err
 	}
 	m := &Model{H: h, Tok: tok, dev: dev, ops: shaders.New(dev)}
 	up := uploader{dev: dev, f: f, converted: map[string][]string{}, progress: opts.Progress}
@@ -156,6 +165,16 @@ func Load(dev *engine.Device, f *gguf.File, opts LoadOptions) (*Model, error) {
 	return m, nil
 }
 
+// LoadTokenizer builds the tokenizer of f, checked as Load checks it: its
+// errors say "tokenizer:" already.
+func LoadTokenizer(f *gguf.File) (tokenizer.Tokenizer, error) {
+	vocab, err := tokenizer.FromGGUF(f)
+	if err != nil {
+		return nil, err
+	}
+	return tokenizer.New(vocab)
+}
+
 // Device is the device the model lives on.
 func (m *Model) Device() *engine.Device { return m.dev }
 
@@ -164,6 +183,7 @@ func (m *Model) Release() {
 	for _, w := range m.all() {
 		w.Release()
 	}
+	m.ops.Release()
 }
 
 type releaser interface{ Release() }
