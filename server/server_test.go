@@ -337,3 +337,16 @@ func TestMemoryAdmission(t *testing.T) {
 	require.Error(t, err)
 	assert.Regexp(t, `64 sessions of [0-9.]+ [KM]iB each .* need [0-9.]+ [KMG]iB, over the memory limit of 4.0 MiB`, err.Error())
 }
+
+// TestTimeout: a request past the server's time limit gets 504 with an
+// error object, and frees its session.
+func TestTimeout(t *testing.T) {
+	_, url := start(t, func(c *Config) { c.Timeout = time.Nanosecond })
+	resp, err := http.Post(url+"/v1/completions", "application/json", strings.NewReader(`{"prompt":"Once","max_tokens":4}`))
+	require.NoError(t, err)
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	require.Equal(t, http.StatusGatewayTimeout, resp.StatusCode, string(b))
+	assert.Contains(t, string(b), "timeout")
+	waitMetric(t, url, "freqkv_active_sessions", 0)
+}

@@ -17,6 +17,9 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/freqkv/freqkv/internal/gputest"
+	"github.com/freqkv/freqkv/internal/shareddata"
+	"github.com/freqkv/freqkv/model/gguf"
+	"github.com/freqkv/freqkv/model/tokenizer"
 )
 
 // serveProc runs 'freqkv serve' on a free port of 127.0.0.1 and returns
@@ -170,4 +173,75 @@ func TestChatStdin(t *testing.T) {
 	err = cmd.Run()
 	require.Error(t, err)
 	require.Contains(t, errb.String(), "unknown command /frobnicate")
+}
+
+// withTemplate copies a GGUF model adding tokenizer.chat_template.
+func withTemplate(t *testing.T, src, template string) string {
+	t.Helper()
+	f, err := gguf.Open(src)
+	require.NoError(t, err)
+	defer f.Close()
+	var kv []gguf.KV
+	for _, k := range f.Keys() {
+		v, _ := f.Value(k)
+		kv = append(kv, gguf.KV{Key: k, Value: v})
+	}
+	kv = append(kv, gguf.KV{Key: "tokenizer.chat_template", Value: template})
+	var tensors []gguf.WriteTensor
+	for i := range f.Tensors {
+		ti := &f.Tensors[i]
+		data, err := f.TensorData(ti)
+		require.NoError(t, err)
+		tensors = append(tensors, gguf.WriteTensor{Name: ti.Name, Dims: ti.Dims, Type: ti.Type, Data: data})
+	}
+	out := filepath.Join(t.TempDir(), "with-template.gguf")
+	w, err := os.Create(out)
+	require.NoError(t, err)
+	require.NoError(t, gguf.Write(w, kv, tensors))
+	require.NoError(t, w.Close())
+	return out
+}
+
+// TestChatAndServeWithModelTemplate: a GGUF's own tokenizer.chat_template
+// is what chat and serve render (the llama-2 vocabulary with random
+// weights: the replies are noise, the prompt's tokens are checked).
+func TestChatAndServeWithModelTemplate(t *testing.T) {
+	gputest.Device(t)
+	const tpl = `{% for m in messages %}{{ bos_token }}[{{ m['role'] }}] {{ m['content'] }}{{ eos_token }}{% endfor %}{% if add_generation_prompt %}{{ bos_token }}[assistant]{% endif %}`
+	model := withTemplate(t, shareddata.Path(t, "models/llama-2-tiny-random.gguf"), tpl)
+	cmd := exec.Command(binary, "chat", "-m", model, "-n", "4", "--system", "Be brief.")
+	cmd.Stdin = strings.NewReader("Hello\n/stats\n")
+	var out, errb strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	require.NoError(t, cmd.Run(), errb.String())
+	// "<s>[system] Be brief.</s><s>[user] Hello</s><s>[assistant]": BOS and
+	// EOS as single ids (3 + 2), the rest as text.
+	require.Contains(t, errb.String(), "3 messages")
+
+	_, url := serveProc(t, "-m", model)
+	resp, err := http.Post(url+"/v1/chat/completions", "application/json", strings.NewReader(
+		`{"messages":[{"role":"system","content":"Be brief."},{"role":"user","content":"Hello"}],"max_tokens":3,"temperature":0}`))
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	require.Equal(t, 200, resp.StatusCode)
+	var res struct {
+		Usage struct {
+			PromptTokens int `json:"prompt_tokens"`
+		} `json:"usage"`
+	}
+	require.NoError(t, json.NewDecoder(resp.Body).Decode(&res))
+	f, err := gguf.Open(model)
+	require.NoError(t, err)
+	defer f.Close()
+	v, err := tokenizer.FromGGUF(f)
+	require.NoError(t, err)
+	tok, err := tokenizer.New(v)
+	require.NoError(t, err)
+	want := 0
+	for _, text := range []string{"[system] Be brief.", "[user] Hello", "[assistant]"} {
+		ids, err := tok.Encode(text, false)
+		require.NoError(t, err)
+		want += len(ids)
+	}
+	require.Equal(t, want+3+2, res.Usage.PromptTokens, "BOS x3 and EOS x2 are one token each")
 }
