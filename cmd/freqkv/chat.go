@@ -23,16 +23,7 @@ func init() {
 	register(command{name: "chat", summary: "chat with a model on the terminal, past its context at fixed memory", run: runChat, ownSignals: true})
 }
 
-// savedChat is what /save writes: the conversation, not the cache (which
-// /load rebuilds by feeding the conversation again).
-type savedChat struct {
-	Version  int            `json:"version"`
-	Model    string         `json:"model"`
-	Template string         `json:"template"`
-	Messages []chat.Message `json:"messages"`
-}
-
-const chatHelp = `commands: /reset (forget the conversation), /save FILE, /load FILE, /stats, /help, /quit
+const chatHelp = `commands: /reset (forget the conversation), /save FILE (FILE.gguf: with the KV cache), /load FILE, /stats, /help, /quit
 end a line with \ to continue the message on the next line`
 
 func runChat(args []string) error {
@@ -236,40 +227,54 @@ func (s *chatSession) command(line string) (quit bool, err error) {
 			humanBytes(st.Bytes), c.Tokens(), humanBytes(full))
 	case "/save":
 		if arg == "" {
-			return false, fmt.Errorf("/save FILE: name the file")
+			return false, fmt.Errorf("/save FILE: name the file (.gguf to keep the KV cache too)")
 		}
-		b, err := json.MarshalIndent(savedChat{Version: 1, Model: s.model, Template: s.conv.Template.Name, Messages: s.conv.Messages}, "", "  ")
+		withCache := strings.HasSuffix(strings.ToLower(arg), ".gguf")
+		sv, err := s.conv.Save(s.model, withCache)
 		if err != nil {
-			return false, err
+			return false, fmt.Errorf("/save: %w", err)
 		}
 		if err := outfile.Check([]outfile.Named{{Name: "/save", Path: arg}}, s.inputs); err != nil {
 			return false, err
 		}
-		if err := outfile.Write(arg, func(w io.Writer) error { _, err := w.Write(append(b, '\n')); return err }); err != nil {
+		err = outfile.Write(arg, func(w io.Writer) error {
+			if withCache {
+				return sv.WriteGGUF(w)
+			}
+			b, err := json.MarshalIndent(sv, "", "  ")
+			if err != nil {
+				return err
+			}
+			_, err = w.Write(append(b, '\n'))
+			return err
+		})
+		if err != nil {
 			return false, fmt.Errorf("/save: %w", err)
 		}
-		fmt.Fprintf(os.Stderr, "saved %d messages to %s\n", len(s.conv.Messages), arg)
+		what := "the conversation"
+		if withCache {
+			what = fmt.Sprintf("the conversation and its KV cache (%d tokens)", s.conv.Ctx.Tokens())
+		}
+		fmt.Fprintf(os.Stderr, "saved %s, %d messages, to %s\n", what, len(sv.Messages), arg)
 	case "/load":
 		if arg == "" {
 			return false, fmt.Errorf("/load FILE: name the file")
 		}
-		b, err := os.ReadFile(arg)
+		sv, err := chat.ReadSaved(arg)
 		if err != nil {
 			return false, fmt.Errorf("/load: %w", err)
 		}
-		var sv savedChat
-		if err := json.Unmarshal(b, &sv); err != nil || sv.Version != 1 {
-			return false, fmt.Errorf("/load %s: not a conversation saved by /save (%v)", arg, err)
+		if sv.Cache != nil && sv.Model != s.model {
+			return false, fmt.Errorf("/load %s: its KV cache was made by %s, not %s", arg, sv.Model, s.model)
 		}
-		for i, m := range sv.Messages {
-			if m.Role != "system" && m.Role != "user" && m.Role != "assistant" {
-				return false, fmt.Errorf("/load %s: message %d has role %q; want system, user or assistant", arg, i+1, m.Role)
-			}
+		if err := s.conv.Load(sv); err != nil {
+			return false, fmt.Errorf("/load %s: %w", arg, err)
 		}
-		if err := s.conv.Restore(context.Background(), sv.Messages); err != nil {
-			return false, fmt.Errorf("/load: %w", err)
+		how := "fed again"
+		if sv.Cache != nil {
+			how = "its KV cache restored"
 		}
-		fmt.Fprintf(os.Stderr, "loaded %d messages from %s (%d tokens fed to the cache)\n", len(sv.Messages), arg, s.conv.Ctx.Tokens())
+		fmt.Fprintf(os.Stderr, "loaded %d messages from %s (%d tokens, %s)\n", len(sv.Messages), arg, s.conv.Ctx.Tokens(), how)
 		s.notePastContext()
 	default:
 		return false, fmt.Errorf("unknown command %s; %s", fields[0], strings.Split(chatHelp, "\n")[0])

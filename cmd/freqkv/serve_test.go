@@ -16,6 +16,7 @@ import (
 	"github.com/openai/openai-go/v3/option"
 	"github.com/stretchr/testify/require"
 
+	"github.com/freqkv/freqkv/chat"
 	"github.com/freqkv/freqkv/internal/gputest"
 	"github.com/freqkv/freqkv/internal/shareddata"
 	"github.com/freqkv/freqkv/model/gguf"
@@ -159,7 +160,7 @@ func TestChatStdin(t *testing.T) {
 	require.Contains(t, stderr, "loaded 5 messages")
 	b, err := os.ReadFile(saved)
 	require.NoError(t, err)
-	var sv savedChat
+	var sv chat.Saved
 	require.NoError(t, json.Unmarshal(b, &sv))
 	require.Len(t, sv.Messages, 5)
 	require.Equal(t, "A story.", sv.Messages[0].Content)
@@ -244,4 +245,28 @@ func TestChatAndServeWithModelTemplate(t *testing.T) {
 		want += len(ids)
 	}
 	require.Equal(t, want+3+2, res.Usage.PromptTokens, "BOS x3 and EOS x2 are one token each")
+}
+
+// TestChatSaveCacheResumesExactly: /save FILE.gguf keeps the KV cache, and
+// a new process that loads it answers the next message exactly as the
+// first one did, after compressions.
+func TestChatSaveCacheResumesExactly(t *testing.T) {
+	gputest.Device(t)
+	saved := filepath.Join(t.TempDir(), "chat.gguf")
+	run := func(in string) (string, string) {
+		cmd := exec.Command(binary, "chat", "-n", "24", "--cache-size", "40")
+		cmd.Stdin = strings.NewReader(in)
+		var out, errb strings.Builder
+		cmd.Stdout, cmd.Stderr = &out, &errb
+		require.NoError(t, cmd.Run(), errb.String())
+		return out.String(), errb.String()
+	}
+	first, stderr := run("Once upon a time there was a cat\nThe cat saw a dog\n/save " + saved + "\nThey played all day\n/stats\n")
+	require.Contains(t, stderr, "and its KV cache")
+	require.Regexp(t, `[1-9][0-9]* compressions`, stderr)
+	second, stderr := run("/load " + saved + "\nThey played all day\n")
+	require.Contains(t, stderr, "its KV cache restored")
+	// The third reply of the first run is the only reply of the second.
+	require.Greater(t, len(strings.TrimSpace(second)), 10, second)
+	require.True(t, strings.HasSuffix(first, second), "resumed reply %q is not the end of the first run's %q", second, first)
 }
