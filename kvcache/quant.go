@@ -55,13 +55,20 @@ func (g Geometry) quantFits(t engine.DType) error {
 }
 
 // stagingRows is the f32 rows one quantised matrix's compression works on: the span and
-// the recent rows after it (the sinks stay quantised and untouched).
-func (f *freqKV) stagingRows() int { return f.cfg.Span() + f.cfg.Recent }
+// the recent rows after it (the sinks stay quantised and untouched), for the largest
+// geometry of any layer.
+func (f *freqKV) stagingRows() int {
+	rows := f.cfg.Span() + f.cfg.Recent
+	for _, c := range f.layers {
+		rows = max(rows, c.Span()+c.Recent)
+	}
+	return rows
+}
 
-// stagingParams is the f32 compression of n staged matrices: no sinks, stagingRows apart.
-func (f *freqKV) stagingParams(n int) shaders.CompressParams {
-	p := f.params(n, f.stagingRows())
+// stagingParams is compression p run on staged matrices: no sinks, span+recent rows apart.
+func stagingParams(p shaders.CompressParams) shaders.CompressParams {
 	p.Sink = 0
+	p.BatchStride = p.Span + p.Recent
 	return p
 }
 
@@ -73,34 +80,35 @@ func stagingMatrices(cacheBytes int64, rows, channels, most int) int {
 	return max(1, min(most, int(cacheBytes/4/per)))
 }
 
-// compressQuant records the compression of quantised arena i, perPass matrices at a time:
-// dequantise rows [S, S+L+R) of each into the staging (f32, stagingRows apart), compress
-// there as an f32 cache without sinks, quantise rows [0, m+R) back to rows [S, S+m+R).
-// rec nil: compiles and uploads only.
-func (f *freqKV) compressQuant(rec *engine.Recorder, i int) error {
-	a := f.s.arenas[i]
-	rb, err := a.dtype.RowBytes(f.s.g.Channels())
+// compressQuant records compression p of the n quantised matrices of t (stride rows
+// apart), perPass at a time: dequantise rows [S, S+L+R) of each into the staging (f32,
+// L+R rows apart), compress there as an f32 cache without sinks, and quantise rows
+// [0, m+R) back to rows [S, S+m+R). rec nil: compiles and uploads only.
+func (f *freqKV) compressQuant(rec *engine.Recorder, t *engine.Tensor, n, stride int, p shaders.CompressParams) error {
+	rb, err := t.DType.RowBytes(f.s.g.Channels())
 	if err != nil {
 		return err
 	}
-	rows := f.stagingRows()
-	for b0 := 0; b0 < a.count; b0 += f.perPass {
-		nb := min(f.perPass, a.count-b0)
-		view := &engine.Tensor{Buf: a.buf, Offset: uint64(b0) * uint64(a.stride) * rb, DType: a.dtype,
-			Rows: (nb-1)*a.stride + f.s.cap, Cols: f.s.g.Channels()}
-		qr := shaders.QuantRows{T: rows, Rows: f.cfg.Sink, Cap: f.s.cap, Dim: f.s.g.Channels(), Batches: nb,
-			F32Stride: rows, CacheStride: a.stride}
+	rows := p.Span + p.Recent
+	for b0 := 0; b0 < n; b0 += f.perPass {
+		nb := min(f.perPass, n-b0)
+		view := &engine.Tensor{Buf: t.Buf, Offset: t.Offset + uint64(b0)*uint64(stride)*rb, DType: t.DType,
+			Rows: (nb-1)*stride + f.s.cap, Cols: f.s.g.Channels()}
+		qr := shaders.QuantRows{T: rows, Rows: p.Sink, Cap: f.s.cap, Dim: f.s.g.Channels(), Batches: nb,
+			F32Stride: rows, CacheStride: stride}
 		if err := f.ops.DequantizeKV(rec, view, f.staging, qr); err != nil {
 			return err
 		}
+		sp := stagingParams(p)
+		sp.Batches = nb
 		if rec == nil {
-			if err := f.ops.PrepareCompress(f.staging, f.scratch, f.stagingParams(nb)); err != nil {
+			if err := f.ops.PrepareCompress(f.staging, f.scratch, sp); err != nil {
 				return err
 			}
-		} else if err := f.ops.Compress(rec, f.staging, f.scratch, f.stagingParams(nb)); err != nil {
+		} else if err := f.ops.Compress(rec, f.staging, f.scratch, sp); err != nil {
 			return err
 		}
-		qr.T = f.cfg.Kept() + f.cfg.Recent
+		qr.T = p.Kept + p.Recent
 		if err := f.ops.QuantizeKV(rec, f.staging, view, qr); err != nil {
 			return err
 		}

@@ -15,17 +15,18 @@ import (
 const kvquantWG = 64
 
 // QuantRows places rows of Batches matrices on both sides of a (de)quantisation: row t of
-// matrix b is f32 row b*F32Stride + t and cache row b*CacheStride + slot(Rows + t), slot as
-// in KVSlots (Sink, Cap).
+// matrix b is f32 row b*F32Stride + F32First + t and cache row b*CacheStride +
+// slot(Rows + t), slot as in KVSlots (Sink, Cap).
 type QuantRows struct {
 	T, Rows, Sink, Cap, Dim int
 	Batches                 int
 	F32Stride, CacheStride  int // rows between matrices on each side
+	F32First                int // f32 row of matrix 0's row 0
 }
 
 // kvquantUniform is kvquant_rows.wgsl's Params.
 type kvquantUniform struct {
-	t, rows, sink, cap, dim, batches, fstride, cstride uint32
+	t, rows, sink, cap, dim, batches, fstride, cstride, f0 uint32
 }
 
 // IsQuantKV reports whether t is a quantised KV storage type these kernels read and write.
@@ -46,9 +47,9 @@ func qtype(t engine.DType) int {
 
 func (r QuantRows) check(f32t, cache *engine.Tensor, what string) error {
 	switch {
-	case r.T < 1 || r.Rows < 0 || r.Dim < 1 || r.Sink < 0 || r.Cap < 1 || r.Sink > r.Cap || r.Batches < 1 || r.F32Stride < r.T || r.CacheStride < 0:
-		return fmt.Errorf("%s: T = %d, Rows = %d, Dim = %d, Sink = %d, Cap = %d, Batches = %d, F32Stride = %d, CacheStride = %d: want T, Dim, Cap, Batches >= 1, 0 <= Sink <= Cap, F32Stride >= T",
-			what, r.T, r.Rows, r.Dim, r.Sink, r.Cap, r.Batches, r.F32Stride, r.CacheStride)
+	case r.T < 1 || r.Rows < 0 || r.Dim < 1 || r.Sink < 0 || r.Cap < 1 || r.Sink > r.Cap || r.Batches < 1 || r.F32First < 0 || r.F32Stride < r.F32First+r.T || r.CacheStride < 0:
+		return fmt.Errorf("%s: T = %d, Rows = %d, Dim = %d, Sink = %d, Cap = %d, Batches = %d, F32Stride = %d, F32First = %d, CacheStride = %d: want T, Dim, Cap, Batches >= 1, 0 <= Sink <= Cap, F32Stride >= F32First+T",
+			what, r.T, r.Rows, r.Dim, r.Sink, r.Cap, r.Batches, r.F32Stride, r.F32First, r.CacheStride)
 	case r.Dim%32 != 0:
 		return fmt.Errorf("%s: a quantised cache row is whole blocks of 32 channels, got %d channels", what, r.Dim)
 	}
@@ -58,7 +59,7 @@ func (r QuantRows) check(f32t, cache *engine.Tensor, what string) error {
 	if r.Batches > 1 && r.CacheStride < r.Cap {
 		return fmt.Errorf("%s: cache stride %d rows is below Cap %d; matrices would overlap", what, r.CacheStride, r.Cap)
 	}
-	if err := need(what+" f32 rows", f32t, engine.F32, ((r.Batches-1)*r.F32Stride+r.T)*r.Dim); err != nil {
+	if err := need(what+" f32 rows", f32t, engine.F32, ((r.Batches-1)*r.F32Stride+r.F32First+r.T)*r.Dim); err != nil {
 		return err
 	}
 	if cache == nil {
@@ -79,7 +80,7 @@ func (r QuantRows) check(f32t, cache *engine.Tensor, what string) error {
 
 func (r QuantRows) uniform() []uint32 {
 	return words(kvquantUniform{t: uint32(r.T), rows: uint32(r.Rows), sink: uint32(r.Sink), cap: uint32(r.Cap), dim: uint32(r.Dim),
-		batches: uint32(r.Batches), fstride: uint32(r.F32Stride), cstride: uint32(r.CacheStride)})
+		batches: uint32(r.Batches), fstride: uint32(r.F32Stride), cstride: uint32(r.CacheStride), f0: uint32(r.F32First)})
 }
 
 // QuantizeKV records quantising f32 rows of src into cache (q8_0 or q4_0), placed as r

@@ -2,7 +2,7 @@
 // not a kernel): their Params and where their rows live.
 //
 // The rows are T rows of each of `batches` matrices; row t of matrix b is
-// f32 row b*fstride + t on the f32 side and cache row b*cstride + slot(rows + t)
+// f32 row b*fstride + f0 + t on the f32 side and cache row b*cstride + slot(rows + t)
 // on the cache side, where
 //   slot(j) = j < cap ? j : sink + (j - sink) % (cap - sink)
 // is kvstore.wgsl's ring (the compressor's rows never wrap). A cache row is
@@ -18,6 +18,7 @@ struct Params {
   batches: u32, // matrices
   fstride: u32, // f32 rows between matrices
   cstride: u32, // cache rows between matrices
+  f0: u32,      // f32 row of row 0 of matrix 0
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -38,5 +39,5 @@ fn cacheRow(b: u32, t: u32) -> u32 {
 }
 
 fn f32Row(b: u32, t: u32) -> u32 {
-  return b * p.fstride + t;
+  return b * p.fstride + p.f0 + t;
 }

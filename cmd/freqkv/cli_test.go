@@ -20,6 +20,9 @@ var binary string
 
 // TestMain builds the real binary once; every CLI test runs it.
 func TestMain(m *testing.M) {
+	if report := os.Getenv(launchEnv); report != "" {
+		os.Exit(launch(report)) // launcher mode, see runAttack
+	}
 	for _, a := range os.Args {
 		if strings.HasPrefix(a, "-test.fuzzworker") { // fuzz workers run only the fuzz target
 			os.Exit(m.Run())
@@ -165,9 +168,9 @@ func TestBadFlags(t *testing.T) {
 	}{
 		{[]string{}, "Usage"},
 		{[]string{"frobnicate"}, "unknown command"},
-		{[]string{"generate"}, "-m MODEL"},
+		{[]string{"generate", "--tokenizer", "tok.bin"}, "without -m"},
 		{[]string{"generate", "-m", "/nonexistent.gguf"}, "nonexistent"},
-		{[]string{"generate", "-m", model, "--cache", "lru"}, "full, window or freqkv"},
+		{[]string{"generate", "-m", model, "--cache", "lru"}, "full, window, freqkv or h2o"},
 		{[]string{"generate", "-m", model, "--kv", "f8"}, "--kv \"f8\": use f16, f32, q8_0 or q4_0"},
 		{[]string{"generate", "-m", model, "--kv-v", "q5_0"}, "--kv-v \"q5_0\": use f16, f32, q8_0 or q4_0"},
 		{[]string{"generate", "-m", model, "--cache-size", "8", "--sink", "4", "--recent", "4"}, "sink"},
@@ -176,7 +179,7 @@ func TestBadFlags(t *testing.T) {
 		{[]string{"generate", "-m", model, "--cache-size", "0"}, "--cache-size 0: a freqkv cache of 0 rows holds nothing"},
 		{[]string{"generate", "-m", model, "--cache", "full", "--cache-size", "-5"}, "--cache-size -5"},
 		{[]string{"generate", "-m", model, "--cache", "window", "--cache-size", "4", "--sink", "4"}, "--cache-size 4, --sink 4: a window of 4 rows"},
-		{[]string{"generate", "-m", model, "--cache", "full", "--ratio", "0.3"}, "--ratio applies to --cache freqkv, not full"},
+		{[]string{"generate", "-m", model, "--cache", "full", "--ratio", "0.3"}, "--ratio applies to --cache freqkv or h2o, not full"},
 		{[]string{"generate", "-m", model, "--cache", "window", "--recent", "2"}, "--recent applies to --cache freqkv, not window"},
 		{[]string{"generate", "-m", model, "--batch", "0"}, "--batch 0 must be at least 1"},
 		{[]string{"generate", "-m", model, "--cache-size", "100000000", "--kv", "f32"}, "the most that fits is --cache-size"},
