@@ -18,6 +18,13 @@ func init() {
 			}
 			*dst = n
 		}
+		if _, ok := v.Params["f32first"]; ok {
+			n, err := v.Int("f32first")
+			if err != nil {
+				return nil, err
+			}
+			p.F32First = n
+		}
 		op, err := v.Str("op")
 		if err != nil {
 			return nil, err

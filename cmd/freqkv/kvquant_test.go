@@ -38,7 +38,7 @@ func TestPerplexityQuantisedKV(t *testing.T) {
 		require.False(t, math.IsNaN(out.PPL) || math.IsInf(out.PPL, 0))
 		return out.PPL, out.Cache.KV
 	}
-	for _, cache := range []string{"full", "window", "freqkv"} {
+	for _, cache := range []string{"full", "window", "freqkv", "h2o"} {
 		base, kv := ppl(cache, "--kv", "f16")
 		require.Equal(t, "f16", kv)
 		q8, kv := ppl(cache, "--kv", "q8_0")

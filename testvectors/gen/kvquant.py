@@ -9,8 +9,9 @@ kernel "kvstore" (the existing StoreKV launcher, on q8_0/q4_0 caches): params an
 kvstore.py; the cache input holds raw blocks and the output is the cache after the store,
 dequantised (float64).
 kernel "kvquant": the batched launchers the compressor uses. params: op ("store" | "load"),
-T, rows, sink, cap, dim, batches, fstride, cstride, cache ("q8_0" | "q4_0"). Row t of matrix
-b is f32 row b*fstride + t and cache row b*cstride + slot(rows + t).
+T, rows, sink, cap, dim, batches, fstride, cstride, f32first (optional, default 0), cache
+("q8_0" | "q4_0"). Row t of matrix b is f32 row b*fstride + f32first + t and cache row
+b*cstride + slot(rows + t).
   store: inputs src f32 [batches*fstride, dim], cache [(batches-1)*cstride + cap, dim] raw
          blocks; output cache (after), dequantised.
   load:  input cache; output dst f32 [batches*fstride, dim] (fstride = T here, so every
@@ -125,19 +126,22 @@ def cases():
                           {"cache": output(want, 0, 2.0 ** -10)}))
 
     batched = [
-        # op, T, rows, sink, cap, dim, batches, fstride, cstride, cache
-        ("store", 6, 4, 0, 12, 32, 3, 6, 16, "q8_0"),    # the compressor's write-back: rows S.. of 3 matrices
-        ("store", 10, 4, 0, 16, 64, 4, 13, 16, "q4_0"),
-        ("store", 3, 0, 0, 5, 32, 2, 3, 7, "q4_0"),      # odd strides: matrices share words
-        ("load", 8, 4, 0, 12, 32, 3, 8, 16, "q8_0"),     # the compressor's read of the span
-        ("load", 5, 2, 0, 9, 96, 2, 5, 9, "q4_0"),
-        ("load", 4, 7, 2, 8, 64, 1, 4, 8, "q8_0"),       # through the ring
+        # op, T, rows, sink, cap, dim, batches, fstride, cstride, f32first, cache
+        ("store", 6, 4, 0, 12, 32, 3, 6, 16, 0, "q8_0"),    # the compressor's write-back: rows S.. of 3 matrices
+        ("store", 10, 4, 0, 16, 64, 4, 13, 16, 0, "q4_0"),
+        ("store", 3, 0, 0, 5, 32, 2, 3, 7, 0, "q4_0"),      # odd strides: matrices share words
+        ("store", 7, 3, 0, 12, 32, 1, 12, 12, 3, "q8_0"),   # h2o's write-back: staging rows S.. to rows S..
+        ("load", 8, 4, 0, 12, 32, 3, 8, 16, 0, "q8_0"),     # the compressor's read of the span
+        ("load", 5, 2, 0, 9, 96, 2, 5, 9, 0, "q4_0"),
+        ("load", 4, 7, 2, 8, 64, 1, 4, 8, 0, "q8_0"),       # through the ring
     ]
-    for op, T, rows, sink, cap, dim, B, fs, cs, ct in batched:
+    for op, T, rows, sink, cap, dim, B, fs, cs, f0, ct in batched:
         nrows = (B - 1) * cs + cap
         raw, before = quantize(f32(r, (nrows, dim), 3.0), ct)
         params = {"op": op, "T": T, "rows": rows, "sink": sink, "cap": cap, "dim": dim, "batches": B,
                   "fstride": fs, "cstride": cs, "cache": ct}
+        if f0:
+            params["f32first"] = f0
         name = "kvquant/%s/%s/T%d_rows%d_cap%d_dim%d_b%d_fs%d_cs%d" % (op, ct, T, rows, cap, dim, B, fs, cs)
         cache = {"dtype": ct, "shape": [nrows, dim], "b64": b64(raw)}
         if op == "store":
@@ -146,7 +150,7 @@ def cases():
             want = before.copy()
             for b in range(B):
                 for t in range(T):
-                    want[b * cs + slot(rows + t, sink, cap)] = deq[b * fs + t]
+                    want[b * cs + slot(rows + t, sink, cap)] = deq[b * fs + f0 + t]
             out.append(vector(name, "kvquant", params, {"src": array("f32", src), "cache": cache},
                               {"cache": output(want, 0, 2.0 ** -10)}))
         else:
