@@ -243,6 +243,9 @@ func (s *store) family(dev *engine.Device, dt engine.DType, list []int, extra in
 	for first := 0; first < len(list); first += per {
 		n := min(per, len(list)-first)
 		size := uint64(n-1)*strideBytes + matrixBytes
+		if shaders.IsQuantKV(dt) {
+			size += 16 // the vectorised attention reads the last block in whole 16-byte words
+		}
 		buf, err := dev.NewBuffer(fmt.Sprintf("kv %s %s [%d:%d]", what, dt, first, first+n), size)
 		if err != nil {
 			s.release()

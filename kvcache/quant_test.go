@@ -233,14 +233,23 @@ func TestQuantFreqKVCacheEvolution(t *testing.T) {
 // for q8_0, 1e-1 for q4_0 (one code step of one key moves a score by the step times |q|).
 func TestQuantAttention(t *testing.T) {
 	dev := gputest.Device(t)
-	g := Geometry{Layers: 1, KVHeads: 4, HeadDim: 8} // stories260K's shape: blocks span 4 heads
-	for _, dt := range []engine.DType{engine.Q8_0, engine.Q4_0} {
+	for _, c := range []struct {
+		g  Geometry
+		dt engine.DType
+	}{
+		{Geometry{Layers: 1, KVHeads: 4, HeadDim: 8}, engine.Q8_0}, // stories260K's shape: blocks span 4 heads
+		{Geometry{Layers: 1, KVHeads: 4, HeadDim: 8}, engine.Q4_0},
+		// the vectorised kernel (head dim 16), on a window ring of 17 rows of 34 bytes: the
+		// matrix does not end on a 16-byte word
+		{Geometry{Layers: 1, KVHeads: 2, HeadDim: 16}, engine.Q8_0},
+	} {
+		g, dt := c.g, c.dt
 		for _, spec := range []Spec{
 			{Kind: Full, Size: 40, Storage: dt},
 			{Kind: Window, Size: 12, Sink: 2, Storage: dt},
 			{Kind: FreqKV, Size: 40, Sink: 4, Recent: 2, Ratio: 0.5, Storage: dt},
 		} {
-			t.Run(fmt.Sprintf("%v_%v", spec.Kind, dt), func(t *testing.T) {
+			t.Run(fmt.Sprintf("%v_%v_hd%d", spec.Kind, dt, g.HeadDim), func(t *testing.T) {
 				p, err := New(dev, nil, g, spec, 6)
 				require.NoError(t, err)
 				defer p.Release()

@@ -245,7 +245,11 @@ func (o *Ops) attention(rec *engine.Recorder, q, k, v, rope, out, scratch, mass 
 		}
 		kernels[i] = kn
 	}
-	bind := []engine.Binding{q.Binding(), k.Binding(), v.Binding(), rope.Binding(), out.Binding(), scratch.Binding()}
+	kb, vb, err := cacheBindings(k, v, pl.vec4)
+	if err != nil {
+		return err
+	}
+	bind := []engine.Binding{q.Binding(), kb, vb, rope.Binding(), out.Binding(), scratch.Binding()}
 	var massK [2]*engine.Kernel
 	if mass != nil {
 		mc := engine.Constants{"WG": u(attentionWG), "C": u(pl.chunk), "G": u(p.Heads / p.KVHeads)}
@@ -304,4 +308,28 @@ func (o *Ops) attention(rec *engine.Recorder, q, k, v, rope, out, scratch, mass 
 		}
 	}
 	return nil
+}
+
+// cacheBindings binds the caches. attention_vec4.wgsl reads them as vec4 words, so a
+// binding must cover whole 16-byte words: f32 and f16 rows always do (D is a multiple of
+// 16), but q8_0/q4_0 rows (34 or 18 bytes a block) need the binding rounded up into the
+// buffer's slack (kvcache allocates 16 bytes after quantised matrices).
+func cacheBindings(k, v *engine.Tensor, vec4 bool) (kb, vb engine.Binding, err error) {
+	bind := func(c *engine.Tensor) (engine.Binding, error) {
+		b := c.Binding()
+		if !vec4 || !IsQuantKV(c.DType) {
+			return b, nil
+		}
+		b.Size = (c.Bytes() + 15) &^ 15
+		if c.Offset+b.Size > c.Buf.Size() {
+			return b, fmt.Errorf("attention: %s cache %q of %d bytes at offset %d is read in 16-byte words, and its buffer of %d bytes ends before the last word; allocate it with 16 bytes of slack",
+				c.DType, c.Buf.Label, c.Bytes(), c.Offset, c.Buf.Size())
+		}
+		return b, nil
+	}
+	if kb, err = bind(k); err != nil {
+		return kb, vb, err
+	}
+	vb, err = bind(v)
+	return kb, vb, err
 }
