@@ -65,21 +65,41 @@ fn unpack4(w: vec2<u32>) -> vec4<f32> {
 fn kWord(i: u32) -> u32 { return k[i >> 2u][i & 3u]; }
 fn vWord(i: u32) -> u32 { return v[i >> 2u][i & 3u]; }
 
-// kqOct and vqOct decode elements e..e+7 of a quantised cache.
-fn kqOct(e: u32) -> Oct {
-  var x: array<f32, 8>;
-  for (var j = 0u; j < 8u; j++) {
-    x[j] = qDecode(KT, e + j, kWord(qScaleAt(KT, e + j) >> 2u), kWord(qByteAt(KT, e + j) >> 2u));
+// qOct decodes elements e..e+7 of a quantised cache (e a multiple of 8, so one block)
+// from sw, the word holding the block's scale, and w0..w2, the words from the one holding
+// the first of the 8 bytes (q8_0: one value each; q4_0: the low or high nibbles) on: the
+// bytes start on an even address, so they span two words or straddle three.
+fn qOct(t: u32, e: u32, sw: u32, w0: u32, w1: u32, w2: u32) -> Oct {
+  let d = unpack2x16float(sw)[(qScaleAt(t, e) >> 1u) & 1u];
+  var lo = w0;
+  var hi = w1;
+  if ((qByteAt(t, e) & 3u) != 0u) {
+    lo = (w0 >> 16u) | (w1 << 16u);
+    hi = (w1 >> 16u) | (w2 << 16u);
   }
-  return Oct(vec4<f32>(x[0], x[1], x[2], x[3]), vec4<f32>(x[4], x[5], x[6], x[7]));
+  // vector ops only: a private array indexed in a loop spills on CPU adapters
+  if (t == 2u) {
+    let sh = vec4<u32>(24u, 16u, 8u, 0u);
+    return Oct(vec4<f32>(bitcast<vec4<i32>>(vec4<u32>(lo) << sh) >> vec4<u32>(24u)) * d,
+               vec4<f32>(bitcast<vec4<i32>>(vec4<u32>(hi) << sh) >> vec4<u32>(24u)) * d);
+  }
+  let sh = vec4<u32>(0u, 8u, 16u, 24u) + select(0u, 4u, (e % 32u) >= 16u);
+  return Oct((vec4<f32>((vec4<u32>(lo) >> sh) & vec4<u32>(15u)) - 8.0) * d,
+             (vec4<f32>((vec4<u32>(hi) >> sh) & vec4<u32>(15u)) - 8.0) * d);
+}
+
+// kqOct and vqOct load the words qOct needs (the third only when the bytes straddle it,
+// so no word past the block is read).
+fn kqOct(e: u32) -> Oct {
+  let a = qByteAt(KT, e);
+  let w = a >> 2u;
+  return qOct(KT, e, kWord(qScaleAt(KT, e) >> 2u), kWord(w), kWord(w + 1u), kWord(select(w, w + 2u, (a & 3u) != 0u)));
 }
 
 fn vqOct(e: u32) -> Oct {
-  var x: array<f32, 8>;
-  for (var j = 0u; j < 8u; j++) {
-    x[j] = qDecode(VT, e + j, vWord(qScaleAt(VT, e + j) >> 2u), vWord(qByteAt(VT, e + j) >> 2u));
-  }
-  return Oct(vec4<f32>(x[0], x[1], x[2], x[3]), vec4<f32>(x[4], x[5], x[6], x[7]));
+  let a = qByteAt(VT, e);
+  let w = a >> 2u;
+  return qOct(VT, e, vWord(qScaleAt(VT, e) >> 2u), vWord(w), vWord(w + 1u), vWord(select(w, w + 2u, (a & 3u) != 0u)));
 }
 
 // kOct loads cache elements e..e+7 (e a multiple of 8).
