@@ -166,7 +166,7 @@ func (c *Compressor) Compress(dst, src []float64, channels int) error {
 }
 
 // Compress resamples x, span rows by channels row-major, into kept rows, each channel
-// independently (the compression of FREQKV.md), and returns the new kept x channels block.
+// independently (the compression of docs/freqkv.md), and returns the new kept x channels block.
 func Compress(x []float64, span, channels, kept int) ([]float64, error) {
 	c, err := NewCompressor(span, kept)
 	if err != nil {
