@@ -5,6 +5,7 @@ import (
 
 	"github.com/freqkv/freqkv/internal/gputest"
 	"github.com/freqkv/freqkv/model/ggml"
+	"github.com/freqkv/freqkv/model/llama"
 	"github.com/freqkv/freqkv/model/synth"
 	"github.com/freqkv/freqkv/train"
 	"github.com/stretchr/testify/require"
@@ -31,4 +32,13 @@ func TestRefusesWhatTheTrainingForwardLacks(t *testing.T) {
 		_, err := train.New(m, f, train.Config{Cache: gradCache, SeqLen: gradSeq, Rank: 3, Alpha: 5, Seed: 1})
 		require.ErrorContains(t, err, want)
 	}
+	// Loaded for training, K-quant matrices are converted to q8_0 and train.
+	f := writeModel(t, kq)
+	m, err := llama.Load(dev, f, llama.LoadOptions{BackwardTypes: true})
+	require.NoError(t, err)
+	defer m.Release()
+	require.Equal(t, []string{"Q4_K -> q8_0 (token_embd.weight and 8 more)"}, m.Converted)
+	tr, err := train.New(m, f, train.Config{Cache: gradCache, SeqLen: gradSeq, Rank: 3, Alpha: 5, Seed: 1})
+	require.NoError(t, err)
+	tr.Release()
 }
