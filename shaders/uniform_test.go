@@ -16,6 +16,8 @@ var uniformOf = map[string]any{
 	"argmax.wgsl":         argmaxUniform{},
 	"attention.wgsl":      attentionUniform{},
 	"attention_vec4.wgsl": attentionUniform{},
+	"attention_mass.wgsl": attentionUniform{},
+	"keeprows.wgsl":       keeprowsUniform{},
 	"convert.wgsl":        convertUniform{},
 	"dct.wgsl":            dctUniform{},
 	"elementwise.wgsl":    elementwiseUniform{},

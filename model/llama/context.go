@@ -95,7 +95,11 @@ func (m *Model) NewContext(opts ContextOptions) (*Context, error) {
 // every pipeline they use is compiled now rather than on the first token:
 // lavapipe compiles each with LLVM, which costs milliseconds apiece.
 func (c *Context) warmUp() error {
-	for _, t := range []int{1, min(c.chunk, c.Cache.View().Cap)} {
+	most := c.Cache.View().Cap
+	for l := range c.m.H.Layers { // layers may hold fewer rows (per-layer geometry)
+		most = min(most, c.Cache.LayerView(l).Cap)
+	}
+	for _, t := range []int{1, min(c.chunk, most)} {
 		rec := c.m.dev.NewRecorder()
 		err := c.record(rec, t, false)
 		if err == nil && c.opts.Logits {
@@ -218,9 +222,6 @@ func row(t *engine.Tensor, i int) (buf *engine.Buffer, off uint64, size uint64) 
 // so the pass reads top to bottom and is checked once per layer.
 func (c *Context) record(rec *engine.Recorder, t int, allLogits bool) error {
 	m, o, h := c.m, c.ops, c.m.H
-	view := c.Cache.View()
-	slots := shaders.KVSlots{T: t, Rows: view.Rows, Sink: view.Sink, Cap: view.Cap, Dim: h.KVHeads * h.HeadDim()}
-	ap := c.attnParams(t, view)
 	eps := float32(h.RMSEps)
 	rec.Check(o.Embedding(rec, c.ids, m.tokEmbd, c.x, t))
 	if err := rec.Err(); err != nil {
@@ -231,6 +232,10 @@ func (c *Context) record(rec *engine.Recorder, t int, allLogits bool) error {
 		queries, keys = c.qn, c.kn
 	}
 	for i, l := range m.layers {
+		// layers of a cache with per-layer geometry hold different numbers of rows
+		view := c.Cache.LayerView(i)
+		slots := shaders.KVSlots{T: t, Rows: view.Rows, Sink: view.Sink, Cap: view.Cap, Dim: h.KVHeads * h.HeadDim()}
+		ap := c.attnParams(t, view)
 		k, v := c.Cache.K(i), c.Cache.V(i)
 		// attention: x += Wo · attend(q, cache + this chunk's k, v)
 		rec.Check(o.RMSNorm(rec, c.x, l.attnNorm, c.xb, t, h.Dim, eps))
@@ -240,7 +245,11 @@ func (c *Context) record(rec *engine.Recorder, t int, allLogits bool) error {
 		rec.Check(c.qkNorm(rec, l, t))
 		rec.Check(o.StoreKV(rec, keys, k, slots))
 		rec.Check(o.StoreKV(rec, c.v, v, slots))
-		rec.Check(o.Attention(rec, queries, k, v, c.rope, c.att, c.scratch, ap))
+		if mt, ok := c.Cache.(kvcache.MassTracker); ok { // h2o: attention also accumulates per-row mass
+			rec.Check(o.AttentionMass(rec, queries, k, v, c.rope, c.att, c.scratch, mt.Mass(i), ap))
+		} else {
+			rec.Check(o.Attention(rec, queries, k, v, c.rope, c.att, c.scratch, ap))
+		}
 		rec.Check(o.MatMul(rec, c.att, l.wo, c.x, t, shaders.MatMulOptions{Accumulate: true}))
 		// feed-forward: x += Wdown · (silu(Wgate · xb) * (Wup · xb))
 		rec.Check(o.RMSNorm(rec, c.x, l.ffnNorm, c.xb, t, h.Dim, eps))
