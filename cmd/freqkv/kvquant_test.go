@@ -47,7 +47,13 @@ func TestPerplexityQuantisedKV(t *testing.T) {
 		require.Equal(t, "q8_0/q4_0", kv)
 		// 8-bit keys and values cost about 1% here, 4-bit values about 2% (this
 		// 260K-parameter model with head dim 8, blocks spanning 4 heads; README)
-		require.InDelta(t, base, q8, 0.02*base, "%s: f16 %.4f, q8_0 %.4f", cache, base, q8)
+		tol := 0.02
+		if cache == "h2o" {
+			// an eviction compacts each head on its own, so with head dim 8 a block then
+			// holds rows of different tokens and is requantised with a new scale
+			tol = 0.05
+		}
+		require.InDelta(t, base, q8, tol*base, "%s: f16 %.4f, q8_0 %.4f", cache, base, q8)
 		require.InDelta(t, base, mixed, 0.05*base, "%s: f16 %.4f, q8_0/q4_0 %.4f", cache, base, mixed)
 		t.Logf("%s: perplexity f16 %.4f, q8_0 %.4f, keys q8_0 values q4_0 %.4f", cache, base, q8, mixed)
 	}
