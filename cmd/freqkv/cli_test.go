@@ -179,7 +179,7 @@ func TestBadFlags(t *testing.T) {
 		{[]string{"generate", "-m", model, "--cache", "full", "--cache-size", "-5"}, "--cache-size -5"},
 		{[]string{"generate", "-m", model, "--cache", "window", "--cache-size", "4", "--sink", "4"}, "--cache-size 4, --sink 4: a window of 4 rows"},
 		{[]string{"generate", "-m", model, "--cache", "full", "--ratio", "0.3"}, "--ratio applies to --cache freqkv or h2o, not full"},
-		{[]string{"generate", "-m", model, "--cache", "window", "--recent", "2"}, "--recent applies to --cache freqkv, not window"},
+		{[]string{"generate", "-m", model, "--cache", "window", "--recent", "2"}, "--recent applies to --cache freqkv or h2o, not window"},
 		{[]string{"generate", "-m", model, "--batch", "0"}, "--batch 0 must be at least 1"},
 		{[]string{"generate", "-m", model, "--cache-size", "100000000", "--kv", "f32"}, "the most that fits is --cache-size"},
 		{[]string{"generate", "-m", model, "--cache", "full", "--cache-size", "100000000"}, "the most that fits is --cache-size"},
