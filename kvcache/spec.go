@@ -3,6 +3,7 @@ package kvcache
 import (
 	"errors"
 	"fmt"
+	"reflect"
 	"strings"
 
 	"github.com/freqkv/freqkv/engine"
@@ -128,6 +129,10 @@ func (k Kind) Uses(p Param) bool {
 	}
 	return false
 }
+
+// Equal reports whether two specs describe the same cache (Spec holds slices, so == does not
+// compile).
+func (s Spec) Equal(o Spec) bool { return reflect.DeepEqual(s, o) }
 
 // PerLayer reports whether layers have geometries of their own.
 func (s Spec) PerLayer() bool { return len(s.Ratios) > 0 || len(s.Sizes) > 0 }

@@ -168,7 +168,7 @@ func TestBadFlags(t *testing.T) {
 	}{
 		{[]string{}, "Usage"},
 		{[]string{"frobnicate"}, "unknown command"},
-		{[]string{"generate"}, "-m MODEL"},
+		{[]string{"generate", "--tokenizer", "tok.bin"}, "without -m"},
 		{[]string{"generate", "-m", "/nonexistent.gguf"}, "nonexistent"},
 		{[]string{"generate", "-m", model, "--cache", "lru"}, "full, window, freqkv or h2o"},
 		{[]string{"generate", "-m", model, "--kv", "f8"}, "f16 or f32"},
