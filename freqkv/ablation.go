@@ -75,3 +75,23 @@ func ParseScale(s string) (Scale, error) {
 
 // MarshalText writes a Scale by name (JSON reports).
 func (s Scale) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
+
+// UnmarshalText reads a Keep by name, the inverse of MarshalText.
+func (k *Keep) UnmarshalText(b []byte) error {
+	v, err := ParseKeep(string(b))
+	if err != nil {
+		return err
+	}
+	*k = v
+	return nil
+}
+
+// UnmarshalText reads a Scale by name, the inverse of MarshalText.
+func (s *Scale) UnmarshalText(b []byte) error {
+	v, err := ParseScale(string(b))
+	if err != nil {
+		return err
+	}
+	*s = v
+	return nil
+}
