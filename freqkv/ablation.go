@@ -36,6 +36,12 @@ func ParseKeep(s string) (Keep, error) {
 // MarshalText writes a Keep by name (JSON reports).
 func (k Keep) MarshalText() ([]byte, error) { return []byte(k.String()), nil }
 
+// UnmarshalText reads a Keep by name (saved cache states).
+func (k *Keep) UnmarshalText(b []byte) (err error) {
+	*k, err = ParseKeep(string(b))
+	return err
+}
+
 // Scale is the factor c of a compression's output, y = c * DCT-III_m(Y), where Y are the
 // m kept orthonormal DCT-II coefficients of the span x (L rows) and both transforms are
 // orthonormal.
@@ -76,22 +82,8 @@ func ParseScale(s string) (Scale, error) {
 // MarshalText writes a Scale by name (JSON reports).
 func (s Scale) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
 
-// UnmarshalText reads a Keep by name, the inverse of MarshalText.
-func (k *Keep) UnmarshalText(b []byte) error {
-	v, err := ParseKeep(string(b))
-	if err != nil {
-		return err
-	}
-	*k = v
-	return nil
-}
-
-// UnmarshalText reads a Scale by name, the inverse of MarshalText.
-func (s *Scale) UnmarshalText(b []byte) error {
-	v, err := ParseScale(string(b))
-	if err != nil {
-		return err
-	}
-	*s = v
-	return nil
+// UnmarshalText reads a Scale by name (saved cache states).
+func (s *Scale) UnmarshalText(b []byte) (err error) {
+	*s, err = ParseScale(string(b))
+	return err
 }

@@ -66,6 +66,11 @@ func (m *Model) NewContext(opts ContextOptions) (*Context, error) {
 	if most := m.maxChunk(); opts.MaxChunk > most {
 		return nil, &ChunkTooLargeError{Chunk: opts.MaxChunk, Max: most, Limit: m.dev.MaxBinding()}
 	}
+	if opts.Cache.Size > 0 {
+		// A step never stores more rows than the cache is long, and a window's ring grows
+		// with the chunk: a longer chunk would only cost memory.
+		opts.MaxChunk = min(opts.MaxChunk, opts.Cache.Size)
+	}
 	if opts.Logits {
 		// The logits of a chunk must fit one binding.
 		maxRows := int(m.dev.MaxBinding() / uint64(4*h.Vocab))

@@ -68,6 +68,10 @@ type LoadOptions struct {
 	Tokenizer string
 	// Progress, if set, is called after each tensor with bytes done and total.
 	Progress func(done, total int64)
+	// BackwardTypes keeps matrices in the types the backward kernels read
+	// (f32, f16, q8_0, q4_0) for training: the block types read natively
+	// for inference are converted to q8_0 at load instead.
+	BackwardTypes bool
 }
 
 // ErrNoTokenizer says a model file is not GGUF and no llama2.c tokenizer was given
@@ -134,7 +138,7 @@ func Load(dev *engine.Device, f *gguf.File, opts LoadOptions) (*Model, error) {
 		return nil, err
 	}
 	m := &Model{H: h, Tok: tok, dev: dev, ops: shaders.New(dev)}
-	up := uploader{dev: dev, f: f, converted: map[string][]string{}, progress: opts.Progress}
+	up := uploader{dev: dev, f: f, converted: map[string][]string{}, progress: opts.Progress, backwardTypes: opts.BackwardTypes}
 	for _, t := range f.Tensors {
 		up.total += int64(t.Bytes())
 	}
@@ -240,6 +244,8 @@ type uploader struct {
 	total     int64
 	progress  func(done, total int64)
 	converted map[string][]string
+	// backwardTypes: convert what the backward kernels can't read (LoadOptions)
+	backwardTypes bool
 }
 
 func (u *uploader) info(name string) (*gguf.TensorInfo, []byte, bool) {
@@ -325,6 +331,9 @@ func (u *uploader) split(name string, counts ...int) []*engine.Weight {
 		return nil
 	}
 	dt, convert := deviceType(t.Type)
+	if u.backwardTypes && dt != engine.F32 && dt != engine.F16 && dt != engine.Q8_0 && dt != engine.Q4_0 {
+		dt, convert = engine.Q8_0, true
+	}
 	if dt == engine.Q8_0 && cols%32 != 0 {
 		dt = engine.F16
 	}
