@@ -48,7 +48,7 @@ func LoadState(p Policy, st *State) error {
 		return err
 	}
 	switch {
-	case st.Spec != s.spec:
+	case !st.Spec.Equal(s.spec):
 		return fmt.Errorf("kvcache: the saved cache is %+v, this one %+v", st.Spec, s.spec)
 	case st.Geometry != s.g:
 		return fmt.Errorf("kvcache: the saved cache has geometry %+v, this one %+v (another model)", st.Geometry, s.g)

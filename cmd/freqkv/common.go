@@ -4,8 +4,10 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 
 	"github.com/freqkv/freqkv/engine"
+	"github.com/freqkv/freqkv/model"
 	"github.com/freqkv/freqkv/model/builtin"
 	"github.com/freqkv/freqkv/model/gguf"
 	"github.com/freqkv/freqkv/model/llama"
@@ -76,8 +78,8 @@ func (m *modelFlags) name() string {
 
 // load opens a device and uploads the model, with a progress bar on a terminal.
 func (m *modelFlags) load(quiet bool) (*engine.Device, *llama.Model, error) {
-	dev, model, _, err := m.loadFile(quiet)
-	return dev, model, err
+	dev, mdl, _, err := m.loadFile(quiet)
+	return dev, mdl, err
 }
 
 // loadFile is load that also returns the model file, for its metadata.
@@ -99,7 +101,10 @@ func (m *modelFlags) loadFile(quiet bool) (*engine.Device, *llama.Model, *gguf.F
 			bar.Set64(done)
 		}
 	}
-	model, err := llama.Load(dev, f, opts)
+	if keys := model.IgnoredKeys(f); len(keys) > 0 && !quiet {
+		fmt.Fprintf(os.Stderr, "warning: %s: metadata the engine does not know, ignored: %s\n", m.path, strings.Join(keys, ", "))
+	}
+	mdl, err := llama.Load(dev, f, opts)
 	if bar != nil {
 		bar.Finish()
 		bar.Clear()
@@ -108,7 +113,7 @@ func (m *modelFlags) loadFile(quiet bool) (*engine.Device, *llama.Model, *gguf.F
 		dev.Close()
 		return nil, nil, nil, err
 	}
-	return dev, model, f, nil
+	return dev, mdl, f, nil
 }
 
 func stderrIsTerminal() bool { return term.IsTerminal(int(os.Stderr.Fd())) }
