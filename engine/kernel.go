@@ -56,7 +56,9 @@ var bindingRE = regexp.MustCompile(`@group\(0\)\s*@binding\((\d+)\)\s*var<(unifo
 
 // parseBindings derives the bind-group layout from the shader source, so the
 // WGSL file is the one place that states it. Binding 0 must be the uniform
-// parameter block; the rest are storage buffers.
+// parameter block; the rest are storage buffers, or read-only uniform buffers
+// (var<uniform>): on llvmpipe a uniform load at a uniform index is one scalar
+// load and a broadcast, where a storage load is a loop over the SIMD lanes.
 func parseBindings(src string) ([]bindingDecl, error) {
 	var out []bindingDecl
 	for _, m := range bindingRE.FindAllStringSubmatch(src, -1) {
@@ -69,8 +71,8 @@ func parseBindings(src string) ([]bindingDecl, error) {
 		if int(b.index) != i {
 			return nil, fmt.Errorf("bindings must be numbered 0..n-1 without gaps, found @binding(%d) at position %d", b.index, i)
 		}
-		if b.uniform != (i == 0) {
-			return nil, fmt.Errorf("@binding(0) must be the var<uniform> parameter block and only it")
+		if i == 0 && !b.uniform {
+			return nil, fmt.Errorf("@binding(0) must be the var<uniform> parameter block")
 		}
 	}
 	if len(out) == 0 || len(out) > 8 {
@@ -129,8 +131,10 @@ func (d *Device) Kernel(name, src, entry string, c Constants) (*Kernel, error) {
 	for i, b := range decls {
 		e := wgpu.BindGroupLayoutEntry{Binding: b.index, Visibility: wgpu.ShaderStageCompute}
 		switch {
-		case b.uniform:
+		case b.uniform && b.index == 0:
 			e.Buffer = wgpu.BufferBindingLayout{Type: wgpu.BufferBindingTypeUniform, HasDynamicOffset: true, MinBindingSize: paramSlot}
+		case b.uniform:
+			e.Buffer = wgpu.BufferBindingLayout{Type: wgpu.BufferBindingTypeUniform}
 		case b.readOnly:
 			e.Buffer = wgpu.BufferBindingLayout{Type: wgpu.BufferBindingTypeReadOnlyStorage}
 		default:
@@ -186,7 +190,14 @@ func (k *Kernel) bindGroup(params *Buffer, bufs []Binding) (*wgpu.BindGroup, err
 		if b.Offset+b.size() > b.Buf.alloc {
 			return nil, fmt.Errorf("kernel %s: binding %d (%q) range %d+%d exceeds its %d bytes", k.Name, i+1, b.Buf.Label, b.Offset, b.size(), b.Buf.alloc)
 		}
-		if b.size() > k.dev.MaxBinding() {
+		if k.bindings[i+1].uniform {
+			if b.size() > k.dev.MaxUniformBinding() {
+				return nil, fmt.Errorf("kernel %s: uniform binding %d (%q) is %d bytes, over the device's maxUniformBufferBindingSize %d", k.Name, i+1, b.Buf.Label, b.size(), k.dev.MaxUniformBinding())
+			}
+			if b.Offset%uint64(k.dev.Limits.MinUniformBufferOffsetAlignment) != 0 {
+				return nil, fmt.Errorf("kernel %s: uniform binding %d (%q) at offset %d is not aligned to %d bytes", k.Name, i+1, b.Buf.Label, b.Offset, k.dev.Limits.MinUniformBufferOffsetAlignment)
+			}
+		} else if b.size() > k.dev.MaxBinding() {
 			return nil, fmt.Errorf("kernel %s: binding %d (%q) is %d bytes, over the device's maxStorageBufferBindingSize %d; bind it in chunks", k.Name, i+1, b.Buf.Label, b.size(), k.dev.MaxBinding())
 		}
 		key.bufs[i+1], key.offsets[i+1], key.sizes[i+1] = b.Buf.id, b.Offset, b.size()

@@ -76,6 +76,9 @@ func Files() []string {
 // cached by the device; Prepare compiles a set ahead of the first token.
 type Ops struct {
 	Dev *engine.Device
+	// StorageX makes every matrix product read x through a storage binding,
+	// as before uniform-x decode kernels existed (side-by-side benchmarks).
+	StorageX bool
 }
 
 // New returns the launchers for a device.
