@@ -20,12 +20,58 @@ type freqKV struct {
 	rows         int
 	compressions int
 	c            committer
+	sp           *spread // nil: every compression is done whole when needed
 }
 
-// NewFreqKV returns a FreqKV cache: Cap = cfg.CacheSize rows per layer, compressed as
-// cfg.Plan says. It compiles the compression kernels and uploads their tables now, so
-// the first compression neither stalls nor allocates.
+// Schedule says when a FreqKV cache does a compression's work. Either way the rows are
+// those of FREQKV.md; only the order of float32 sums differs.
+type Schedule uint8
+
+const (
+	// Spread (the default) accumulates each span row's share of the next compression a
+	// few rows per step as rows arrive (shaders.SpreadAccumulate), so the step that
+	// compresses only writes the result: no decode step stalls for the whole compression.
+	// It falls back to Whole for a compression whose rows arrived in large chunks
+	// (prefill), and altogether where it does not fit (SpreadFits).
+	Spread Schedule = iota
+	// Whole compresses every layer in the step that needs it (shaders.Compress, FFT).
+	Whole
+)
+
+// spread is the state of Spread: acc (one per arena) holds the shares of span rows
+// [0, done) of the compression to come.
+type spread struct {
+	table  *engine.Tensor   // f32 [L][m]
+	accs   []*engine.Tensor // f32 [matrices][m][C] per arena
+	done   int
+	budget int  // span rows accumulated per step at most
+	dirty  bool // acc holds shares of no current span (after Reset)
+	writes int  // compressions written out from acc (tests)
+}
+
+// maxSpreadTable bounds the [L][m] table of a spread compression.
+const maxSpreadTable = 64 << 20
+
+// SpreadFits says whether a cache of this geometry and configuration can spread its
+// compressions: channels a multiple of 4 and an m x L table of at most 64 MiB (caches
+// up to about 5.8K rows at ratio 0.5).
+func SpreadFits(dev *engine.Device, g Geometry, cfg freqkv.Config) bool {
+	l, m := cfg.Span(), cfg.Kept()
+	tb := shaders.SpreadTableBytes(l, m)
+	return g.Channels()%4 == 0 && m < l && tb <= maxSpreadTable && tb <= dev.MaxBinding() &&
+		uint64(2*g.Layers*m*g.Channels())*4 <= dev.MaxBinding()
+}
+
+// NewFreqKV returns a FreqKV cache that spreads its compressions where it can (Spread).
 func NewFreqKV(dev *engine.Device, ops *shaders.Ops, g Geometry, cfg freqkv.Config) (Policy, error) {
+	return NewFreqKVScheduled(dev, ops, g, cfg, Spread)
+}
+
+// NewFreqKVScheduled returns a FreqKV cache: Cap = cfg.CacheSize rows per layer,
+// compressed as cfg.Plan says, on the given schedule. It compiles the compression
+// kernels and uploads their tables now, so the first compression neither stalls nor
+// allocates.
+func NewFreqKVScheduled(dev *engine.Device, ops *shaders.Ops, g Geometry, cfg freqkv.Config, sched Schedule) (Policy, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -53,7 +99,87 @@ func NewFreqKV(dev *engine.Device, ops *shaders.Ops, g Geometry, cfg freqkv.Conf
 			return nil, fmt.Errorf("kvcache: freqkv: %w", err)
 		}
 	}
+	if sched == Spread && SpreadFits(dev, g, cfg) {
+		if err := f.newSpread(dev); err != nil {
+			f.Release()
+			return nil, fmt.Errorf("kvcache: freqkv: %w", err)
+		}
+	}
 	return f, nil
+}
+
+func (f *freqKV) newSpread(dev *engine.Device) error {
+	l, m := f.cfg.Span(), f.cfg.Kept()
+	table, err := shaders.SpreadTable(l, m)
+	if err != nil {
+		return err
+	}
+	// Each step must take its new row and catch up on the m+R rows a compression
+	// leaves before the next one, Period() steps later.
+	sp := &spread{budget: ceilDiv(m+f.cfg.Recent, f.cfg.Period()) + 2}
+	f.sp = sp
+	if sp.table, err = dev.NewTensor("freqkv spread table", engine.F32, l, m); err != nil {
+		return err
+	}
+	if err := sp.table.UploadF32(table); err != nil {
+		return err
+	}
+	for i, n := range f.s.counts {
+		acc, err := dev.NewTensor(fmt.Sprintf("freqkv spread acc %d", i), engine.F32, n*m, f.s.g.Channels())
+		if err != nil {
+			return err
+		}
+		sp.accs = append(sp.accs, acc)
+		if err := f.ops.PrepareSpread(f.s.arena(i), sp.table, acc, f.params(n)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func ceilDiv(a, b int) int { return (a + b - 1) / b }
+
+// spreadEach records op on every arena with its accumulator.
+func (f *freqKV) spreadEach(rec *engine.Recorder, op func(rec *engine.Recorder, cache, table, acc *engine.Tensor, p shaders.CompressParams) error) error {
+	for i := range f.s.arenas {
+		if err := op(rec, f.s.arena(i), f.sp.table, f.sp.accs[i], f.params(f.s.counts[i])); err != nil {
+			return fmt.Errorf("kvcache: freqkv spread compression: %w", err)
+		}
+	}
+	return nil
+}
+
+// accumulate records the shares of span rows [done, done+n).
+func (f *freqKV) accumulate(rec *engine.Recorder, n int) error {
+	j0 := f.sp.done
+	f.sp.done += n
+	return f.spreadEach(rec, func(rec *engine.Recorder, cache, table, acc *engine.Tensor, p shaders.CompressParams) error {
+		return f.ops.SpreadAccumulate(rec, cache, table, acc, p, j0, n)
+	})
+}
+
+// compress records the compression a full cache needs: written out from the
+// accumulator when it holds (nearly) every span row, else whole.
+func (f *freqKV) compress(rec *engine.Recorder) error {
+	sp := f.sp
+	if sp != nil && !sp.dirty && f.cfg.Span()-sp.done <= sp.budget {
+		if err := f.accumulate(rec, f.cfg.Span()-sp.done); err != nil {
+			return err
+		}
+		sp.done = 0
+		sp.writes++
+		return f.spreadEach(rec, f.ops.SpreadWrite)
+	}
+	for i := range f.s.arenas {
+		if err := f.ops.Compress(rec, f.s.arena(i), f.scratch, f.params(f.s.counts[i])); err != nil {
+			return fmt.Errorf("kvcache: freqkv compression: %w", err)
+		}
+	}
+	if sp != nil && (sp.done > 0 || sp.dirty) {
+		sp.done, sp.dirty = 0, false
+		return f.spreadEach(rec, f.ops.SpreadClear)
+	}
+	return nil
 }
 
 // params is the compression of n matrices of an arena.
@@ -73,14 +199,25 @@ func (f *freqKV) Next(rec *engine.Recorder, n int) (int, error) {
 		return 0, fmt.Errorf("kvcache: %w", err)
 	}
 	if steps[0].Kind == freqkv.StepCompress {
-		for i := range f.s.arenas {
-			if err := f.ops.Compress(rec, f.s.arena(i), f.scratch, f.params(f.s.counts[i])); err != nil {
-				return 0, fmt.Errorf("kvcache: freqkv compression: %w", err)
-			}
+		if err := f.compress(rec); err != nil {
+			return 0, err
 		}
 		f.rows -= steps[0].Rows
 		f.compressions++
 		steps = steps[1:]
+	} else if sp := f.sp; sp != nil {
+		if sp.dirty {
+			sp.done, sp.dirty = 0, false
+			if err := f.spreadEach(rec, f.ops.SpreadClear); err != nil {
+				return 0, err
+			}
+		}
+		// Rows stored so far that the next compression takes, up to the budget.
+		if n := min(max(0, min(f.rows-f.cfg.Sink, f.cfg.Span())-sp.done), sp.budget); n > 0 {
+			if err := f.accumulate(rec, n); err != nil {
+				return 0, err
+			}
+		}
 	}
 	f.c.allowed = steps[0].Rows
 	return f.c.allowed, nil
@@ -103,10 +240,21 @@ func (f *freqKV) Stats() Stats {
 func (f *freqKV) Reset() {
 	f.rows, f.compressions = 0, 0
 	f.c = committer{}
+	if f.sp != nil {
+		f.sp.done, f.sp.dirty = 0, true
+	}
 }
 
 func (f *freqKV) Release() {
 	f.s.release()
+	if f.sp != nil {
+		for _, t := range append([]*engine.Tensor{f.sp.table}, f.sp.accs...) {
+			if t != nil {
+				t.Release()
+			}
+		}
+		f.sp = nil
+	}
 	if f.scratch != nil {
 		f.scratch.Release()
 		f.scratch = nil

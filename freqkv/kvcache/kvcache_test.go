@@ -123,72 +123,84 @@ func TestFreqKVCacheEvolution(t *testing.T) {
 		{"bluestein span 67, f16, token by token", Geometry{1, 2, 2, engine.F16}, freqkv.Config{CacheSize: 70, Sink: 1, Recent: 2, Ratio: 0.5}, 150, 1},
 		{"recent rows overlap the move, groups", Geometry{2, 1, 3, engine.F32}, freqkv.Config{CacheSize: 30, Sink: 0, Recent: 12, Ratio: 0.6}, 150, 9},
 		{"N=4096 S=4 (L=4092, m=2046), groups", Geometry{1, 1, 4, engine.F32}, freqkv.DefaultConfig(4096), 4096 + 3*2046 + 5, 900},
+		{"f16, N=64, token by token", Geometry{2, 2, 4, engine.F16}, freqkv.Config{CacheSize: 64, Sink: 4, Recent: 5, Ratio: 0.5}, 300, 1},
+		{"f32, N=48, tokens then groups", Geometry{1, 1, 8, engine.F32}, freqkv.Config{CacheSize: 48, Sink: 2, Ratio: 0.4}, 200, 3},
 	} {
-		t.Run(tc.name, func(t *testing.T) {
-			r := rand.New(rand.NewPCG(11, uint64(tc.tokens)))
-			p, err := NewFreqKV(dev, ops, tc.g, tc.cfg)
-			require.NoError(t, err)
-			defer p.Release()
-			require.Equal(t, "freqkv", p.Name())
-			require.Equal(t, tc.cfg.CacheSize, p.MaxPosition())
-			refs := make([]*freqkv.RefCache, tc.g.Layers)
-			for l := range refs {
-				refs[l], err = freqkv.NewRefCache(tc.cfg, tc.g.Channels())
+		for _, sched := range []Schedule{Spread, Whole} {
+			t.Run(fmt.Sprintf("%s/%s", tc.name, map[Schedule]string{Spread: "spread", Whole: "whole"}[sched]), func(t *testing.T) {
+				r := rand.New(rand.NewPCG(11, uint64(tc.tokens)))
+				p, err := NewFreqKVScheduled(dev, ops, tc.g, tc.cfg, sched)
 				require.NoError(t, err)
-			}
-			memory := dev.AllocatedBytes()
-			tol := 1e-5
-			if tc.g.DType == engine.F16 {
-				// each compression rounds its m rows to f16 (half an ulp, at most 2^-11
-				// of the largest value); earlier roundings shrink with the resampling
-				tol = 2 * math.Pow(2, -11)
-			}
-			worst, checks := 0.0, 0
-			compare := func() {
-				for l, ref := range refs {
-					rows := ref.Rows()
-					require.Equal(t, rows, p.View().Rows)
-					e := max(relErr(t, readRows(t, p.K(l), rows), ref.Keys()), relErr(t, readRows(t, p.V(l), rows), ref.Values()))
-					require.LessOrEqualf(t, e, tol, "layer %d after %d tokens, %d compressions", l, p.Stats().Tokens, p.Stats().Compressions)
-					worst = max(worst, e)
-					checks++
+				defer p.Release()
+				require.Equal(t, "freqkv", p.Name())
+				require.Equal(t, tc.cfg.CacheSize, p.MaxPosition())
+				refs := make([]*freqkv.RefCache, tc.g.Layers)
+				for l := range refs {
+					refs[l], err = freqkv.NewRefCache(tc.cfg, tc.g.Channels())
+					require.NoError(t, err)
 				}
-			}
-			for done := 0; done < tc.tokens; {
-				want := min(tc.tokens-done, 1+r.IntN(tc.maxGroup))
-				rec := dev.NewRecorder()
-				before := p.Stats().Compressions
-				n, err := p.Next(rec, want)
-				require.NoError(t, err)
-				require.True(t, n >= 1 && n <= want)
-				keys, values := make([][][]float64, tc.g.Layers), make([][][]float64, tc.g.Layers)
-				for l := range keys {
-					keys[l], values[l] = randRows(r, n, tc.g.Channels()), randRows(r, n, tc.g.Channels())
+				memory := dev.AllocatedBytes()
+				tol := 1e-5
+				if tc.g.DType == engine.F16 {
+					// each compression rounds its m rows to f16 (half an ulp, at most 2^-11
+					// of the largest value); earlier roundings shrink with the resampling
+					tol = 2 * math.Pow(2, -11)
 				}
-				tmp := storeChunk(t, dev, ops, rec, p, tc.g, keys, values)
-				require.NoError(t, rec.SubmitAndWait())
-				release(tmp)
-				p.Commit(n)
-				for l, ref := range refs {
-					require.NoError(t, ref.Append(keys[l], values[l]))
+				worst, checks := 0.0, 0
+				compare := func() {
+					for l, ref := range refs {
+						rows := ref.Rows()
+						require.Equal(t, rows, p.View().Rows)
+						e := max(relErr(t, readRows(t, p.K(l), rows), ref.Keys()), relErr(t, readRows(t, p.V(l), rows), ref.Values()))
+						require.LessOrEqualf(t, e, tol, "layer %d after %d tokens, %d compressions", l, p.Stats().Tokens, p.Stats().Compressions)
+						worst = max(worst, e)
+						checks++
+					}
 				}
-				done += n
-				require.Equal(t, refs[0].Compressions(), p.Stats().Compressions)
-				if p.Stats().Compressions != before || done == tc.tokens {
-					compare()
+				for done := 0; done < tc.tokens; {
+					want := min(tc.tokens-done, 1+r.IntN(tc.maxGroup))
+					rec := dev.NewRecorder()
+					before := p.Stats().Compressions
+					n, err := p.Next(rec, want)
+					require.NoError(t, err)
+					require.True(t, n >= 1 && n <= want)
+					keys, values := make([][][]float64, tc.g.Layers), make([][][]float64, tc.g.Layers)
+					for l := range keys {
+						keys[l], values[l] = randRows(r, n, tc.g.Channels()), randRows(r, n, tc.g.Channels())
+					}
+					tmp := storeChunk(t, dev, ops, rec, p, tc.g, keys, values)
+					require.NoError(t, rec.SubmitAndWait())
+					release(tmp)
+					p.Commit(n)
+					for l, ref := range refs {
+						require.NoError(t, ref.Append(keys[l], values[l]))
+					}
+					done += n
+					require.Equal(t, refs[0].Compressions(), p.Stats().Compressions)
+					if p.Stats().Compressions != before || done == tc.tokens {
+						compare()
+					}
 				}
-			}
-			require.Greater(t, p.Stats().Compressions, 1)
-			require.Equal(t, tc.tokens, p.Stats().Tokens)
-			require.Equal(t, memory, dev.AllocatedBytes(), "device memory grew after construction")
-			t.Logf("%d compressions, %d comparisons, largest relative error %.3g (bound %.3g)", p.Stats().Compressions, checks, worst, tol)
+				require.Greater(t, p.Stats().Compressions, 1)
+				require.Equal(t, tc.tokens, p.Stats().Tokens)
+				require.Equal(t, memory, dev.AllocatedBytes(), "device memory grew after construction")
+				writes := 0
+				if sp := p.(*freqKV).sp; sp != nil {
+					writes = sp.writes
+				}
+				if sched == Spread && SpreadFits(dev, tc.g, tc.cfg) && tc.maxGroup == 1 {
+					// token by token, every compression after the first span is written out
+					require.GreaterOrEqual(t, writes, p.Stats().Compressions-1, "spread compressions")
+				}
+				t.Logf("%d compressions (%d written out from the spread accumulator), %d comparisons, largest relative error %.3g (bound %.3g)", p.Stats().Compressions, writes, checks, worst, tol)
 
-			p.Reset()
-			require.Equal(t, Stats{Bytes: p.Stats().Bytes}, p.Stats())
-			n, err := p.Next(dev.NewRecorder(), 5)
-			require.NoError(t, err)
-			require.Equal(t, 5, n)
-		})
+				p.Reset()
+				require.Equal(t, Stats{Bytes: p.Stats().Bytes}, p.Stats())
+				n, err := p.Next(dev.NewRecorder(), 5)
+				require.NoError(t, err)
+				require.Equal(t, 5, n)
+			})
+		}
 	}
 }
 

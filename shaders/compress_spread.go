@@ -1,0 +1,137 @@
+package shaders
+
+import (
+	"fmt"
+
+	"github.com/freqkv/freqkv/engine"
+	"github.com/freqkv/freqkv/freqkv"
+)
+
+// A FreqKV compression spread over decode steps (compress_spread.wgsl). Compress does the
+// whole compression in the step that needs it, which stalls that step for several steps'
+// time; the compression is linear in the span, y = C x, so the span rows' shares can be
+// accumulated as rows arrive and the compressing step only writes the result out. Same
+// map as Compress, summed in another order (float32 either way).
+//
+// The launchers take the CompressParams of Compress. Channels must be a multiple of 4.
+// The table is m*L floats, so this suits caches up to a few thousand rows (SpreadFits).
+
+const spreadWG = 64
+
+// SpreadTableBytes is the size of the [L][m] f32 table of a span.
+func SpreadTableBytes(span, kept int) uint64 { return 4 * uint64(span) * uint64(kept) }
+
+// SpreadAccElems is the f32 accumulator size for p.Batches matrices.
+func SpreadAccElems(p CompressParams) int { return p.Batches * p.Kept * p.Channels }
+
+// SpreadTable returns C[k, j] at [j*kept + k]: the compression of each unit span row,
+// computed in float64 by the reference compressor (package freqkv) and rounded once.
+func SpreadTable(span, kept int) ([]float32, error) {
+	c, err := freqkv.NewCompressor(span, kept)
+	if err != nil {
+		return nil, err
+	}
+	const block = 64 // identity columns per call, to bound the float64 scratch
+	out := make([]float32, span*kept)
+	src := make([]float64, span*block)
+	dst := make([]float64, kept*block)
+	for j0 := 0; j0 < span; j0 += block {
+		n := min(block, span-j0)
+		clear(src)
+		for c := range n {
+			src[(j0+c)*block+c] = 1
+		}
+		if err := c.Compress(dst, src, block); err != nil {
+			return nil, err
+		}
+		for c := range n {
+			for k := range kept {
+				out[(j0+c)*kept+k] = float32(dst[k*block+c])
+			}
+		}
+	}
+	return out, nil
+}
+
+func (o *Ops) spread(rec *engine.Recorder, entry string, cache, table, acc *engine.Tensor, p CompressParams, j0, n int) error {
+	what := "compress " + entry
+	if err := p.validate(cache); err != nil {
+		return err
+	}
+	if p.Channels%4 != 0 {
+		return fmt.Errorf("%s: %d channels; a spread compression needs a multiple of 4", what, p.Channels)
+	}
+	if err := need(what+" table", table, engine.F32, p.Span*p.Kept); err != nil {
+		return err
+	}
+	if err := need(what+" acc", acc, engine.F32, SpreadAccElems(p)); err != nil {
+		return err
+	}
+	if j0 < 0 || n < 0 || j0+n > p.Span {
+		return fmt.Errorf("%s: span rows [%d, %d) outside [0, %d)", what, j0, j0+n, p.Span)
+	}
+	f16 := 0
+	if cache.DType == engine.F16 {
+		f16 = 1
+	}
+	k, err := o.kernel("compress_spread.wgsl", entry, engine.Constants{"WG": u(spreadWG), "F16": u(f16)})
+	if err != nil {
+		return err
+	}
+	used := p.Sink + p.Span + p.Recent
+	groups, err := o.groups(cache, p.Batches, p.BatchStride, used)
+	if err != nil {
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	for _, g := range groups {
+		if rec == nil {
+			// Prepare: compiled only.
+			if entry == "writeout" {
+				return o.moveRecent(nil, g, cache.DType, p, acc.Binding())
+			}
+			return nil
+		}
+		prm := []uint32{uint32(j0), uint32(n), uint32(p.Sink), uint32(p.Kept), uint32(p.Channels / 4), uint32(p.BatchStride), uint32(g.base), uint32(g.b0)}
+		grid := [3]uint32{uint32(ceilDiv(p.Kept, spreadWG)), uint32(p.Channels / 4), uint32(g.nb)}
+		if err := rec.Dispatch(k, prm, grid, g.binding, table.Binding(), acc.Binding()); err != nil {
+			return fmt.Errorf("%s: %w", what, err)
+		}
+		if entry == "writeout" {
+			if err := o.moveRecent(rec, g, cache.DType, p, acc.Binding()); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// SpreadAccumulate records acc += C[:, j0:j0+n] x[j0:j0+n] for every matrix: span rows
+// [j0, j0+n) (cache rows S+j0...) of each matrix of cache, which must be stored already.
+func (o *Ops) SpreadAccumulate(rec *engine.Recorder, cache, table, acc *engine.Tensor, p CompressParams, j0, n int) error {
+	if n == 0 {
+		return nil
+	}
+	return o.spread(rec, "accumulate", cache, table, acc, p, j0, n)
+}
+
+// SpreadWrite records the end of a spread compression: rows [S, S+m) of every matrix
+// become acc (which must hold every span row's share), acc is zeroed, and the recent rows
+// move up behind them, as Compress leaves them.
+func (o *Ops) SpreadWrite(rec *engine.Recorder, cache, table, acc *engine.Tensor, p CompressParams) error {
+	return o.spread(rec, "writeout", cache, table, acc, p, 0, 0)
+}
+
+// SpreadClear records acc = 0 (after a compression done by Compress instead).
+func (o *Ops) SpreadClear(rec *engine.Recorder, cache, table, acc *engine.Tensor, p CompressParams) error {
+	return o.spread(rec, "clear", cache, table, acc, p, 0, 0)
+}
+
+// PrepareSpread compiles the spread kernels (and the recent-row move) without recording.
+func (o *Ops) PrepareSpread(cache, table, acc *engine.Tensor, p CompressParams) error {
+	for _, e := range []string{"accumulate", "writeout", "clear"} {
+		if err := o.spread(nil, e, cache, table, acc, p, 0, 0); err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -1,0 +1,104 @@
+// FreqKV compression spread over decode steps (compress_spread.go): the compression is a
+// fixed linear map of the span, y = C x with C = sqrt(m/L) DCT-III_m trunc_m DCT-II_L an
+// [m, L] matrix, so each span row's share C[:, j] x_j can be added to an accumulator as soon
+// as the row is stored, a few rows per step. The step that needs the compression then only
+// writes the accumulator into the cache (and moves the recent rows, compress.go).
+//
+// Bindings (all entry points):
+//   0 p     uniform Params
+//   1 cache (rw) the group's matrices, f32 words or f16 pairs in u32 (F16), matrix b's row r
+//           at element p.base + (b * p.bstride + r) * 4 * p.c4
+//   2 table (read) f32 [L][m]: table[j * m + k] = C[k, j], made in float64 (compress_spread.go)
+//   3 acc   (rw) f32 [matrices][m][C] as vec4, matrix b of the group at b + p.acc0
+// Entry points, dispatch ((ceil(m / WG), C/4, matrices of the group) workgroups of WG):
+//   accumulate: acc[b][k] += sum over j in [j0, j0 + nrows) of C[k, j] * row S + j of matrix b
+//   writeout:   row S + k of matrix b = acc[b][k]; acc[b][k] = 0
+//   clear:      acc[b][k] = 0
+// Constants: WG, F16 (0 f32 cache, 1 f16). Channels must be a multiple of 4.
+
+struct Params {
+  j0: u32,      // first span row to accumulate (relative to the sink)
+  nrows: u32,   // span rows to accumulate
+  sink: u32,    // S
+  kept: u32,    // m
+  c4: u32,      // channels / 4
+  bstride: u32, // rows between consecutive matrices
+  base: u32,    // element offset of the group's matrix 0, row 0 in the cache binding
+  acc0: u32,    // the group's first matrix in acc
+}
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read_write> cache: array<u32>;
+@group(0) @binding(2) var<storage, read> table: array<f32>;
+@group(0) @binding(3) var<storage, read_write> acc: array<vec4<f32>>;
+
+// Element offset of channel 4q of row r of matrix b.
+fn elem(b: u32, r: u32, q: u32) -> u32 {
+  return p.base + (b * p.bstride + r) * 4u * p.c4 + 4u * q;
+}
+
+fn load4(e: u32) -> vec4<f32> {
+  if (F16 == 1u) {
+    let w = e / 2u;
+    return vec4<f32>(unpack2x16float(cache[w]), unpack2x16float(cache[w + 1u]));
+  }
+  return bitcast<vec4<f32>>(vec4<u32>(cache[e], cache[e + 1u], cache[e + 2u], cache[e + 3u]));
+}
+
+fn store4(e: u32, v: vec4<f32>) {
+  if (F16 == 1u) {
+    let w = e / 2u;
+    cache[w] = pack2x16float(v.xy);
+    cache[w + 1u] = pack2x16float(v.zw);
+    return;
+  }
+  let u = bitcast<vec4<u32>>(v);
+  cache[e] = u.x;
+  cache[e + 1u] = u.y;
+  cache[e + 2u] = u.z;
+  cache[e + 3u] = u.w;
+}
+
+fn acc_index(b: u32, k: u32, q: u32) -> u32 {
+  return ((p.acc0 + b) * p.kept + k) * p.c4 + q;
+}
+
+@compute @workgroup_size(WG)
+fn accumulate(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let k = gid.x;
+  let q = gid.y;
+  let b = gid.z;
+  if (k >= p.kept || q >= p.c4) {
+    return;
+  }
+  var s = vec4<f32>(0.0);
+  for (var j = p.j0; j < p.j0 + p.nrows; j++) {
+    s += table[j * p.kept + k] * load4(elem(b, p.sink + j, q));
+  }
+  let a = acc_index(b, k, q);
+  acc[a] += s;
+}
+
+@compute @workgroup_size(WG)
+fn writeout(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let k = gid.x;
+  let q = gid.y;
+  let b = gid.z;
+  if (k >= p.kept || q >= p.c4) {
+    return;
+  }
+  let a = acc_index(b, k, q);
+  store4(elem(b, p.sink + k, q), acc[a]);
+  acc[a] = vec4<f32>(0.0);
+}
+
+@compute @workgroup_size(WG)
+fn clear(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let k = gid.x;
+  let q = gid.y;
+  let b = gid.z;
+  if (k >= p.kept || q >= p.c4) {
+    return;
+  }
+  acc[acc_index(b, k, q)] = vec4<f32>(0.0);
+}
