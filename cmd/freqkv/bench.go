@@ -9,6 +9,7 @@ import (
 	"strings"
 	"text/tabwriter"
 
+	"github.com/freqkv/freqkv/freqkv/kvcache"
 	"github.com/freqkv/freqkv/model/ggml"
 	"github.com/freqkv/freqkv/model/llama"
 	"github.com/freqkv/freqkv/model/synth"
@@ -46,7 +47,7 @@ func runBench(args []string) error {
 	preset := fs.String("preset", "tiny", "synthetic model when -m is not given: tiny, medium or llama2-7b-4l")
 	weights := fs.String("weights", "", "weight type of the preset: f32, f16, q8_0 or q4_0 (default: the preset's)")
 	ctxList := fs.String("ctx", "512,2048,8192", "context lengths to fill, comma-separated")
-	cacheList := fs.String("cache", "full,freqkv", "cache policies to compare: full, window, freqkv")
+	cacheList := fs.String("cache", "full,freqkv", "cache policies to compare: full, window, freqkv, freqkv-whole (freqkv compressing every layer in the step that needs it, not spread over steps)")
 	decode := fs.Int("decode", 32, "tokens to decode after each fill")
 	n := fs.Int("cache-size", 512, "N for window and freqkv caches")
 	sink := fs.Int("sink", 4, "S")
@@ -65,8 +66,8 @@ func runBench(args []string) error {
 	}
 	policies := strings.Split(*cacheList, ",")
 	for _, p := range policies {
-		if p != "full" && p != "window" && p != "freqkv" {
-			return usagef("--cache: %q is not full, window or freqkv", p)
+		if p != "full" && p != "window" && p != "freqkv" && p != "freqkv-whole" {
+			return usagef("--cache: %q is not full, window, freqkv or freqkv-whole", p)
 		}
 	}
 	if *decode < 1 {
@@ -109,12 +110,16 @@ func runBench(args []string) error {
 	}
 	for _, c := range ctxs {
 		for _, p := range policies {
-			cf := cacheFlags{policy: p, size: *n, sink: *sink, recent: *recent, ratio: *ratio, kv: *kv, chunk: *batch, ctx: c + *decode + 1}
+			cf := cacheFlags{policy: strings.TrimSuffix(p, "-whole"), size: *n, sink: *sink, recent: *recent, ratio: *ratio, kv: *kv, chunk: *batch, ctx: c + *decode + 1}
 			opts, err := cf.options(dev, m.H.ContextLength)
 			if err != nil {
 				return err
 			}
+			if p == "freqkv-whole" {
+				opts.Compress = kvcache.Whole
+			}
 			meas, err := m.Measure(opts, c, *decode, true)
+			meas.Policy = p
 			if !*profile {
 				meas.DecodeKernels = nil
 			}
@@ -137,13 +142,18 @@ func runBench(args []string) error {
 	fmt.Fprintf(stdout, "model %s, %.1f MB of weights, on %s (%s)\n", name, float64(m.WeightBytes)/1e6, dev.Info.Name, dev.Info.Backend)
 	fmt.Fprintf(stdout, "freqkv/window: N=%d S=%d R=%d g=%g; %d decode tokens after each fill\n\n", *n, *sink, *recent, *ratio, *decode)
 	tw := tabwriter.NewWriter(stdout, 2, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "context\tcache\tprefill tok/s\tdecode tok/s\tKV held\tfull KV\trows\tcompressions\tcompress ms\t")
+	fmt.Fprintln(tw, "context\tcache\tprefill tok/s\tdecode tok/s\tstep p50/p99/max ms\tcompressing step p50/max ms\tdispatches\tKV held\tfull KV\trows\tcompressions\tcompress ms\t")
 	for _, r := range rows {
 		cms := "-"
 		if r.CompressGPUMs > 0 {
 			cms = fmt.Sprintf("%.2f", r.CompressGPUMs)
 		}
-		fmt.Fprintf(tw, "%d\t%s\t%.1f\t%.1f\t%s\t%s\t%d\t%d\t%s\t\n", r.Tokens, r.Policy, r.PrefillTPS, r.DecodeTPS, humanBytes(r.KVBytes), humanBytes(r.FullKVBytes), r.Rows, r.Compressions, cms)
+		steps := fmt.Sprintf("%.1f/%.1f/%.1f", r.StepP50Ms, r.StepP99Ms, r.StepMaxMs)
+		csteps := "-"
+		if r.CompressStepMaxMs > 0 {
+			csteps = fmt.Sprintf("%.1f/%.1f", r.CompressStepP50Ms, r.CompressStepMaxMs)
+		}
+		fmt.Fprintf(tw, "%d\t%s\t%.1f\t%.1f\t%s\t%s\t%d\t%s\t%s\t%d\t%d\t%s\t\n", r.Tokens, r.Policy, r.PrefillTPS, r.DecodeTPS, steps, csteps, r.DecodeDispatches, humanBytes(r.KVBytes), humanBytes(r.FullKVBytes), r.Rows, r.Compressions, cms)
 	}
 	if err := tw.Flush(); err != nil {
 		return err

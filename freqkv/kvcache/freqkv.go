@@ -116,7 +116,7 @@ func (f *freqKV) newSpread(dev *engine.Device) error {
 	}
 	// Each step must take its new row and catch up on the m+R rows a compression
 	// leaves before the next one, Period() steps later.
-	sp := &spread{budget: ceilDiv(m+f.cfg.Recent, f.cfg.Period()) + 2}
+	sp := &spread{budget: ceilDiv(m+f.cfg.Recent, f.cfg.Period()) + 1}
 	f.sp = sp
 	if sp.table, err = dev.NewTensor("freqkv spread table", engine.F32, l, m); err != nil {
 		return err
@@ -212,8 +212,10 @@ func (f *freqKV) Next(rec *engine.Recorder, n int) (int, error) {
 				return 0, err
 			}
 		}
-		// Rows stored so far that the next compression takes, up to the budget.
-		if n := min(max(0, min(f.rows-f.cfg.Sink, f.cfg.Span())-sp.done), sp.budget); n > 0 {
+		// Rows stored so far that the next compression takes: the budget, or more
+		// to catch up by the compression (after a prefill), at most 4 budgets.
+		pending := max(0, min(f.rows-f.cfg.Sink, f.cfg.Span())-sp.done)
+		if n := min(pending, max(sp.budget, min(4*sp.budget, ceilDiv(pending, f.cfg.CacheSize-f.rows+1)))); n > 0 {
 			if err := f.accumulate(rec, n); err != nil {
 				return 0, err
 			}

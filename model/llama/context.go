@@ -26,6 +26,9 @@ type CacheOptions struct {
 	// Logits makes every prefill row's logits available (perplexity);
 	// otherwise only the last token's are computed.
 	Logits bool
+	// Compress is when a freqkv cache does its compressions' work: spread
+	// over decode steps (the default) or whole in the step that needs it.
+	Compress kvcache.Schedule
 }
 
 // Context is one sequence's state: activations and KV cache, allocated once.
@@ -49,6 +52,9 @@ type Context struct {
 	targets, nll     *engine.Tensor // perplexity: u32 and f32 (1, chunk)
 
 	tokens  int             // tokens consumed
+	// lastDispatches is the dispatches of the last greedy Next's submit
+	// (benchmarks).
+	lastDispatches int
 	profile *engine.Profile // set by WithProfile
 }
 
@@ -88,7 +94,7 @@ func (m *Model) NewContext(opts CacheOptions) (*Context, error) {
 		}
 		cache, err = kvcache.NewWindow(m.dev, geom, opts.FreqKV.CacheSize, opts.FreqKV.Sink, opts.MaxChunk)
 	case "freqkv":
-		cache, err = kvcache.NewFreqKV(m.dev, m.ops, geom, opts.FreqKV)
+		cache, err = kvcache.NewFreqKVScheduled(m.dev, m.ops, geom, opts.FreqKV, opts.Compress)
 	default:
 		return nil, fmt.Errorf("unknown cache policy %q: use full, window or freqkv", opts.Policy)
 	}

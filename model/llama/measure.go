@@ -2,6 +2,7 @@ package llama
 
 import (
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/freqkv/freqkv/engine"
@@ -21,6 +22,15 @@ type Measurement struct {
 	Rows          int     `json:"cache_rows"`
 	Compressions  int     `json:"compressions"`
 	CompressGPUMs float64 `json:"compress_gpu_ms"` // mean GPU time of one compression (all layers), when profiled
+	// Time between tokens over the decode loop (ms): median, 99th percentile, largest.
+	StepP50Ms float64 `json:"step_p50_ms"`
+	StepP99Ms float64 `json:"step_p99_ms"`
+	StepMaxMs float64 `json:"step_max_ms"`
+	// Steps that compressed the cache: their median and largest time (ms).
+	CompressStepP50Ms float64 `json:"compress_step_p50_ms,omitempty"`
+	CompressStepMaxMs float64 `json:"compress_step_max_ms,omitempty"`
+	// DecodeDispatches is the compute dispatches of the last decode step.
+	DecodeDispatches int `json:"decode_dispatches"`
 	// DecodeKernels is the GPU time per kernel of one profiled decode step.
 	DecodeKernels []engine.KernelTime `json:"decode_kernels,omitempty"`
 }
@@ -50,13 +60,31 @@ func (m *Model) Measure(opts CacheOptions, tokens, decode int, profile bool) (Me
 	prefill := time.Since(start)
 	s := &Sampler{}
 	next := ids[len(ids)-1]
+	steps := make([]time.Duration, decode)
+	var compressing []time.Duration
 	start = time.Now()
+	last := start
 	for i := 0; i < decode; i++ {
+		before := ctx.Cache.Stats().Compressions
 		if next, err = ctx.Next([]int32{next}, s, nil); err != nil {
 			return Measurement{}, fmt.Errorf("decode step %d: %w", i, err)
 		}
+		now := time.Now()
+		steps[i], last = now.Sub(last), now
+		if ctx.Cache.Stats().Compressions != before {
+			compressing = append(compressing, steps[i])
+		}
 	}
 	dec := time.Since(start)
+	// ms is the q-quantile of sorted durations, in milliseconds.
+	ms := func(d []time.Duration, q float64) float64 {
+		if len(d) == 0 {
+			return 0
+		}
+		return d[min(len(d)-1, int(q*float64(len(d))))].Seconds() * 1e3
+	}
+	slices.Sort(steps)
+	slices.Sort(compressing)
 	var kernels []engine.KernelTime
 	if profile && m.dev.Timestamps {
 		if kernels, err = ctx.WithProfile(func() error {
@@ -71,6 +99,8 @@ func (m *Model) Measure(opts CacheOptions, tokens, decode int, profile bool) (Me
 		Policy: opts.Policy, KV: opts.KV.String(), Tokens: tokens, PrefillTPS: rate(tokens, prefill),
 		Decoded: decode, DecodeTPS: rate(decode, dec), KVBytes: st.Bytes, FullKVBytes: m.KVBytesFull(tokens+decode, opts.KV),
 		Rows: st.Rows, Compressions: st.Compressions, DecodeKernels: kernels,
+		StepP50Ms: ms(steps, 0.5), StepP99Ms: ms(steps, 0.99), StepMaxMs: ms(steps, 1), DecodeDispatches: ctx.lastDispatches,
+		CompressStepP50Ms: ms(compressing, 0.5), CompressStepMaxMs: ms(compressing, 1),
 	}
 	if profile && opts.Policy == "freqkv" && m.dev.Timestamps {
 		ms, err := m.compressTime(opts)

@@ -96,6 +96,7 @@ func (c *Context) Next(tokens []int32, s *Sampler, history []int32) (int32, erro
 		if err := c.ops.Argmax(rec, c.logits, c.argmax, vocab); err != nil {
 			return 0, err
 		}
+		c.lastDispatches = rec.Dispatches
 		rb := rec.ReadBack(c.argmax.Buf, c.argmax.Offset, 4)
 		if err := rec.SubmitAndWait(); err != nil {
 			return 0, err
