@@ -51,11 +51,11 @@ type Context struct {
 	scratch          *engine.Tensor // attention scratch
 	targets, nll     *engine.Tensor // perplexity: u32 and f32 (1, chunk)
 
-	tokens  int             // tokens consumed
+	tokens int // tokens consumed
 	// lastDispatches is the dispatches of the last greedy Next's submit
 	// (benchmarks).
 	lastDispatches int
-	profile *engine.Profile // set by WithProfile
+	profile        *engine.Profile // set by WithProfile
 }
 
 // ErrContextFull is wrapped by errors that say a full cache can take no more.
