@@ -53,7 +53,7 @@ func SpreadTable(span, kept int) ([]float32, error) {
 	return out, nil
 }
 
-func (o *Ops) spread(rec *engine.Recorder, entry string, cache, table, acc *engine.Tensor, p CompressParams, j0, n int) error {
+func (o *Ops) spread(rec *engine.Recorder, entry string, cache, table, acc *engine.Tensor, p CompressParams, first, count, j0, n int) error {
 	what := "compress " + entry
 	if err := p.validate(cache); err != nil {
 		return err
@@ -69,6 +69,9 @@ func (o *Ops) spread(rec *engine.Recorder, entry string, cache, table, acc *engi
 	}
 	if j0 < 0 || n < 0 || j0+n > p.Span {
 		return fmt.Errorf("%s: span rows [%d, %d) outside [0, %d)", what, j0, j0+n, p.Span)
+	}
+	if first < 0 || count < 0 || first+count > p.Batches {
+		return fmt.Errorf("%s: matrices [%d, %d) outside [0, %d)", what, first, first+count, p.Batches)
 	}
 	f16 := 0
 	if cache.DType == engine.F16 {
@@ -91,10 +94,13 @@ func (o *Ops) spread(rec *engine.Recorder, entry string, cache, table, acc *engi
 			}
 			return nil
 		}
-		prm := []uint32{uint32(j0), uint32(n), uint32(p.Sink), uint32(p.Kept), uint32(p.Channels / 4), uint32(p.BatchStride), uint32(g.base), uint32(g.b0)}
-		grid := [3]uint32{uint32(ceilDiv(p.Kept, spreadWG)), uint32(p.Channels / 4), uint32(g.nb)}
-		if err := rec.Dispatch(k, prm, grid, g.binding, table.Binding(), acc.Binding()); err != nil {
-			return fmt.Errorf("%s: %w", what, err)
+		lo, hi := max(first, g.b0), min(first+count, g.b0+g.nb)
+		if lo < hi {
+			prm := []uint32{uint32(j0), uint32(n), uint32(p.Sink), uint32(p.Kept), uint32(p.Channels / 4), uint32(p.BatchStride), uint32(g.base), uint32(g.b0), uint32(lo - g.b0)}
+			grid := [3]uint32{uint32(ceilDiv(p.Kept, spreadWG)), uint32(p.Channels / 4), uint32(hi - lo)}
+			if err := rec.Dispatch(k, prm, grid, g.binding, table.Binding(), acc.Binding()); err != nil {
+				return fmt.Errorf("%s: %w", what, err)
+			}
 		}
 		if entry == "writeout" {
 			if err := o.moveRecent(rec, g, cache.DType, p, acc.Binding()); err != nil {
@@ -105,31 +111,31 @@ func (o *Ops) spread(rec *engine.Recorder, entry string, cache, table, acc *engi
 	return nil
 }
 
-// SpreadAccumulate records acc += C[:, j0:j0+n] x[j0:j0+n] for every matrix: span rows
-// [j0, j0+n) (cache rows S+j0...) of each matrix of cache, which must be stored already.
-func (o *Ops) SpreadAccumulate(rec *engine.Recorder, cache, table, acc *engine.Tensor, p CompressParams, j0, n int) error {
-	if n == 0 {
+// SpreadAccumulate records acc += C[:, j0:j0+n] x[j0:j0+n] for matrices [first,
+// first+count) of cache: span rows [j0, j0+n) (cache rows S+j0...), stored already.
+func (o *Ops) SpreadAccumulate(rec *engine.Recorder, cache, table, acc *engine.Tensor, p CompressParams, first, count, j0, n int) error {
+	if n == 0 || count == 0 {
 		return nil
 	}
-	return o.spread(rec, "accumulate", cache, table, acc, p, j0, n)
+	return o.spread(rec, "accumulate", cache, table, acc, p, first, count, j0, n)
 }
 
 // SpreadWrite records the end of a spread compression: rows [S, S+m) of every matrix
 // become acc (which must hold every span row's share), acc is zeroed, and the recent rows
 // move up behind them, as Compress leaves them.
 func (o *Ops) SpreadWrite(rec *engine.Recorder, cache, table, acc *engine.Tensor, p CompressParams) error {
-	return o.spread(rec, "writeout", cache, table, acc, p, 0, 0)
+	return o.spread(rec, "writeout", cache, table, acc, p, 0, p.Batches, 0, 0)
 }
 
 // SpreadClear records acc = 0 (after a compression done by Compress instead).
 func (o *Ops) SpreadClear(rec *engine.Recorder, cache, table, acc *engine.Tensor, p CompressParams) error {
-	return o.spread(rec, "clear", cache, table, acc, p, 0, 0)
+	return o.spread(rec, "clear", cache, table, acc, p, 0, p.Batches, 0, 0)
 }
 
 // PrepareSpread compiles the spread kernels (and the recent-row move) without recording.
 func (o *Ops) PrepareSpread(cache, table, acc *engine.Tensor, p CompressParams) error {
 	for _, e := range []string{"accumulate", "writeout", "clear"} {
-		if err := o.spread(nil, e, cache, table, acc, p, 0, 0); err != nil {
+		if err := o.spread(nil, e, cache, table, acc, p, 0, p.Batches, 0, 0); err != nil {
 			return err
 		}
 	}

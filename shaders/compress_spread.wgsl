@@ -10,8 +10,9 @@
 //           at element p.base + (b * p.bstride + r) * 4 * p.c4
 //   2 table (read) f32 [L][m]: table[j * m + k] = C[k, j], made in float64 (compress_spread.go)
 //   3 acc   (rw) f32 [matrices][m][C] as vec4, matrix b of the group at b + p.acc0
-// Entry points, dispatch ((ceil(m / WG), C/4, matrices of the group) workgroups of WG):
-//   accumulate: acc[b][k] += sum over j in [j0, j0 + nrows) of C[k, j] * row S + j of matrix b
+// Entry points, dispatch ((ceil(m / WG), C/4, matrices) workgroups of WG, matrix b = boff + z):
+//   accumulate: acc[b][k] += sum over j in [j0, j0 + nrows) of C[k, j] * row S + j of matrix b,
+//               for matrices b = boff + z of the group
 //   writeout:   row S + k of matrix b = acc[b][k]; acc[b][k] = 0
 //   clear:      acc[b][k] = 0
 // Constants: WG, F16 (0 f32 cache, 1 f16). Channels must be a multiple of 4.
@@ -25,6 +26,7 @@ struct Params {
   bstride: u32, // rows between consecutive matrices
   base: u32,    // element offset of the group's matrix 0, row 0 in the cache binding
   acc0: u32,    // the group's first matrix in acc
+  boff: u32,    // first matrix of the group this dispatch takes
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -67,7 +69,7 @@ fn acc_index(b: u32, k: u32, q: u32) -> u32 {
 fn accumulate(@builtin(global_invocation_id) gid: vec3<u32>) {
   let k = gid.x;
   let q = gid.y;
-  let b = gid.z;
+  let b = gid.z + p.boff;
   if (k >= p.kept || q >= p.c4) {
     return;
   }
@@ -83,7 +85,7 @@ fn accumulate(@builtin(global_invocation_id) gid: vec3<u32>) {
 fn writeout(@builtin(global_invocation_id) gid: vec3<u32>) {
   let k = gid.x;
   let q = gid.y;
-  let b = gid.z;
+  let b = gid.z + p.boff;
   if (k >= p.kept || q >= p.c4) {
     return;
   }
@@ -96,7 +98,7 @@ fn writeout(@builtin(global_invocation_id) gid: vec3<u32>) {
 fn clear(@builtin(global_invocation_id) gid: vec3<u32>) {
   let k = gid.x;
   let q = gid.y;
-  let b = gid.z;
+  let b = gid.z + p.boff;
   if (k >= p.kept || q >= p.c4) {
     return;
   }

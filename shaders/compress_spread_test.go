@@ -89,19 +89,22 @@ func TestSpreadCompress(t *testing.T) {
 		}
 		// Shares of the wrong rows first (acc must start from zero after the clear).
 		rec := dev.NewRecorder()
-		if err := o.SpreadAccumulate(rec, cache, table, acc, p, 0, p.Span); err != nil {
+		if err := o.SpreadAccumulate(rec, cache, table, acc, p, 0, p.Batches, 0, p.Span); err != nil {
 			t.Fatal(err)
 		}
 		if err := o.SpreadClear(rec, cache, table, acc, p); err != nil {
 			t.Fatal(err)
 		}
+		// Each matrix on its own in random pieces, as the cache staggers them.
 		pieces := 0
-		for j := 0; j < p.Span; pieces++ {
-			n := min(p.Span-j, 1+r.IntN(5))
-			if err := o.SpreadAccumulate(rec, cache, table, acc, p, j, n); err != nil {
-				t.Fatal(err)
+		for b := range p.Batches {
+			for j := 0; j < p.Span; pieces++ {
+				n := min(p.Span-j, 1+r.IntN(5))
+				if err := o.SpreadAccumulate(rec, cache, table, acc, p, b, 1, j, n); err != nil {
+					t.Fatal(err)
+				}
+				j += n
 			}
-			j += n
 		}
 		if err := o.SpreadWrite(rec, cache, table, acc, p); err != nil {
 			t.Fatal(err)
@@ -156,7 +159,7 @@ func TestSpreadCompress(t *testing.T) {
 			x.Release()
 		}
 	}
-	if err := New(dev).SpreadAccumulate(dev.NewRecorder(), nil, nil, nil, CompressParams{Span: 4, Kept: 2, Channels: 6, Batches: 1, BatchStride: 4}, 0, 1); err == nil {
+	if err := New(dev).SpreadAccumulate(dev.NewRecorder(), nil, nil, nil, CompressParams{Span: 4, Kept: 2, Channels: 6, Batches: 1, BatchStride: 4}, 0, 1, 0, 1); err == nil {
 		t.Error("6 channels: want an error")
 	}
 }

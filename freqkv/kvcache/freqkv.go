@@ -38,16 +38,24 @@ const (
 	Whole
 )
 
-// spread is the state of Spread: acc (one per arena) holds the shares of span rows
-// [0, done) of the compression to come.
+// spread is the state of Spread. The matrices (K and V of every layer) are split into
+// phases that take turns, one phase a step, so each step updates a fraction of the
+// accumulator with several rows at once rather than all of it with one or two rows (the
+// accumulator's read-modify-write is most of the cost). acc (one per arena) holds, for
+// the matrices of phase i, the shares of span rows [0, done[i]) of the compression to come.
 type spread struct {
 	table  *engine.Tensor   // f32 [L][m]
 	accs   []*engine.Tensor // f32 [matrices][m][C] per arena
-	done   int
-	budget int  // span rows accumulated per step at most
+	phases [][2]int         // matrix ranges [first, end), counted over all arenas
+	done   []int
+	turn   int  // the phase of the next step
+	budget int  // span rows a phase takes per turn at most, short of catching up
 	dirty  bool // acc holds shares of no current span (after Reset)
 	writes int  // compressions written out from acc (tests)
 }
+
+// spreadPhases is how many phases the matrices are split into (at most).
+const spreadPhases = 4
 
 // maxSpreadTable bounds the [L][m] table of a spread compression.
 const maxSpreadTable = 64 << 20
@@ -114,9 +122,14 @@ func (f *freqKV) newSpread(dev *engine.Device) error {
 	if err != nil {
 		return err
 	}
-	// Each step must take its new row and catch up on the m+R rows a compression
-	// leaves before the next one, Period() steps later.
-	sp := &spread{budget: ceilDiv(m+f.cfg.Recent, f.cfg.Period()) + 1}
+	// Each phase must take a row per step and catch up on the m+R rows a
+	// compression leaves before the next one, Period() steps later.
+	total := 2 * f.s.g.Layers
+	np := min(spreadPhases, total)
+	sp := &spread{budget: np * (ceilDiv(m+f.cfg.Recent, f.cfg.Period()) + 1), done: make([]int, np)}
+	for i := range np {
+		sp.phases = append(sp.phases, [2]int{i * total / np, (i + 1) * total / np})
+	}
 	f.sp = sp
 	if sp.table, err = dev.NewTensor("freqkv spread table", engine.F32, l, m); err != nil {
 		return err
@@ -149,24 +162,39 @@ func (f *freqKV) spreadEach(rec *engine.Recorder, op func(rec *engine.Recorder, 
 	return nil
 }
 
-// accumulate records the shares of span rows [done, done+n).
-func (f *freqKV) accumulate(rec *engine.Recorder, n int) error {
-	j0 := f.sp.done
-	f.sp.done += n
-	return f.spreadEach(rec, func(rec *engine.Recorder, cache, table, acc *engine.Tensor, p shaders.CompressParams) error {
-		return f.ops.SpreadAccumulate(rec, cache, table, acc, p, j0, n)
-	})
+// accumulate records the shares of span rows [done, done+n) of phase ph's matrices.
+func (f *freqKV) accumulate(rec *engine.Recorder, ph, n int) error {
+	sp := f.sp
+	j0, r := sp.done[ph], sp.phases[ph]
+	sp.done[ph] += n
+	start := 0 // the arena's first matrix, over all arenas
+	for i, count := range f.s.counts {
+		lo, hi := max(r[0], start), min(r[1], start+count)
+		if lo < hi {
+			if err := f.ops.SpreadAccumulate(rec, f.s.arena(i), sp.table, sp.accs[i], f.params(count), lo-start, hi-lo, j0, n); err != nil {
+				return fmt.Errorf("kvcache: freqkv spread compression: %w", err)
+			}
+		}
+		start += count
+	}
+	return nil
 }
 
 // compress records the compression a full cache needs: written out from the
 // accumulator when it holds (nearly) every span row, else whole.
 func (f *freqKV) compress(rec *engine.Recorder) error {
 	sp := f.sp
-	if sp != nil && !sp.dirty && f.cfg.Span()-sp.done <= sp.budget {
-		if err := f.accumulate(rec, f.cfg.Span()-sp.done); err != nil {
-			return err
+	written := sp != nil && !sp.dirty
+	for ph := range len(sp.phasesOrNone()) {
+		written = written && f.cfg.Span()-sp.done[ph] <= sp.budget
+	}
+	if written {
+		for ph := range sp.phases {
+			if err := f.accumulate(rec, ph, f.cfg.Span()-sp.done[ph]); err != nil {
+				return err
+			}
+			sp.done[ph] = 0
 		}
-		sp.done = 0
 		sp.writes++
 		return f.spreadEach(rec, f.ops.SpreadWrite)
 	}
@@ -175,9 +203,43 @@ func (f *freqKV) compress(rec *engine.Recorder) error {
 			return fmt.Errorf("kvcache: freqkv compression: %w", err)
 		}
 	}
-	if sp != nil && (sp.done > 0 || sp.dirty) {
-		sp.done, sp.dirty = 0, false
-		return f.spreadEach(rec, f.ops.SpreadClear)
+	if sp != nil {
+		return f.clearSpread(rec)
+	}
+	return nil
+}
+
+// phasesOrNone is the phases' indices, none without a spread.
+func (sp *spread) phasesOrNone() [][2]int {
+	if sp == nil {
+		return nil
+	}
+	return sp.phases
+}
+
+// clearSpread records acc = 0 and forgets every share.
+func (f *freqKV) clearSpread(rec *engine.Recorder) error {
+	clear(f.sp.done)
+	f.sp.dirty = false
+	return f.spreadEach(rec, f.ops.SpreadClear)
+}
+
+// advance records one phase's turn: the span rows stored so far that the next
+// compression takes, up to the budget, or more to catch up by the compression (after
+// a prefill), at most 4 budgets.
+func (f *freqKV) advance(rec *engine.Recorder) error {
+	sp := f.sp
+	if sp.dirty {
+		if err := f.clearSpread(rec); err != nil {
+			return err
+		}
+	}
+	ph := sp.turn
+	sp.turn = (sp.turn + 1) % len(sp.phases)
+	pending := max(0, min(f.rows-f.cfg.Sink, f.cfg.Span())-sp.done[ph])
+	turns := (f.cfg.CacheSize-f.rows)/len(sp.phases) + 1
+	if n := min(pending, max(sp.budget, min(4*sp.budget, ceilDiv(pending, turns)))); n > 0 {
+		return f.accumulate(rec, ph, n)
 	}
 	return nil
 }
@@ -205,20 +267,9 @@ func (f *freqKV) Next(rec *engine.Recorder, n int) (int, error) {
 		f.rows -= steps[0].Rows
 		f.compressions++
 		steps = steps[1:]
-	} else if sp := f.sp; sp != nil {
-		if sp.dirty {
-			sp.done, sp.dirty = 0, false
-			if err := f.spreadEach(rec, f.ops.SpreadClear); err != nil {
-				return 0, err
-			}
-		}
-		// Rows stored so far that the next compression takes: the budget, or more
-		// to catch up by the compression (after a prefill), at most 4 budgets.
-		pending := max(0, min(f.rows-f.cfg.Sink, f.cfg.Span())-sp.done)
-		if n := min(pending, max(sp.budget, min(4*sp.budget, ceilDiv(pending, f.cfg.CacheSize-f.rows+1)))); n > 0 {
-			if err := f.accumulate(rec, n); err != nil {
-				return 0, err
-			}
+	} else if f.sp != nil {
+		if err := f.advance(rec); err != nil {
+			return 0, err
 		}
 	}
 	f.c.allowed = steps[0].Rows
@@ -243,7 +294,7 @@ func (f *freqKV) Reset() {
 	f.rows, f.compressions = 0, 0
 	f.c = committer{}
 	if f.sp != nil {
-		f.sp.done, f.sp.dirty = 0, true
+		f.sp.dirty, f.sp.turn = true, 0
 	}
 }
 

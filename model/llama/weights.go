@@ -151,6 +151,9 @@ func Load(dev *engine.Device, f *gguf.File, opts LoadOptions) (*Model, error) {
 	return m, nil
 }
 
+// Ops is the model's kernel launchers (benchmarks switch their variants).
+func (m *Model) Ops() *shaders.Ops { return m.ops }
+
 // Device is the device the model lives on.
 func (m *Model) Device() *engine.Device { return m.dev }
 
