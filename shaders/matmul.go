@@ -21,6 +21,9 @@ type MatMulOptions struct {
 	// StorageX keeps x in a storage binding in the rows kernel, where it would
 	// otherwise go through a uniform binding (tests, benchmarks).
 	StorageX bool
+	// UniformX reads x through a uniform binding in the rows kernel for f32 and
+	// f16 weights too, where it fits (tests, benchmarks).
+	UniformX bool
 	// NarrowLoads forces the 32-bit-load kernels of matmul.wgsl for f32 and
 	// f16 weights even where K allows the 16-byte loads of matmul_vec4.wgsl
 	// (tests, benchmarks).
@@ -163,7 +166,11 @@ func (o *Ops) MatMul(rec *engine.Recorder, x *engine.Tensor, w *engine.Weight, y
 	}
 	file, perInv := matmulShader(w.DType, k, opt.NarrowLoads)
 	xBinding := x.Binding()
+	// x through a uniform binding: measured faster for the block types (whose
+	// matvec loads 4-8 x values per weight word), not for f16 (BenchmarkMatVecUniformX,
+	// BenchmarkMediumDecodeUniformX); tests force it for f32/f16 with UniformX.
 	uniformX := kern == MatMulRows && file != "matmul.wgsl" && !opt.StorageX && !o.StorageX &&
+		(file == "matmul_q.wgsl" || opt.UniformX) &&
 		uint64(4*m*k) <= o.Dev.MaxUniformBinding() && x.Offset%uint64(o.Dev.Limits.MinUniformBufferOffsetAlignment) == 0
 	var entry string
 	var wg int

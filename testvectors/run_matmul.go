@@ -11,6 +11,7 @@ type matmulVariant struct {
 	kern     shaders.MatMulKernel
 	narrow   bool
 	storageX bool
+	uniformX bool
 }
 
 func (v matmulVariant) String() string {
@@ -20,6 +21,9 @@ func (v matmulVariant) String() string {
 	}
 	if v.storageX {
 		s += "/storage-x"
+	}
+	if v.uniformX {
+		s += "/uniform-x"
 	}
 	return s
 }
@@ -31,7 +35,7 @@ var variants = func() []matmulVariant {
 	for _, k := range shaders.MatMulKernels {
 		out = append(out, matmulVariant{kern: k}, matmulVariant{kern: k, narrow: true})
 		if k == shaders.MatMulRows {
-			out = append(out, matmulVariant{kern: k, storageX: true})
+			out = append(out, matmulVariant{kern: k, storageX: true}, matmulVariant{kern: k, uniformX: true})
 		}
 	}
 	return out
@@ -94,7 +98,7 @@ func init() {
 			if err != nil {
 				return nil, err
 			}
-			opt.Kernel, opt.NarrowLoads, opt.StorageX = kern, variant.narrow, variant.storageX
+			opt.Kernel, opt.NarrowLoads, opt.StorageX, opt.UniformX = kern, variant.narrow, variant.storageX, variant.uniformX
 			got, err = r.Submit(func(rec *engine.Recorder) error { return r.Ops.MatMul(rec, x, w, y, m, opt) }, map[string]*engine.Tensor{"y": y})
 			if err != nil {
 				return nil, fmt.Errorf("kernel %s: %w", variant, err)

@@ -95,13 +95,13 @@ func BenchmarkFreqKVvsFull(b *testing.B) {
 }
 
 // BenchmarkMediumDecodeUniformX: decode of the medium model with the decode
-// matvec reading x through a uniform binding (the default on CPU adapters)
-// against a storage binding, rounds alternating in one process; reports the
+// matvec reading x through a uniform binding (the default on CPU adapters for
+// q8_0 and q4_0 weights) against a storage binding, rounds alternating in one process; reports the
 // median decode tok/s of each and their ratio.
 func BenchmarkMediumDecodeUniformX(b *testing.B) {
 	for _, wt := range []ggml.Type{ggml.F16, ggml.Q8_0, ggml.Q4_0} {
+		m := medium(b, wt) // outside b.Run: the files live in the parent's TempDir
 		b.Run(wt.String(), func(b *testing.B) {
-			m := medium(b, wt)
 			ctx, err := m.NewContext(llama.CacheOptions{Policy: "full", Context: 1024, KV: engine.F16})
 			if err != nil {
 				b.Fatal(err)
