@@ -10,8 +10,8 @@ import (
 // A FreqKV compression spread over decode steps (compress_spread.wgsl). Compress does the
 // whole compression in the step that needs it, which stalls that step for several steps'
 // time; the compression is linear in the span, y = C x, so the span rows' shares can be
-// accumulated as rows arrive and the compressing step only writes the result out. Same
-// map as Compress, summed in another order (float32 either way).
+// accumulated as rows arrive and the compressing step only adds the last rows and writes
+// the result out. Same map as Compress, summed in another order (float32 either way).
 //
 // The launchers take the CompressParams of Compress. Channels must be a multiple of 4.
 // The table is m*L floats, so this suits caches up to a few thousand rows (SpreadFits).
@@ -89,7 +89,7 @@ func (o *Ops) spread(rec *engine.Recorder, entry string, cache, table, acc *engi
 	for _, g := range groups {
 		if rec == nil {
 			// Prepare: compiled only.
-			if entry == "writeout" {
+			if entry == "finish" {
 				return o.moveRecent(nil, g, cache.DType, p, acc.Binding())
 			}
 			return nil
@@ -102,17 +102,14 @@ func (o *Ops) spread(rec *engine.Recorder, entry string, cache, table, acc *engi
 				return fmt.Errorf("%s: %w", what, err)
 			}
 		}
-		if entry == "writeout" {
-			if err := o.moveRecent(rec, g, cache.DType, p, acc.Binding()); err != nil {
-				return err
-			}
-		}
+
 	}
 	return nil
 }
 
 // SpreadAccumulate records acc += C[:, j0:j0+n] x[j0:j0+n] for matrices [first,
 // first+count) of cache: span rows [j0, j0+n) (cache rows S+j0...), stored already.
+// j0 = 0 starts a new sum: acc's previous contents are ignored.
 func (o *Ops) SpreadAccumulate(rec *engine.Recorder, cache, table, acc *engine.Tensor, p CompressParams, first, count, j0, n int) error {
 	if n == 0 || count == 0 {
 		return nil
@@ -120,21 +117,41 @@ func (o *Ops) SpreadAccumulate(rec *engine.Recorder, cache, table, acc *engine.T
 	return o.spread(rec, "accumulate", cache, table, acc, p, first, count, j0, n)
 }
 
-// SpreadWrite records the end of a spread compression: rows [S, S+m) of every matrix
-// become acc (which must hold every span row's share), acc is zeroed, and the recent rows
-// move up behind them, as Compress leaves them.
-func (o *Ops) SpreadWrite(rec *engine.Recorder, cache, table, acc *engine.Tensor, p CompressParams) error {
-	return o.spread(rec, "writeout", cache, table, acc, p, 0, p.Batches, 0, 0)
+// SpreadFinish records the end of a spread compression for matrices [first,
+// first+count): rows [S, S+m) become acc (the shares of span rows [0, j0)) plus the
+// shares of span rows [j0, L). j0 must be at least m, so that no row it reads is one it
+// writes. The recent rows move afterwards (SpreadMoveRecent).
+func (o *Ops) SpreadFinish(rec *engine.Recorder, cache, table, acc *engine.Tensor, p CompressParams, first, count, j0 int) error {
+	if j0 < p.Kept {
+		return fmt.Errorf("compress finish: span rows from %d would be read while rows [0, %d) are written; accumulate up to %d first", j0, p.Kept, p.Kept)
+	}
+	if count == 0 {
+		return nil
+	}
+	return o.spread(rec, "finish", cache, table, acc, p, first, count, j0, p.Span-j0)
 }
 
-// SpreadClear records acc = 0 (after a compression done by Compress instead).
-func (o *Ops) SpreadClear(rec *engine.Recorder, cache, table, acc *engine.Tensor, p CompressParams) error {
-	return o.spread(rec, "clear", cache, table, acc, p, 0, p.Batches, 0, 0)
+// SpreadMoveRecent records the move of every matrix's recent rows [S+L, S+L+R) to
+// [S+m, S+m+R), after SpreadFinish has written the compressed rows of all of them.
+func (o *Ops) SpreadMoveRecent(rec *engine.Recorder, cache, acc *engine.Tensor, p CompressParams) error {
+	if err := p.validate(cache); err != nil {
+		return err
+	}
+	groups, err := o.groups(cache, p.Batches, p.BatchStride, p.Sink+p.Span+p.Recent)
+	if err != nil {
+		return fmt.Errorf("compress move: %w", err)
+	}
+	for _, g := range groups {
+		if err := o.moveRecent(rec, g, cache.DType, p, acc.Binding()); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // PrepareSpread compiles the spread kernels (and the recent-row move) without recording.
 func (o *Ops) PrepareSpread(cache, table, acc *engine.Tensor, p CompressParams) error {
-	for _, e := range []string{"accumulate", "writeout", "clear"} {
+	for _, e := range []string{"accumulate", "finish"} {
 		if err := o.spread(nil, e, cache, table, acc, p, 0, p.Batches, 0, 0); err != nil {
 			return err
 		}

@@ -2,7 +2,8 @@
 // fixed linear map of the span, y = C x with C = sqrt(m/L) DCT-III_m trunc_m DCT-II_L an
 // [m, L] matrix, so each span row's share C[:, j] x_j can be added to an accumulator as soon
 // as the row is stored, a few rows per step. The step that needs the compression then only
-// writes the accumulator into the cache (and moves the recent rows, compress.go).
+// adds the last rows' shares and writes the sums into the cache (the recent rows then move
+// up, compress.go).
 //
 // Bindings (all entry points):
 //   0 p     uniform Params
@@ -12,9 +13,10 @@
 //   3 acc   (rw) f32 [matrices][m][C] as vec4, matrix b of the group at b + p.acc0
 // Entry points, dispatch ((ceil(m / WG), C/4, matrices) workgroups of WG, matrix b = boff + z):
 //   accumulate: acc[b][k] += sum over j in [j0, j0 + nrows) of C[k, j] * row S + j of matrix b,
-//               for matrices b = boff + z of the group
-//   writeout:   row S + k of matrix b = acc[b][k]; acc[b][k] = 0
-//   clear:      acc[b][k] = 0
+//               for matrices b = boff + z of the group; j0 = 0 starts the sum (acc = ...)
+//   finish:     row S + k of matrix b = acc[b][k] + the same sum; the rows it reads, S + j0
+//               on, must not be among those it writes: j0 >= m (the launcher checks), as at
+//               the end of a spread compression
 // Constants: WG, F16 (0 f32 cache, 1 f16). Channels must be a multiple of 4.
 
 struct Params {
@@ -65,6 +67,14 @@ fn acc_index(b: u32, k: u32, q: u32) -> u32 {
   return ((p.acc0 + b) * p.kept + k) * p.c4 + q;
 }
 
+fn shares(b: u32, k: u32, q: u32) -> vec4<f32> {
+  var s = vec4<f32>(0.0);
+  for (var j = p.j0; j < p.j0 + p.nrows; j++) {
+    s += table[j * p.kept + k] * load4(elem(b, p.sink + j, q));
+  }
+  return s;
+}
+
 @compute @workgroup_size(WG)
 fn accumulate(@builtin(global_invocation_id) gid: vec3<u32>) {
   let k = gid.x;
@@ -73,34 +83,21 @@ fn accumulate(@builtin(global_invocation_id) gid: vec3<u32>) {
   if (k >= p.kept || q >= p.c4) {
     return;
   }
-  var s = vec4<f32>(0.0);
-  for (var j = p.j0; j < p.j0 + p.nrows; j++) {
-    s += table[j * p.kept + k] * load4(elem(b, p.sink + j, q));
-  }
   let a = acc_index(b, k, q);
-  acc[a] += s;
+  if (p.j0 == 0u) {
+    acc[a] = shares(b, k, q);
+  } else {
+    acc[a] += shares(b, k, q);
+  }
 }
 
 @compute @workgroup_size(WG)
-fn writeout(@builtin(global_invocation_id) gid: vec3<u32>) {
+fn finish(@builtin(global_invocation_id) gid: vec3<u32>) {
   let k = gid.x;
   let q = gid.y;
   let b = gid.z + p.boff;
   if (k >= p.kept || q >= p.c4) {
     return;
   }
-  let a = acc_index(b, k, q);
-  store4(elem(b, p.sink + k, q), acc[a]);
-  acc[a] = vec4<f32>(0.0);
-}
-
-@compute @workgroup_size(WG)
-fn clear(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let k = gid.x;
-  let q = gid.y;
-  let b = gid.z + p.boff;
-  if (k >= p.kept || q >= p.c4) {
-    return;
-  }
-  acc[acc_index(b, k, q)] = vec4<f32>(0.0);
+  store4(elem(b, p.sink + k, q), acc[acc_index(b, k, q)] + shares(b, k, q));
 }

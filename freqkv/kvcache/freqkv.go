@@ -48,10 +48,9 @@ type spread struct {
 	accs   []*engine.Tensor // f32 [matrices][m][C] per arena
 	phases [][2]int         // matrix ranges [first, end), counted over all arenas
 	done   []int
-	turn   int  // the phase of the next step
-	budget int  // span rows a phase takes per turn at most, short of catching up
-	dirty  bool // acc holds shares of no current span (after Reset)
-	writes int  // compressions written out from acc (tests)
+	turn   int // the phase of the next step
+	budget int // span rows a phase takes per turn at most, short of catching up
+	writes int // compressions written out from acc (tests)
 }
 
 // spreadPhases is how many phases the matrices are split into (at most).
@@ -152,12 +151,17 @@ func (f *freqKV) newSpread(dev *engine.Device) error {
 
 func ceilDiv(a, b int) int { return (a + b - 1) / b }
 
-// spreadEach records op on every arena with its accumulator.
-func (f *freqKV) spreadEach(rec *engine.Recorder, op func(rec *engine.Recorder, cache, table, acc *engine.Tensor, p shaders.CompressParams) error) error {
-	for i := range f.s.arenas {
-		if err := op(rec, f.s.arena(i), f.sp.table, f.sp.accs[i], f.params(f.s.counts[i])); err != nil {
-			return fmt.Errorf("kvcache: freqkv spread compression: %w", err)
+// eachArena calls fn with the part of matrices [lo, hi) (counted over all arenas) in
+// arena i, as a first matrix and a count within it, for every arena holding some.
+func (f *freqKV) eachArena(lo, hi int, fn func(i, first, count int) error) error {
+	start := 0 // arena i's first matrix
+	for i, count := range f.s.counts {
+		if a, b := max(lo, start), min(hi, start+count); a < b {
+			if err := fn(i, a-start, b-a); err != nil {
+				return fmt.Errorf("kvcache: freqkv spread compression: %w", err)
+			}
 		}
+		start += count
 	}
 	return nil
 }
@@ -167,36 +171,39 @@ func (f *freqKV) accumulate(rec *engine.Recorder, ph, n int) error {
 	sp := f.sp
 	j0, r := sp.done[ph], sp.phases[ph]
 	sp.done[ph] += n
-	start := 0 // the arena's first matrix, over all arenas
-	for i, count := range f.s.counts {
-		lo, hi := max(r[0], start), min(r[1], start+count)
-		if lo < hi {
-			if err := f.ops.SpreadAccumulate(rec, f.s.arena(i), sp.table, sp.accs[i], f.params(count), lo-start, hi-lo, j0, n); err != nil {
-				return fmt.Errorf("kvcache: freqkv spread compression: %w", err)
-			}
-		}
-		start += count
-	}
-	return nil
+	return f.eachArena(r[0], r[1], func(i, first, count int) error {
+		return f.ops.SpreadAccumulate(rec, f.s.arena(i), sp.table, sp.accs[i], f.params(f.s.counts[i]), first, count, j0, n)
+	})
 }
 
-// compress records the compression a full cache needs: written out from the
-// accumulator when it holds (nearly) every span row, else whole.
+// compress records the compression a full cache needs: finished from the accumulator
+// when every phase holds the shares of at least m span rows and lags by at most a turn's
+// budget (decode), else whole (the rows came in large chunks).
 func (f *freqKV) compress(rec *engine.Recorder) error {
 	sp := f.sp
-	written := sp != nil && !sp.dirty
-	for ph := range len(sp.phasesOrNone()) {
-		written = written && f.cfg.Span()-sp.done[ph] <= sp.budget
+	l, m := f.cfg.Span(), f.cfg.Kept()
+	finish := sp != nil
+	if sp != nil {
+		for _, d := range sp.done {
+			finish = finish && d >= m && l-d <= sp.budget
+		}
 	}
-	if written {
-		for ph := range sp.phases {
-			if err := f.accumulate(rec, ph, f.cfg.Span()-sp.done[ph]); err != nil {
+	if finish {
+		for ph, r := range sp.phases {
+			if err := f.eachArena(r[0], r[1], func(i, first, count int) error {
+				return f.ops.SpreadFinish(rec, f.s.arena(i), sp.table, sp.accs[i], f.params(f.s.counts[i]), first, count, sp.done[ph])
+			}); err != nil {
 				return err
 			}
-			sp.done[ph] = 0
 		}
+		if err := f.eachArena(0, 2*f.s.g.Layers, func(i, _, _ int) error {
+			return f.ops.SpreadMoveRecent(rec, f.s.arena(i), sp.accs[i], f.params(f.s.counts[i]))
+		}); err != nil {
+			return err
+		}
+		clear(sp.done)
 		sp.writes++
-		return f.spreadEach(rec, f.ops.SpreadWrite)
+		return nil
 	}
 	for i := range f.s.arenas {
 		if err := f.ops.Compress(rec, f.s.arena(i), f.scratch, f.params(f.s.counts[i])); err != nil {
@@ -204,24 +211,9 @@ func (f *freqKV) compress(rec *engine.Recorder) error {
 		}
 	}
 	if sp != nil {
-		return f.clearSpread(rec)
+		clear(sp.done) // the next shares start new sums
 	}
 	return nil
-}
-
-// phasesOrNone is the phases' indices, none without a spread.
-func (sp *spread) phasesOrNone() [][2]int {
-	if sp == nil {
-		return nil
-	}
-	return sp.phases
-}
-
-// clearSpread records acc = 0 and forgets every share.
-func (f *freqKV) clearSpread(rec *engine.Recorder) error {
-	clear(f.sp.done)
-	f.sp.dirty = false
-	return f.spreadEach(rec, f.ops.SpreadClear)
 }
 
 // advance records one phase's turn: the span rows stored so far that the next
@@ -229,11 +221,6 @@ func (f *freqKV) clearSpread(rec *engine.Recorder) error {
 // a prefill), at most 4 budgets.
 func (f *freqKV) advance(rec *engine.Recorder) error {
 	sp := f.sp
-	if sp.dirty {
-		if err := f.clearSpread(rec); err != nil {
-			return err
-		}
-	}
 	ph := sp.turn
 	sp.turn = (sp.turn + 1) % len(sp.phases)
 	pending := max(0, min(f.rows-f.cfg.Sink, f.cfg.Span())-sp.done[ph])
@@ -294,7 +281,8 @@ func (f *freqKV) Reset() {
 	f.rows, f.compressions = 0, 0
 	f.c = committer{}
 	if f.sp != nil {
-		f.sp.dirty, f.sp.turn = true, 0
+		clear(f.sp.done) // the next shares start new sums
+		f.sp.turn = 0
 	}
 }
 
