@@ -42,6 +42,7 @@ test)
 	# so lavapipe's threads are not oversubscribed on small machines.
 	go test -p 1 -count=1 -timeout 30m ./...
 	go test -run '^$' -fuzz '^FuzzParse$' -fuzztime 20s ./model/gguf
+	go test -run '^$' -fuzz '^FuzzGGUFVocab$' -fuzztime 10s ./model/tokenizer
 	;;
 bench)
 	go test -p 1 -run '^$' -bench . -benchtime 3x ./...

@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"errors"
 	"fmt"
 	"regexp"
 	"sort"
@@ -102,6 +103,9 @@ func specialise(src string, c Constants) string {
 	return strings.Join(head, "\n") + "\n" + strings.Join(body, "\n")
 }
 
+// ErrNoShaderF16 is wrapped by errors about f16 kernels on a device without shader-f16.
+var ErrNoShaderF16 = errors.New("needs shader-f16")
+
 // Kernel returns the pipeline for a shader and its constants, compiling it
 // on first use. name identifies the source (e.g. "matmul.wgsl:matvec_q8").
 func (d *Device) Kernel(name, src, entry string, c Constants) (*Kernel, error) {
@@ -112,7 +116,7 @@ func (d *Device) Kernel(name, src, entry string, c Constants) (*Kernel, error) {
 		return k, nil
 	}
 	if strings.Contains(src, "enable f16;") && !d.ShaderF16 {
-		return nil, fmt.Errorf("kernel %s needs shader-f16, which adapter %q does not offer; use --kv f32 / f32 weights", name, d.Info.Name)
+		return nil, fmt.Errorf("kernel %s: %w, which adapter %q does not offer; f32 data avoids it", name, ErrNoShaderF16, d.Info.Name)
 	}
 	decls, err := parseBindings(src)
 	if err != nil {

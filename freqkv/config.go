@@ -19,29 +19,50 @@ func DefaultConfig(cacheSize int) Config {
 	return Config{CacheSize: cacheSize, Sink: 4, Recent: 0, Ratio: 0.5}
 }
 
-// Validate reports, in terms a command-line user can act on, why the geometry cannot run.
+// Field names a Config field, so errors can say which values conflict.
+type Field string
+
+const (
+	FieldCacheSize Field = "CacheSize"
+	FieldSink      Field = "Sink"
+	FieldRecent    Field = "Recent"
+	FieldRatio     Field = "Ratio"
+)
+
+// ConfigError says why a Config cannot run and which fields are involved.
+type ConfigError struct {
+	Fields []Field
+	Msg    string
+}
+
+func (e *ConfigError) Error() string { return "freqkv: " + e.Msg }
+
+func configErr(msg string, fields ...Field) error { return &ConfigError{Fields: fields, Msg: msg} }
+
+// Validate reports, as a *ConfigError, why the geometry cannot run.
 func (c Config) Validate() error {
 	switch {
 	case c.CacheSize <= 0:
-		return fmt.Errorf("freqkv: cache size %d must be positive; raise --cache-size", c.CacheSize)
+		return configErr(fmt.Sprintf("cache size %d must be positive", c.CacheSize), FieldCacheSize)
 	case c.Sink < 0:
-		return fmt.Errorf("freqkv: sink %d is negative; use --sink 0 or more", c.Sink)
+		return configErr(fmt.Sprintf("sink %d is negative", c.Sink), FieldSink)
 	case c.Recent < 0:
-		return fmt.Errorf("freqkv: recent %d is negative; use --recent 0 or more", c.Recent)
+		return configErr(fmt.Sprintf("recent %d is negative", c.Recent), FieldRecent)
 	case !(c.Ratio > 0 && c.Ratio < 1): // also rejects NaN
-		return fmt.Errorf("freqkv: retaining ratio %g is outside (0, 1); use e.g. --ratio 0.5", c.Ratio)
+		return configErr(fmt.Sprintf("retaining ratio %g is outside (0, 1), e.g. 0.5", c.Ratio), FieldRatio)
 	case c.Sink+c.Recent >= c.CacheSize:
-		return fmt.Errorf("freqkv: sink %d + recent %d leaves no span to compress in a cache of %d rows; "+
-			"lower --sink/--recent or raise --cache-size", c.Sink, c.Recent, c.CacheSize)
+		return configErr(fmt.Sprintf("sink %d + recent %d leaves no span to compress in a cache of %d rows; "+
+			"the size must exceed sink + recent", c.Sink, c.Recent, c.CacheSize), FieldSink, FieldRecent, FieldCacheSize)
 	}
 	span, kept := c.Span(), c.Kept()
 	if kept < 1 {
-		return fmt.Errorf("freqkv: ratio %g keeps floor(%d*%g) = %d of the %d compressible rows; "+
-			"raise --ratio or --cache-size, or lower --sink/--recent", c.Ratio, span, c.Ratio, kept, span)
+		return configErr(fmt.Sprintf("ratio %g keeps floor(%d*%g) = %d of the %d compressible rows; "+
+			"a larger ratio or span (size - sink - recent) keeps at least one", c.Ratio, span, c.Ratio, kept, span),
+			FieldRatio, FieldCacheSize, FieldSink, FieldRecent)
 	}
 	if kept >= span {
-		return fmt.Errorf("freqkv: ratio %g keeps all %d compressible rows, so a compression frees none; "+
-			"lower --ratio", c.Ratio, span)
+		return configErr(fmt.Sprintf("ratio %g keeps all %d compressible rows, so a compression frees none; "+
+			"a smaller ratio frees some", c.Ratio, span), FieldRatio)
 	}
 	return nil
 }
@@ -66,13 +87,3 @@ func (c Config) Period() int { return c.Span() - c.Kept() }
 
 // RowsAfterCompression is S + m + R, the rows a full cache holds right after a compression.
 func (c Config) RowsAfterCompression() int { return c.Sink + c.Kept() + c.Recent }
-
-// KVBytes is the memory of the N-row key and value caches of all layers, the most the cache
-// ever takes: 2 * N * layers * kvHeads * headDim * bytesPerElem. It is 0 if any argument
-// (or the cache size) is not positive.
-func (c Config) KVBytes(layers, kvHeads, headDim, bytesPerElem int) int64 {
-	if c.CacheSize <= 0 || layers <= 0 || kvHeads <= 0 || headDim <= 0 || bytesPerElem <= 0 {
-		return 0
-	}
-	return 2 * int64(c.CacheSize) * int64(layers) * int64(kvHeads) * int64(headDim) * int64(bytesPerElem)
-}

@@ -51,7 +51,7 @@ func TestValidateExplainsTheProblem(t *testing.T) {
 		message string
 	}{
 		{"no span", Config{CacheSize: 4096, Sink: 4, Recent: 4092, Ratio: 0.5},
-			"freqkv: sink 4 + recent 4092 leaves no span to compress in a cache of 4096 rows; lower --sink/--recent or raise --cache-size"},
+			"freqkv: sink 4 + recent 4092 leaves no span to compress in a cache of 4096 rows; the size must exceed sink + recent"},
 		{"span negative", Config{CacheSize: 8, Sink: 6, Recent: 6, Ratio: 0.5}, "sink 6 + recent 6 leaves no span"},
 		{"zero cache", Config{CacheSize: 0, Ratio: 0.5}, "cache size 0 must be positive"},
 		{"negative sink", Config{CacheSize: 16, Sink: -1, Ratio: 0.5}, "sink -1 is negative"},
@@ -63,7 +63,12 @@ func TestValidateExplainsTheProblem(t *testing.T) {
 		{"nothing kept", Config{CacheSize: 7, Sink: 4, Ratio: 0.3}, "ratio 0.3 keeps floor(3*0.3) = 0 of the 3 compressible rows"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			require.ErrorContains(t, tc.cfg.Validate(), tc.message)
+			err := tc.cfg.Validate()
+			require.ErrorContains(t, err, tc.message)
+			require.NotContains(t, err.Error(), "--", "a library error names no CLI flag")
+			var ce *ConfigError
+			require.ErrorAs(t, err, &ce)
+			require.NotEmpty(t, ce.Fields)
 		})
 	}
 }
@@ -77,17 +82,6 @@ func TestKeptFloorsTheFloat64Product(t *testing.T) {
 	require.Equal(t, 1<<20-1, c.Kept())
 	require.Equal(t, 1, c.Period())
 	require.Equal(t, 8, Config{CacheSize: 28, Ratio: 0.3}.Kept())
-}
-
-func TestKVBytes(t *testing.T) {
-	// Llama-2-7B, fp16, 4096 rows: the well-known 2 GiB.
-	require.Equal(t, int64(2<<30), DefaultConfig(4096).KVBytes(32, 32, 128, 2))
-	require.Equal(t, int64(2*100*3*4*8*4), DefaultConfig(100).KVBytes(3, 4, 8, 4))
-	// Beyond int32 without overflow: 2 * 1M * 80 * 8 * 128 * 4 bytes.
-	require.Equal(t, int64(2*(1<<20))*80*8*128*4, DefaultConfig(1<<20).KVBytes(80, 8, 128, 4))
-	require.Zero(t, DefaultConfig(4096).KVBytes(0, 32, 128, 2))
-	require.Zero(t, DefaultConfig(4096).KVBytes(32, -1, 128, 2))
-	require.Zero(t, DefaultConfig(0).KVBytes(32, 32, 128, 2))
 }
 
 func TestKeptIsZeroWithoutAValidRatioOrSpan(t *testing.T) {

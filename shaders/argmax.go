@@ -10,9 +10,17 @@ import (
 // invocations per workgroup.
 const argmaxWG = 256
 
+// argmaxUniform is argmax.wgsl's Params.
+type argmaxUniform struct {
+	n uint32 // values to scan
+}
+
+// ArgmaxNonFinite is Argmax's answer when its input holds NaN or Inf.
+const ArgmaxNonFinite = 0xffffffff
+
 // Argmax records out[0] = the index of the largest of x's first n values,
-// the lowest index on ties (greedy sampling). NaN inputs give an unspecified
-// index.
+// the lowest index on ties (greedy sampling), or ArgmaxNonFinite if any of
+// them is NaN or infinite.
 func (o *Ops) Argmax(rec *engine.Recorder, x, out *engine.Tensor, n int) error {
 	if n < 1 {
 		return fmt.Errorf("argmax: n = %d, want at least 1", n)
@@ -27,5 +35,5 @@ func (o *Ops) Argmax(rec *engine.Recorder, x, out *engine.Tensor, n int) error {
 	if err != nil {
 		return err
 	}
-	return rec.Dispatch(k, []uint32{uint32(n)}, [3]uint32{1, 1, 1}, x.Binding(), out.Binding())
+	return rec.Dispatch(k, words(argmaxUniform{n: uint32(n)}), [3]uint32{1, 1, 1}, x.Binding(), out.Binding())
 }

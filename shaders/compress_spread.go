@@ -18,6 +18,17 @@ import (
 
 const spreadWG = 64
 
+// spreadUniform is the Params of compress_spread.wgsl.
+type spreadUniform struct {
+	j0, nrows  uint32 // span rows [j0, j0+nrows) to add
+	sink, kept uint32 // S, m
+	c4         uint32 // channels / 4
+	bstride    uint32 // rows between consecutive matrices
+	base       uint32 // element offset of the group's matrix 0, row 0 in the cache binding
+	acc0       uint32 // the group's first matrix in acc
+	boff       uint32 // first matrix of the group this dispatch takes
+}
+
 // SpreadTableBytes is the size of the [L][m] f32 table of a span.
 func SpreadTableBytes(span, kept int) uint64 { return 4 * uint64(span) * uint64(kept) }
 
@@ -96,7 +107,8 @@ func (o *Ops) spread(rec *engine.Recorder, entry string, cache, table, acc *engi
 		}
 		lo, hi := max(first, g.b0), min(first+count, g.b0+g.nb)
 		if lo < hi {
-			prm := []uint32{uint32(j0), uint32(n), uint32(p.Sink), uint32(p.Kept), uint32(p.Channels / 4), uint32(p.BatchStride), uint32(g.base), uint32(g.b0), uint32(lo - g.b0)}
+			prm := words(spreadUniform{j0: uint32(j0), nrows: uint32(n), sink: uint32(p.Sink), kept: uint32(p.Kept), c4: uint32(p.Channels / 4),
+				bstride: uint32(p.BatchStride), base: uint32(g.base), acc0: uint32(g.b0), boff: uint32(lo - g.b0)})
 			grid := [3]uint32{uint32(ceilDiv(p.Kept, spreadWG)), uint32(p.Channels / 4), uint32(hi - lo)}
 			if err := rec.Dispatch(k, prm, grid, g.binding, table.Binding(), acc.Binding()); err != nil {
 				return fmt.Errorf("%s: %w", what, err)

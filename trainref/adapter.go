@@ -2,6 +2,7 @@ package trainref
 
 import (
 	"fmt"
+	"github.com/freqkv/freqkv/kvcache"
 	"slices"
 	"strings"
 
@@ -13,7 +14,7 @@ import (
 // package lora: pairs with A of dims {in, rank} and B of dims {rank, out}, full tensors with
 // the model's dims. Tensors are in name order.
 func (p Params) Adapter(m *cpuref.Model) (*lora.Adapter, error) {
-	if _, err := newRun(m, p, Spec{Policy: PolicyFull}, false); err != nil {
+	if _, err := newRun(m, p, kvcache.Spec{Kind: kvcache.Full, Size: 1}, false); err != nil {
 		return nil, err
 	}
 	a := &lora.Adapter{Arch: m.HP.Arch, Alpha: p.Alpha}

@@ -14,13 +14,14 @@
 // rmsnorm, Q/K/V (plus their biases, and LoRA where given), the cache policy's view of each
 // token, RoPE by the view's positions, attention (GQA), the output projection, the residual,
 // the SwiGLU feed-forward, the residual; then the output norm and the classifier (the token
-// embedding when tied). The policies (Spec.Policy):
+// embedding when tied). The policies (kvcache.Spec.Kind; Storage is ignored, the reference is
+// float64 throughout):
 //
-//   - "full": token i attends to tokens 0..i at positions 0..i.
-//   - "window" (StreamingLLM, N rows of which S sinks): token r attends to the sinks
+//   - full: token i attends to tokens 0..i at positions 0..i (at most Size tokens).
+//   - window (StreamingLLM, N rows of which S sinks): token r attends to the sinks
 //     [0, min(S, r+1)) at their own positions and to rows [lo, r], lo = max(S, r-(N-S)+1), at
 //     positions S+(j-lo); its query has position S+(r-lo) (r when r < S).
-//   - "freqkv": the grouped FreqKV forward. The first N tokens attend causally; whenever the
+//   - freqkv: the grouped FreqKV forward. The first N tokens attend causally; whenever the
 //     cache is full and a token needs a row, every layer's rows [S, S+L) of keys (before RoPE)
 //     and of values are compressed to m rows, y = sqrt(m/L) * DCT-III_m(DCT-II_L(x)[:m]), and
 //     the R recent rows move up; each following group of L-m tokens attends to [S sinks,
@@ -54,23 +55,11 @@ import (
 	"math"
 	"strings"
 
+	"github.com/freqkv/freqkv/engine"
 	"github.com/freqkv/freqkv/freqkv"
+	"github.com/freqkv/freqkv/kvcache"
 	"github.com/freqkv/freqkv/model/cpuref"
 )
-
-// Policies of the KV cache in the training forward.
-const (
-	PolicyFull   = "full"
-	PolicyWindow = "window"
-	PolicyFreqKV = "freqkv"
-)
-
-// Spec is the KV cache policy of the training forward. Cache is N, S, R, g for freqkv; window
-// uses N and S; full ignores it.
-type Spec struct {
-	Policy string
-	Cache  freqkv.Config
-}
 
 // Params are the trainable tensors by GGUF name (see the package comment) and the LoRA alpha.
 type Params struct {
@@ -80,7 +69,7 @@ type Params struct {
 
 // LossAndGrads runs the training forward of tokens under spec and returns the mean next-token
 // NLL and its gradient with respect to every tensor of p.Tensors, by the same names.
-func LossAndGrads(m *cpuref.Model, p Params, tokens []int, spec Spec) (float64, map[string][]float64, error) {
+func LossAndGrads(m *cpuref.Model, p Params, tokens []int, spec kvcache.Spec) (float64, map[string][]float64, error) {
 	r, err := newRun(m, p, spec, true)
 	if err != nil {
 		return 0, nil, err
@@ -98,7 +87,7 @@ func LossAndGrads(m *cpuref.Model, p Params, tokens []int, spec Spec) (float64, 
 }
 
 // Loss is the loss of LossAndGrads alone.
-func Loss(m *cpuref.Model, p Params, tokens []int, spec Spec) (float64, error) {
+func Loss(m *cpuref.Model, p Params, tokens []int, spec kvcache.Spec) (float64, error) {
 	r, err := newRun(m, p, spec, false)
 	if err != nil {
 		return 0, err
@@ -107,7 +96,7 @@ func Loss(m *cpuref.Model, p Params, tokens []int, spec Spec) (float64, error) {
 }
 
 // Logits returns the logits (vocab,) of every token of tokens under the training forward.
-func Logits(m *cpuref.Model, p Params, tokens []int, spec Spec) ([][]float64, error) {
+func Logits(m *cpuref.Model, p Params, tokens []int, spec kvcache.Spec) ([][]float64, error) {
 	r, err := newRun(m, p, spec, false)
 	if err != nil {
 		return nil, err
@@ -127,7 +116,7 @@ func Logits(m *cpuref.Model, p Params, tokens []int, spec Spec) ([][]float64, er
 // gradients, and the tape.
 type run struct {
 	m         *cpuref.Model
-	spec      Spec
+	spec      kvcache.Spec
 	alpha     float64
 	t         *tape
 	tensors   map[string]*node       // every tensor by GGUF name
@@ -135,7 +124,7 @@ type run struct {
 	loras     map[string]*loraUpdate // by the name of the matrix they update
 }
 
-func newRun(m *cpuref.Model, p Params, spec Spec, grads bool) (*run, error) {
+func newRun(m *cpuref.Model, p Params, spec kvcache.Spec, grads bool) (*run, error) {
 	if err := checkSpec(spec); err != nil {
 		return nil, err
 	}
@@ -202,19 +191,12 @@ func newRun(m *cpuref.Model, p Params, spec Spec, grads bool) (*run, error) {
 	return r, nil
 }
 
-func checkSpec(s Spec) error {
-	switch s.Policy {
-	case PolicyFull:
-	case PolicyWindow:
-		if s.Cache.CacheSize < 1 || s.Cache.Sink < 0 || s.Cache.Sink >= s.Cache.CacheSize {
-			return fmt.Errorf("trainref: window of %d rows with %d sinks; want 0 <= sinks < rows", s.Cache.CacheSize, s.Cache.Sink)
-		}
-	case PolicyFreqKV:
-		if err := s.Cache.Validate(); err != nil {
-			return fmt.Errorf("trainref: %w", err)
-		}
-	default:
-		return fmt.Errorf("trainref: unknown cache policy %q (want %q, %q or %q)", s.Policy, PolicyFull, PolicyWindow, PolicyFreqKV)
+func checkSpec(s kvcache.Spec) error {
+	if s.Storage == 0 {
+		s.Storage = engine.F32 // the reference has no storage type; validate the rest
+	}
+	if err := s.Validate(); err != nil {
+		return fmt.Errorf("trainref: %w", err)
 	}
 	return nil
 }
@@ -286,6 +268,9 @@ func (r *run) forward(tokens []int) ([]*node, error) {
 	hp := r.m.HP
 	if err := checkTokens(tokens, hp.Vocab); err != nil {
 		return nil, err
+	}
+	if r.spec.Kind == kvcache.Full && len(tokens) > r.spec.Size {
+		return nil, fmt.Errorf("trainref: %d tokens do not fit a full cache of %d", len(tokens), r.spec.Size)
 	}
 	rp := ropeParams{headDim: hp.HeadDim(), dim: hp.RopeDim, base: hp.RopeBase, scale: hp.RopeScale, neox: hp.RopeNeoX}
 	x := make([]*node, len(tokens))
@@ -367,13 +352,13 @@ func positions(first, n int) []int {
 // views applies the cache policy to one layer's keys and values of the whole sequence.
 func (r *run) views(k, v []*node) ([]view, error) {
 	out := make([]view, len(k))
-	switch r.spec.Policy {
-	case PolicyFull:
+	switch r.spec.Kind {
+	case kvcache.Full:
 		for i := range k {
 			out[i] = view{keys: k[:i+1], values: v[:i+1], keyPos: positions(0, i+1), queryPos: i}
 		}
-	case PolicyWindow:
-		n, s := r.spec.Cache.CacheSize, r.spec.Cache.Sink
+	case kvcache.Window:
+		n, s := r.spec.Size, r.spec.Sink
 		for i := range k {
 			sinks := min(s, i+1)
 			vw := view{keys: append([]*node(nil), k[:sinks]...), values: append([]*node(nil), v[:sinks]...),
@@ -387,8 +372,8 @@ func (r *run) views(k, v []*node) ([]view, error) {
 			}
 			out[i] = vw
 		}
-	case PolicyFreqKV:
-		cfg := r.spec.Cache
+	case kvcache.FreqKV:
+		cfg := r.spec.FreqKV()
 		steps, err := cfg.Plan(0, len(k))
 		if err != nil {
 			return nil, fmt.Errorf("trainref: %w", err)

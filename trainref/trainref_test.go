@@ -3,6 +3,8 @@ package trainref
 import (
 	"bytes"
 	"fmt"
+	"github.com/freqkv/freqkv/engine"
+	"github.com/freqkv/freqkv/kvcache"
 	"math"
 	mrand "math/rand/v2"
 	"slices"
@@ -58,11 +60,11 @@ func tokens(n, vocab int, seed uint64) []int {
 // 4 compressions, and the first rows after the sinks are compressed 4 times over.
 var testCache = freqkv.Config{CacheSize: 12, Sink: 2, Recent: 1, Ratio: 0.5}
 
-func specs() map[string]Spec {
-	return map[string]Spec{
-		"full":   {Policy: PolicyFull},
-		"window": {Policy: PolicyWindow, Cache: freqkv.Config{CacheSize: 9, Sink: 2}},
-		"freqkv": {Policy: PolicyFreqKV, Cache: testCache},
+func specs() map[string]kvcache.Spec {
+	return map[string]kvcache.Spec{
+		"full":   {Kind: kvcache.Full, Size: seqLen, Storage: engine.F32},
+		"window": {Kind: kvcache.Window, Size: 9, Sink: 2, Storage: engine.F32},
+		"freqkv": {Kind: kvcache.FreqKV, Size: testCache.CacheSize, Sink: testCache.Sink, Recent: testCache.Recent, Ratio: testCache.Ratio, Storage: engine.F32},
 	}
 }
 
@@ -90,11 +92,7 @@ func TestLogitsEqualCPURef(t *testing.T) {
 		m := load(t, ms)
 		toks := tokens(seqLen, ms.Vocab, 1)
 		for sname, spec := range specs() {
-			cfg := spec.Cache
-			if spec.Policy == PolicyFull {
-				cfg = freqkv.Config{CacheSize: seqLen}
-			}
-			s, err := m.NewSession(spec.Policy, cfg)
+			s, err := m.NewSession(spec)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -164,7 +162,7 @@ func TestCompressAdjoint(t *testing.T) {
 
 // fdCheck compares the gradient of every trainable tensor, at a handful of coordinates, with
 // central finite differences of the loss, and returns the worst relative error.
-func fdCheck(t *testing.T, label string, m *cpuref.Model, p Params, toks []int, spec Spec, pick map[string][]int) float64 {
+func fdCheck(t *testing.T, label string, m *cpuref.Model, p Params, toks []int, spec kvcache.Spec, pick map[string][]int) float64 {
 	t.Helper()
 	loss, grads, err := LossAndGrads(m, p, toks, spec)
 	if err != nil {
@@ -341,16 +339,16 @@ func TestErrors(t *testing.T) {
 	ms := models()["qwen2-tied"]
 	m := load(t, ms)
 	toks := tokens(10, ms.Vocab, 1)
-	full := Spec{Policy: PolicyFull}
+	full := kvcache.Spec{Kind: kvcache.Full, Size: 64}
 	for _, c := range []struct {
 		name string
 		p    Params
 		toks []int
-		spec Spec
+		spec kvcache.Spec
 	}{
-		{"policy", Params{}, toks, Spec{Policy: "ring"}},
-		{"freqkv geometry", Params{}, toks, Spec{Policy: PolicyFreqKV, Cache: freqkv.Config{CacheSize: 4, Sink: 4, Ratio: 0.5}}},
-		{"window sinks", Params{}, toks, Spec{Policy: PolicyWindow, Cache: freqkv.Config{CacheSize: 4, Sink: 4}}},
+		{"policy", Params{}, toks, kvcache.Spec{Kind: 99, Size: 4}},
+		{"freqkv geometry", Params{}, toks, kvcache.Spec{Kind: kvcache.FreqKV, Size: 4, Sink: 4, Ratio: 0.5}},
+		{"window sinks", Params{}, toks, kvcache.Spec{Kind: kvcache.Window, Size: 4, Sink: 4}},
 		{"one token", Params{}, toks[:1], full},
 		{"token range", Params{}, []int{1, ms.Vocab}, full},
 		{"unknown tensor", Params{Tensors: map[string][]float64{"blk.9.attn_q.weight": {1}}}, toks, full},

@@ -9,9 +9,8 @@ import (
 	"strings"
 	"text/tabwriter"
 
-	"github.com/freqkv/freqkv/freqkv/kvcache"
+	"github.com/freqkv/freqkv/kvcache"
 	"github.com/freqkv/freqkv/model/ggml"
-	"github.com/freqkv/freqkv/model/llama"
 	"github.com/freqkv/freqkv/model/synth"
 	"github.com/schollz/progressbar/v3"
 )
@@ -47,14 +46,10 @@ func runBench(args []string) error {
 	preset := fs.String("preset", "tiny", "synthetic model when -m is not given: tiny, medium or llama2-7b-4l")
 	weights := fs.String("weights", "", "weight type of the preset: f32, f16, q8_0 or q4_0 (default: the preset's)")
 	ctxList := fs.String("ctx", "512,2048,8192", "context lengths to fill, comma-separated")
-	cacheList := fs.String("cache", "full,freqkv", "cache policies to compare: full, window, freqkv, freqkv-whole (freqkv compressing every layer in the step that needs it, not spread over steps)")
 	decode := fs.Int("decode", 32, "tokens to decode after each fill")
-	n := fs.Int("cache-size", 512, "N for window and freqkv caches")
-	sink := fs.Int("sink", 4, "S")
-	recent := fs.Int("recent", 0, "R")
-	ratio := fs.Float64("ratio", 0.5, "g")
-	kv := fs.String("kv", "", "KV storage: f16 or f32 (default f16 where the device has shader-f16)")
-	batch := fs.Int("batch", 256, "tokens per prefill step")
+	var cf cacheFlags
+	cf.add(fs, "full,freqkv", true, "default: the model's trained context; a full cache always holds each --ctx plus --decode")
+	compress := fs.String("compress", "spread", "freqkv compression schedules to compare: spread (accumulated over the steps before, no stalling step), whole (every layer in the step that needs it), or spread,whole")
 	asJSON := fs.Bool("json", false, "print JSON")
 	profile := fs.Bool("profile", false, "also print the GPU time per kernel of one decode step (timestamp queries)")
 	if err := parse(fs, args); err != nil {
@@ -64,10 +59,19 @@ func runBench(args []string) error {
 	if err != nil {
 		return err
 	}
-	policies := strings.Split(*cacheList, ",")
-	for _, p := range policies {
-		if p != "full" && p != "window" && p != "freqkv" && p != "freqkv-whole" {
-			return usagef("--cache: %q is not full, window, freqkv or freqkv-whole", p)
+	policies, err := cf.policies()
+	if err != nil {
+		return err
+	}
+	var schedules []kvcache.Schedule
+	for _, c := range strings.Split(*compress, ",") {
+		switch strings.TrimSpace(c) {
+		case "spread":
+			schedules = append(schedules, kvcache.Spread)
+		case "whole":
+			schedules = append(schedules, kvcache.Whole)
+		default:
+			return usagef("--compress %q: use spread, whole or spread,whole", c)
 		}
 	}
 	if *decode < 1 {
@@ -103,33 +107,53 @@ func runBench(args []string) error {
 		return err
 	}
 	defer dev.Close()
-	var rows []llama.Measurement
-	var bar *progressbar.ProgressBar
-	if !*asJSON && stderrIsTerminal() {
-		bar = progressbar.Default(int64(len(ctxs)*len(policies)), "bench")
+	// Every spec first, so a bad flag fails before any measuring.
+	type run struct {
+		tokens int
+		spec   kvcache.Spec
 	}
-	for _, c := range ctxs {
-		for _, p := range policies {
-			cf := cacheFlags{policy: strings.TrimSuffix(p, "-whole"), size: *n, sink: *sink, recent: *recent, ratio: *ratio, kv: *kv, chunk: *batch, ctx: c + *decode + 1}
-			opts, err := cf.options(dev, m.H.ContextLength)
+	var runs []run
+	var header []string // the caches whose size does not follow --ctx
+	for i, c := range ctxs {
+		for _, k := range policies {
+			var spec kvcache.Spec
+			if k == kvcache.Full {
+				spec, err = cf.sized(dev, k, c+*decode+1) // what is measured: every token of the run
+			} else {
+				spec, err = cf.spec(dev, k, m.H.ContextLength)
+			}
 			if err != nil {
 				return err
 			}
-			if p == "freqkv-whole" {
-				opts.Compress = kvcache.Whole
+			if i == 0 && k != kvcache.Full {
+				header = append(header, describe(spec))
 			}
-			meas, err := m.Measure(opts, c, *decode, true)
-			meas.Policy = p
-			if !*profile {
-				meas.DecodeKernels = nil
+			if k != kvcache.FreqKV {
+				runs = append(runs, run{c, spec})
+				continue
 			}
-			if err != nil {
-				return fmt.Errorf("%s cache at %d tokens: %w", p, c, err)
+			for _, sch := range schedules {
+				spec.Compress = sch
+				runs = append(runs, run{c, spec})
 			}
-			rows = append(rows, meas)
-			if bar != nil {
-				bar.Add(1)
-			}
+		}
+	}
+	var rows []measurement
+	var bar *progressbar.ProgressBar
+	if !*asJSON && stderrIsTerminal() {
+		bar = progressbar.Default(int64(len(runs)), "bench")
+	}
+	for _, r := range runs {
+		meas, err := measure(m, cf.options(r.spec), r.tokens, *decode, true)
+		if !*profile {
+			meas.DecodeKernels = nil
+		}
+		if err != nil {
+			return fmt.Errorf("%v cache at %d tokens: %w", r.spec.Kind, r.tokens, cf.explain(r.spec, err))
+		}
+		rows = append(rows, meas)
+		if bar != nil {
+			bar.Add(1)
 		}
 	}
 	if bar != nil {
@@ -140,7 +164,10 @@ func runBench(args []string) error {
 		return json.NewEncoder(stdout).Encode(map[string]any{"model": name, "device": dev.Info.Name, "weights_bytes": m.WeightBytes, "results": rows})
 	}
 	fmt.Fprintf(stdout, "model %s, %.1f MB of weights, on %s (%s)\n", name, float64(m.WeightBytes)/1e6, dev.Info.Name, dev.Info.Backend)
-	fmt.Fprintf(stdout, "freqkv/window: N=%d S=%d R=%d g=%g; %d decode tokens after each fill\n\n", *n, *sink, *recent, *ratio, *decode)
+	for _, h := range header {
+		fmt.Fprintf(stdout, "%s; ", h)
+	}
+	fmt.Fprintf(stdout, "%d decode tokens after each fill\n\n", *decode)
 	tw := tabwriter.NewWriter(stdout, 2, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "context\tcache\tprefill tok/s\tdecode tok/s\tstep p50/p99/max ms\tcompressing step p50/max ms\tdispatches\tKV held\tfull KV\trows\tcompressions\tcompress ms\t")
 	for _, r := range rows {

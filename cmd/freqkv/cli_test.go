@@ -20,6 +20,14 @@ var binary string
 
 // TestMain builds the real binary once; every CLI test runs it.
 func TestMain(m *testing.M) {
+	if report := os.Getenv(launchEnv); report != "" {
+		os.Exit(launch(report)) // launcher mode, see runAttack
+	}
+	for _, a := range os.Args {
+		if strings.HasPrefix(a, "-test.fuzzworker") { // fuzz workers run only the fuzz target
+			os.Exit(m.Run())
+		}
+	}
 	dir, err := os.MkdirTemp("", "freqkv-cli")
 	if err != nil {
 		panic(err)
@@ -77,7 +85,10 @@ func TestPerplexityPolicies(t *testing.T) {
 	text := shareddata.Path(t, "text/tinystories-valid-a.txt")
 	for _, cache := range []string{"full", "window", "freqkv"} {
 		args := []string{"perplexity", "-m", model, "--tokenizer", tok, "--text", text, "--ctx", "1024", "--stride", "0",
-			"--cache", cache, "--cache-size", "256", "--kv", "f32", "--json"}
+			"--cache", cache, "--kv", "f32", "--json"}
+		if cache != "full" { // a full cache defaults to the window's 1024 tokens
+			args = append(args, "--cache-size", "256")
+		}
 		var ppl [2]float64
 		for i := range ppl {
 			r := runCLI(t, args...)
@@ -162,9 +173,22 @@ func TestBadFlags(t *testing.T) {
 		{[]string{"generate", "-m", model, "--cache", "lru"}, "full, window or freqkv"},
 		{[]string{"generate", "-m", model, "--kv", "f8"}, "f16 or f32"},
 		{[]string{"generate", "-m", model, "--cache-size", "8", "--sink", "4", "--recent", "4"}, "sink"},
-		{[]string{"generate", "-m", model, "--ratio", "1.5"}, "ratio"},
+		{[]string{"generate", "-m", model, "--ratio", "1.5"}, "--ratio 1.5: retaining ratio 1.5 is outside (0, 1)"},
+		{[]string{"generate", "-m", model, "--ratio", "NaN"}, "--ratio NaN"},
+		{[]string{"generate", "-m", model, "--cache-size", "0"}, "--cache-size 0: a freqkv cache of 0 rows holds nothing"},
+		{[]string{"generate", "-m", model, "--cache", "full", "--cache-size", "-5"}, "--cache-size -5"},
+		{[]string{"generate", "-m", model, "--cache", "window", "--cache-size", "4", "--sink", "4"}, "--cache-size 4, --sink 4: a window of 4 rows"},
+		{[]string{"generate", "-m", model, "--cache", "full", "--ratio", "0.3"}, "--ratio applies to --cache freqkv, not full"},
+		{[]string{"generate", "-m", model, "--cache", "window", "--recent", "2"}, "--recent applies to --cache freqkv, not window"},
+		{[]string{"generate", "-m", model, "--batch", "0"}, "--batch 0 must be at least 1"},
+		{[]string{"generate", "-m", model, "--cache-size", "100000000", "--kv", "f32"}, "the most that fits is --cache-size"},
+		{[]string{"generate", "-m", model, "--cache", "full", "--cache-size", "100000000"}, "the most that fits is --cache-size"},
+		{[]string{"generate", "-m", model, "--batch", "100000000"}, "the most that fits is --batch"},
+		{[]string{"perplexity", "-m", model, "--text", text, "--cache-size", "0"}, "--cache-size 0"},
+		{[]string{"bench", "--cache", "full,window", "--ratio", "0.3"}, "--ratio applies to --cache freqkv"},
+		{[]string{"bench", "--cache-size", "0"}, "--cache-size 0"},
 		{[]string{"generate", "-m", model, "-n", "0"}, "-n"},
-		{[]string{"generate", "-m", model, "--temp", "-1"}, "temperature"},
+		{[]string{"generate", "-m", model, "--temp", "-1"}, "--temp -1 must be a finite number"},
 		{[]string{"generate", "-m", model, "-p", "x", "-f", "y"}, "exclude"},
 		{[]string{"generate", "-m", model, "--no-such-flag"}, "unknown flag"},
 		{[]string{"perplexity", "-m", model}, "--text"},
@@ -186,6 +210,27 @@ func TestBadFlags(t *testing.T) {
 			require.Equal(t, 1, strings.Count(strings.TrimSpace(r.stderr), "\n")+1, "freqkv %v: one line, got %q", c.args, r.stderr)
 		}
 	}
+}
+
+// TestFullCacheAdvice: a full cache that runs out says so with flags the command has.
+func TestFullCacheAdvice(t *testing.T) {
+	gputest.Device(t)
+	model := shareddata.Path(t, "models/stories260K.gguf")
+	text := shareddata.Path(t, "text/tinystories-valid-a.txt")
+	for _, args := range [][]string{
+		{"generate", "-m", model, "-n", "30", "--cache", "full", "--cache-size", "10"},
+		{"perplexity", "-m", model, "--text", text, "--ctx", "64", "--stride", "0", "--cache", "full", "--cache-size", "32"},
+	} {
+		r := runCLI(t, args...)
+		require.Equal(t, 1, r.code, r.stderr)
+		require.Contains(t, r.stderr, "context is full")
+		require.Contains(t, r.stderr, "raise --cache-size (now ")
+		require.NotContains(t, r.stderr, "--ctx")
+	}
+	// --cache-size sizes a full cache: 64 tokens fit a full cache of 64
+	r := runCLI(t, "perplexity", "-m", model, "--text", text, "--ctx", "64", "--stride", "0", "--cache", "full", "--cache-size", "64", "--json")
+	require.Equal(t, 0, r.code, r.stderr)
+	require.Contains(t, r.stdout, `"size":64`)
 }
 
 func TestRuntimeErrorsExit1(t *testing.T) {

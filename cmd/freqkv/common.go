@@ -1,11 +1,11 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"os"
 
 	"github.com/freqkv/freqkv/engine"
-	"github.com/freqkv/freqkv/freqkv"
 	"github.com/freqkv/freqkv/model/gguf"
 	"github.com/freqkv/freqkv/model/llama"
 	"github.com/schollz/progressbar/v3"
@@ -32,11 +32,11 @@ func (m *modelFlags) check() error {
 		return usagef("no model: pass -m MODEL (a .gguf file, or a llama2.c .bin with --tokenizer)")
 	}
 	if _, err := os.Stat(m.path); err != nil {
-		return usagef("model %s: %v", m.path, err)
+		return usagef("model %s: %v", m.path, unwrapPath(err))
 	}
 	if m.tokenizer != "" {
 		if _, err := os.Stat(m.tokenizer); err != nil {
-			return usagef("tokenizer %s: %v", m.tokenizer, err)
+			return usagef("tokenizer %s: %v", m.tokenizer, unwrapPath(err))
 		}
 	}
 	if m.lora != nil {
@@ -48,6 +48,9 @@ func (m *modelFlags) check() error {
 // open reads the model file (GGUF or llama2.c).
 func (m *modelFlags) open() (*gguf.File, error) {
 	f, err := llama.Open(m.path, llama.LoadOptions{Tokenizer: m.tokenizer})
+	if errors.Is(err, llama.ErrNoTokenizer) {
+		return nil, usagef("%v: pass it with --tokenizer tokenizer.bin", err)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -86,78 +89,6 @@ func (m *modelFlags) load(quiet bool) (*engine.Device, *llama.Model, error) {
 }
 
 func stderrIsTerminal() bool { return term.IsTerminal(int(os.Stderr.Fd())) }
-
-// cacheFlags choose the KV-cache policy.
-type cacheFlags struct {
-	policy    string
-	size      int
-	sink      int
-	recent    int
-	ratio     float64
-	kv        string
-	ctx       int
-	chunk     int
-	fs        *pflag.FlagSet
-	ctxFlag   bool
-	defPolicy string
-}
-
-func (c *cacheFlags) add(fs *pflag.FlagSet, defPolicy string, withCtx bool) {
-	c.fs, c.defPolicy = fs, defPolicy
-	fs.StringVar(&c.policy, "cache", defPolicy, "KV cache: full, window (StreamingLLM: sinks + recent rows) or freqkv")
-	fs.IntVar(&c.size, "cache-size", 0, "cache rows N for window and freqkv (default: the model's trained context)")
-	fs.IntVar(&c.sink, "sink", 4, "sink rows S never compressed or evicted")
-	fs.IntVar(&c.recent, "recent", 0, "recent rows R kept uncompressed at a compression (freqkv)")
-	fs.Float64Var(&c.ratio, "ratio", 0.5, "retaining ratio g of a compression (freqkv)")
-	fs.StringVar(&c.kv, "kv", "", "KV storage: f16 or f32 (default f16 where the device has shader-f16, else f32)")
-	fs.IntVar(&c.chunk, "batch", 256, "tokens per prefill step")
-	if withCtx {
-		c.ctxFlag = true
-		fs.IntVar(&c.ctx, "ctx", 0, "context of a full cache in tokens (default: the model's trained context)")
-	}
-}
-
-// options validates the flags against the model's trained context.
-func (c *cacheFlags) options(dev *engine.Device, trained int) (llama.CacheOptions, error) {
-	o := llama.CacheOptions{Policy: c.policy, Context: c.ctx, MaxChunk: c.chunk}
-	switch c.policy {
-	case "full", "window", "freqkv":
-	default:
-		return o, usagef("--cache %q: use full, window or freqkv", c.policy)
-	}
-	if c.chunk < 1 {
-		return o, usagef("--batch %d must be at least 1", c.chunk)
-	}
-	n := c.size
-	if n == 0 {
-		n = trained
-	}
-	o.FreqKV = freqkv.Config{CacheSize: n, Sink: c.sink, Recent: c.recent, Ratio: c.ratio}
-	switch c.policy {
-	case "freqkv":
-		if err := o.FreqKV.Validate(); err != nil {
-			return o, usagef("%v", err)
-		}
-	case "window":
-		if c.sink < 0 || c.sink >= n {
-			return o, usagef("--sink %d must be in [0, --cache-size %d)", c.sink, n)
-		}
-	}
-	switch c.kv {
-	case "":
-		o.KV = engine.F32
-		if dev.ShaderF16 {
-			o.KV = engine.F16
-		}
-	case "f16":
-		o.KV = engine.F16
-	case "f32":
-		o.KV = engine.F32
-	default:
-		return o, usagef("--kv %q: use f16 or f32", c.kv)
-	}
-	return o, nil
-}
 
 func humanBytes(n int64) string {
 	const unit = 1024

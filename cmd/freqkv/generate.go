@@ -4,7 +4,9 @@ import (
 	"fmt"
 	"os"
 
+	"github.com/freqkv/freqkv/kvcache"
 	"github.com/freqkv/freqkv/model/llama"
+	"github.com/freqkv/freqkv/model/tokenizer"
 )
 
 func init() {
@@ -22,7 +24,7 @@ func runGenerate(args []string) error {
 	tokensFile := fs.String("tokens", "", "prompt as a file of whitespace-separated token ids")
 	n := fs.IntP("n-predict", "n", 256, "tokens to generate")
 	var cf cacheFlags
-	cf.add(fs, "freqkv", false)
+	cf.add(fs, "freqkv", false, "default: the model's trained context; for full, at most the prompt + -n")
 	var s llama.Sampler
 	fs.Float64Var(&s.Temperature, "temp", 0, "temperature (0: greedy)")
 	fs.IntVar(&s.TopK, "top-k", 40, "top-k (0: off)")
@@ -54,6 +56,10 @@ func runGenerate(args []string) error {
 	if err := checkSampler(&s); err != nil {
 		return err
 	}
+	kinds, err := cf.policies()
+	if err != nil {
+		return err
+	}
 	if err := mf.check(); err != nil {
 		return err
 	}
@@ -67,7 +73,6 @@ func runGenerate(args []string) error {
 	}
 	var ids []int32
 	if *tokensFile != "" {
-		var err error
 		if ids, err = readTokenFile(*tokensFile, *maxInput); err != nil {
 			return err
 		}
@@ -77,10 +82,6 @@ func runGenerate(args []string) error {
 		return err
 	}
 	defer dev.Close()
-	opts, err := cf.options(dev, m.H.ContextLength)
-	if err != nil {
-		return err
-	}
 	if *tokensFile == "" && text != "" {
 		if ids, err = m.Tok.Encode(text, m.Tok.AddBOS()); err != nil {
 			return err
@@ -88,10 +89,16 @@ func runGenerate(args []string) error {
 	} else if err := checkTokenIDs("--tokens "+*tokensFile, ids, m.H.Vocab); err != nil {
 		return err
 	}
-	if opts.Policy == "full" && opts.Context == 0 {
-		opts.Context = min(m.H.ContextLength, len(ids)+*n+1)
+	size := m.H.ContextLength
+	if kinds[0] == kvcache.Full {
+		// a full cache needs no more rows than the run can fill
+		size = min(size, len(ids)+*n+1)
 	}
-	ctx, err := m.NewContext(opts)
+	spec, err := cf.spec(dev, kinds[0], size)
+	if err != nil {
+		return err
+	}
+	ctx, err := cf.newContext(m, cf.options(spec))
 	if err != nil {
 		return err
 	}
@@ -103,20 +110,14 @@ func runGenerate(args []string) error {
 			return err
 		}
 	}
-	// The decoder sees the prompt first, so that the first generated token
-	// keeps its leading space (a SentencePiece decoder drops it at the start
-	// of a text); what it returns for the prompt was printed above.
-	dec := m.Tok.NewDecoder()
 	seen := ids
 	if len(seen) == 0 {
 		seen = []int32{m.Tok.BOS()}
 	}
-	for _, id := range seen {
-		if _, err := dec.Add(id); err != nil {
-			return err
-		}
+	dec, err := continuationDecoder(m.Tok, seen)
+	if err != nil {
+		return err
 	}
-	dec.Flush()
 	var decErr error
 	st, err := ctx.Generate(ids, *n, &s, *stopEOS, func(tok int32) bool {
 		piece, err := dec.Add(tok)
@@ -136,12 +137,30 @@ func runGenerate(args []string) error {
 		err = ferr
 	}
 	if err != nil {
-		return err
+		return cf.explain(spec, err)
 	}
 	cs := ctx.Cache.Stats()
-	full := m.KVBytesFull(ctx.Tokens(), opts.KV)
+	full, err := m.CacheGeometry().Bytes(spec.Storage, ctx.Tokens())
+	if err != nil {
+		return err
+	}
 	fmt.Fprintf(os.Stderr, "\nprefill %d tokens at %.1f tok/s, decode %d tokens at %.1f tok/s on %s\n", st.PromptTokens, st.PrefillTPS(), st.Generated, st.DecodeTPS(), dev.Info.Name)
 	fmt.Fprintf(os.Stderr, "cache %s: %d rows in use after %d tokens, %d compressions; KV memory %s (a full cache of %d tokens: %s)\n",
-		ctx.Cache.Name(), cs.Rows, ctx.Tokens(), cs.Compressions, humanBytes(cs.Bytes), ctx.Tokens(), humanBytes(full))
+		spec.Kind, cs.Rows, ctx.Tokens(), cs.Compressions, humanBytes(cs.Bytes), ctx.Tokens(), humanBytes(full))
 	return nil
+}
+
+// continuationDecoder returns a streaming decoder that has seen the prompt,
+// so that the first generated token keeps its leading space (a SentencePiece
+// decoder drops it at the start of a text); the prompt's own text, printed
+// before, is discarded.
+func continuationDecoder(tok tokenizer.Tokenizer, prompt []int32) (*tokenizer.Decoder, error) {
+	dec := tok.NewDecoder()
+	for _, id := range prompt {
+		if _, err := dec.Add(id); err != nil {
+			return nil, err
+		}
+	}
+	dec.Flush()
+	return dec, nil
 }

@@ -7,9 +7,11 @@ import (
 	"os"
 	"sort"
 
-	"github.com/freqkv/freqkv/freqkv"
+	"github.com/freqkv/freqkv/engine"
+	"github.com/freqkv/freqkv/kvcache"
 	"github.com/freqkv/freqkv/model"
 	"github.com/freqkv/freqkv/model/ggml"
+	"github.com/freqkv/freqkv/model/llama"
 	"github.com/freqkv/freqkv/model/tokenizer"
 )
 
@@ -62,27 +64,41 @@ func runInfo(args []string) error {
 		types[t.Type.String()]++
 		params += t.Elements()
 	}
-	tokDesc := "none"
-	if v, err := tokenizer.FromGGUF(f); err == nil {
+	// A tokenizer is described only once it passes the checks generate
+	// makes; a file without one says so.
+	tokDesc := "none (generate, perplexity and tokenize need one)"
+	if _, ok := f.Value("tokenizer.ggml.model"); ok {
+		if _, err := llama.LoadTokenizer(f); err != nil {
+			return err
+		}
+		v, _ := tokenizer.FromGGUF(f)
 		tokDesc = fmt.Sprintf("%s (%d tokens, pre %q, BOS %d, EOS %d)", v.Model, len(v.Tokens), v.Pre, v.BOS, v.EOS)
 	}
-	cfg := freqkv.DefaultConfig(h.ContextLength)
+	spec := kvcache.DefaultSpec(kvcache.FreqKV, h.ContextLength, engine.F16)
+	geom := kvcache.Geometry{Layers: h.Layers, KVHeads: h.KVHeads, HeadDim: h.HeadDim()}
 	type mem struct {
 		Tokens     int   `json:"tokens"`
 		FullBytes  int64 `json:"full_f16_bytes"`
 		FreqKVByte int64 `json:"freqkv_f16_bytes"`
 	}
 	var mems []mem
-	perRow := int64(2 * h.Layers * h.KVDim() * 2) // K and V, f16
 	for _, n := range []int{4096, 32768, 131072} {
-		mems = append(mems, mem{n, perRow * int64(n), perRow * int64(min(n, cfg.CacheSize))})
+		full, err := geom.Bytes(spec.Storage, n)
+		if err != nil {
+			return err
+		}
+		held, err := geom.Bytes(spec.Storage, min(n, spec.Size))
+		if err != nil {
+			return err
+		}
+		mems = append(mems, mem{n, full, held})
 	}
 	if *asJSON {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
 		return enc.Encode(map[string]any{
 			"file": mf.path, "gguf_version": f.Version, "hparams": h, "parameters": params, "tensor_types": types,
-			"tokenizer": tokDesc, "freqkv_default": cfg, "kv_memory": mems,
+			"tokenizer": tokDesc, "freqkv_default": specJSON(spec), "kv_memory": mems,
 		})
 	}
 	format := fmt.Sprintf("GGUF v%d", f.Version)
@@ -114,7 +130,7 @@ func runInfo(args []string) error {
 		fmt.Fprintf(stdout, "tensors      %3d x %-5s -> GPU %s\n", types[n], n, gpuType(t))
 	}
 	fmt.Fprintf(stdout, "tokenizer    %s\n", tokDesc)
-	fmt.Fprintf(stdout, "KV cache (f16; freqkv N=%d S=%d R=%d g=%g):\n", cfg.CacheSize, cfg.Sink, cfg.Recent, cfg.Ratio)
+	fmt.Fprintf(stdout, "KV cache (f16; %s):\n", describe(spec))
 	for _, m := range mems {
 		fmt.Fprintf(stdout, "  %6d tokens: full %10s   freqkv %10s\n", m.Tokens, humanBytes(m.FullBytes), humanBytes(m.FreqKVByte))
 	}

@@ -78,16 +78,27 @@ func readInput(flag, path string, limit byteSize) ([]byte, error) {
 // readStdin reads standard input, refusing more than limit bytes.
 func readStdin(limit byteSize) ([]byte, error) { return readLimited(os.Stdin, "stdin", limit) }
 
+// readLimited reads r in chunks, so an endless input costs at most the limit
+// (and a legitimate one twice its size, while the chunks are joined).
 func readLimited(r io.Reader, what string, limit byteSize) ([]byte, error) {
-	var buf bytes.Buffer
-	n, err := buf.ReadFrom(io.LimitReader(r, int64(limit)+1))
-	if err != nil {
-		return nil, fmt.Errorf("read %s: %v", what, unwrapPath(err))
+	var chunks [][]byte
+	total := int64(0)
+	for {
+		c := make([]byte, min(1<<20, int64(limit)+1-total))
+		n, err := io.ReadFull(r, c)
+		chunks = append(chunks, c[:n])
+		total += int64(n)
+		if total > int64(limit) {
+			return nil, tooLarge(what, limit)
+		}
+		if err == io.EOF || err == io.ErrUnexpectedEOF {
+			break
+		}
+		if err != nil {
+			return nil, fmt.Errorf("read %s: %v", what, unwrapPath(err))
+		}
 	}
-	if n > int64(limit) {
-		return nil, tooLarge(what, limit)
-	}
-	return buf.Bytes(), nil
+	return bytes.Join(chunks, nil), nil
 }
 
 func tooLarge(what string, limit byteSize) error {

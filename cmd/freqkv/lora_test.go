@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/freqkv/freqkv/internal/gputest"
+	"github.com/freqkv/freqkv/kvcache"
 	"github.com/freqkv/freqkv/model/cpuref"
 	"github.com/freqkv/freqkv/model/ggml"
 	"github.com/freqkv/freqkv/model/gguf"
@@ -82,7 +83,7 @@ func TestMergeCLI(t *testing.T) {
 	p, err := trainref.ParamsFromAdapter(a)
 	require.NoError(t, err)
 	toks := []int{1, 30, 200, 7, 7, 64, 150, 3, 99, 12, 40, 41, 42, 260, 5}
-	spec := trainref.Spec{Policy: trainref.PolicyFull}
+	spec := kvcache.Spec{Kind: kvcache.Full, Size: len(toks)}
 	want, err := trainref.Logits(m, p, toks, spec)
 	require.NoError(t, err)
 	f, err := gguf.Open(out)

@@ -4,14 +4,16 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"os"
 	"sync"
 	"time"
 
+	"github.com/freqkv/freqkv/kvcache"
 	"github.com/schollz/progressbar/v3"
 )
 
 func init() {
-	register(command{name: "perplexity", summary: "perplexity of text with a cache policy (FREQKV.md's protocol)", run: runPerplexity})
+	register(command{name: "perplexity", summary: "perplexity of text with a cache policy (docs/evaluation.md)", run: runPerplexity})
 }
 
 type pplChunk struct {
@@ -46,13 +48,17 @@ func runPerplexity(args []string) error {
 	ctxLen := fs.Int("ctx", 0, "window length L in tokens (default: the model's trained context)")
 	stride := fs.Int("stride", 256, "tokens between window starts; 0: one window from the first token")
 	var cf cacheFlags
-	cf.add(fs, "freqkv", false)
+	cf.add(fs, "freqkv", false, "default: the model's trained context; for full, the window length L")
 	asJSON := fs.Bool("json", false, "print one JSON object")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
 	if *stride < 0 || *ctxLen < 0 {
 		return usagef("--stride and --ctx must not be negative")
+	}
+	kinds, err := cf.policies()
+	if err != nil {
+		return err
 	}
 	dev, m, ids, err := in.loadWithInput(&mf, *asJSON)
 	if err != nil {
@@ -67,13 +73,17 @@ func runPerplexity(args []string) error {
 	if l < 1 {
 		return usagef("the stream has %d tokens: need at least 2", len(ids))
 	}
-	cf.ctx = l
-	opts, err := cf.options(dev, m.H.ContextLength)
+	size := m.H.ContextLength
+	if kinds[0] == kvcache.Full {
+		size = l
+	}
+	spec, err := cf.spec(dev, kinds[0], size)
 	if err != nil {
 		return err
 	}
+	opts := cf.options(spec)
 	opts.Logits = true
-	ctx, err := m.NewContext(opts)
+	ctx, err := cf.newContext(m, opts)
 	if err != nil {
 		return err
 	}
@@ -98,7 +108,7 @@ func runPerplexity(args []string) error {
 		if *asJSON {
 			return json.NewEncoder(stdout).Encode(map[string]any{
 				"tokens": count, "windows": len(chunks), "window": l, "stride": *stride, "mean_nll": mean, "ppl": math.Exp(mean),
-				"cache":        map[string]any{"policy": opts.Policy, "size": opts.FreqKV.CacheSize, "sink": opts.FreqKV.Sink, "recent": opts.FreqKV.Recent, "ratio": opts.FreqKV.Ratio, "kv": opts.KV.String()},
+				"cache":        specJSON(spec),
 				"compressions": compressions, "seconds": elapsed.Seconds(), "chunks": chunks, "partial": partial,
 			})
 		}
@@ -107,13 +117,15 @@ func runPerplexity(args []string) error {
 			note = fmt.Sprintf(" [partial: interrupted after %d of %d windows]", len(chunks), len(starts))
 		}
 		_, err := fmt.Fprintf(stdout, "%s cache: %d tokens in %d windows of %d: mean NLL %.4f, perplexity %.4f (%.1f tok/s)%s\n",
-			opts.Policy, count, len(chunks), l, mean, math.Exp(mean), float64(count)/elapsed.Seconds(), note)
+			spec.Kind, count, len(chunks), l, mean, math.Exp(mean), float64(count)/elapsed.Seconds(), note)
 		return err
 	}
 	stopSignals := onSignal(func() {
 		mu.Lock() // held until exit: nothing more is printed
 		if count > 0 {
 			summary(true)
+		} else {
+			fmt.Fprintln(os.Stderr, "freqkv perplexity: interrupted before the first window was measured")
 		}
 		stdout.flush()
 	})
@@ -122,14 +134,14 @@ func runPerplexity(args []string) error {
 		ctx.Reset()
 		nll, err := ctx.NLL(ids[s:s+l], ids[s+1:s+l+1])
 		if err != nil {
-			return fmt.Errorf("window at token %d: %w", s, err)
+			return fmt.Errorf("window at token %d: %w", s, cf.explain(spec, err))
 		}
 		cs := 0.0
-		for _, x := range nll {
+		for i, x := range nll {
+			if math.IsNaN(x) || math.IsInf(x, 0) {
+				return fmt.Errorf("window at token %d: position %d: non-finite NLL (NaN or Inf): the model's weights or activations are not finite numbers", s, i)
+			}
 			cs += x
-		}
-		if math.IsNaN(cs) || math.IsInf(cs, 0) {
-			return fmt.Errorf("window at token %d: non-finite NLL", s)
 		}
 		mean := cs / float64(len(nll))
 		c := pplChunk{Start: s, Tokens: len(nll), MeanNLL: mean, PPL: math.Exp(mean)}

@@ -12,6 +12,8 @@ import (
 
 	"github.com/freqkv/freqkv/freqkv"
 	"github.com/freqkv/freqkv/internal/outfile"
+	"github.com/freqkv/freqkv/kvcache"
+	"github.com/freqkv/freqkv/model/llama"
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
 	"gonum.org/v1/plot/plotutil"
@@ -81,6 +83,9 @@ func runSpectrum(args []string) error {
 	if err := parse(fs, args); err != nil {
 		return err
 	}
+	if *ctxLen < 0 {
+		return usagef("--ctx %d must not be negative (0: the model's trained context)", *ctxLen)
+	}
 	if !(*ratio > 0 && *ratio < 1) {
 		return usagef("--ratio %v must be in (0, 1)", *ratio)
 	}
@@ -107,12 +112,11 @@ func runSpectrum(args []string) error {
 	if l < 2 {
 		return usagef("need at least 2 tokens, have %d", len(ids))
 	}
-	cf := cacheFlags{policy: "full", ctx: l, kv: *kvType, chunk: 256}
-	opts, err := cf.options(dev, m.H.ContextLength)
+	st, err := storage(dev, *kvType)
 	if err != nil {
 		return err
 	}
-	ctx, err := m.NewContext(opts)
+	ctx, err := m.NewContext(llama.ContextOptions{Cache: kvcache.Spec{Kind: kvcache.Full, Size: l, Storage: st}})
 	if err != nil {
 		return err
 	}

@@ -5,6 +5,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/freqkv/freqkv/model/llama"
 	"github.com/freqkv/freqkv/model/tokenizer"
 )
 
@@ -23,11 +24,7 @@ func loadTokenizer(mf *modelFlags) (tokenizer.Tokenizer, error) {
 		return nil, err
 	}
 	defer f.Close()
-	v, err := tokenizer.FromGGUF(f)
-	if err != nil {
-		return nil, err
-	}
-	return tokenizer.New(v)
+	return llama.LoadTokenizer(f)
 }
 
 func runTokenize(args []string) error {

@@ -10,8 +10,10 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/freqkv/freqkv/engine"
 	"github.com/freqkv/freqkv/freqkv"
 	"github.com/freqkv/freqkv/internal/shareddata"
+	"github.com/freqkv/freqkv/kvcache"
 	"github.com/freqkv/freqkv/model/ggml"
 	"github.com/freqkv/freqkv/model/gguf"
 	"github.com/freqkv/freqkv/model/synth"
@@ -55,7 +57,7 @@ func TestStories260KGreedyMatchesLlama2c(t *testing.T) {
 		t.Fatalf("%d expected tokens, want 256", len(want))
 	}
 
-	s, err := m.NewSession(PolicyFull, freqkv.Config{})
+	s, err := m.NewSession(fullSpec(m))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -112,9 +114,14 @@ func randomTokens(n, vocab int, seed uint64) []int {
 	return out
 }
 
-func newSession(t testing.TB, m *Model, policy string, cfg freqkv.Config) *Session {
+// fullSpec is a full cache of the model's trained context.
+func fullSpec(m *Model) kvcache.Spec {
+	return kvcache.Spec{Kind: kvcache.Full, Size: m.HP.ContextLength, Storage: engine.F32}
+}
+
+func newSession(t testing.TB, m *Model, spec kvcache.Spec) *Session {
 	t.Helper()
-	s, err := m.NewSession(policy, cfg)
+	s, err := m.NewSession(spec)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -176,7 +183,7 @@ func TestSyntheticLogitsAreInformative(t *testing.T) {
 	for name, spec := range synthetic() {
 		t.Run(name, func(t *testing.T) {
 			m := loadSynth(t, spec)
-			logits := tokenByToken(t, newSession(t, m, PolicyFull, freqkv.Config{}), randomTokens(20, spec.Vocab, 1))
+			logits := tokenByToken(t, newSession(t, m, fullSpec(m)), randomTokens(20, spec.Vocab, 1))
 			for i, l := range logits {
 				var sum, sq float64
 				for _, v := range l {
@@ -201,26 +208,23 @@ const tolerance = 1e-12
 // Under every policy, any grouping of the tokens gives the token-by-token logits, through
 // several compressions and window slides.
 func TestGroupedEqualsTokenByToken(t *testing.T) {
-	policies := []struct {
-		policy string
-		cfg    freqkv.Config
-	}{
-		{PolicyFull, freqkv.Config{}},
-		{PolicyWindow, freqkv.Config{CacheSize: 16, Sink: 3}},
-		{PolicyWindow, freqkv.Config{CacheSize: 9, Sink: 0}},
-		{PolicyFreqKV, freqkv.Config{CacheSize: 24, Sink: 2, Recent: 3, Ratio: 0.5}}, // L 19, m 9
-		{PolicyFreqKV, freqkv.Config{CacheSize: 20, Sink: 4, Recent: 0, Ratio: 0.5}}, // L 16, m 8
-		{PolicyFreqKV, freqkv.Config{CacheSize: 13, Sink: 0, Recent: 1, Ratio: 0.3}}, // L 12, m 3
+	policies := []kvcache.Spec{
+		{Kind: kvcache.Full, Size: 128, Storage: engine.F32}, // the synthetic models' trained context
+		{Kind: kvcache.Window, Size: 16, Sink: 3, Storage: engine.F32},
+		{Kind: kvcache.Window, Size: 9, Sink: 0, Storage: engine.F32},
+		{Kind: kvcache.FreqKV, Size: 24, Sink: 2, Recent: 3, Ratio: 0.5, Storage: engine.F32}, // L 19, m 9
+		{Kind: kvcache.FreqKV, Size: 20, Sink: 4, Recent: 0, Ratio: 0.5, Storage: engine.F32}, // L 16, m 8
+		{Kind: kvcache.FreqKV, Size: 13, Sink: 0, Recent: 1, Ratio: 0.3, Storage: engine.F32}, // L 12, m 3
 	}
 	for name, spec := range synthetic() {
 		m := loadSynth(t, spec)
 		tokens := randomTokens(70, spec.Vocab, 2)
 		for _, p := range policies {
-			t.Run(name+"/"+p.policy+"/"+strconv.Itoa(p.cfg.CacheSize), func(t *testing.T) {
-				ref := newSession(t, m, p.policy, p.cfg)
+			t.Run(name+"/"+p.Kind.String()+"/"+strconv.Itoa(p.Size), func(t *testing.T) {
+				ref := newSession(t, m, p)
 				want := tokenByToken(t, ref, tokens)
-				for _, sizes := range [][]int{{len(tokens)}, {5, 17, 1, 30}, {p.cfg.CacheSize + 1}, {2}} {
-					s := newSession(t, m, p.policy, p.cfg)
+				for _, sizes := range [][]int{{len(tokens)}, {5, 17, 1, 30}, {p.Size + 1}, {2}} {
+					s := newSession(t, m, p)
 					got := grouped(t, s, tokens, sizes...)
 					if d := maxDiff(t, want, got); d > tolerance {
 						t.Errorf("groups of %v: logits differ from token by token by %g", sizes, d)
@@ -260,19 +264,16 @@ func TestLargeCachesEqualFull(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			m := loadSynth(t, spec)
 			tokens := randomTokens(40, spec.Vocab, 3)
-			want := tokenByToken(t, newSession(t, m, PolicyFull, freqkv.Config{}), tokens)
-			for _, p := range []struct {
-				policy string
-				cfg    freqkv.Config
-			}{
-				{PolicyFreqKV, freqkv.Config{CacheSize: 1000, Sink: 4, Ratio: 0.5}},
-				{PolicyFreqKV, freqkv.Config{CacheSize: len(tokens), Sink: 0, Recent: 7, Ratio: 0.25}},
-				{PolicyWindow, freqkv.Config{CacheSize: 1000, Sink: 4}},
-				{PolicyWindow, freqkv.Config{CacheSize: len(tokens), Sink: 0}},
+			want := tokenByToken(t, newSession(t, m, fullSpec(m)), tokens)
+			for _, p := range []kvcache.Spec{
+				{Kind: kvcache.FreqKV, Size: 1000, Sink: 4, Ratio: 0.5, Storage: engine.F32},
+				{Kind: kvcache.FreqKV, Size: len(tokens), Sink: 0, Recent: 7, Ratio: 0.25, Storage: engine.F32},
+				{Kind: kvcache.Window, Size: 1000, Sink: 4, Storage: engine.F32},
+				{Kind: kvcache.Window, Size: len(tokens), Sink: 0, Storage: engine.F32},
 			} {
-				got := grouped(t, newSession(t, m, p.policy, p.cfg), tokens, 7)
+				got := grouped(t, newSession(t, m, p), tokens, 7)
 				if d := maxDiff(t, want, got); d > tolerance {
-					t.Errorf("%s %+v: logits differ from the full cache by %g", p.policy, p.cfg, d)
+					t.Errorf("%+v: logits differ from the full cache by %g", p, d)
 				}
 			}
 		})
@@ -293,16 +294,16 @@ func TestWindowPositions(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			m := loadSynth(t, oneLayer(spec))
 			tokens := randomTokens(30, spec.Vocab, 4)
-			for _, cfg := range []freqkv.Config{{CacheSize: 8, Sink: 3}, {CacheSize: 5, Sink: 0}, {CacheSize: 6, Sink: 5}} {
-				window := tokenByToken(t, newSession(t, m, PolicyWindow, cfg), tokens)
-				n, sink := cfg.CacheSize, cfg.Sink
+			for _, cfg := range [][2]int{{8, 3}, {5, 0}, {6, 5}} {
+				n, sink := cfg[0], cfg[1]
+				window := tokenByToken(t, newSession(t, m, kvcache.Spec{Kind: kvcache.Window, Size: n, Sink: sink, Storage: engine.F32}), tokens)
 				for r := range tokens {
 					seen := append([]int(nil), tokens[:min(sink, r+1)]...)
 					if r >= sink {
 						lo := max(sink, r-(n-sink)+1)
 						seen = append(seen, tokens[lo:r+1]...)
 					}
-					full := tokenByToken(t, newSession(t, m, PolicyFull, freqkv.Config{}), seen)
+					full := tokenByToken(t, newSession(t, m, fullSpec(m)), seen)
 					if d := maxDiff(t, window[r:r+1], full[len(full)-1:]); d > tolerance {
 						t.Fatalf("window %+v, row %d: logits differ from a full run over %v by %g", cfg, r, seen, d)
 					}
@@ -322,8 +323,8 @@ func TestFreqKVAgreesWithRefAttention(t *testing.T) {
 			hp, w := m.HP, m.Layers[0]
 			params := freqkv.AttentionParams{Heads: hp.Heads, KVHeads: hp.KVHeads, HeadDim: hp.HeadDim(),
 				RopeBase: hp.RopeBase, NeoX: hp.RopeNeoX}
-			cfg := freqkv.Config{CacheSize: 12, Sink: 2, Recent: 2, Ratio: 0.5}
-			s := newSession(t, m, PolicyFreqKV, cfg)
+			cfg := kvcache.Spec{Kind: kvcache.FreqKV, Size: 12, Sink: 2, Recent: 2, Ratio: 0.5, Storage: engine.F32}
+			s := newSession(t, m, cfg)
 			for i, tok := range randomTokens(40, spec.Vocab, 5) {
 				got, err := s.Forward(tok)
 				if err != nil {
@@ -376,8 +377,8 @@ func TestNeoXIsPermutedAdjacent(t *testing.T) {
 		adjacent.Layers[l] = w
 	}
 	tokens := randomTokens(30, spec.Vocab, 6)
-	want := tokenByToken(t, newSession(t, neox, PolicyFull, freqkv.Config{}), tokens)
-	got := tokenByToken(t, newSession(t, &adjacent, PolicyFull, freqkv.Config{}), tokens)
+	want := tokenByToken(t, newSession(t, neox, fullSpec(neox)), tokens)
+	got := tokenByToken(t, newSession(t, &adjacent, fullSpec(&adjacent)), tokens)
 	if d := maxDiff(t, want, got); d > 1e-10 {
 		t.Errorf("NeoX model and permuted adjacent-pair model differ by %g", d)
 	}
@@ -388,7 +389,7 @@ func TestNeoXIsPermutedAdjacent(t *testing.T) {
 		w.BQ, w.BK, w.BV = nil, nil, nil
 		unbiased.Layers[l] = w
 	}
-	if d := maxDiff(t, want, tokenByToken(t, newSession(t, &unbiased, PolicyFull, freqkv.Config{}), tokens)); d < 1e-3 {
+	if d := maxDiff(t, want, tokenByToken(t, newSession(t, &unbiased, fullSpec(&unbiased)), tokens)); d < 1e-3 {
 		t.Errorf("removing qwen2's biases changes the logits by only %g", d)
 	}
 }
@@ -438,7 +439,7 @@ func TestLlamaTinyRandomRuns(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := newSession(t, m, PolicyFreqKV, freqkv.Config{CacheSize: 8, Sink: 1, Ratio: 0.5})
+	s := newSession(t, m, kvcache.Spec{Kind: kvcache.FreqKV, Size: 8, Sink: 1, Ratio: 0.5, Storage: engine.F32})
 	for i, tok := range randomTokens(20, m.HP.Vocab, 8) {
 		logits, err := s.Forward(tok)
 		if err != nil {
@@ -455,27 +456,24 @@ func TestLlamaTinyRandomRuns(t *testing.T) {
 func TestErrors(t *testing.T) {
 	spec := synth.Tiny()
 	m := loadSynth(t, spec)
-	for _, c := range []struct {
-		policy string
-		cfg    freqkv.Config
-	}{
-		{"sliding", freqkv.Config{CacheSize: 8}},
-		{PolicyFull, freqkv.Config{CacheSize: -1}},
-		{PolicyWindow, freqkv.Config{CacheSize: 4, Sink: 4}},
-		{PolicyWindow, freqkv.Config{CacheSize: 0}},
-		{PolicyWindow, freqkv.Config{CacheSize: 4, Sink: -1}},
-		{PolicyFreqKV, freqkv.Config{CacheSize: 8, Sink: 2, Ratio: 1}},
-		{PolicyFreqKV, freqkv.Config{CacheSize: 4, Sink: 2, Recent: 2, Ratio: 0.5}},
+	for _, c := range []kvcache.Spec{
+		{Kind: kvcache.Kind(99), Size: 8, Storage: engine.F32},
+		{Kind: kvcache.Full, Size: -1, Storage: engine.F32}, {Kind: kvcache.Full, Size: 0, Storage: engine.F32}, {Kind: kvcache.Full, Size: 8, Sink: 2, Storage: engine.F32},
+		{Kind: kvcache.Window, Size: 4, Sink: 4, Storage: engine.F32},
+		{Kind: kvcache.Window, Size: 0, Storage: engine.F32},
+		{Kind: kvcache.Window, Size: 4, Sink: -1, Storage: engine.F32},
+		{Kind: kvcache.FreqKV, Size: 8, Sink: 2, Ratio: 1, Storage: engine.F32},
+		{Kind: kvcache.FreqKV, Size: 4, Sink: 2, Recent: 2, Ratio: 0.5, Storage: engine.F32},
 	} {
-		if _, err := m.NewSession(c.policy, c.cfg); err == nil {
-			t.Errorf("NewSession(%q, %+v): no error", c.policy, c.cfg)
+		if _, err := m.NewSession(c); err == nil {
+			t.Errorf("NewSession(%+v): no error", c)
 		}
 	}
 
 	// A rejected call leaves the session as it was.
 	tokens := randomTokens(6, spec.Vocab, 9)
-	want := tokenByToken(t, newSession(t, m, PolicyFull, freqkv.Config{CacheSize: 6}), tokens)
-	s := newSession(t, m, PolicyFull, freqkv.Config{CacheSize: 6})
+	want := tokenByToken(t, newSession(t, m, kvcache.Spec{Kind: kvcache.Full, Size: 6, Storage: engine.F32}), tokens)
+	s := newSession(t, m, kvcache.Spec{Kind: kvcache.Full, Size: 6, Storage: engine.F32})
 	got := grouped(t, s, tokens[:2], 2)
 	for _, bad := range [][]int{{-1}, {spec.Vocab}, {tokens[2], spec.Vocab + 5}, randomTokens(5, spec.Vocab, 10)} {
 		if _, err := s.ForwardGroup(bad); err == nil {
@@ -497,7 +495,7 @@ func TestErrors(t *testing.T) {
 	}
 	broken := *m
 	broken.OutputNorm = broken.OutputNorm[:3]
-	if _, err := broken.NewSession(PolicyFull, freqkv.Config{}); err == nil {
+	if _, err := broken.NewSession(fullSpec(&broken)); err == nil {
 		t.Error("NewSession on a model with a short output norm: no error")
 	}
 }

@@ -6,13 +6,7 @@ import (
 	"math"
 
 	"github.com/freqkv/freqkv/freqkv"
-)
-
-// Policies a session may keep its KV cache under.
-const (
-	PolicyFull   = "full"
-	PolicyWindow = "window"
-	PolicyFreqKV = "freqkv"
+	"github.com/freqkv/freqkv/kvcache"
 )
 
 // ErrCacheFull is returned when a full-cache session would hold more tokens than its size.
@@ -21,49 +15,37 @@ var ErrCacheFull = errors.New("cpuref: full cache exhausted")
 // Session is one sequence being decoded: a KV cache per layer under one policy.
 type Session struct {
 	m      *Model
-	policy string
-	cfg    freqkv.Config
+	spec   kvcache.Spec
 	tokens int // tokens seen: the logical row of the next one
 	caches []layerCache
 }
 
-// NewSession starts a sequence with the KV cache policy "full", "window" or "freqkv".
-// cfg.CacheSize is N for every policy (for full, the most tokens; 0 there means the model's
-// context length); window uses cfg.Sink as S; freqkv uses all of cfg (N, S, R, g).
-func (m *Model) NewSession(policy string, cfg freqkv.Config) (*Session, error) {
+// NewSession starts a sequence whose KV cache follows spec, the same Spec the GPU cache is
+// made from. The reference keeps its own implementation of each policy (it must share no
+// code with what it checks) and computes in float64 whatever spec.Storage says.
+func (m *Model) NewSession(spec kvcache.Spec) (*Session, error) {
 	if err := m.check(); err != nil {
 		return nil, err
 	}
-	s := &Session{m: m, policy: policy, cfg: cfg, caches: make([]layerCache, m.HP.Layers)}
-	switch policy {
-	case PolicyFull:
-		if s.cfg.CacheSize == 0 {
-			s.cfg.CacheSize = m.HP.ContextLength
-		}
-		if s.cfg.CacheSize < 0 {
-			return nil, fmt.Errorf("cpuref: full cache of %d rows", cfg.CacheSize)
-		}
-		for i := range s.caches {
+	if err := spec.Validate(); err != nil {
+		return nil, fmt.Errorf("cpuref: %w", err)
+	}
+	s := &Session{m: m, spec: spec, caches: make([]layerCache, m.HP.Layers)}
+	for i := range s.caches {
+		switch spec.Kind {
+		case kvcache.Full:
 			s.caches[i] = &fullCache{}
-		}
-	case PolicyWindow:
-		if cfg.CacheSize < 1 || cfg.Sink < 0 || cfg.Sink >= cfg.CacheSize {
-			return nil, fmt.Errorf("cpuref: window of %d rows with %d sinks; want 0 <= sinks < rows", cfg.CacheSize, cfg.Sink)
-		}
-		for i := range s.caches {
-			s.caches[i] = &windowCache{size: cfg.CacheSize, sink: cfg.Sink, start: cfg.Sink}
-		}
-	case PolicyFreqKV:
-		for i := range s.caches {
-			ref, err := freqkv.NewRefCache(cfg, m.HP.KVDim())
+		case kvcache.Window:
+			s.caches[i] = &windowCache{size: spec.Size, sink: spec.Sink, start: spec.Sink}
+		case kvcache.FreqKV:
+			ref, err := freqkv.NewRefCache(spec.FreqKV(), m.HP.KVDim())
 			if err != nil {
 				return nil, fmt.Errorf("cpuref: %w", err)
 			}
 			s.caches[i] = &freqkvCache{ref: ref}
+		default:
+			return nil, fmt.Errorf("cpuref: no reference for the %v cache policy", spec.Kind)
 		}
-	default:
-		return nil, fmt.Errorf("cpuref: unknown cache policy %q (want %q, %q or %q)",
-			policy, PolicyFull, PolicyWindow, PolicyFreqKV)
 	}
 	return s, nil
 }
@@ -111,9 +93,9 @@ func (s *Session) ForwardGroup(tokens []int) ([][]float64, error) {
 			return nil, fmt.Errorf("cpuref: token %d outside the vocabulary [0, %d)", t, hp.Vocab)
 		}
 	}
-	if s.policy == PolicyFull && s.tokens+len(tokens) > s.cfg.CacheSize {
+	if s.spec.Kind == kvcache.Full && s.tokens+len(tokens) > s.spec.Size {
 		return nil, fmt.Errorf("%w: %d tokens seen, %d more do not fit in %d rows",
-			ErrCacheFull, s.tokens, len(tokens), s.cfg.CacheSize)
+			ErrCacheFull, s.tokens, len(tokens), s.spec.Size)
 	}
 	if len(tokens) == 0 {
 		return nil, nil

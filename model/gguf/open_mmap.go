@@ -22,6 +22,9 @@ func Open(path string) (*File, error) {
 	if err != nil {
 		return nil, fmt.Errorf("gguf: %w", err)
 	}
+	if !info.Mode().IsRegular() {
+		return nil, fmt.Errorf("gguf: %s is not a regular file", path)
+	}
 	size := info.Size()
 	if size == 0 {
 		return nil, fmt.Errorf("gguf: %s: empty file", path)

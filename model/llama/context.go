@@ -1,34 +1,35 @@
 package llama
 
 import (
-	"errors"
 	"fmt"
 	"math"
 
 	"github.com/freqkv/freqkv/engine"
-	"github.com/freqkv/freqkv/freqkv"
-	"github.com/freqkv/freqkv/freqkv/kvcache"
+	"github.com/freqkv/freqkv/kvcache"
 	"github.com/freqkv/freqkv/shaders"
 )
 
 func mathFloat32bits(f float32) uint32 { return math.Float32bits(f) }
 
-// CacheOptions chooses the KV-cache policy of a context.
-type CacheOptions struct {
-	Policy string        // "full", "window" or "freqkv"
-	FreqKV freqkv.Config // N, S, R, g; window uses N and S
-	// Context bounds a full cache (tokens); 0: the model's trained context.
-	Context int
-	// KV is the cache's storage type, engine.F16 or engine.F32.
-	KV engine.DType
+// ContextOptions choose a context's KV cache and how it runs.
+type ContextOptions struct {
+	Cache kvcache.Spec // the cache policy, its parameters and storage type
 	// MaxChunk is the most tokens one prefill step takes (default 256).
 	MaxChunk int
 	// Logits makes every prefill row's logits available (perplexity);
 	// otherwise only the last token's are computed.
 	Logits bool
-	// Compress is when a freqkv cache does its compressions' work: spread
-	// over decode steps (the default) or whole in the step that needs it.
-	Compress kvcache.Schedule
+}
+
+// ChunkTooLargeError says a prefill chunk's activations do not fit one storage binding
+// of the device, and the largest chunk that does.
+type ChunkTooLargeError struct {
+	Chunk, Max int
+	Limit      uint64 // the device's storage binding limit in bytes
+}
+
+func (e *ChunkTooLargeError) Error() string {
+	return fmt.Sprintf("a prefill chunk of %d tokens needs activations over the device's storage binding limit of %d bytes; at most %d tokens fit", e.Chunk, e.Limit, e.Max)
 }
 
 // Context is one sequence's state: activations and KV cache, allocated once.
@@ -36,7 +37,7 @@ type Context struct {
 	m     *Model
 	ops   *shaders.Ops
 	Cache kvcache.Policy
-	opts  CacheOptions
+	opts  ContextOptions
 	chunk int // rows the activation buffers hold
 
 	ids              *engine.Tensor // u32 (1, chunk)
@@ -58,17 +59,16 @@ type Context struct {
 	profile        *engine.Profile // set by WithProfile
 }
 
-// ErrContextFull is wrapped by errors that say a full cache can take no more.
-var ErrContextFull = errors.New("context is full")
-
-// NewContext allocates activations and a KV cache.
-func (m *Model) NewContext(opts CacheOptions) (*Context, error) {
+// NewContext allocates activations and a KV cache. Errors about the cache are kvcache's
+// (*kvcache.SpecError, *kvcache.DeviceLimitError); a chunk too large for the device gives
+// a *ChunkTooLargeError.
+func (m *Model) NewContext(opts ContextOptions) (*Context, error) {
 	h := m.H
 	if opts.MaxChunk <= 0 {
 		opts.MaxChunk = 256
 	}
-	if opts.KV != engine.F32 && opts.KV != engine.F16 {
-		return nil, fmt.Errorf("KV storage must be f16 or f32, not %s", opts.KV)
+	if most := m.maxChunk(); opts.MaxChunk > most {
+		return nil, &ChunkTooLargeError{Chunk: opts.MaxChunk, Max: most, Limit: m.dev.MaxBinding()}
 	}
 	if opts.Logits {
 		// The logits of a chunk must fit one binding.
@@ -78,26 +78,7 @@ func (m *Model) NewContext(opts CacheOptions) (*Context, error) {
 		}
 		opts.MaxChunk = min(opts.MaxChunk, maxRows)
 	}
-	geom := kvcache.Geometry{Layers: h.Layers, KVHeads: h.KVHeads, HeadDim: h.HeadDim(), DType: opts.KV}
-	var cache kvcache.Policy
-	var err error
-	switch opts.Policy {
-	case "full":
-		n := opts.Context
-		if n == 0 {
-			n = h.ContextLength
-		}
-		cache, err = kvcache.NewFull(m.dev, geom, n)
-	case "window":
-		if opts.FreqKV.CacheSize <= opts.FreqKV.Sink || opts.FreqKV.Sink < 0 {
-			return nil, fmt.Errorf("window cache: size %d must exceed sink %d", opts.FreqKV.CacheSize, opts.FreqKV.Sink)
-		}
-		cache, err = kvcache.NewWindow(m.dev, geom, opts.FreqKV.CacheSize, opts.FreqKV.Sink, opts.MaxChunk)
-	case "freqkv":
-		cache, err = kvcache.NewFreqKVScheduled(m.dev, m.ops, geom, opts.FreqKV, opts.Compress)
-	default:
-		return nil, fmt.Errorf("unknown cache policy %q: use full, window or freqkv", opts.Policy)
-	}
+	cache, err := kvcache.New(m.dev, m.ops, m.CacheGeometry(), opts.Cache, opts.MaxChunk)
 	if err != nil {
 		return nil, err
 	}
@@ -284,12 +265,16 @@ func (c *Context) record(rec *engine.Recorder, t int, allLogits bool) error {
 	return o.MatMul(rec, c.last, m.output, c.logits, 1, shaders.MatMulOptions{})
 }
 
-// KVBytesFull is what a full cache of the given storage type would hold
-// for tokens tokens: the baseline FreqKV is compared with.
-func (m *Model) KVBytesFull(tokens int, kv engine.DType) int64 {
-	per := int64(4)
-	if kv == engine.F16 {
-		per = 2
-	}
-	return int64(tokens) * int64(2*m.H.Layers*m.H.KVDim()) * per
+// CacheGeometry is the shape of the model's KV cache.
+func (m *Model) CacheGeometry() kvcache.Geometry {
+	return kvcache.Geometry{Layers: m.H.Layers, KVHeads: m.H.KVHeads, HeadDim: m.H.HeadDim()}
+}
+
+// maxChunk is the most tokens a prefill chunk can take on this device: every activation
+// tensor, (chunk, width) or (1, chunk), must fit one storage binding. The attention scratch
+// depends on the cache as well and is checked when it is allocated.
+func (m *Model) maxChunk() int {
+	h := m.H
+	widest := max(h.Dim, h.Heads*h.HeadDim(), h.KVHeads*h.HeadDim(), h.FFN, 1)
+	return int(m.dev.MaxBinding() / uint64(4*widest))
 }

@@ -41,7 +41,7 @@ func (c *Context) Generate(prompt []int32, n int, s *Sampler, stopAtEOS bool, em
 	start := time.Now()
 	next, err := c.Next(prompt, s, history)
 	if err != nil {
-		return st, err
+		return st, fmt.Errorf("token 1 (after the %d-token prompt): %w", len(prompt), err)
 	}
 	st.PrefillDuration = time.Since(start)
 	start = time.Now()
@@ -56,7 +56,7 @@ func (c *Context) Generate(prompt []int32, n int, s *Sampler, stopAtEOS bool, em
 			break
 		}
 		if next, err = c.Next([]int32{next}, s, history); err != nil {
-			return st, err
+			return st, fmt.Errorf("token %d: %w", st.Generated+1, err)
 		}
 	}
 	st.DecodeDuration = time.Since(start)

@@ -9,9 +9,9 @@ import (
 	"testing"
 
 	"github.com/freqkv/freqkv/engine"
-	"github.com/freqkv/freqkv/freqkv"
 	"github.com/freqkv/freqkv/internal/gputest"
 	"github.com/freqkv/freqkv/internal/shareddata"
+	"github.com/freqkv/freqkv/kvcache"
 	"github.com/freqkv/freqkv/model/cpuref"
 	"github.com/freqkv/freqkv/model/ggml"
 	"github.com/freqkv/freqkv/model/gguf"
@@ -59,7 +59,7 @@ func TestStories260KGreedy(t *testing.T) {
 			}
 			m := load(t, dev, shareddata.Path(t, src.model), tok)
 			for _, kv := range []engine.DType{engine.F32, engine.F16} {
-				ctx, err := m.NewContext(llama.CacheOptions{Policy: "full", Context: 512, KV: kv})
+				ctx, err := m.NewContext(llama.ContextOptions{Cache: kvcache.Spec{Kind: kvcache.Full, Size: 512, Storage: kv}})
 				require.NoError(t, err)
 				var got []int32
 				_, err = ctx.Generate(nil, len(want), &llama.Sampler{}, false, func(tok int32) bool {
@@ -99,8 +99,7 @@ func relErr(got []float32, want []float64) float64 {
 type parityCase struct {
 	name   string
 	spec   synth.Spec
-	policy string
-	cfg    freqkv.Config
+	cache  kvcache.Spec
 	tokens int
 	tol    float64
 }
@@ -115,18 +114,18 @@ func TestLogitsParity(t *testing.T) {
 	qwen.Arch, qwen.Dim, qwen.Heads, qwen.KVHeads, qwen.Seed = "qwen2", 64, 4, 1, 8
 	tied := base
 	tied.Tied, tied.Seed = true, 9
-	fkv := freqkv.Config{CacheSize: 24, Sink: 2, Recent: 3, Ratio: 0.5}
+	fkv := kvcache.Spec{Kind: kvcache.FreqKV, Size: 24, Sink: 2, Recent: 3, Ratio: 0.5, Storage: engine.F32}
 	var cases []parityCase
 	for _, wt := range []ggml.Type{ggml.F32, ggml.F16, ggml.Q8_0, ggml.Q4_0} {
 		s := base
 		s.WeightType, s.Dim, s.FFN = wt, 96, 128 // quantised rows need multiples of 32
-		cases = append(cases, parityCase{"llama-" + wt.String() + "-freqkv", s, "freqkv", fkv, 70, 1e-4})
+		cases = append(cases, parityCase{"llama-" + wt.String() + "-freqkv", s, fkv, 70, 1e-4})
 	}
 	cases = append(cases,
-		parityCase{"llama-full", base, "full", freqkv.Config{CacheSize: 256}, 40, 1e-4},
-		parityCase{"llama-window", base, "window", freqkv.Config{CacheSize: 16, Sink: 2}, 50, 1e-4},
-		parityCase{"qwen2-freqkv", qwen, "freqkv", freqkv.Config{CacheSize: 20, Sink: 1, Recent: 0, Ratio: 0.5}, 60, 1e-4},
-		parityCase{"tied-freqkv-odd", tied, "freqkv", freqkv.Config{CacheSize: 21, Sink: 4, Recent: 2, Ratio: 0.5}, 60, 1e-4},
+		parityCase{"llama-full", base, kvcache.Spec{Kind: kvcache.Full, Size: 256, Storage: engine.F32}, 40, 1e-4},
+		parityCase{"llama-window", base, kvcache.Spec{Kind: kvcache.Window, Size: 16, Sink: 2, Storage: engine.F32}, 50, 1e-4},
+		parityCase{"qwen2-freqkv", qwen, kvcache.Spec{Kind: kvcache.FreqKV, Size: 20, Sink: 1, Recent: 0, Ratio: 0.5, Storage: engine.F32}, 60, 1e-4},
+		parityCase{"tied-freqkv-odd", tied, kvcache.Spec{Kind: kvcache.FreqKV, Size: 21, Sink: 4, Recent: 2, Ratio: 0.5, Storage: engine.F32}, 60, 1e-4},
 	)
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -138,10 +137,10 @@ func TestLogitsParity(t *testing.T) {
 			defer f.Close()
 			ref, err := cpuref.Load(f)
 			require.NoError(t, err)
-			sess, err := ref.NewSession(tc.policy, tc.cfg)
+			sess, err := ref.NewSession(tc.cache)
 			require.NoError(t, err)
 
-			ctx, err := m.NewContext(llama.CacheOptions{Policy: tc.policy, FreqKV: tc.cfg, Context: tc.cfg.CacheSize, KV: engine.F32, MaxChunk: 7, Logits: true})
+			ctx, err := m.NewContext(llama.ContextOptions{Cache: tc.cache, MaxChunk: 7, Logits: true})
 			require.NoError(t, err)
 			defer ctx.Release()
 			tokens := make([]int32, tc.tokens)
@@ -161,7 +160,7 @@ func TestLogitsParity(t *testing.T) {
 				require.LessOrEqual(t, e, tc.tol, "token %d", i)
 			}
 			t.Logf("max relative logit error %.2e over %d tokens, %d compressions", worst, len(tokens), ctx.Cache.Stats().Compressions)
-			if tc.policy == "freqkv" {
+			if tc.cache.Kind == kvcache.FreqKV {
 				require.GreaterOrEqual(t, ctx.Cache.Stats().Compressions, 3)
 			}
 		})
@@ -176,7 +175,7 @@ func TestFreqKVGroupedEqualsTokenByToken(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "m.gguf")
 	require.NoError(t, synth.Write(path, spec))
 	m := load(t, dev, path, "")
-	cfg := freqkv.Config{CacheSize: 32, Sink: 4, Recent: 4, Ratio: 0.5}
+	cfg := kvcache.Spec{Kind: kvcache.FreqKV, Size: 32, Sink: 4, Recent: 4, Ratio: 0.5}
 	tokens := make([]int32, 150)
 	for i := range tokens {
 		tokens[i] = int32((i*13 + 5) % spec.Vocab)
@@ -187,12 +186,13 @@ func TestFreqKVGroupedEqualsTokenByToken(t *testing.T) {
 	// which moves logits by up to a few 1e-5. f32 caches must agree to 1e-5.
 	tol := map[engine.DType]float64{engine.F32: 1e-5, engine.F16: 2e-4}
 	for _, kv := range []engine.DType{engine.F32, engine.F16} {
-		grouped, err := m.NewContext(llama.CacheOptions{Policy: "freqkv", FreqKV: cfg, KV: kv, MaxChunk: 64, Logits: true})
+		cfg.Storage = kv
+		grouped, err := m.NewContext(llama.ContextOptions{Cache: cfg, MaxChunk: 64, Logits: true})
 		require.NoError(t, err)
 		all, err := grouped.AllLogits(tokens)
 		require.NoError(t, err)
 		grouped.Release()
-		single, err := m.NewContext(llama.CacheOptions{Policy: "freqkv", FreqKV: cfg, KV: kv, MaxChunk: 1, Logits: true})
+		single, err := m.NewContext(llama.ContextOptions{Cache: cfg, MaxChunk: 1, Logits: true})
 		require.NoError(t, err)
 		for i, tok := range tokens {
 			l, err := single.Logits([]int32{tok})
@@ -217,7 +217,7 @@ func TestFreqKVMemoryIsConstant(t *testing.T) {
 	require.NoError(t, synth.Write(path, spec))
 	m := load(t, dev, path, "")
 	const n = 40
-	ctx, err := m.NewContext(llama.CacheOptions{Policy: "freqkv", FreqKV: freqkv.DefaultConfig(n), KV: engine.F16})
+	ctx, err := m.NewContext(llama.ContextOptions{Cache: kvcache.DefaultSpec(kvcache.FreqKV, n, engine.F16)})
 	require.NoError(t, err)
 	defer ctx.Release()
 	tokens := make([]int32, n)
@@ -240,18 +240,30 @@ func TestBadInput(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "m.gguf")
 	require.NoError(t, synth.Write(path, spec))
 	m := load(t, dev, path, "")
-	ctx, err := m.NewContext(llama.CacheOptions{Policy: "full", Context: 16, KV: engine.F32})
+	ctx, err := m.NewContext(llama.ContextOptions{Cache: kvcache.Spec{Kind: kvcache.Full, Size: 16, Storage: engine.F32}})
 	require.NoError(t, err)
 	defer ctx.Release()
 	err = ctx.Prefill(make([]int32, 17))
-	require.ErrorContains(t, err, "16")
+	require.ErrorIs(t, err, kvcache.ErrContextFull)
+	require.ErrorContains(t, err, "17 new tokens after 0 do not fit the full cache of 16 tokens")
+	ctx.Reset()
+	require.NoError(t, ctx.Prefill(make([]int32, 16)))
+	_, err = ctx.Logits([]int32{1})
+	require.ErrorIs(t, err, kvcache.ErrContextFull)
 	ctx.Reset()
 	err = ctx.Prefill([]int32{1, 272})
 	require.ErrorContains(t, err, "out of range")
-	_, err = m.NewContext(llama.CacheOptions{Policy: "freqkv", FreqKV: freqkv.Config{CacheSize: 8, Sink: 4, Recent: 4, Ratio: 0.5}, KV: engine.F32})
-	require.Error(t, err)
-	_, err = m.NewContext(llama.CacheOptions{Policy: "lru", KV: engine.F32})
+	var se *kvcache.SpecError
+	_, err = m.NewContext(llama.ContextOptions{Cache: kvcache.Spec{Kind: kvcache.FreqKV, Size: 8, Sink: 4, Recent: 4, Ratio: 0.5, Storage: engine.F32}})
+	require.ErrorAs(t, err, &se)
+	require.Equal(t, []kvcache.Param{kvcache.ParamSink, kvcache.ParamRecent, kvcache.ParamSize}, se.Params)
+	_, err = m.NewContext(llama.ContextOptions{Cache: kvcache.Spec{Kind: 42, Size: 8, Storage: engine.F32}})
 	require.ErrorContains(t, err, "unknown cache policy")
+	var big *llama.ChunkTooLargeError
+	_, err = m.NewContext(llama.ContextOptions{Cache: kvcache.Spec{Kind: kvcache.Full, Size: 16, Storage: engine.F32}, MaxChunk: 1 << 30})
+	require.ErrorAs(t, err, &big)
+	require.Positive(t, big.Max)
+	require.Less(t, big.Max, 1<<30)
 }
 
 // TestSamplingSeed: a seed makes sampled runs reproducible token for token,
@@ -260,7 +272,7 @@ func TestSamplingSeed(t *testing.T) {
 	dev := gputest.Device(t)
 	m := load(t, dev, shareddata.Path(t, "models/stories260K.gguf"), "")
 	run := func(seed uint64) []int32 {
-		ctx, err := m.NewContext(llama.CacheOptions{Policy: "freqkv", FreqKV: freqkv.DefaultConfig(64), KV: engine.F32})
+		ctx, err := m.NewContext(llama.ContextOptions{Cache: kvcache.DefaultSpec(kvcache.FreqKV, 64, engine.F32)})
 		require.NoError(t, err)
 		defer ctx.Release()
 		var got []int32

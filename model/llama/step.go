@@ -2,9 +2,13 @@ package llama
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
+	"math"
 
 	"github.com/freqkv/freqkv/engine"
+	"github.com/freqkv/freqkv/kvcache"
+	"github.com/freqkv/freqkv/shaders"
 )
 
 func (c *Context) checkTokens(tokens []int32) error {
@@ -37,8 +41,9 @@ func (c *Context) feed(tokens []int32, allLogits bool, after chunkFn) (*engine.R
 	if err := c.checkTokens(tokens); err != nil {
 		return nil, err
 	}
-	if v := c.Cache.View(); c.opts.Policy == "full" && v.Rows+len(tokens) > v.Cap {
-		return nil, fmt.Errorf("%w: %d new tokens after %d exceed the full cache's context of %d tokens; raise --ctx or use --cache freqkv or window, which take any length", ErrContextFull, len(tokens), v.Rows, v.Cap)
+	if room := c.Cache.Room(); len(tokens) > room {
+		return nil, fmt.Errorf("%w: %d new tokens after %d do not fit the %v cache of %d tokens, which has room for %d more",
+			kvcache.ErrContextFull, len(tokens), c.tokens, c.Cache.Spec().Kind, c.Cache.Spec().Size, room)
 	}
 	var rec *engine.Recorder
 	for off := 0; off < len(tokens); {
@@ -75,6 +80,10 @@ func (c *Context) feed(tokens []int32, allLogits bool, after chunkFn) (*engine.R
 	return rec, nil
 }
 
+// LastDispatches is the compute dispatches of the last greedy Next's submit
+// (benchmarks count them per decode step).
+func (c *Context) LastDispatches() int { return c.lastDispatches }
+
 // Prefill feeds tokens and leaves the last token's logits on the device.
 func (c *Context) Prefill(tokens []int32) error {
 	rec, err := c.feed(tokens, false, nil)
@@ -101,14 +110,28 @@ func (c *Context) Next(tokens []int32, s *Sampler, history []int32) (int32, erro
 		if err := rec.SubmitAndWait(); err != nil {
 			return 0, err
 		}
-		return int32(rb.Uint32s()[0]), nil
+		id := rb.Uint32s()[0]
+		if id == shaders.ArgmaxNonFinite {
+			return 0, ErrNonFinite
+		}
+		return int32(id), nil
 	}
 	rb := rec.ReadBack(c.logits.Buf, c.logits.Offset, uint64(4*vocab))
 	if err := rec.SubmitAndWait(); err != nil {
 		return 0, err
 	}
-	return s.Sample(rb.Float32s(), history), nil
+	logits := rb.Float32s()
+	for _, x := range logits {
+		if math.IsNaN(float64(x)) || math.IsInf(float64(x), 0) {
+			return 0, ErrNonFinite
+		}
+	}
+	return s.Sample(logits, history), nil
 }
+
+// ErrNonFinite says the logits held NaN or Inf: the weights, or the
+// activations they produced, are not finite numbers.
+var ErrNonFinite = errors.New("non-finite logits (NaN or Inf): the model's weights or activations are not finite numbers")
 
 // Logits feeds tokens and returns the last token's logits.
 func (c *Context) Logits(tokens []int32) ([]float32, error) {

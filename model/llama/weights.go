@@ -7,7 +7,9 @@ package llama
 import (
 	"bytes"
 	"encoding/binary"
+	"errors"
 	"fmt"
+	"io"
 	"os"
 
 	"github.com/freqkv/freqkv/engine"
@@ -59,6 +61,10 @@ type LoadOptions struct {
 	Progress func(done, total int64)
 }
 
+// ErrNoTokenizer says a model file is not GGUF and no llama2.c tokenizer was given
+// (LoadOptions.Tokenizer), without which a llama2.c checkpoint cannot load.
+var ErrNoTokenizer = errors.New("not a GGUF file, and a llama2.c checkpoint needs its tokenizer file")
+
 // Open reads a GGUF file, or converts a llama2.c checkpoint (with its
 // tokenizer.bin) to GGUF in memory.
 func Open(path string, opts LoadOptions) (*gguf.File, error) {
@@ -66,25 +72,37 @@ func Open(path string, opts LoadOptions) (*gguf.File, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open model: %w", err)
 	}
+	info, err := f.Stat()
+	if err == nil && !info.Mode().IsRegular() {
+		err = errors.New("not a regular file")
+	}
 	var magic [4]byte
-	_, err = f.Read(magic[:])
+	n := 0
+	if err == nil {
+		n, err = io.ReadFull(f, magic[:])
+	}
 	f.Close()
-	if err != nil {
-		return nil, fmt.Errorf("read model %s: %w", path, err)
+	switch {
+	case n == 0 && err == io.EOF:
+		return nil, fmt.Errorf("model %s: empty file", path)
+	case err == io.ErrUnexpectedEOF:
+		return nil, fmt.Errorf("model %s: %d bytes is too short for a model", path, n)
+	case err != nil:
+		return nil, fmt.Errorf("model %s: %w", path, err)
 	}
 	if string(magic[:]) == "GGUF" {
 		return gguf.Open(path)
 	}
 	if opts.Tokenizer == "" {
-		return nil, fmt.Errorf("%s is not a GGUF file; if it is a llama2.c checkpoint, name its tokenizer with --tokenizer tokenizer.bin", path)
+		return nil, fmt.Errorf("%s: %w", path, ErrNoTokenizer)
 	}
 	ck, err := llama2c.ReadCheckpoint(path)
 	if err != nil {
-		return nil, fmt.Errorf("%s is neither GGUF nor a valid llama2.c checkpoint: %w", path, err)
+		return nil, fmt.Errorf("%w (and it is not GGUF)", err)
 	}
 	tok, err := llama2c.ReadTokenizer(opts.Tokenizer, ck.VocabSize)
 	if err != nil {
-		return nil, fmt.Errorf("tokenizer %s: %w", opts.Tokenizer, err)
+		return nil, err // it names the file
 	}
 	var buf bytes.Buffer
 	if err := llama2c.Convert(&buf, ck, tok); err != nil {
@@ -102,13 +120,9 @@ func Load(dev *engine.Device, f *gguf.File, opts LoadOptions) (*Model, error) {
 	if err := model.CheckTensors(f, h); err != nil {
 		return nil, err
 	}
-	vocab, err := tokenizer.FromGGUF(f)
+	tok, err := LoadTokenizer(f)
 	if err != nil {
-		return nil, fmt.Errorf("tokenizer: %w", err)
-	}
-	tok, err := tokenizer.New(vocab)
-	if err != nil {
-		return nil, fmt.Errorf("tokenizer: %w", err)
+		return nil, err
 	}
 	m := &Model{H: h, Tok: tok, dev: dev, ops: shaders.New(dev)}
 	up := uploader{dev: dev, f: f, converted: map[string][]string{}, progress: opts.Progress}
@@ -151,8 +165,15 @@ func Load(dev *engine.Device, f *gguf.File, opts LoadOptions) (*Model, error) {
 	return m, nil
 }
 
-// Ops is the model's kernel launchers (benchmarks switch their variants).
-func (m *Model) Ops() *shaders.Ops { return m.ops }
+// LoadTokenizer builds the tokenizer of f, checked as Load checks it: its
+// errors say "tokenizer:" already.
+func LoadTokenizer(f *gguf.File) (tokenizer.Tokenizer, error) {
+	vocab, err := tokenizer.FromGGUF(f)
+	if err != nil {
+		return nil, err
+	}
+	return tokenizer.New(vocab)
+}
 
 // Device is the device the model lives on.
 func (m *Model) Device() *engine.Device { return m.dev }
@@ -162,6 +183,7 @@ func (m *Model) Release() {
 	for _, w := range m.all() {
 		w.Release()
 	}
+	m.ops.Release()
 }
 
 type releaser interface{ Release() }

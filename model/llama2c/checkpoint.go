@@ -4,9 +4,13 @@ package llama2c
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
+	"io"
+	"io/fs"
 	"math"
 	"os"
+	"strings"
 )
 
 // Config is a checkpoint's header: seven int32s in this order.
@@ -79,25 +83,78 @@ type Checkpoint struct {
 
 const headerBytes = 7 * 4
 
-// ReadCheckpoint reads the checkpoint file at path.
+// ReadCheckpoint reads the checkpoint file at path. It reads no more than
+// the header says the model holds, so an endless or oversized file is an
+// error, not a large allocation.
 func ReadCheckpoint(path string) (*Checkpoint, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("llama2c: %w", err)
+	data, err := readCheckpointFile(path)
+	var ck *Checkpoint
+	if err == nil {
+		ck, err = ParseCheckpoint(data)
 	}
-	ck, err := ParseCheckpoint(data)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
+		return nil, fmt.Errorf("llama2c: checkpoint %s: %w", path, unprefixed{err})
 	}
 	return ck, nil
 }
 
-// ParseCheckpoint decodes a checkpoint. The file's length must be exactly
-// what its header implies.
-func ParseCheckpoint(data []byte) (*Checkpoint, error) {
-	if len(data) < headerBytes {
-		return nil, fmt.Errorf("llama2c: %d bytes is shorter than the %d-byte header", len(data), headerBytes)
+// unprefixed drops the package's "llama2c: " (and an *os.PathError's
+// repetition of the path) from a wrapped error, so a message names each
+// thing once.
+type unprefixed struct{ err error }
+
+func (u unprefixed) Error() string {
+	var pe *fs.PathError
+	if errors.As(u.err, &pe) {
+		return pe.Err.Error()
 	}
+	return strings.TrimPrefix(u.err.Error(), "llama2c: ")
+}
+
+func (u unprefixed) Unwrap() error { return u.err }
+
+// readCheckpointFile reads a regular file of the size its header implies.
+func readCheckpointFile(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	info, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if !info.Mode().IsRegular() {
+		return nil, errors.New("not a regular file")
+	}
+	header := make([]byte, headerBytes)
+	if n, err := io.ReadFull(f, header); err != nil {
+		if n == 0 {
+			return nil, errors.New("empty file")
+		}
+		return nil, fmt.Errorf("%d bytes is shorter than the %d-byte header", n, headerBytes)
+	}
+	c, err := headerConfig(header)
+	if err != nil {
+		return nil, err
+	}
+	want, err := c.floats()
+	if err != nil {
+		return nil, err
+	}
+	if uint64(info.Size()) != headerBytes+4*want {
+		return nil, fmt.Errorf("header %+v implies %d bytes, file has %d", c, headerBytes+4*want, info.Size())
+	}
+	data := make([]byte, info.Size())
+	copy(data, header)
+	if _, err := io.ReadFull(f, data[headerBytes:]); err != nil {
+		return nil, err
+	}
+	return data, nil
+}
+
+// headerConfig decodes and validates a header.
+func headerConfig(data []byte) (Config, error) {
 	var h [7]int32
 	for i := range h {
 		h[i] = int32(binary.LittleEndian.Uint32(data[4*i:]))
@@ -110,7 +167,17 @@ func ParseCheckpoint(data []byte) (*Checkpoint, error) {
 	if h[5] < 0 {
 		c.VocabSize = -int(h[5])
 	}
-	if err := c.Validate(); err != nil {
+	return c, c.Validate()
+}
+
+// ParseCheckpoint decodes a checkpoint. The file's length must be exactly
+// what its header implies.
+func ParseCheckpoint(data []byte) (*Checkpoint, error) {
+	if len(data) < headerBytes {
+		return nil, fmt.Errorf("llama2c: %d bytes is shorter than the %d-byte header", len(data), headerBytes)
+	}
+	c, err := headerConfig(data)
+	if err != nil {
 		return nil, err
 	}
 	want, err := c.floats()

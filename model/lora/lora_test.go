@@ -2,12 +2,13 @@ package lora_test
 
 import (
 	"bytes"
+	"github.com/freqkv/freqkv/engine"
+	"github.com/freqkv/freqkv/kvcache"
 	"math"
 	"slices"
 	"strings"
 	"testing"
 
-	"github.com/freqkv/freqkv/freqkv"
 	"github.com/freqkv/freqkv/model/cpuref"
 	"github.com/freqkv/freqkv/model/ggml"
 	"github.com/freqkv/freqkv/model/gguf"
@@ -156,7 +157,7 @@ func TestZeroAdapterIsIdentity(t *testing.T) {
 	}
 }
 
-func logitsOf(t testing.TB, f *gguf.File, toks []int, spec trainref.Spec) [][]float64 {
+func logitsOf(t testing.TB, f *gguf.File, toks []int, spec kvcache.Spec) [][]float64 {
 	t.Helper()
 	m, err := cpuref.Load(f)
 	if err != nil {
@@ -185,7 +186,7 @@ func TestMergedEqualsLoRA(t *testing.T) {
 	f := model(t, tinySpec(ggml.F32))
 	m, a, p := randomAdapter(t, f, 2)
 	toks := []int{1, 40, 7, 99, 3, 250, 17, 64, 5, 5, 120, 33, 2, 8, 77, 200, 9, 10}
-	spec := trainref.Spec{Policy: trainref.PolicyFreqKV, Cache: freqkv.Config{CacheSize: 8, Sink: 2, Ratio: 0.5}}
+	spec := kvcache.Spec{Kind: kvcache.FreqKV, Size: 8, Sink: 2, Ratio: 0.5, Storage: engine.F32}
 	want, err := trainref.Logits(m, p, toks, spec)
 	if err != nil {
 		t.Fatal(err)

@@ -2,6 +2,7 @@ package tokenizer
 
 import (
 	"fmt"
+	"math"
 
 	"github.com/freqkv/freqkv/model/gguf"
 )
@@ -26,8 +27,8 @@ const (
 // FromGGUF reads the tokenizer.ggml.* metadata of f. Absent settings take
 // llama.cpp's defaults: SentencePiece vocabularies have <unk>, BOS and EOS
 // at 0, 1 and 2, add BOS and a space prefix; BPE ones add BOS only for
-// Llama 3 style pre-tokenizers. Special token ids outside the vocabulary
-// (such as 0xFFFFFFFF for "none") fall back to the default.
+// Llama 3 style pre-tokenizers. A special token id of 0xFFFFFFFF (or -1)
+// means none; any other id outside the vocabulary is an error.
 func FromGGUF(f *gguf.File) (*Vocab, error) {
 	v, err := readGGUF(f)
 	if err != nil {
@@ -77,18 +78,19 @@ func readGGUF(f *gguf.File) (*Vocab, error) {
 		id  *int32
 	}{{keyBOS, &v.BOS}, {keyEOS, &v.EOS}, {keyUNK, &v.UNK}, {keyPAD, &v.PAD}} {
 		if int64(*sp.id) >= n {
-			*sp.id = -1
+			*sp.id = -1 // a default the vocabulary is too small for
 		}
 		if _, ok := f.Value(sp.key); !ok {
 			continue
 		}
-		id, err := f.Uint(sp.key)
+		id, err := specialID(f, sp.key)
 		if err != nil {
 			return nil, err
 		}
-		if id < uint64(n) {
-			*sp.id = int32(id)
+		if id >= n {
+			return nil, fmt.Errorf("%s %d is outside the vocabulary of %d tokens", sp.key, id, n)
 		}
+		*sp.id = int32(id)
 	}
 
 	for _, flag := range []struct {
@@ -100,6 +102,22 @@ func readGGUF(f *gguf.File) (*Vocab, error) {
 		}
 	}
 	return v, nil
+}
+
+// specialID reads a special token id; "none" (0xFFFFFFFF or -1) is -1.
+func specialID(f *gguf.File, key string) (int64, error) {
+	switch v, _ := f.Value(key); v {
+	case int8(-1), int16(-1), int32(-1), int64(-1):
+		return -1, nil
+	}
+	id, err := f.Uint(key)
+	if err != nil {
+		return 0, err
+	}
+	if id == math.MaxUint32 {
+		return -1, nil
+	}
+	return int64(min(id, math.MaxInt64)), nil
 }
 
 // optional reads key with get, or returns def when the key is absent.

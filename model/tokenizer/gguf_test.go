@@ -28,7 +28,7 @@ func TestFromGGUFDefaultsAndOverrides(t *testing.T) {
 		gguf.KV{Key: "tokenizer.ggml.scores", Value: []int32{0, 0, 0, -3}}, // integer scores, as llama.cpp allows
 		gguf.KV{Key: "tokenizer.ggml.token_type", Value: []int32{2, 3, 3, 9}},
 		gguf.KV{Key: "tokenizer.ggml.eos_token_id", Value: uint32(3)},
-		gguf.KV{Key: "tokenizer.ggml.bos_token_id", Value: uint32(99)}, // out of range: default kept
+		gguf.KV{Key: "tokenizer.ggml.padding_token_id", Value: uint32(0xFFFFFFFF)}, // none
 		gguf.KV{Key: "tokenizer.ggml.add_space_prefix", Value: false},
 		gguf.KV{Key: "tokenizer.ggml.add_eos_token", Value: true},
 	)
@@ -76,6 +76,8 @@ func TestFromGGUFErrors(t *testing.T) {
 		{"scores type", []gguf.KV{model("llama"), tokens, {Key: "tokenizer.ggml.scores", Value: "x"}}, "tokenizer.ggml.scores"},
 		{"types type", []gguf.KV{model("llama"), tokens, {Key: "tokenizer.ggml.token_type", Value: []string{"x"}}}, "tokenizer.ggml.token_type"},
 		{"bos type", []gguf.KV{model("llama"), tokens, {Key: "tokenizer.ggml.bos_token_id", Value: "x"}}, "tokenizer.ggml.bos_token_id"},
+		{"bos out of range", []gguf.KV{model("llama"), tokens, {Key: "tokenizer.ggml.bos_token_id", Value: uint32(99)}}, "tokenizer.ggml.bos_token_id 99 is outside the vocabulary of 1 tokens"},
+		{"eos out of range", []gguf.KV{model("llama"), tokens, {Key: "tokenizer.ggml.eos_token_id", Value: uint64(1 << 40)}}, "tokenizer.ggml.eos_token_id 1099511627776 is outside"},
 		{"flag type", []gguf.KV{model("llama"), tokens, {Key: "tokenizer.ggml.add_bos_token", Value: uint8(1)}}, "tokenizer.ggml.add_bos_token"},
 	}
 	for _, tt := range tests {

@@ -137,8 +137,13 @@ func ReadLlama2c(path string) (*Vocab, error) {
 	return v, nil
 }
 
-// maxLlama2cToken bounds a token's length, against corrupt files.
-const maxLlama2cToken = 1 << 16
+// maxLlama2cToken bounds a token's length and maxLlama2cTokens their number
+// (the largest vocabularies have about 256K), against corrupt or endless
+// files.
+const (
+	maxLlama2cToken  = 1 << 16
+	maxLlama2cTokens = 1 << 20
+)
 
 // ParseLlama2c reads a tokenizer.bin from r; see ReadLlama2c.
 func ParseLlama2c(r io.Reader) (*Vocab, error) {
@@ -149,6 +154,9 @@ func ParseLlama2c(r io.Reader) (*Vocab, error) {
 	}
 	v := &Vocab{Model: ModelLlama2c, BOS: 1, EOS: 2, UNK: 0, PAD: -1, AddBOS: true, AddSpacePrefix: true}
 	for id := 0; ; id++ {
+		if id == maxLlama2cTokens {
+			return nil, fmt.Errorf("more than %d tokens", maxLlama2cTokens)
+		}
 		var head [8]byte // float32 score, int32 length
 		if _, err := io.ReadFull(r, head[:]); err == io.EOF {
 			break // the file ends between tokens

@@ -1,0 +1,245 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/freqkv/freqkv/engine"
+	"github.com/freqkv/freqkv/kvcache"
+	"github.com/freqkv/freqkv/model/llama"
+	"github.com/spf13/pflag"
+)
+
+// cacheFlags are the KV-cache flags of every command that runs a model with a cache of the
+// user's choice. They are the one place flags become a kvcache.Spec, and the one place
+// kvcache's and the context's errors are said back in terms of these flags.
+type cacheFlags struct {
+	fs     *pflag.FlagSet
+	many   bool   // --cache takes a comma-separated list (bench)
+	kinds  string // --cache
+	size   int    // --cache-size
+	sink   int    // --sink
+	recent int    // --recent
+	ratio  float64
+	kv     string
+	batch  int
+}
+
+// paramFlags names the flag each Spec parameter comes from.
+var paramFlags = map[kvcache.Param]string{
+	kvcache.ParamKind:    "--cache",
+	kvcache.ParamSize:    "--cache-size",
+	kvcache.ParamSink:    "--sink",
+	kvcache.ParamRecent:  "--recent",
+	kvcache.ParamRatio:   "--ratio",
+	kvcache.ParamStorage: "--kv",
+}
+
+// kindNames is "full, window or freqkv".
+func kindNames() string {
+	var names []string
+	for _, k := range kvcache.Kinds() {
+		names = append(names, k.String())
+	}
+	return strings.Join(names[:len(names)-1], ", ") + " or " + names[len(names)-1]
+}
+
+// add registers the flags. def is the default of --cache (one policy, or a list when many);
+// sizeHelp says what --cache-size defaults to for this command.
+func (c *cacheFlags) add(fs *pflag.FlagSet, def string, many bool, sizeHelp string) {
+	c.fs, c.many = fs, many
+	d := kvcache.DefaultSpec(kvcache.FreqKV, 1, engine.F16)
+	if many {
+		fs.StringVar(&c.kinds, "cache", def, "cache policies to compare, comma-separated, of "+kindNames())
+	} else {
+		fs.StringVar(&c.kinds, "cache", def, "KV cache policy: full (every token), window (StreamingLLM: sinks + most recent rows) or freqkv")
+	}
+	fs.IntVar(&c.size, "cache-size", 0, "cache rows N: a full cache's context in tokens, the rows a window query sees, a freqkv cache's rows ("+sizeHelp+")")
+	fs.IntVar(&c.sink, "sink", d.Sink, "sink rows S kept forever (window, freqkv)")
+	fs.IntVar(&c.recent, "recent", d.Recent, "recent rows R a compression leaves alone (freqkv)")
+	fs.Float64Var(&c.ratio, "ratio", d.Ratio, "retaining ratio g in (0, 1): the share of the old span a compression keeps (freqkv)")
+	fs.StringVar(&c.kv, "kv", "", "KV storage: f16 or f32 (default f16 where the device has shader-f16, else f32)")
+	fs.IntVar(&c.batch, "batch", 256, "tokens per prefill step")
+}
+
+// policies parses --cache and refuses a parameter flag that none of the chosen policies reads.
+func (c *cacheFlags) policies() ([]kvcache.Kind, error) {
+	var out []kvcache.Kind
+	names := []string{c.kinds}
+	if c.many {
+		names = strings.Split(c.kinds, ",")
+	}
+	for _, n := range names {
+		k, err := kvcache.ParseKind(strings.TrimSpace(n))
+		if err != nil {
+			return nil, usagef("--cache %q: use %s", n, kindNames())
+		}
+		out = append(out, k)
+	}
+	for _, p := range []kvcache.Param{kvcache.ParamSink, kvcache.ParamRecent, kvcache.ParamRatio} {
+		if !c.fs.Changed(strings.TrimPrefix(paramFlags[p], "--")) {
+			continue
+		}
+		used := false
+		for _, k := range out {
+			used = used || k.Uses(p)
+		}
+		if !used {
+			var by []string
+			for _, k := range kvcache.Kinds() {
+				if k.Uses(p) {
+					by = append(by, k.String())
+				}
+			}
+			return nil, usagef("%s applies to --cache %s, not %s", paramFlags[p], strings.Join(by, " or "), c.kinds)
+		}
+	}
+	if c.batch < 1 {
+		return nil, usagef("--batch %d must be at least 1", c.batch)
+	}
+	return out, nil
+}
+
+// storage is the KV element type --kv asks for on dev.
+func storage(dev *engine.Device, kv string) (engine.DType, error) {
+	switch kv {
+	case "":
+		if dev.ShaderF16 {
+			return engine.F16, nil
+		}
+		return engine.F32, nil
+	case "f16":
+		return engine.F16, nil
+	case "f32":
+		return engine.F32, nil
+	}
+	return 0, usagef("--kv %q: use f16 or f32", kv)
+}
+
+// spec is the cache of kind the flags describe: --cache-size when given, else defSize.
+// The parameters kind does not read stay zero.
+func (c *cacheFlags) spec(dev *engine.Device, kind kvcache.Kind, defSize int) (kvcache.Spec, error) {
+	if c.fs.Changed("cache-size") {
+		defSize = c.size
+	}
+	return c.sized(dev, kind, defSize)
+}
+
+// sized is the cache of kind and size the flags describe, whatever --cache-size says (bench
+// sizes its full caches to what it measures).
+func (c *cacheFlags) sized(dev *engine.Device, kind kvcache.Kind, size int) (kvcache.Spec, error) {
+	st, err := storage(dev, c.kv)
+	if err != nil {
+		return kvcache.Spec{}, err
+	}
+	s := kvcache.Spec{Kind: kind, Size: size, Storage: st}
+	if kind.Uses(kvcache.ParamSink) {
+		s.Sink = c.sink
+	}
+	if kind.Uses(kvcache.ParamRecent) {
+		s.Recent = c.recent
+	}
+	if kind.Uses(kvcache.ParamRatio) {
+		s.Ratio = c.ratio
+	}
+	if err := s.Validate(); err != nil {
+		return s, c.explain(s, err)
+	}
+	return s, nil
+}
+
+// options is what a context with the cache s needs.
+func (c *cacheFlags) options(s kvcache.Spec) llama.ContextOptions {
+	return llama.ContextOptions{Cache: s, MaxChunk: c.batch}
+}
+
+// newContext makes a context, with its errors said in flags.
+func (c *cacheFlags) newContext(m *llama.Model, opts llama.ContextOptions) (*llama.Context, error) {
+	ctx, err := m.NewContext(opts)
+	if err != nil {
+		return nil, c.explain(opts.Cache, err)
+	}
+	return ctx, nil
+}
+
+// value is the flag value behind a Spec parameter, as the user would type it.
+func value(s kvcache.Spec, p kvcache.Param) string {
+	switch p {
+	case kvcache.ParamKind:
+		return s.Kind.String()
+	case kvcache.ParamSize:
+		return fmt.Sprint(s.Size)
+	case kvcache.ParamSink:
+		return fmt.Sprint(s.Sink)
+	case kvcache.ParamRecent:
+		return fmt.Sprint(s.Recent)
+	case kvcache.ParamRatio:
+		return fmt.Sprint(s.Ratio)
+	case kvcache.ParamStorage:
+		return s.Storage.String()
+	}
+	return "?"
+}
+
+// explain says a cache or context error in terms of the flags that set the cache s; other
+// errors pass through.
+func (c *cacheFlags) explain(s kvcache.Spec, err error) error {
+	var se *kvcache.SpecError
+	var le *kvcache.DeviceLimitError
+	var ce *llama.ChunkTooLargeError
+	switch {
+	case errors.As(err, &se):
+		var flags []string
+		for _, p := range se.Params {
+			flags = append(flags, paramFlags[p]+" "+value(s, p))
+		}
+		return usagef("%s: %s", strings.Join(flags, ", "), se.Msg)
+	case errors.As(err, &le):
+		hint := ""
+		if le.Spec.Storage == engine.F32 {
+			hint = " (--kv f16 fits twice as many)"
+		}
+		return usagef("--cache-size %d: one layer's keys of a %v cache take %s, over this device's storage binding limit of %s; the most that fits is --cache-size %d%s",
+			le.Spec.Size, le.Spec.Kind, humanBytes(int64(le.Bytes)), humanBytes(int64(le.Limit)), le.MaxSize, hint)
+	case errors.As(err, &ce):
+		return usagef("--batch %d: a prefill step's activations would exceed this device's storage binding limit of %s; the most that fits is --batch %d",
+			ce.Chunk, humanBytes(int64(ce.Limit)), ce.Max)
+	case errors.Is(err, kvcache.ErrContextFull):
+		return fmt.Errorf("%w; raise --cache-size (now %d) or use --cache freqkv or --cache window, which take any length", err, s.Size)
+	case errors.Is(err, engine.ErrNoShaderF16) && s.Storage == engine.F16:
+		return usagef("%v; use --kv f32", err)
+	}
+	return err
+}
+
+// specJSON is a cache spec for --json output: the policy, its size and storage, and only
+// the parameters the policy reads.
+func specJSON(s kvcache.Spec) map[string]any {
+	out := map[string]any{"policy": s.Kind.String(), "size": s.Size, "kv": s.Storage.String()}
+	if s.Kind.Uses(kvcache.ParamSink) {
+		out["sink"] = s.Sink
+	}
+	if s.Kind.Uses(kvcache.ParamRecent) {
+		out["recent"] = s.Recent
+	}
+	if s.Kind.Uses(kvcache.ParamRatio) {
+		out["ratio"] = s.Ratio
+	}
+	return out
+}
+
+// describe is a one-line summary of a cache spec: its policy, size and parameters.
+func describe(s kvcache.Spec) string {
+	out := fmt.Sprintf("%v N=%d", s.Kind, s.Size)
+	if s.Kind.Uses(kvcache.ParamSink) {
+		out += fmt.Sprintf(" S=%d", s.Sink)
+	}
+	if s.Kind.Uses(kvcache.ParamRecent) {
+		out += fmt.Sprintf(" R=%d", s.Recent)
+	}
+	if s.Kind.Uses(kvcache.ParamRatio) {
+		out += fmt.Sprintf(" g=%g", s.Ratio)
+	}
+	return out
+}

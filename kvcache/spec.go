@@ -1,0 +1,224 @@
+package kvcache
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/freqkv/freqkv/engine"
+	"github.com/freqkv/freqkv/freqkv"
+)
+
+// Kind is a cache policy: the rule that decides which rows a cache keeps.
+type Kind int
+
+const (
+	// Full keeps every token, up to Spec.Size of them, then refuses more (ErrContextFull).
+	Full Kind = iota + 1
+	// Window is StreamingLLM's: Spec.Sink first tokens plus the most recent ones, Spec.Size in all.
+	Window
+	// FreqKV keeps Spec.Size rows and compresses the old span in the frequency domain when full.
+	FreqKV
+)
+
+// kinds lists every Kind in the order help texts name them. A new policy adds itself here,
+// to its String, to Spec.Validate and to New.
+var kinds = []Kind{Full, Window, FreqKV}
+
+// Kinds returns every policy.
+func Kinds() []Kind { return append([]Kind(nil), kinds...) }
+
+func (k Kind) String() string {
+	switch k {
+	case Full:
+		return "full"
+	case Window:
+		return "window"
+	case FreqKV:
+		return "freqkv"
+	default:
+		return fmt.Sprintf("Kind(%d)", int(k))
+	}
+}
+
+// ParseKind is the inverse of Kind.String.
+func ParseKind(s string) (Kind, error) {
+	for _, k := range kinds {
+		if k.String() == s {
+			return k, nil
+		}
+	}
+	return 0, &SpecError{Params: []Param{ParamKind}, Msg: fmt.Sprintf("unknown cache policy %q; the policies are %s", s, kindList())}
+}
+
+func kindList() string {
+	names := make([]string, len(kinds))
+	for i, k := range kinds {
+		names[i] = k.String()
+	}
+	return strings.Join(names, ", ")
+}
+
+// MarshalText writes a Kind by name (JSON reports).
+func (k Kind) MarshalText() ([]byte, error) { return []byte(k.String()), nil }
+
+// Spec is a cache's policy and that policy's parameters: everything a user chooses about a
+// cache. The model's shape is the Geometry. A parameter a policy does not use must be zero,
+// so a value set for one policy is never silently ignored by another.
+//
+// Extension points: a new policy adds a Kind and its parameters as fields here (validated in
+// Validate, documented with the policies that read them); a per-layer parameter becomes a
+// slice beside its scalar.
+type Spec struct {
+	Kind Kind
+	// Size is N, the most rows a layer's cache holds: the context in tokens of a full cache,
+	// the rows each query of a window sees (itself included), the rows of a FreqKV cache.
+	Size int
+	// Sink is S, the first rows kept forever (window, freqkv).
+	Sink int
+	// Recent is R, the newest rows a compression leaves alone (freqkv).
+	Recent int
+	// Ratio is g in (0, 1), the share of the compressed span a compression keeps (freqkv).
+	Ratio float64
+	// Storage is the element type of the stored keys and values: engine.F16 or engine.F32.
+	Storage engine.DType
+	// Compress is when a FreqKV cache does a compression's work (freqkv): the zero value
+	// Spread accumulates it over the steps before; Whole does it in the step that needs it.
+	// Either way the cache holds the same rows, up to the order of float32 sums.
+	Compress Schedule
+}
+
+// DefaultSpec is kind's reference geometry for a cache of size rows stored as storage:
+// 4 sinks for window and freqkv, no recent rows and half the span kept for freqkv.
+func DefaultSpec(kind Kind, size int, storage engine.DType) Spec {
+	s := Spec{Kind: kind, Size: size, Storage: storage}
+	switch kind {
+	case Window:
+		s.Sink = 4
+	case FreqKV:
+		c := freqkv.DefaultConfig(size)
+		s.Sink, s.Recent, s.Ratio = c.Sink, c.Recent, c.Ratio
+	}
+	return s
+}
+
+// Uses reports whether kind reads parameter p.
+func (k Kind) Uses(p Param) bool {
+	switch p {
+	case ParamKind, ParamSize, ParamStorage:
+		return true
+	case ParamSink:
+		return k == Window || k == FreqKV
+	case ParamRecent, ParamRatio:
+		return k == FreqKV
+	}
+	return false
+}
+
+// FreqKV is the compression geometry of a FreqKV spec.
+func (s Spec) FreqKV() freqkv.Config {
+	return freqkv.Config{CacheSize: s.Size, Sink: s.Sink, Recent: s.Recent, Ratio: s.Ratio}
+}
+
+// Param names a parameter of a Spec, so that callers can map errors back to where the value
+// came from (the CLI maps them to its flags).
+type Param string
+
+const (
+	ParamKind    Param = "kind"
+	ParamSize    Param = "size"
+	ParamSink    Param = "sink"
+	ParamRecent  Param = "recent"
+	ParamRatio   Param = "ratio"
+	ParamStorage Param = "storage"
+)
+
+// Params lists every Param.
+func Params() []Param {
+	return []Param{ParamKind, ParamSize, ParamSink, ParamRecent, ParamRatio, ParamStorage}
+}
+
+// SpecError says why a Spec cannot run, in terms of its parameters.
+type SpecError struct {
+	Params []Param // the parameters involved; changing one of them fixes it
+	Msg    string
+}
+
+func (e *SpecError) Error() string { return "kvcache: " + e.Msg }
+
+func specErr(msg string, params ...Param) error { return &SpecError{Params: params, Msg: msg} }
+
+// Validate reports why s cannot run, as a *SpecError.
+func (s Spec) Validate() error {
+	switch s.Kind {
+	case Full, Window, FreqKV:
+	default:
+		return specErr(fmt.Sprintf("unknown cache policy %v; the policies are %s", s.Kind, kindList()), ParamKind)
+	}
+	if s.Storage != engine.F32 && s.Storage != engine.F16 {
+		return specErr(fmt.Sprintf("KV storage %s is not supported; use f16 or f32", s.Storage), ParamStorage)
+	}
+	if s.Size < 1 {
+		return specErr(fmt.Sprintf("a %v cache of %d rows holds nothing; the size must be at least 1", s.Kind, s.Size), ParamSize)
+	}
+	// A parameter the policy ignores would change nothing: refuse it rather than pretend.
+	for _, u := range []struct {
+		p   Param
+		set bool
+	}{{ParamSink, s.Sink != 0}, {ParamRecent, s.Recent != 0}, {ParamRatio, s.Ratio != 0}} {
+		if u.set && !s.Kind.Uses(u.p) {
+			return specErr(fmt.Sprintf("a %v cache has no %s parameter", s.Kind, u.p), u.p, ParamKind)
+		}
+	}
+	if s.Compress != Spread && s.Kind != FreqKV {
+		return specErr(fmt.Sprintf("a %v cache never compresses; only freqkv takes a compression schedule", s.Kind), ParamKind)
+	}
+	switch s.Kind {
+	case Window:
+		if s.Sink < 0 {
+			return specErr(fmt.Sprintf("window sink %d is negative", s.Sink), ParamSink)
+		}
+		if s.Sink >= s.Size {
+			return specErr(fmt.Sprintf("a window of %d rows keeps none after its %d sinks; the size must exceed the sinks", s.Size, s.Sink), ParamSize, ParamSink)
+		}
+	case FreqKV:
+		if err := s.FreqKV().Validate(); err != nil {
+			var ce *freqkv.ConfigError
+			if !errors.As(err, &ce) {
+				return fmt.Errorf("kvcache: %w", err)
+			}
+			e := &SpecError{Msg: ce.Msg}
+			for _, f := range ce.Fields {
+				e.Params = append(e.Params, configParam[f])
+			}
+			return e
+		}
+	}
+	return nil
+}
+
+// configParam maps freqkv.Config's fields to the Spec parameters they come from.
+var configParam = map[freqkv.Field]Param{
+	freqkv.FieldCacheSize: ParamSize,
+	freqkv.FieldSink:      ParamSink,
+	freqkv.FieldRecent:    ParamRecent,
+	freqkv.FieldRatio:     ParamRatio,
+}
+
+// ErrContextFull is wrapped by the errors of a full cache that can take no more tokens.
+var ErrContextFull = errors.New("context is full")
+
+// DeviceLimitError says a cache's rows do not fit one storage binding of the device, and how
+// many would.
+type DeviceLimitError struct {
+	Spec    Spec
+	Rows    int    // physical rows each layer's K (and V) needs
+	Bytes   uint64 // bytes of one layer's K
+	Limit   uint64 // the device's storage binding limit
+	MaxSize int    // the largest Spec.Size that fits (0: none)
+}
+
+func (e *DeviceLimitError) Error() string {
+	return fmt.Sprintf("kvcache: a %v cache of %d rows needs %d bytes for one layer's %s keys (%d rows), over the device's storage binding limit of %d bytes; at most %d rows fit",
+		e.Spec.Kind, e.Spec.Size, e.Bytes, e.Spec.Storage, e.Rows, e.Limit, e.MaxSize)
+}

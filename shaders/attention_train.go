@@ -1,0 +1,146 @@
+package shaders
+
+import (
+	"fmt"
+	"math"
+
+	"github.com/freqkv/freqkv/engine"
+)
+
+const (
+	attentionTrainWG = 32
+	// attentionTrainMaxD bounds the head dim: each invocation keeps up to
+	// four head-dim vectors in private memory.
+	attentionTrainMaxD = 256
+)
+
+// TrainAttentionParams describes the attention of one training group: T
+// queries see P prefix rows (sinks, compressed rows, recent rows) and,
+// causally, their own T rows. K/V tensors hold P+T rows, prefix first.
+// Queries and keys come rotated (post-RoPE): with the cache's convention,
+// key row j has position j and query t position P+t, which is what the
+// inference Attention kernel computes for a cache of Rows = P, no window.
+type TrainAttentionParams struct {
+	T, P, Heads, KVHeads, HeadDim int
+	Scale                         float32
+	AccumulatePrefix              bool // backward: dk, dv rows [0, P) += (else =)
+	AccumulateOwn                 bool // backward: dk, dv rows [P, P+T) += (else =)
+}
+
+func (p TrainAttentionParams) check() error {
+	switch {
+	case p.T < 1 || p.P < 0 || p.Heads < 1 || p.KVHeads < 1:
+		return fmt.Errorf("T = %d, P = %d, Heads = %d, KVHeads = %d: want T, Heads, KVHeads >= 1 and P >= 0", p.T, p.P, p.Heads, p.KVHeads)
+	case p.Heads%p.KVHeads != 0:
+		return fmt.Errorf("%d KV heads don't divide %d heads", p.KVHeads, p.Heads)
+	case p.HeadDim < 1 || p.HeadDim > attentionTrainMaxD:
+		return fmt.Errorf("head dim %d is outside 1..%d", p.HeadDim, attentionTrainMaxD)
+	case math.IsNaN(float64(p.Scale)) || math.IsInf(float64(p.Scale), 0):
+		return fmt.Errorf("scale %g is not finite", p.Scale)
+	case uint64(p.P+p.T)*uint64(p.Heads*p.HeadDim) >= 1<<32:
+		return fmt.Errorf("%d rows of %d heads overflow 32-bit indexing", p.P+p.T, p.Heads)
+	}
+	return nil
+}
+
+// attentionTrainUniform is the Params of attention_train_common.wgsl, shared by the
+// training attention's forward and backward files.
+type attentionTrainUniform struct {
+	t, prefix         uint32
+	heads, kvHeads    uint32
+	scale             float32
+	accPrefix, accOwn uint32 // dkv: 1 adds into the rows of the prefix / the own rows
+}
+
+func (p TrainAttentionParams) words() []uint32 {
+	return words(attentionTrainUniform{t: uint32(p.T), prefix: uint32(p.P), heads: uint32(p.Heads), kvHeads: uint32(p.KVHeads),
+		scale: p.Scale, accPrefix: b2u(p.AccumulatePrefix), accOwn: b2u(p.AccumulateOwn)})
+}
+
+func (p TrainAttentionParams) consts() engine.Constants {
+	return engine.Constants{"WG": u(attentionTrainWG), "D": u(p.HeadDim), "G": u(p.Heads / p.KVHeads)}
+}
+
+type namedTensor struct {
+	t    *engine.Tensor
+	name string
+	n    int
+}
+
+func needAll(what string, ts []namedTensor) error {
+	for _, c := range ts {
+		if err := need(what+" "+c.name, c.t, engine.F32, c.n); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// AttentionTrain records the training forward of one group's attention
+// (attention_train.wgsl): out = softmax(Scale·q·kᵀ over the visible rows)·v,
+// and stats[t, h, 0] = the scores' logsumexp for the backward. q, out f32
+// [T, Heads*HeadDim]; k, v f32 [P+T, KVHeads*HeadDim]; stats f32 [T, Heads, 2].
+func (o *Ops) AttentionTrain(rec *engine.Recorder, q, k, v, out, stats *engine.Tensor, p TrainAttentionParams) error {
+	const what = "attention train"
+	if err := p.check(); err != nil {
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	qn, kn := p.T*p.Heads*p.HeadDim, (p.P+p.T)*p.KVHeads*p.HeadDim
+	if err := needAll(what, []namedTensor{{q, "q", qn}, {k, "k", kn}, {v, "v", kn}, {out, "out", qn}, {stats, "stats", 2 * p.T * p.Heads}}); err != nil {
+		return err
+	}
+	for _, w := range []*engine.Tensor{out, stats} {
+		if err := distinct(what, w, q, k, v); err != nil {
+			return err
+		}
+	}
+	if out.Buf == stats.Buf {
+		return fmt.Errorf("%s: out and stats share buffer %q", what, out.Buf.Label)
+	}
+	kern, err := o.kernel("attention_train.wgsl", "forward", p.consts())
+	if err != nil {
+		return err
+	}
+	return rec.Dispatch(kern, p.words(), engine.Grid(p.T*p.Heads, attentionTrainWG), q.Binding(), k.Binding(), v.Binding(), out.Binding(), stats.Binding())
+}
+
+// AttentionTrainBackward records the gradients of AttentionTrain given dout
+// (attention_train_dq.wgsl, then attention_train_dkv.wgsl), recomputing the
+// scores from the saved logsumexp (FlashAttention-2; nothing of size T×rows
+// is stored). It writes stats[t, h, 1] = Σ dout∘out, overwrites dq
+// [T, Heads*HeadDim], and writes dk, dv [P+T, KVHeads*HeadDim] per the
+// Accumulate flags. out and stats are the forward's.
+func (o *Ops) AttentionTrainBackward(rec *engine.Recorder, q, k, v, out, dout, stats, dq, dk, dv *engine.Tensor, p TrainAttentionParams) error {
+	const what = "attention train backward"
+	if err := p.check(); err != nil {
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	qn, kn := p.T*p.Heads*p.HeadDim, (p.P+p.T)*p.KVHeads*p.HeadDim
+	if err := needAll(what, []namedTensor{{q, "q", qn}, {k, "k", kn}, {v, "v", kn}, {out, "out", qn}, {dout, "dout", qn},
+		{stats, "stats", 2 * p.T * p.Heads}, {dq, "dq", qn}, {dk, "dk", kn}, {dv, "dv", kn}}); err != nil {
+		return err
+	}
+	ins := []*engine.Tensor{q, k, v, out, dout}
+	for _, w := range []*engine.Tensor{stats, dq, dk, dv} {
+		if err := distinct(what, w, ins...); err != nil {
+			return err
+		}
+	}
+	if stats.Buf == dq.Buf || dk.Buf == dv.Buf || stats.Buf == dk.Buf || stats.Buf == dv.Buf {
+		return fmt.Errorf("%s: stats, dq, dk and dv need their own buffers (dk and dv too)", what)
+	}
+	kq, err := o.kernel("attention_train_dq.wgsl", "dq_pass", p.consts())
+	if err != nil {
+		return err
+	}
+	if err := rec.Dispatch(kq, p.words(), engine.Grid(p.T*p.Heads, attentionTrainWG),
+		q.Binding(), k.Binding(), v.Binding(), out.Binding(), dout.Binding(), stats.Binding(), dq.Binding()); err != nil {
+		return err
+	}
+	kkv, err := o.kernel("attention_train_dkv.wgsl", "dkv_pass", p.consts())
+	if err != nil {
+		return err
+	}
+	return rec.Dispatch(kkv, p.words(), engine.Grid((p.P+p.T)*p.KVHeads, attentionTrainWG),
+		q.Binding(), k.Binding(), v.Binding(), dout.Binding(), stats.Binding(), dk.Binding(), dv.Binding())
+}

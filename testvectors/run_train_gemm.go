@@ -1,0 +1,7 @@
+package testvectors
+
+import "github.com/freqkv/freqkv/shaders"
+
+func gemmOpts(a *args) shaders.GEMMOptions {
+	return shaders.GEMMOptions{TransA: a.flag("ta"), TransB: a.flag("tb"), Alpha: a.float("alpha"), Accumulate: a.flag("acc")}
+}
