@@ -16,7 +16,10 @@ import (
 // The launchers take the CompressParams of Compress. Channels must be a multiple of 4.
 // The table is m*L floats, so this suits caches up to a few thousand rows (SpreadFits).
 
-const spreadWG = 64
+const (
+	spreadWG = 64
+	spreadKB = 4 // output rows per invocation: each cache load serves that many
+)
 
 // spreadUniform is the Params of compress_spread.wgsl.
 type spreadUniform struct {
@@ -88,7 +91,7 @@ func (o *Ops) spread(rec *engine.Recorder, entry string, cache, table, acc *engi
 	if cache.DType == engine.F16 {
 		f16 = 1
 	}
-	k, err := o.kernel("compress_spread.wgsl", entry, engine.Constants{"WG": u(spreadWG), "F16": u(f16)})
+	k, err := o.kernel("compress_spread.wgsl", entry, engine.Constants{"WG": u(spreadWG), "KB": u(spreadKB), "F16": u(f16)})
 	if err != nil {
 		return err
 	}
@@ -109,7 +112,7 @@ func (o *Ops) spread(rec *engine.Recorder, entry string, cache, table, acc *engi
 		if lo < hi {
 			prm := words(spreadUniform{j0: uint32(j0), nrows: uint32(n), sink: uint32(p.Sink), kept: uint32(p.Kept), c4: uint32(p.Channels / 4),
 				bstride: uint32(p.BatchStride), base: uint32(g.base), acc0: uint32(g.b0), boff: uint32(lo - g.b0)})
-			grid := [3]uint32{uint32(ceilDiv(p.Kept, spreadWG)), uint32(p.Channels / 4), uint32(hi - lo)}
+			grid := [3]uint32{uint32(ceilDiv(p.Kept, spreadKB*spreadWG)), uint32(p.Channels / 4), uint32(hi - lo)}
 			if err := rec.Dispatch(k, prm, grid, g.binding, table.Binding(), acc.Binding()); err != nil {
 				return fmt.Errorf("%s: %w", what, err)
 			}

@@ -11,13 +11,14 @@
 //           at element p.base + (b * p.bstride + r) * 4 * p.c4
 //   2 table (read) f32 [L][m]: table[j * m + k] = C[k, j], made in float64 (compress_spread.go)
 //   3 acc   (rw) f32 [matrices][m][C] as vec4, matrix b of the group at b + p.acc0
-// Entry points, dispatch ((ceil(m / WG), C/4, matrices) workgroups of WG, matrix b = boff + z):
+// Entry points, dispatch ((ceil(m / (KB*WG)), C/4, matrices) workgroups of WG, matrix
+// b = boff + z; each invocation takes KB consecutive rows k):
 //   accumulate: acc[b][k] += sum over j in [j0, j0 + nrows) of C[k, j] * row S + j of matrix b,
 //               for matrices b = boff + z of the group; j0 = 0 starts the sum (acc = ...)
 //   finish:     row S + k of matrix b = acc[b][k] + the same sum; the rows it reads, S + j0
 //               on, must not be among those it writes: j0 >= m (the launcher checks), as at
 //               the end of a spread compression
-// Constants: WG, F16 (0 f32 cache, 1 f16). Channels must be a multiple of 4.
+// Constants: WG, KB, F16 (0 f32 cache, 1 f16). Channels must be a multiple of 4.
 
 struct Params {
   j0: u32,      // first span row to accumulate (relative to the sink)
@@ -67,37 +68,52 @@ fn acc_index(b: u32, k: u32, q: u32) -> u32 {
   return ((p.acc0 + b) * p.kept + k) * p.c4 + q;
 }
 
-fn shares(b: u32, k: u32, q: u32) -> vec4<f32> {
-  var s = vec4<f32>(0.0);
+// The shares of span rows [j0, j0+nrows) for output rows k0..k0+KB-1 (those below m) of
+// channels 4q..4q+3 of matrix b: each cache load serves KB output rows (llvmpipe's loads
+// cost per instruction). Rows past m repeat row m-1's table entries, never stored.
+fn shares(b: u32, k0: u32, q: u32) -> array<vec4<f32>, KB> {
+  var s: array<vec4<f32>, KB>;
+  for (var t = 0u; t < KB; t++) {
+    s[t] = vec4<f32>(0.0); // naga hoists loop variables; zero explicitly
+  }
   for (var j = p.j0; j < p.j0 + p.nrows; j++) {
-    s += table[j * p.kept + k] * load4(elem(b, p.sink + j, q));
+    let x = load4(elem(b, p.sink + j, q));
+    for (var t = 0u; t < KB; t++) {
+      s[t] += table[j * p.kept + min(k0 + t, p.kept - 1u)] * x;
+    }
   }
   return s;
 }
 
 @compute @workgroup_size(WG)
 fn accumulate(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let k = gid.x;
+  let k0 = gid.x * KB;
   let q = gid.y;
   let b = gid.z + p.boff;
-  if (k >= p.kept || q >= p.c4) {
+  if (k0 >= p.kept || q >= p.c4) {
     return;
   }
-  let a = acc_index(b, k, q);
-  if (p.j0 == 0u) {
-    acc[a] = shares(b, k, q);
-  } else {
-    acc[a] += shares(b, k, q);
+  var s = shares(b, k0, q);
+  for (var t = 0u; t < KB && k0 + t < p.kept; t++) {
+    let a = acc_index(b, k0 + t, q);
+    if (p.j0 == 0u) {
+      acc[a] = s[t];
+    } else {
+      acc[a] += s[t];
+    }
   }
 }
 
 @compute @workgroup_size(WG)
 fn finish(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let k = gid.x;
+  let k0 = gid.x * KB;
   let q = gid.y;
   let b = gid.z + p.boff;
-  if (k >= p.kept || q >= p.c4) {
+  if (k0 >= p.kept || q >= p.c4) {
     return;
   }
-  store4(elem(b, p.sink + k, q), acc[acc_index(b, k, q)] + shares(b, k, q));
+  var s = shares(b, k0, q);
+  for (var t = 0u; t < KB && k0 + t < p.kept; t++) {
+    store4(elem(b, p.sink + k0 + t, q), acc[acc_index(b, k0 + t, q)] + s[t]);
+  }
 }
