@@ -10,7 +10,7 @@ import (
 	"gonum.org/v1/gonum/dsp/fourier"
 )
 
-// The references below are the plain cosine sums of FREQKV.md, written independently of
+// The references below are the plain cosine sums of docs/freqkv.md, written independently of
 // the package's FFT path.
 
 func scaleOrtho(k, n int) float64 {

@@ -12,10 +12,16 @@ import (
 // needs a row, rows [S, S+L) of every layer's K and V are compressed into m rows, the R
 // recent rows move up behind them, and the next Period() = L-m tokens get rows. Row i
 // has position i, so positions stay below N.
+//
+// With per-layer geometry (Spec.Ratios, Spec.Sizes) each layer follows its own plan: it
+// compresses when its own N rows are full, and a step takes as many tokens as every layer
+// has room for; storage has the largest N rows per layer.
 type freqKV struct {
 	ops          *shaders.Ops
 	ownOps       bool // made here, so released here
 	cfg          freqkv.Config
+	layers       []freqkv.Config // per-layer geometry; nil when every layer has cfg
+	lrows        []int           // rows of each layer (per-layer geometry only)
 	s            *store
 	scratch      *engine.Tensor
 	rows         int
@@ -71,9 +77,8 @@ func SpreadFits(dev *engine.Device, g Geometry, cfg freqkv.Config) bool {
 }
 
 // newFreqKV returns a FreqKV cache: Cap = Size rows per layer, compressed as
-// freqkv.Config.Plan says on the schedule spec.Compress says. It compiles the
-// compression kernels and uploads their tables now, so the first compression neither
-// stalls nor allocates.
+// freqkv.Config.Plan says. It compiles the compression kernels and uploads their tables
+// now, so the first compression neither stalls nor allocates.
 func newFreqKV(dev *engine.Device, ops *shaders.Ops, g Geometry, spec Spec) (Policy, error) {
 	cfg := spec.FreqKV()
 	own := ops == nil
@@ -85,15 +90,33 @@ func newFreqKV(dev *engine.Device, ops *shaders.Ops, g Geometry, spec Spec) (Pol
 		return nil, err
 	}
 	f := &freqKV{ops: ops, ownOps: own, cfg: cfg, s: s}
+	if spec.PerLayer() {
+		for l := range g.Layers {
+			f.layers = append(f.layers, spec.LayerFreqKV(l))
+		}
+		f.lrows = make([]int, g.Layers)
+	}
 	most := 0
 	for _, n := range s.counts {
 		most = max(most, n)
 	}
 	elems := shaders.CompressScratch(f.params(most), 0)
+	for l := range f.layers {
+		elems = max(elems, shaders.CompressScratch(f.layerParams(l), 0))
+	}
 	f.scratch, err = dev.NewTensor("freqkv compression scratch", engine.F32, 1, elems)
 	if err != nil {
 		s.release()
 		return nil, fmt.Errorf("kvcache: freqkv scratch: %w", err)
+	}
+	if f.layers != nil {
+		for l := range f.layers {
+			if err := ops.PrepareCompress(s.k(l), f.scratch, f.layerParams(l)); err != nil {
+				f.Release()
+				return nil, fmt.Errorf("kvcache: freqkv: layer %d: %w", l, err)
+			}
+		}
+		return f, nil
 	}
 	for i := range s.arenas {
 		if err := ops.PrepareCompress(s.arena(i), f.scratch, f.params(s.counts[i])); err != nil {
@@ -101,7 +124,9 @@ func newFreqKV(dev *engine.Device, ops *shaders.Ops, g Geometry, spec Spec) (Pol
 			return nil, fmt.Errorf("kvcache: freqkv: %w", err)
 		}
 	}
-	if spec.Compress == Spread && SpreadFits(dev, g, cfg) {
+	// The spread schedule tables the method's compression (low frequencies, amplitude
+	// scale), one geometry for every layer; the ablations and per-layer plans compress whole.
+	if spec.Compress == Spread && cfg.Keep == freqkv.KeepLow && cfg.Scale == freqkv.ScaleAmplitude && SpreadFits(dev, g, cfg) {
 		if err := f.newSpread(dev); err != nil {
 			f.Release()
 			return nil, fmt.Errorf("kvcache: freqkv: %w", err)
@@ -226,10 +251,51 @@ func (f *freqKV) advance(rec *engine.Recorder) error {
 	return nil
 }
 
+// layerParams is the compression of one matrix (K or V) of layer l's own geometry.
+func (f *freqKV) layerParams(l int) shaders.CompressParams {
+	c := f.layers[l]
+	return shaders.CompressParams{Sink: c.Sink, Span: c.Span(), Kept: c.Kept(), Recent: c.Recent,
+		Channels: f.s.g.Channels(), Batches: 1, BatchStride: f.s.stride,
+		KeepHigh: c.Keep == freqkv.KeepHigh, EnergyScale: c.Scale == freqkv.ScaleEnergy}
+}
+
+// nextPerLayer is Next with per-layer geometry: each layer compresses when its plan says,
+// and the step takes what every layer has room for.
+func (f *freqKV) nextPerLayer(rec *engine.Recorder, n int) (int, error) {
+	allowed, compressed := n, false
+	for l, c := range f.layers {
+		steps, err := c.Plan(f.lrows[l], n)
+		if err != nil {
+			return 0, fmt.Errorf("kvcache: layer %d: %w", l, err)
+		}
+		if steps[0].Kind == freqkv.StepCompress {
+			for _, m := range []*engine.Tensor{f.s.k(l), f.s.v(l)} {
+				if err := f.ops.Compress(rec, m, f.scratch, f.layerParams(l)); err != nil {
+					return 0, fmt.Errorf("kvcache: freqkv compression of layer %d: %w", l, err)
+				}
+			}
+			f.lrows[l] -= steps[0].Rows
+			compressed = true
+			steps = steps[1:]
+		}
+		allowed = min(allowed, steps[0].Rows)
+	}
+	if compressed {
+		f.compressions++
+	}
+	f.rows = 0
+	for _, r := range f.lrows {
+		f.rows = max(f.rows, r)
+	}
+	f.c.allowed = allowed
+	return allowed, nil
+}
+
 // params is the compression of n matrices of an arena.
 func (f *freqKV) params(n int) shaders.CompressParams {
 	return shaders.CompressParams{Sink: f.cfg.Sink, Span: f.cfg.Span(), Kept: f.cfg.Kept(), Recent: f.cfg.Recent,
-		Channels: f.s.g.Channels(), Batches: n, BatchStride: f.s.stride}
+		Channels: f.s.g.Channels(), Batches: n, BatchStride: f.s.stride,
+		KeepHigh: f.cfg.Keep == freqkv.KeepHigh, EnergyScale: f.cfg.Scale == freqkv.ScaleEnergy}
 }
 
 func (f *freqKV) Spec() Spec { return f.s.spec }
@@ -238,6 +304,9 @@ func (f *freqKV) Room() int  { return Unbounded }
 func (f *freqKV) Next(rec *engine.Recorder, n int) (int, error) {
 	if err := checkNext(n); err != nil {
 		return 0, err
+	}
+	if f.layers != nil {
+		return f.nextPerLayer(rec, n)
 	}
 	steps, err := f.cfg.Plan(f.rows, n)
 	if err != nil {
@@ -262,9 +331,26 @@ func (f *freqKV) Next(rec *engine.Recorder, n int) (int, error) {
 func (f *freqKV) Commit(n int) {
 	f.c.commit(n)
 	f.rows += n
+	for l := range f.lrows {
+		f.lrows[l] += n
+	}
+	if f.lrows != nil {
+		f.rows = 0
+		for _, r := range f.lrows {
+			f.rows = max(f.rows, r)
+		}
+	}
 }
 
-func (f *freqKV) View() View                 { return View{Rows: f.rows, Cap: f.cfg.CacheSize} }
+func (f *freqKV) View() View { return View{Rows: f.rows, Cap: f.cfg.CacheSize} }
+
+func (f *freqKV) LayerView(l int) View {
+	if f.layers == nil {
+		return f.View()
+	}
+	return View{Rows: f.lrows[f.s.layer(l)], Cap: f.layers[l].CacheSize}
+}
+
 func (f *freqKV) K(layer int) *engine.Tensor { return f.s.k(layer) }
 func (f *freqKV) V(layer int) *engine.Tensor { return f.s.v(layer) }
 func (f *freqKV) MaxPosition() int           { return f.cfg.CacheSize }
@@ -275,6 +361,9 @@ func (f *freqKV) Stats() Stats {
 
 func (f *freqKV) Reset() {
 	f.rows, f.compressions = 0, 0
+	for l := range f.lrows {
+		f.lrows[l] = 0
+	}
 	f.c = committer{}
 	if f.sp != nil {
 		clear(f.sp.done) // the next shares start new sums

@@ -72,6 +72,9 @@ func New(dev *engine.Device, ops *shaders.Ops, g Geometry, spec Spec, maxChunk i
 	if err := g.validate(spec.Storage); err != nil {
 		return nil, err
 	}
+	if err := spec.CheckLayers(g.Layers); err != nil {
+		return nil, err
+	}
 	if maxChunk < 1 {
 		return nil, fmt.Errorf("kvcache: chunk size %d must be positive", maxChunk)
 	}
@@ -82,6 +85,8 @@ func New(dev *engine.Device, ops *shaders.Ops, g Geometry, spec Spec, maxChunk i
 		return newWindow(dev, g, spec, maxChunk)
 	case FreqKV:
 		return newFreqKV(dev, ops, g, spec)
+	case HeavyHitter:
+		return newHeavy(dev, ops, g, spec)
 	}
 	return nil, fmt.Errorf("kvcache: policy %v validated but has no constructor", spec.Kind)
 }
@@ -119,6 +124,9 @@ type Policy interface {
 	// and panics.
 	Commit(n int)
 	View() View
+	// LayerView is View for one layer: layers of a FreqKV cache with per-layer geometry
+	// hold different numbers of rows (View then has the most).
+	LayerView(layer int) View
 	K(layer int) *engine.Tensor
 	V(layer int) *engine.Tensor
 	MaxPosition() int // rope table rows needed

@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/freqkv/freqkv/engine"
+	"github.com/freqkv/freqkv/freqkv"
 	"github.com/stretchr/testify/require"
 )
 
@@ -18,7 +19,7 @@ func TestKindNames(t *testing.T) {
 		require.Equal(t, k.String(), string(b))
 	}
 	_, err := ParseKind("lru")
-	require.EqualError(t, err, `kvcache: unknown cache policy "lru"; the policies are full, window, freqkv`)
+	require.EqualError(t, err, `kvcache: unknown cache policy "lru"; the policies are full, window, freqkv, h2o`)
 }
 
 func TestDefaultSpecsAreValid(t *testing.T) {
@@ -53,6 +54,14 @@ func TestValidateNamesTheParameters(t *testing.T) {
 		{fkv(8, 0, 0, math.NaN()), []Param{ParamRatio}, "ratio NaN is outside (0, 1)"},
 		{fkv(8, 4, 4, 0.5), []Param{ParamSink, ParamRecent, ParamSize}, "sink 4 + recent 4 leaves no span"},
 		{fkv(7, 4, 0, 0.3), []Param{ParamRatio, ParamSize, ParamSink, ParamRecent}, "keeps floor(3*0.3) = 0"},
+		{Spec{Kind: Window, Size: 8, Keep: freqkv.KeepHigh, Storage: engine.F16}, []Param{ParamKeep, ParamKind}, "a window cache has no keep parameter"},
+		{Spec{Kind: HeavyHitter, Size: 8, Sink: 1, Ratio: 0.5, Scale: freqkv.ScaleEnergy, Storage: engine.F16}, []Param{ParamScale, ParamKind}, "a h2o cache has no scale parameter"},
+		{Spec{Kind: FreqKV, Size: 8, Ratio: 0.5, Scale: freqkv.Scale(9), Storage: engine.F16}, []Param{ParamScale}, "scale Scale(9)"},
+		{Spec{Kind: FreqKV, Size: 8, Ratio: 0.5, Ratios: []float64{0.5, 0.5}, Storage: engine.F16}, []Param{ParamRatio, ParamRatios}, "per-layer ratios replace the ratio"},
+		{Spec{Kind: FreqKV, Size: 8, Ratios: []float64{0.5, 1.5}, Storage: engine.F16}, []Param{ParamRatios}, "layer 1: retaining ratio 1.5"},
+		{Spec{Kind: FreqKV, Size: 9, Ratio: 0.5, Sizes: []int{8, 6}, Storage: engine.F16}, []Param{ParamSize, ParamSizes}, "maximum 8"},
+		{Spec{Kind: FreqKV, Size: 8, Sizes: []int{8, 3}, Ratios: []float64{0.5}, Storage: engine.F16}, []Param{ParamRatios, ParamSizes}, "1 per-layer ratios but 2"},
+		{Spec{Kind: HeavyHitter, Size: 8, Ratio: 0.5, Ratios: []float64{0.5}, Storage: engine.F16}, []Param{ParamRatios, ParamKind}, "no ratios parameter"},
 	} {
 		err := tc.spec.Validate()
 		var se *SpecError
@@ -67,7 +76,8 @@ func TestUses(t *testing.T) {
 	for _, p := range Params() {
 		for _, k := range Kinds() {
 			want := p == ParamKind || p == ParamSize || p == ParamStorage ||
-				(p == ParamSink && k != Full) || ((p == ParamRecent || p == ParamRatio) && k == FreqKV)
+				(p == ParamSink && k != Full) || ((p == ParamRecent || p == ParamRatio) && (k == FreqKV || k == HeavyHitter)) ||
+				((p == ParamKeep || p == ParamScale || p == ParamRatios || p == ParamSizes) && k == FreqKV)
 			require.Equal(t, want, k.Uses(p), "%v uses %v", k, p)
 		}
 	}

@@ -149,6 +149,33 @@ type attentionUniform struct {
 // h reads KV head h / (Heads/KVHeads). scratch holds AttentionScratch(p)
 // f32 elements. out must not share a buffer with any other argument.
 func (o *Ops) Attention(rec *engine.Recorder, q, k, v, rope, out, scratch *engine.Tensor, p AttentionParams) error {
+	return o.attention(rec, q, k, v, rope, out, scratch, nil, p)
+}
+
+// AttentionMass is Attention that also adds to mass (f32 [KVHeads, Cap]) the attention
+// each key received: mass[g, j] += the sum, over the T queries and the query heads of KV
+// head g, of the softmax probability of key j (attention_mass.wgsl). For heavy-hitter
+// eviction; caches without a window only (key j is cache row j). The extra passes run
+// after attention's, so Attention itself is unchanged.
+func (o *Ops) AttentionMass(rec *engine.Recorder, q, k, v, rope, out, scratch, mass *engine.Tensor, p AttentionParams) error {
+	if mass == nil {
+		return fmt.Errorf("attention mass: the mass tensor is nil")
+	}
+	if p.Window != 0 {
+		return fmt.Errorf("attention mass: a window of %d rows; mass is kept for caches without a window only", p.Window)
+	}
+	if err := need("attention mass", mass, engine.F32, p.KVHeads*p.Cap); err != nil {
+		return err
+	}
+	for _, in := range []*engine.Tensor{q, k, v, rope, out, scratch} {
+		if in != nil && mass.Buf == in.Buf {
+			return fmt.Errorf("attention mass: mass %q shares a buffer with another argument", mass.Buf.Label)
+		}
+	}
+	return o.attention(rec, q, k, v, rope, out, scratch, mass, p)
+}
+
+func (o *Ops) attention(rec *engine.Recorder, q, k, v, rope, out, scratch, mass *engine.Tensor, p AttentionParams) error {
 	if err := p.check(); err != nil {
 		return fmt.Errorf("attention: %w", err)
 	}
@@ -215,6 +242,17 @@ func (o *Ops) Attention(rec *engine.Recorder, q, k, v, rope, out, scratch *engin
 		kernels[i] = kn
 	}
 	bind := []engine.Binding{q.Binding(), k.Binding(), v.Binding(), rope.Binding(), out.Binding(), scratch.Binding()}
+	var massK [2]*engine.Kernel
+	if mass != nil {
+		mc := engine.Constants{"WG": u(attentionWG), "C": u(pl.chunk), "G": u(p.Heads / p.KVHeads)}
+		for i, entry := range []string{"massnorm", "accumulate"} {
+			kn, err := o.kernel("attention_mass.wgsl", entry, mc)
+			if err != nil {
+				return err
+			}
+			massK[i] = kn
+		}
+	}
 	// scratch layout per query chunk, in f32 elements (all multiples of 4)
 	qOff := 0
 	sOff := qOff + pl.tc*width
@@ -249,6 +287,14 @@ func (o *Ops) Attention(rec *engine.Recorder, q, k, v, rope, out, scratch *engin
 		}
 		for i, kn := range kernels {
 			if err := rec.Dispatch(kn, params, grids[i], bind...); err != nil {
+				return err
+			}
+		}
+		if mass != nil {
+			if err := rec.Dispatch(massK[0], params, engine.Grid(tc*p.Heads, attentionWG), scratch.Binding(), mass.Binding()); err != nil {
+				return err
+			}
+			if err := rec.Dispatch(massK[1], params, engine.Grid(p.KVHeads*stride, attentionWG), scratch.Binding(), mass.Binding()); err != nil {
 				return err
 			}
 		}

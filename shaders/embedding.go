@@ -19,7 +19,7 @@ type embeddingUniform struct {
 
 // Embedding records out[i, :] = table[ids[i], :], dequantised to f32, for
 // the first t ids: ids is u32 with at least t elements, table a [V, D]
-// weight of f32, f16, q8_0 or q4_0, and out f32 with at least t rows of D
+// weight of f32, f16, q8_0, q4_0 or a K-quant, and out f32 with at least t rows of D
 // (row stride D). It records one dispatch per table part, each writing the
 // rows whose ids fall in its rows. An id >= V reads nothing and yields a row
 // of NaN (the runtime validates ids before upload; this keeps a bad one
@@ -31,7 +31,7 @@ func (o *Ops) Embedding(rec *engine.Recorder, ids *engine.Tensor, table *engine.
 	what := fmt.Sprintf("embedding %q", table.Label)
 	code, ok := weightCode(table.DType)
 	if !ok {
-		return fmt.Errorf("%s: table type %s is not supported (f32, f16, q8_0, q4_0)", what, table.DType)
+		return fmt.Errorf("%s: table type %s is not supported (f32, f16, q8_0, q4_0, q4_1, q5_0, q5_1, iq4_nl, q4_k, q5_k, q6_k)", what, table.DType)
 	}
 	d := table.Cols
 	if t < 1 || d < 1 || table.Rows < 1 {
@@ -55,7 +55,11 @@ func (o *Ops) Embedding(rec *engine.Recorder, ids *engine.Tensor, table *engine.
 	if err := checkParts(what, table); err != nil {
 		return err
 	}
-	k, err := o.kernel("embedding.wgsl", "embedding", engine.Constants{"WTYPE": u(code), "WG": u(embeddingWG)})
+	file := "embedding.wgsl"
+	if code >= 4 {
+		file = "embedding_k.wgsl"
+	}
+	k, err := o.kernel(file, "embedding", engine.Constants{"WTYPE": u(code), "WG": u(embeddingWG)})
 	if err != nil {
 		return err
 	}
@@ -66,37 +70,6 @@ func (o *Ops) Embedding(rec *engine.Recorder, ids *engine.Tensor, table *engine.
 		if err := rec.Dispatch(k, params, groups, ids.Binding(), part.Binding(), out.Binding()); err != nil {
 			return fmt.Errorf("%s part %d: %w", what, i, err)
 		}
-	}
-	return nil
-}
-
-// weightCode is the WTYPE constant of the weight kernels.
-func weightCode(t engine.DType) (int, bool) {
-	switch t {
-	case engine.F32:
-		return 0, true
-	case engine.F16:
-		return 1, true
-	case engine.Q8_0:
-		return 2, true
-	case engine.Q4_0:
-		return 3, true
-	}
-	return 0, false
-}
-
-// checkParts verifies that a weight's parts tile its rows in order with its
-// type and row length, so a launcher can trust Row0 and Rows.
-func checkParts(what string, w *engine.Weight) error {
-	row0 := 0
-	for i, part := range w.Parts {
-		if part == nil || part.DType != w.DType || part.Cols != w.Cols || part.Rows < 1 || w.Row0(i) != row0 {
-			return fmt.Errorf("%s: part %d does not continue the [%d,%d] %s weight at row %d", what, i, w.Rows, w.Cols, w.DType, row0)
-		}
-		row0 += part.Rows
-	}
-	if row0 != w.Rows {
-		return fmt.Errorf("%s: parts hold %d rows, the weight %d", what, row0, w.Rows)
 	}
 	return nil
 }

@@ -1,6 +1,7 @@
 package shaders_test
 
 import (
+	"encoding/binary"
 	"fmt"
 	"math/rand/v2"
 	"slices"
@@ -24,7 +25,9 @@ const matmulReps = 20
 var benchTypes = []struct {
 	dt engine.DType
 	gt ggml.Type
-}{{engine.F32, ggml.F32}, {engine.F16, ggml.F16}, {engine.Q8_0, ggml.Q8_0}, {engine.Q4_0, ggml.Q4_0}}
+}{{engine.F32, ggml.F32}, {engine.F16, ggml.F16}, {engine.Q8_0, ggml.Q8_0}, {engine.Q4_0, ggml.Q4_0},
+	{engine.Q4_1, ggml.Q4_1}, {engine.Q5_0, ggml.Q5_0}, {engine.Q5_1, ggml.Q5_1}, {engine.IQ4_NL, ggml.IQ4_NL},
+	{engine.Q4_K, ggml.Q4_K}, {engine.Q5_K, ggml.Q5_K}, {engine.Q6_K, ggml.Q6_K}}
 
 // benchWeight uploads a random [n, k] weight of type dt.
 func benchWeight(b *testing.B, dev *engine.Device, dt engine.DType, gt ggml.Type, n, k int) *engine.Weight {
@@ -34,8 +37,11 @@ func benchWeight(b *testing.B, dev *engine.Device, dt engine.DType, gt ggml.Type
 	for i := range v {
 		v[i] = r.Float32()*2 - 1
 	}
-	raw, err := ggml.Quantize(gt, v)
-	if err != nil {
+	var raw []byte
+	var err error
+	if !gt.CanQuantize() {
+		raw = kquantBlocks(r, gt, n*k)
+	} else if raw, err = ggml.Quantize(gt, v); err != nil {
 		b.Fatal(err)
 	}
 	w, err := dev.UploadWeight("w", dt, n, k, raw, 0)
@@ -44,6 +50,23 @@ func benchWeight(b *testing.B, dev *engine.Device, dt engine.DType, gt ggml.Type
 	}
 	b.Cleanup(w.Release)
 	return w
+}
+
+// kquantBlocks is n elements of random blocks of a type ggml.Quantize lacks,
+// with small finite scales (any bytes are valid quants).
+func kquantBlocks(r *rand.Rand, t ggml.Type, n int) []byte {
+	bb := t.BlockBytes()
+	raw := make([]byte, n/t.BlockSize()*bb)
+	for i := range raw {
+		raw[i] = byte(r.Uint32())
+	}
+	scales := map[ggml.Type][]int{ggml.Q4_K: {0, 2}, ggml.Q5_K: {0, 2}, ggml.Q6_K: {208}, ggml.Q5_0: {0}, ggml.Q5_1: {0, 2}, ggml.IQ4_NL: {0}}[t]
+	for b := 0; b < len(raw); b += bb {
+		for _, o := range scales {
+			binary.LittleEndian.PutUint16(raw[b+o:], ggml.F32ToF16(0.01))
+		}
+	}
+	return raw
 }
 
 func benchTensor(b *testing.B, dev *engine.Device, rows, cols int) *engine.Tensor {

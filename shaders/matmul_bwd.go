@@ -30,7 +30,7 @@ func (o *Ops) MatMulBackwardX(rec *engine.Recorder, dy *engine.Tensor, w *engine
 	}
 	what := fmt.Sprintf("matmul backward %q", w.Label)
 	code, ok := weightCode(w.DType)
-	if !ok {
+	if !ok || code > 3 { // matmul_bwd.wgsl decodes f32, f16, q8_0 and q4_0 only
 		return fmt.Errorf("%s: weight type %s is not supported (f32, f16, q8_0, q4_0)", what, w.DType)
 	}
 	n, k := w.Rows, w.Cols
@@ -75,12 +75,19 @@ func (o *Ops) MatMulBackwardX(rec *engine.Recorder, dy *engine.Tensor, w *engine
 
 // MatMulBackwardW records dw[N, K] += dy[m, N]ᵀ · x[m, K], the gradient of
 // a trainable f32 matrix W of y = x·Wᵀ (always accumulates: zero dw with
-// Fill before the first micro-batch).
+// Fill before the first micro-batch). dw's shape gives N and K.
 func (o *Ops) MatMulBackwardW(rec *engine.Recorder, dy, x, dw *engine.Tensor, m int) error {
+	return o.MatMulBackwardWPart(rec, dy, x, dw, m, 0, 0)
+}
+
+// MatMulBackwardWPart is MatMulBackwardW for one part of a weight split by
+// rows: dw holds rows [row0, row0+N) of a weight of ldy rows, and dy
+// [m, ldy] is read at those columns.
+func (o *Ops) MatMulBackwardWPart(rec *engine.Recorder, dy, x, dw *engine.Tensor, m, row0, ldy int) error {
 	if dw == nil {
 		return fmt.Errorf("matmul backward w: dw is nil")
 	}
-	if err := o.GEMM(rec, dy, x, dw, dw.Rows, dw.Cols, m, GEMMOptions{TransA: true, Accumulate: true}); err != nil {
+	if err := o.GEMM(rec, dy, x, dw, dw.Rows, dw.Cols, m, GEMMOptions{TransA: true, Accumulate: true, AOff: row0, LDA: ldy}); err != nil {
 		return fmt.Errorf("matmul backward w: %w", err)
 	}
 	return nil

@@ -44,7 +44,7 @@ func runBench(args []string) error {
 	mf.add(fs)
 	mf.addLoRA(fs)
 	preset := fs.String("preset", "tiny", "synthetic model when -m is not given: tiny, medium or llama2-7b-4l")
-	weights := fs.String("weights", "", "weight type of the preset: f32, f16, q8_0 or q4_0 (default: the preset's)")
+	weights := fs.String("weights", "", "weight type of the preset: "+weightTypeNames+" (default: the preset's)")
 	ctxList := fs.String("ctx", "512,2048,8192", "context lengths to fill, comma-separated")
 	decode := fs.Int("decode", 32, "tokens to decode after each fill")
 	var cf cacheFlags
@@ -205,15 +205,15 @@ func runBench(args []string) error {
 }
 
 func parseWeightType(s string) (ggml.Type, error) {
-	switch strings.ToLower(s) {
-	case "f32":
-		return ggml.F32, nil
-	case "f16":
-		return ggml.F16, nil
-	case "q8_0":
-		return ggml.Q8_0, nil
-	case "q4_0":
-		return ggml.Q4_0, nil
+	for _, t := range weightTypes {
+		if strings.EqualFold(s, t.String()) {
+			return t, nil
+		}
 	}
-	return 0, usagef("--weights %q: use f32, f16, q8_0 or q4_0", s)
+	return 0, usagef("--weights %q: use %s", s, weightTypeNames)
 }
+
+// weightTypes are the types synthetic models can be written in.
+var weightTypes = []ggml.Type{ggml.F32, ggml.F16, ggml.Q8_0, ggml.Q4_0, ggml.Q4_1, ggml.Q5_0, ggml.Q5_1, ggml.IQ4_NL, ggml.Q4_K, ggml.Q5_K, ggml.Q6_K}
+
+const weightTypeNames = "f32, f16, q8_0, q4_0, q4_1, q5_0, q5_1, iq4_nl, q4_k, q5_k or q6_k"

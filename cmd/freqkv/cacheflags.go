@@ -3,9 +3,13 @@ package main
 import (
 	"errors"
 	"fmt"
+	"slices"
+	"strconv"
 	"strings"
+	"unicode"
 
 	"github.com/freqkv/freqkv/engine"
+	"github.com/freqkv/freqkv/freqkv"
 	"github.com/freqkv/freqkv/kvcache"
 	"github.com/freqkv/freqkv/model/llama"
 	"github.com/spf13/pflag"
@@ -22,6 +26,10 @@ type cacheFlags struct {
 	sink   int    // --sink
 	recent int    // --recent
 	ratio  float64
+	keep   string // --keep
+	scale  string // --scale
+	ratios string // --ratio-per-layer: comma-separated or @FILE
+	sizes  string // --cache-size-per-layer
 	kv     string
 	batch  int
 }
@@ -33,6 +41,10 @@ var paramFlags = map[kvcache.Param]string{
 	kvcache.ParamSink:    "--sink",
 	kvcache.ParamRecent:  "--recent",
 	kvcache.ParamRatio:   "--ratio",
+	kvcache.ParamKeep:    "--keep",
+	kvcache.ParamScale:   "--scale",
+	kvcache.ParamRatios:  "--ratio-per-layer",
+	kvcache.ParamSizes:   "--cache-size-per-layer",
 	kvcache.ParamStorage: "--kv",
 }
 
@@ -59,6 +71,10 @@ func (c *cacheFlags) add(fs *pflag.FlagSet, def string, many bool, sizeHelp stri
 	fs.IntVar(&c.sink, "sink", d.Sink, "sink rows S kept forever (window, freqkv)")
 	fs.IntVar(&c.recent, "recent", d.Recent, "recent rows R a compression leaves alone (freqkv)")
 	fs.Float64Var(&c.ratio, "ratio", d.Ratio, "retaining ratio g in (0, 1): the share of the old span a compression keeps (freqkv)")
+	fs.StringVar(&c.keep, "keep", d.Keep.String(), "ablation (freqkv): keep the low (the method) or the high DCT frequencies of a span")
+	fs.StringVar(&c.scale, "scale", d.Scale.String(), "ablation (freqkv): scale a compression's output by sqrt(m/L) (amplitude: keeps the mean, the method) or 1 (energy: keeps the kept coefficients' energy)")
+	fs.StringVar(&c.ratios, "ratio-per-layer", "", "per-layer retaining ratios (freqkv), one per layer: 0.25,0.5,... or @FILE of numbers; replaces --ratio")
+	fs.StringVar(&c.sizes, "cache-size-per-layer", "", "per-layer cache rows (freqkv), one per layer: 256,512,... or @FILE; storage holds the largest in every layer")
 	fs.StringVar(&c.kv, "kv", "", "KV storage: f16 or f32 (default f16 where the device has shader-f16, else f32)")
 	fs.IntVar(&c.batch, "batch", 256, "tokens per prefill step")
 }
@@ -77,7 +93,7 @@ func (c *cacheFlags) policies() ([]kvcache.Kind, error) {
 		}
 		out = append(out, k)
 	}
-	for _, p := range []kvcache.Param{kvcache.ParamSink, kvcache.ParamRecent, kvcache.ParamRatio} {
+	for _, p := range []kvcache.Param{kvcache.ParamSink, kvcache.ParamRecent, kvcache.ParamRatio, kvcache.ParamKeep, kvcache.ParamScale, kvcache.ParamRatios, kvcache.ParamSizes} {
 		if !c.fs.Changed(strings.TrimPrefix(paramFlags[p], "--")) {
 			continue
 		}
@@ -143,10 +159,57 @@ func (c *cacheFlags) sized(dev *engine.Device, kind kvcache.Kind, size int) (kvc
 	if kind.Uses(kvcache.ParamRatio) {
 		s.Ratio = c.ratio
 	}
+	if kind.Uses(kvcache.ParamKeep) {
+		if s.Keep, err = freqkv.ParseKeep(c.keep); err != nil {
+			return s, usagef("--keep %q: use low or high", c.keep)
+		}
+	}
+	if kind.Uses(kvcache.ParamScale) {
+		if s.Scale, err = freqkv.ParseScale(c.scale); err != nil {
+			return s, usagef("--scale %q: use amplitude or energy", c.scale)
+		}
+	}
+	if kind.Uses(kvcache.ParamRatios) && c.ratios != "" {
+		if s.Ratios, err = perLayer("--ratio-per-layer", c.ratios, func(v string) (float64, error) { return strconv.ParseFloat(v, 64) }); err != nil {
+			return s, err
+		}
+		s.Ratio = 0
+	}
+	if kind.Uses(kvcache.ParamSizes) && c.sizes != "" {
+		if s.Sizes, err = perLayer("--cache-size-per-layer", c.sizes, strconv.Atoi); err != nil {
+			return s, err
+		}
+		s.Size = slices.Max(s.Sizes)
+	}
 	if err := s.Validate(); err != nil {
 		return s, c.explain(s, err)
 	}
 	return s, nil
+}
+
+// perLayer parses a per-layer list: values separated by commas, slashes or white space,
+// or @FILE holding them.
+func perLayer[T any](flag, v string, parse func(string) (T, error)) ([]T, error) {
+	text := v
+	if name, ok := strings.CutPrefix(v, "@"); ok {
+		b, err := readInput(flag, name, defaultMaxInput)
+		if err != nil {
+			return nil, err
+		}
+		text = string(b)
+	}
+	var out []T
+	for _, f := range strings.FieldsFunc(text, func(r rune) bool { return r == ',' || r == '/' || unicode.IsSpace(r) }) {
+		x, err := parse(f)
+		if err != nil {
+			return nil, usagef("%s: %q is not a number", flag, f)
+		}
+		out = append(out, x)
+	}
+	if len(out) == 0 {
+		return nil, usagef("%s %q lists no values; give one per layer", flag, v)
+	}
+	return out, nil
 }
 
 // options is what a context with the cache s needs.
@@ -176,6 +239,14 @@ func value(s kvcache.Spec, p kvcache.Param) string {
 		return fmt.Sprint(s.Recent)
 	case kvcache.ParamRatio:
 		return fmt.Sprint(s.Ratio)
+	case kvcache.ParamKeep:
+		return s.Keep.String()
+	case kvcache.ParamScale:
+		return s.Scale.String()
+	case kvcache.ParamRatios:
+		return fmt.Sprint(s.Ratios)
+	case kvcache.ParamSizes:
+		return fmt.Sprint(s.Sizes)
 	case kvcache.ParamStorage:
 		return s.Storage.String()
 	}
@@ -226,6 +297,15 @@ func specJSON(s kvcache.Spec) map[string]any {
 	if s.Kind.Uses(kvcache.ParamRatio) {
 		out["ratio"] = s.Ratio
 	}
+	if s.Kind.Uses(kvcache.ParamKeep) {
+		out["keep"], out["scale"] = s.Keep.String(), s.Scale.String()
+	}
+	if len(s.Ratios) > 0 {
+		out["ratio_per_layer"] = s.Ratios
+	}
+	if len(s.Sizes) > 0 {
+		out["size_per_layer"] = s.Sizes
+	}
 	return out
 }
 
@@ -240,6 +320,18 @@ func describe(s kvcache.Spec) string {
 	}
 	if s.Kind.Uses(kvcache.ParamRatio) {
 		out += fmt.Sprintf(" g=%g", s.Ratio)
+	}
+	if s.Keep != freqkv.KeepLow {
+		out += " keep=" + s.Keep.String()
+	}
+	if s.Scale != freqkv.ScaleAmplitude {
+		out += " scale=" + s.Scale.String()
+	}
+	if len(s.Ratios) > 0 {
+		out += fmt.Sprintf(" g/layer=%v", s.Ratios)
+	}
+	if len(s.Sizes) > 0 {
+		out += fmt.Sprintf(" N/layer=%v", s.Sizes)
 	}
 	return out
 }

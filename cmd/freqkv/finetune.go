@@ -155,7 +155,7 @@ func runFinetune(args []string) error {
 		return err
 	}
 	defer dev.Close()
-	m, err := llama.Load(dev, f, llama.LoadOptions{})
+	m, err := llama.Load(dev, f, llama.LoadOptions{BackwardTypes: true})
 	if err != nil {
 		return err
 	}

@@ -13,18 +13,17 @@ import (
 // measurement is one row of bench: a context filled to Tokens by prefill, then Decoded
 // tokens generated greedily.
 type measurement struct {
-	Cache         kvcache.Spec `json:"-"`
-	Policy        string       `json:"cache"`
-	KV            string       `json:"kv"`
-	Tokens        int          `json:"context_tokens"`
-	PrefillTPS    float64      `json:"prefill_tok_s"`
-	Decoded       int          `json:"decoded"`
-	DecodeTPS     float64      `json:"decode_tok_s"`
-	KVBytes       int64        `json:"kv_bytes"`
-	FullKVBytes   int64        `json:"full_kv_bytes"`
-	Rows          int          `json:"cache_rows"`
-	Compressions  int          `json:"compressions"`
-	CompressGPUMs float64      `json:"compress_gpu_ms"` // GPU time of one whole compression (all layers, after a prefill), when profiled
+	Policy        string  `json:"cache"`
+	KV            string  `json:"kv"`
+	Tokens        int     `json:"context_tokens"`
+	PrefillTPS    float64 `json:"prefill_tok_s"`
+	Decoded       int     `json:"decoded"`
+	DecodeTPS     float64 `json:"decode_tok_s"`
+	KVBytes       int64   `json:"kv_bytes"`
+	FullKVBytes   int64   `json:"full_kv_bytes"`
+	Rows          int     `json:"cache_rows"`
+	Compressions  int     `json:"compressions"`
+	CompressGPUMs float64 `json:"compress_gpu_ms"` // GPU time of one whole compression (all layers, after a prefill), when profiled
 	// Time between tokens over the decode loop (ms): median, 99th percentile, largest.
 	StepP50Ms float64 `json:"step_p50_ms"`
 	StepP99Ms float64 `json:"step_p99_ms"`
@@ -104,7 +103,7 @@ func measure(m *llama.Model, opts llama.ContextOptions, tokens, decode int, prof
 		return measurement{}, err
 	}
 	meas := measurement{
-		Cache: opts.Cache, Policy: opts.Cache.Kind.String(), KV: opts.Cache.Storage.String(), Tokens: tokens,
+		Policy: opts.Cache.Kind.String(), KV: opts.Cache.Storage.String(), Tokens: tokens,
 		PrefillTPS: rate(tokens, prefill), Decoded: decode, DecodeTPS: rate(decode, dec),
 		KVBytes: st.Bytes, FullKVBytes: full, Rows: st.Rows, Compressions: st.Compressions, DecodeKernels: kernels,
 		StepP50Ms: quantileMs(steps, 0.5), StepP99Ms: quantileMs(steps, 0.99), StepMaxMs: quantileMs(steps, 1),

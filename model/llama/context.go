@@ -9,8 +9,6 @@ import (
 	"github.com/freqkv/freqkv/shaders"
 )
 
-func mathFloat32bits(f float32) uint32 { return math.Float32bits(f) }
-
 // ContextOptions choose a context's KV cache and how it runs.
 type ContextOptions struct {
 	Cache kvcache.Spec // the cache policy, its parameters and storage type
@@ -43,6 +41,7 @@ type Context struct {
 	ids              *engine.Tensor // u32 (1, chunk)
 	x, xb            *engine.Tensor // (chunk, dim) residual stream and normed input
 	q, k, v, att     *engine.Tensor // (chunk, heads*hd) / (chunk, kvHeads*hd)
+	qn, kn           *engine.Tensor // qwen3: q and k normalised per head; nil otherwise
 	gate, up, hidden *engine.Tensor // (chunk, ffn)
 	last             *engine.Tensor // (1, dim) last row, normed
 	lastRaw          *engine.Tensor // (1, dim)
@@ -70,6 +69,11 @@ func (m *Model) NewContext(opts ContextOptions) (*Context, error) {
 	if most := m.maxChunk(); opts.MaxChunk > most {
 		return nil, &ChunkTooLargeError{Chunk: opts.MaxChunk, Max: most, Limit: m.dev.MaxBinding()}
 	}
+	if opts.Cache.Size > 0 {
+		// A step never stores more rows than the cache is long, and a window's ring grows
+		// with the chunk: a longer chunk would only cost memory.
+		opts.MaxChunk = min(opts.MaxChunk, opts.Cache.Size)
+	}
 	if opts.Logits {
 		// The logits of a chunk must fit one binding.
 		maxRows := int(m.dev.MaxBinding() / uint64(4*h.Vocab))
@@ -78,6 +82,7 @@ func (m *Model) NewContext(opts ContextOptions) (*Context, error) {
 		}
 		opts.MaxChunk = min(opts.MaxChunk, maxRows)
 	}
+	opts.Cache = m.slidingWindow(opts.Cache)
 	cache, err := kvcache.New(m.dev, m.ops, m.CacheGeometry(), opts.Cache, opts.MaxChunk)
 	if err != nil {
 		return nil, err
@@ -98,7 +103,11 @@ func (m *Model) NewContext(opts ContextOptions) (*Context, error) {
 // every pipeline they use is compiled now rather than on the first token:
 // lavapipe compiles each with LLVM, which costs milliseconds apiece.
 func (c *Context) warmUp() error {
-	for _, t := range []int{1, min(c.chunk, c.Cache.View().Cap)} {
+	most := c.Cache.View().Cap
+	for l := range c.m.H.Layers { // layers may hold fewer rows (per-layer geometry)
+		most = min(most, c.Cache.LayerView(l).Cap)
+	}
+	for _, t := range []int{1, min(c.chunk, most)} {
 		rec := c.m.dev.NewRecorder()
 		err := c.record(rec, t, false)
 		if err == nil && c.opts.Logits {
@@ -135,6 +144,10 @@ func (c *Context) alloc() error {
 	c.k = t("k", engine.F32, n, h.KVHeads*hd)
 	c.v = t("v", engine.F32, n, h.KVHeads*hd)
 	c.att = t("att", engine.F32, n, h.Heads*hd)
+	if h.QKNorm {
+		c.qn = t("q_normed", engine.F32, n, h.Heads*hd)
+		c.kn = t("k_normed", engine.F32, n, h.KVHeads*hd)
+	}
 	c.gate = t("gate", engine.F32, n, h.FFN)
 	c.up = t("up", engine.F32, n, h.FFN)
 	c.hidden = t("hidden", engine.F32, n, h.FFN)
@@ -149,10 +162,9 @@ func (c *Context) alloc() error {
 	c.logits = t("logits", engine.F32, logitRows, h.Vocab)
 	c.argmax = t("argmax", engine.U32, 1, 1)
 	maxPos := c.Cache.MaxPosition()
-	table := shaders.RopeTable(maxPos, h.RopeDim, h.RopeBase, h.RopeScale)
 	c.rope = t("rope", engine.F32, maxPos, h.RopeDim)
 	if err == nil {
-		err = c.rope.UploadF32(table)
+		err = c.uploadRope(maxPos)
 	}
 	c.scratch = t("attn_scratch", engine.F32, 1, max(1, c.maxAttentionScratch()))
 	return err
@@ -160,7 +172,7 @@ func (c *Context) alloc() error {
 
 // Release frees the context's buffers and cache.
 func (c *Context) Release() {
-	for _, t := range []*engine.Tensor{c.ids, c.x, c.xb, c.q, c.k, c.v, c.att, c.gate, c.up, c.hidden, c.last, c.lastRaw, c.logits, c.argmax, c.rope, c.scratch, c.targets, c.nll} {
+	for _, t := range []*engine.Tensor{c.ids, c.x, c.xb, c.q, c.k, c.v, c.att, c.qn, c.kn, c.gate, c.up, c.hidden, c.last, c.lastRaw, c.logits, c.argmax, c.rope, c.scratch, c.targets, c.nll} {
 		if t != nil {
 			t.Release()
 		}
@@ -213,56 +225,62 @@ func row(t *engine.Tensor, i int) (buf *engine.Buffer, off uint64, size uint64) 
 }
 
 // record appends one chunk's forward pass (t tokens, already uploaded to
-// c.ids) through every layer. The cache must have room (Policy.Next).
+// c.ids) through every layer. The cache must have room (Policy.Next). A launch
+// that fails leaves its error on the recorder, which skips everything after it,
+// so the pass reads top to bottom and is checked once per layer.
 func (c *Context) record(rec *engine.Recorder, t int, allLogits bool) error {
 	m, o, h := c.m, c.ops, c.m.H
-	view := c.Cache.View()
-	slots := shaders.KVSlots{T: t, Rows: view.Rows, Sink: view.Sink, Cap: view.Cap, Dim: h.KVHeads * h.HeadDim()}
-	ap := c.attnParams(t, view)
 	eps := float32(h.RMSEps)
-	if err := o.Embedding(rec, c.ids, m.tokEmbd, c.x, t); err != nil {
-		return err
+	rec.Check(o.Embedding(rec, c.ids, m.tokEmbd, c.x, t))
+	if err := rec.Err(); err != nil {
+		return fmt.Errorf("embedding: %w", err)
+	}
+	queries, keys := c.q, c.k
+	if h.QKNorm {
+		queries, keys = c.qn, c.kn
 	}
 	for i, l := range m.layers {
-		steps := []func() error{
-			func() error { return o.RMSNorm(rec, c.x, l.attnNorm, c.xb, t, h.Dim, eps) },
-			func() error { return o.MatMul(rec, c.xb, l.wq, c.q, t, shaders.MatMulOptions{Bias: l.bq}) },
-			func() error { return o.MatMul(rec, c.xb, l.wk, c.k, t, shaders.MatMulOptions{Bias: l.bk}) },
-			func() error { return o.MatMul(rec, c.xb, l.wv, c.v, t, shaders.MatMulOptions{Bias: l.bv}) },
-			func() error { return o.StoreKV(rec, c.k, c.Cache.K(i), slots) },
-			func() error { return o.StoreKV(rec, c.v, c.Cache.V(i), slots) },
-			func() error {
-				return o.Attention(rec, c.q, c.Cache.K(i), c.Cache.V(i), c.rope, c.att, c.scratch, ap)
-			},
-			func() error { return o.MatMul(rec, c.att, l.wo, c.x, t, shaders.MatMulOptions{Accumulate: true}) },
-			func() error { return o.RMSNorm(rec, c.x, l.ffnNorm, c.xb, t, h.Dim, eps) },
-			func() error { return o.MatMul(rec, c.xb, l.wGate, c.gate, t, shaders.MatMulOptions{}) },
-			func() error { return o.MatMul(rec, c.xb, l.wUp, c.up, t, shaders.MatMulOptions{}) },
-			func() error { return o.SwiGLU(rec, c.gate, c.up, c.hidden, t*h.FFN) },
-			func() error { return o.MatMul(rec, c.hidden, l.wDown, c.x, t, shaders.MatMulOptions{Accumulate: true}) },
+		// layers of a cache with per-layer geometry hold different numbers of rows
+		view := c.Cache.LayerView(i)
+		slots := shaders.KVSlots{T: t, Rows: view.Rows, Sink: view.Sink, Cap: view.Cap, Dim: h.KVHeads * h.HeadDim()}
+		ap := c.attnParams(t, view)
+		k, v := c.Cache.K(i), c.Cache.V(i)
+		// attention: x += Wo · attend(q, cache + this chunk's k, v)
+		rec.Check(o.RMSNorm(rec, c.x, l.attnNorm, c.xb, t, h.Dim, eps))
+		rec.Check(o.MatMul(rec, c.xb, l.wq, c.q, t, shaders.MatMulOptions{Bias: l.bq}))
+		rec.Check(o.MatMul(rec, c.xb, l.wk, c.k, t, shaders.MatMulOptions{Bias: l.bk}))
+		rec.Check(o.MatMul(rec, c.xb, l.wv, c.v, t, shaders.MatMulOptions{Bias: l.bv}))
+		rec.Check(c.qkNorm(rec, l, t))
+		rec.Check(o.StoreKV(rec, keys, k, slots))
+		rec.Check(o.StoreKV(rec, c.v, v, slots))
+		if mt, ok := c.Cache.(kvcache.MassTracker); ok { // h2o: attention also accumulates per-row mass
+			rec.Check(o.AttentionMass(rec, queries, k, v, c.rope, c.att, c.scratch, mt.Mass(i), ap))
+		} else {
+			rec.Check(o.Attention(rec, queries, k, v, c.rope, c.att, c.scratch, ap))
 		}
-		for _, s := range steps {
-			if err := s(); err != nil {
-				return fmt.Errorf("layer %d: %w", i, err)
-			}
+		rec.Check(o.MatMul(rec, c.att, l.wo, c.x, t, shaders.MatMulOptions{Accumulate: true}))
+		// feed-forward: x += Wdown · (silu(Wgate · xb) * (Wup · xb))
+		rec.Check(o.RMSNorm(rec, c.x, l.ffnNorm, c.xb, t, h.Dim, eps))
+		rec.Check(o.MatMul(rec, c.xb, l.wGate, c.gate, t, shaders.MatMulOptions{}))
+		rec.Check(o.MatMul(rec, c.xb, l.wUp, c.up, t, shaders.MatMulOptions{}))
+		rec.Check(o.SwiGLU(rec, c.gate, c.up, c.hidden, t*h.FFN))
+		rec.Check(o.MatMul(rec, c.hidden, l.wDown, c.x, t, shaders.MatMulOptions{Accumulate: true}))
+		if err := rec.Err(); err != nil {
+			return fmt.Errorf("layer %d: %w", i, err)
 		}
 	}
 	if allLogits {
-		if err := o.RMSNorm(rec, c.x, m.outNorm, c.xb, t, h.Dim, eps); err != nil {
-			return err
-		}
-		return o.MatMul(rec, c.xb, m.output, c.logits, t, shaders.MatMulOptions{})
+		rec.Check(o.RMSNorm(rec, c.x, m.outNorm, c.xb, t, h.Dim, eps))
+		rec.Check(o.MatMul(rec, c.xb, m.output, c.logits, t, shaders.MatMulOptions{}))
+		return rec.Err()
 	}
 	// Only the last token's logits: copy its row out (a binding offset would
 	// need 256-byte alignment), normalise and classify it alone.
 	buf, off, size := row(c.x, t-1)
-	if err := rec.Copy(buf, off, c.lastRaw.Buf, c.lastRaw.Offset, size); err != nil {
-		return err
-	}
-	if err := o.RMSNorm(rec, c.lastRaw, m.outNorm, c.last, 1, h.Dim, eps); err != nil {
-		return err
-	}
-	return o.MatMul(rec, c.last, m.output, c.logits, 1, shaders.MatMulOptions{})
+	rec.Check(rec.Copy(buf, off, c.lastRaw.Buf, c.lastRaw.Offset, size))
+	rec.Check(o.RMSNorm(rec, c.lastRaw, m.outNorm, c.last, 1, h.Dim, eps))
+	rec.Check(o.MatMul(rec, c.last, m.output, c.logits, 1, shaders.MatMulOptions{}))
+	return rec.Err()
 }
 
 // CacheGeometry is the shape of the model's KV cache.

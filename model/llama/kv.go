@@ -15,7 +15,7 @@ func (c *Context) ReadKV(layer int) (keys, values [][]float32, err error) {
 	if layer < 0 || layer >= c.m.H.Layers {
 		return nil, nil, fmt.Errorf("layer %d out of range [0, %d)", layer, c.m.H.Layers)
 	}
-	v := c.Cache.View()
+	v := c.Cache.LayerView(layer)
 	rows := min(v.Rows, v.Cap)
 	if v.Window > 0 && v.Rows > v.Cap {
 		return nil, nil, fmt.Errorf("the window cache has wrapped; read it before %d tokens", v.Cap)
