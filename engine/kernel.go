@@ -22,6 +22,10 @@ type Kernel struct {
 	layout     *wgpu.BindGroupLayout
 	bindings   []bindingDecl
 	bindGroups map[bindKey]*wgpu.BindGroup
+	// retired is the previous generation of bindGroups, released when the current one
+	// fills up in turn: a bind group may still be in a pass being recorded when its
+	// generation is evicted, and releasing it then makes wgpu abort when the pass ends.
+	retired []*wgpu.BindGroup
 }
 
 type bindingDecl struct {
@@ -221,8 +225,12 @@ func (k *Kernel) bindGroup(params *Buffer, bufs []Binding) (*wgpu.BindGroup, err
 	// Bind groups hold their buffers alive; cap the cache so kernels bound to
 	// short-lived buffers (tests, benchmarks) don't grow without bound.
 	if len(k.bindGroups) >= 4096 {
-		for kk, old := range k.bindGroups {
+		for _, old := range k.retired {
 			old.Release()
+		}
+		k.retired = k.retired[:0]
+		for kk, old := range k.bindGroups {
+			k.retired = append(k.retired, old)
 			delete(k.bindGroups, kk)
 		}
 	}
@@ -232,6 +240,9 @@ func (k *Kernel) bindGroup(params *Buffer, bufs []Binding) (*wgpu.BindGroup, err
 
 func (k *Kernel) release() {
 	for _, bg := range k.bindGroups {
+		bg.Release()
+	}
+	for _, bg := range k.retired {
 		bg.Release()
 	}
 	k.pipeline.Release()
