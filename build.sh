@@ -37,6 +37,13 @@ case "${1:-}" in
 	echo "built bin/freqkv" >&2
 	;;
 test)
+	# go.mod and go.sum must be what `go mod tidy` makes them (direct dependencies
+	# marked as such, no missing or stale sums).
+	if ! go mod tidy -diff >/dev/null; then
+		echo "build.sh: go.mod/go.sum are not tidy; run 'go mod tidy' and commit the result:" >&2
+		go mod tidy -diff >&2 || true
+		exit 1
+	fi
 	go vet ./...
 	# Kernel tests share one device per package; packages run one at a time
 	# so lavapipe's threads are not oversubscribed on small machines.

@@ -211,7 +211,7 @@ func Open(opts Options) (*Device, error) {
 	adapter, info := adapters[idx], infos[idx]
 
 	// Requesting the adapter's whole limits struct makes device creation fail
-	// intermittently on lavapipe (NOTES-webgpu.md): start from the defaults
+	// intermittently on lavapipe (docs/webgpu.md): start from the defaults
 	// and raise only what compute needs.
 	al := info.Limits
 	limits := wgpu.DefaultLimits()

@@ -2,6 +2,7 @@ package engine_test
 
 import (
 	"encoding/binary"
+	"errors"
 	"math"
 	"math/rand/v2"
 	"testing"
@@ -162,4 +163,21 @@ func TestLongSubmits(t *testing.T) {
 	got, err := a.ReadF32()
 	require.NoError(t, err)
 	require.Len(t, got, n)
+}
+
+// Check keeps the first error: later launches are skipped, Err and SubmitAndWait report it.
+func TestRecorderCheckIsSticky(t *testing.T) {
+	dev := gputest.Device(t)
+	rec := dev.NewRecorder()
+	rec.Check(nil)
+	require.NoError(t, rec.Err())
+	first := errors.New("first")
+	rec.Check(first)
+	rec.Check(errors.New("second"))
+	require.ErrorIs(t, rec.Err(), first)
+	buf, err := dev.NewBuffer("b", 16)
+	require.NoError(t, err)
+	defer buf.Release()
+	require.ErrorIs(t, rec.Copy(buf, 0, buf, 8, 4), first)
+	require.ErrorIs(t, rec.SubmitAndWait(), first)
 }

@@ -62,6 +62,18 @@ func (r *Recorder) fail(err error) error {
 	return r.err
 }
 
+// Check makes err, when not nil, the recording's error, as a failed dispatch would: later
+// recording is skipped and Err and SubmitAndWait report the first error. A caller can
+// then record a sequence of launches as plain statements and check once, at the end.
+func (r *Recorder) Check(err error) {
+	if err != nil {
+		r.fail(err)
+	}
+}
+
+// Err is the first error of the recording, nil if there is none.
+func (r *Recorder) Err() error { return r.err }
+
 func (r *Recorder) encoder() *wgpu.CommandEncoder {
 	if r.enc == nil && r.err == nil {
 		enc, err := r.dev.dev.CreateCommandEncoder(&wgpu.CommandEncoderDescriptor{Label: "freqkv step"})

@@ -3,6 +3,9 @@ package freqkv
 import (
 	"fmt"
 	"math"
+	"math/cmplx"
+
+	"github.com/freqkv/freqkv/internal/fft"
 )
 
 // dctPlan computes the orthonormal DCT-II and DCT-III of one length by Makhoul's method:
@@ -10,15 +13,15 @@ import (
 // exp(-i*pi*k/(2n)). Valid for every n >= 1, odd lengths included.
 type dctPlan struct {
 	n        int
-	fft      *fftPlan
+	fft      *fft.Plan
 	twiddles []complex128 // exp(-i*pi*k/(2n)), k < n
 	buf      []complex128
 }
 
 func newDCTPlan(n int) *dctPlan {
-	p := &dctPlan{n: n, fft: newFFTPlan(n), twiddles: make([]complex128, n), buf: make([]complex128, n)}
+	p := &dctPlan{n: n, fft: fft.New(n), twiddles: make([]complex128, n), buf: make([]complex128, n)}
 	for k := range n {
-		p.twiddles[k] = unitPhasor(-math.Pi * float64(k) / float64(2*n))
+		p.twiddles[k] = fft.UnitPhasor(-math.Pi * float64(k) / float64(2*n))
 	}
 	return p
 }
@@ -41,7 +44,7 @@ func (p *dctPlan) dct2(dst, x []float64) {
 	for j := 0; 2*j+1 < n; j++ {
 		p.buf[n-1-j] = complex(x[2*j+1], 0)
 	}
-	p.fft.forward(p.buf)
+	p.fft.Forward(p.buf)
 	for k := range dst {
 		dst[k] = orthoScale(k, n) * real(p.twiddles[k]*p.buf[k])
 	}
@@ -61,9 +64,9 @@ func (p *dctPlan) dct3(dst, coeffs []float64) {
 	}
 	p.buf[0] = complex(spectrum(0), 0)
 	for k := 1; k < n; k++ {
-		p.buf[k] = conj(p.twiddles[k]) * complex(spectrum(k), -spectrum(n-k))
+		p.buf[k] = cmplx.Conj(p.twiddles[k]) * complex(spectrum(k), -spectrum(n-k))
 	}
-	p.fft.inverse(p.buf)
+	p.fft.Inverse(p.buf)
 	for j := 0; 2*j < n; j++ {
 		dst[2*j] = real(p.buf[j])
 	}
@@ -163,7 +166,7 @@ func (c *Compressor) Compress(dst, src []float64, channels int) error {
 }
 
 // Compress resamples x, span rows by channels row-major, into kept rows, each channel
-// independently (the compression of FREQKV.md), and returns the new kept x channels block.
+// independently (the compression of docs/freqkv.md), and returns the new kept x channels block.
 func Compress(x []float64, span, channels, kept int) ([]float64, error) {
 	c, err := NewCompressor(span, kept)
 	if err != nil {

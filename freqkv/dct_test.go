@@ -3,7 +3,6 @@ package freqkv
 import (
 	"fmt"
 	"math"
-	"math/cmplx"
 	"math/rand/v2"
 	"testing"
 
@@ -11,7 +10,7 @@ import (
 	"gonum.org/v1/gonum/dsp/fourier"
 )
 
-// The references below are the plain cosine sums of FREQKV.md, written independently of
+// The references below are the plain cosine sums of docs/freqkv.md, written independently of
 // the package's FFT path.
 
 func scaleOrtho(k, n int) float64 {
@@ -82,32 +81,6 @@ func keptLengths(span int) []int {
 // transformTolerance bounds float64 rounding of an O(n log n) transform against an O(n^2)
 // sum of n terms of magnitude <= 1.
 func transformTolerance(n int) float64 { return 3e-15 * float64(n+8) }
-
-func TestFFTMatchesDFT(t *testing.T) {
-	rng := rand.New(rand.NewPCG(1, 2))
-	for _, n := range []int{1, 2, 3, 5, 6, 8, 12, 37, 64, 100, 257} {
-		x := make([]complex128, n)
-		for i := range x {
-			x[i] = complex(randomNonZero(rng, 1)[0], randomNonZero(rng, 1)[0])
-		}
-		want := make([]complex128, n)
-		for k := range want {
-			for j, v := range x {
-				want[k] += v * cmplx.Exp(complex(0, -2*math.Pi*float64(j*k%n)/float64(n)))
-			}
-		}
-		got := append([]complex128(nil), x...)
-		plan := newFFTPlan(n)
-		plan.forward(got)
-		for k := range got {
-			require.InDeltaf(t, 0, cmplx.Abs(got[k]-want[k]), transformTolerance(n), "n=%d k=%d", n, k)
-		}
-		plan.inverse(got)
-		for k := range got {
-			require.InDeltaf(t, 0, cmplx.Abs(got[k]-x[k]), transformTolerance(n), "inverse n=%d k=%d", n, k)
-		}
-	}
-}
 
 func TestDCT2OrthoMatchesCosineSum(t *testing.T) {
 	rng := rand.New(rand.NewPCG(3, 4))

@@ -1,5 +1,5 @@
 // Package freqkv holds the geometry, the trigger rule and the float64 references of
-// FreqKV, the frequency-domain KV-cache compression the engine runs (see FREQKV.md).
+// FreqKV, the frequency-domain KV-cache compression the engine runs (see docs/freqkv.md).
 //
 // A layer's cache holds at most N = Config.CacheSize rows. When it is full and a token
 // needs a row, the span of L = N - S - R rows after the S sink rows is resampled to

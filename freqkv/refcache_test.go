@@ -87,7 +87,7 @@ func TestRefCacheGroupingGivesIdenticalRows(t *testing.T) {
 	}
 }
 
-// naiveCache is an independent model of the cache semantics of FREQKV.md: a list of rows,
+// naiveCache is an independent model of the cache semantics of docs/freqkv.md: a list of rows,
 // compressed with the O(L*m) cosine sums when full and a token needs a row.
 type naiveCache struct {
 	cfg          Config

@@ -14,6 +14,7 @@ import (
 // has position i, so positions stay below N.
 type freqKV struct {
 	ops          *shaders.Ops
+	ownOps       bool // made here, so released here
 	cfg          freqkv.Config
 	s            *store
 	scratch      *engine.Tensor
@@ -27,14 +28,15 @@ type freqKV struct {
 // now, so the first compression neither stalls nor allocates.
 func newFreqKV(dev *engine.Device, ops *shaders.Ops, g Geometry, spec Spec) (Policy, error) {
 	cfg := spec.FreqKV()
-	if ops == nil {
+	own := ops == nil
+	if own {
 		ops = shaders.New(dev)
 	}
 	s, err := newStore(dev, g, spec, 0)
 	if err != nil {
 		return nil, err
 	}
-	f := &freqKV{ops: ops, cfg: cfg, s: s}
+	f := &freqKV{ops: ops, ownOps: own, cfg: cfg, s: s}
 	most := 0
 	for _, n := range s.counts {
 		most = max(most, n)
@@ -109,5 +111,8 @@ func (f *freqKV) Release() {
 	if f.scratch != nil {
 		f.scratch.Release()
 		f.scratch = nil
+	}
+	if f.ownOps {
+		f.ops.Release()
 	}
 }

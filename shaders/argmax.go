@@ -10,6 +10,11 @@ import (
 // invocations per workgroup.
 const argmaxWG = 256
 
+// argmaxUniform is argmax.wgsl's Params.
+type argmaxUniform struct {
+	n uint32 // values to scan
+}
+
 // ArgmaxNonFinite is Argmax's answer when its input holds NaN or Inf.
 const ArgmaxNonFinite = 0xffffffff
 
@@ -30,5 +35,5 @@ func (o *Ops) Argmax(rec *engine.Recorder, x, out *engine.Tensor, n int) error {
 	if err != nil {
 		return err
 	}
-	return rec.Dispatch(k, []uint32{uint32(n)}, [3]uint32{1, 1, 1}, x.Binding(), out.Binding())
+	return rec.Dispatch(k, words(argmaxUniform{n: uint32(n)}), [3]uint32{1, 1, 1}, x.Binding(), out.Binding())
 }

@@ -130,6 +130,18 @@ func AttentionScratch(p AttentionParams) int {
 	return p.plan().scratch
 }
 
+// attentionUniform is the Params of attention_params.wgsl, shared by attention.wgsl and
+// attention_vec4.wgsl, for one chunk of queries.
+type attentionUniform struct {
+	t0, tc                     uint32 // first query of the chunk, queries in it
+	heads, kvHeads             uint32
+	rows, sink, window, cap    uint32 // AttentionParams
+	scale                      float32
+	stride                     uint32 // score slots per (query, head): scoreStride of the chunk's last query
+	chunks                     uint32 // ceil(stride / C)
+	qOff, sOff, stOff, partOff uint32 // scratch offsets (f32 elements)
+}
+
 // Attention records out = softmax(q·Kᵀ·Scale + causal/window mask)·V for the
 // T queries of a chunk, rotating queries and keys with the rope table
 // (f32 [maxPos, RopeDim] from RopeTable, maxPos above every position used).
@@ -212,10 +224,11 @@ func (o *Ops) Attention(rec *engine.Recorder, q, k, v, rope, out, scratch *engin
 		tc := min(pl.tc, p.T-t0)
 		stride := scoreStride(p.visible(t0 + tc - 1))
 		chunks := (stride + pl.chunk - 1) / pl.chunk
-		params := []uint32{
-			uint32(t0), uint32(tc), uint32(p.Heads), uint32(p.KVHeads), uint32(p.Rows), uint32(p.Sink), uint32(p.Window), uint32(p.Cap),
-			math.Float32bits(p.Scale), uint32(stride), uint32(chunks), uint32(qOff), uint32(sOff), uint32(stOff), uint32(partOff),
-		}
+		params := words(attentionUniform{
+			t0: uint32(t0), tc: uint32(tc), heads: uint32(p.Heads), kvHeads: uint32(p.KVHeads),
+			rows: uint32(p.Rows), sink: uint32(p.Sink), window: uint32(p.Window), cap: uint32(p.Cap), scale: p.Scale,
+			stride: uint32(stride), chunks: uint32(chunks), qOff: uint32(qOff), sOff: uint32(sOff), stOff: uint32(stOff), partOff: uint32(partOff),
+		})
 		var grids [5][3]uint32
 		if pl.vec4 {
 			grids = [5][3]uint32{

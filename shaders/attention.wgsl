@@ -35,23 +35,7 @@
 // Constants: WG, D (head dim), RD (rotary dims), G (query heads per KV head),
 //   C (keys per softmax/values chunk), NEOX, F16 (bools).
 
-struct Params {
-  t0: u32,        // first query of this chunk
-  tc: u32,        // queries in this chunk
-  heads: u32,
-  kv_heads: u32,
-  rows: u32,
-  sink: u32,
-  window: u32,
-  cap: u32,
-  scale: f32,
-  stride: u32,    // score slots per (query, head): n of the chunk's last query, rounded up to 4
-  chunks: u32,    // ceil(stride / C)
-  q_off: u32,
-  s_off: u32,
-  st_off: u32,
-  part_off: u32,
-}
+#include "attention_params.wgsl"
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> q: array<f32>;

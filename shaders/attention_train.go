@@ -12,6 +12,9 @@ const (
 	// attentionTrainMaxD bounds the head dim: each invocation keeps up to
 	// four head-dim vectors in private memory.
 	attentionTrainMaxD = 256
+	// attentionTrainHB bounds the heads a forward invocation keeps (each adds
+	// two head-dim vectors of private memory).
+	attentionTrainHB = 4
 )
 
 // TrainAttentionParams describes the attention of one training group: T
@@ -37,18 +40,48 @@ func (p TrainAttentionParams) check() error {
 		return fmt.Errorf("head dim %d is outside 1..%d", p.HeadDim, attentionTrainMaxD)
 	case math.IsNaN(float64(p.Scale)) || math.IsInf(float64(p.Scale), 0):
 		return fmt.Errorf("scale %g is not finite", p.Scale)
+	case ceilDiv(p.P+p.T, attentionTrainWG) > maxWorkDim:
+		return fmt.Errorf("%d rows are too many for one dispatch", p.P+p.T)
 	case uint64(p.P+p.T)*uint64(p.Heads*p.HeadDim) >= 1<<32:
 		return fmt.Errorf("%d rows of %d heads overflow 32-bit indexing", p.P+p.T, p.Heads)
 	}
 	return nil
 }
 
+// attentionTrainUniform is the Params of attention_train_common.wgsl, shared by the
+// training attention's forward and backward files.
+type attentionTrainUniform struct {
+	t, prefix         uint32
+	heads, kvHeads    uint32
+	scale             float32
+	accPrefix, accOwn uint32 // dkv: 1 adds into the rows of the prefix / the own rows
+}
+
 func (p TrainAttentionParams) words() []uint32 {
-	return []uint32{uint32(p.T), uint32(p.P), uint32(p.Heads), uint32(p.KVHeads), f32bits(p.Scale), b2u(p.AccumulatePrefix), b2u(p.AccumulateOwn)}
+	return words(attentionTrainUniform{t: uint32(p.T), prefix: uint32(p.P), heads: uint32(p.Heads), kvHeads: uint32(p.KVHeads),
+		scale: p.Scale, accPrefix: b2u(p.AccumulatePrefix), accOwn: b2u(p.AccumulateOwn)})
+}
+
+// grid is the dkv pass's: a workgroup per attentionTrainWG rows of one head.
+func (p TrainAttentionParams) grid(rows, heads int) [3]uint32 {
+	return [3]uint32{uint32(ceilDiv(rows, attentionTrainWG)), uint32(heads), 1}
 }
 
 func (p TrainAttentionParams) consts() engine.Constants {
-	return engine.Constants{"WG": u(attentionTrainWG), "D": u(p.HeadDim), "G": u(p.Heads / p.KVHeads)}
+	return engine.Constants{"WG": u(attentionTrainWG), "D": u(p.HeadDim), "G": u(p.Heads / p.KVHeads), "HB": u(p.headBlock())}
+}
+
+// headBlock is the query heads one forward or dq invocation takes: the largest
+// divisor of the group size up to attentionTrainHB, so every K/V load
+// serves that many heads.
+func (p TrainAttentionParams) headBlock() int {
+	g := p.Heads / p.KVHeads
+	for hb := min(g, attentionTrainHB); hb > 1; hb-- {
+		if g%hb == 0 {
+			return hb
+		}
+	}
+	return 1
 }
 
 type namedTensor struct {
@@ -91,7 +124,7 @@ func (o *Ops) AttentionTrain(rec *engine.Recorder, q, k, v, out, stats *engine.T
 	if err != nil {
 		return err
 	}
-	return rec.Dispatch(kern, p.words(), engine.Grid(p.T*p.Heads, attentionTrainWG), q.Binding(), k.Binding(), v.Binding(), out.Binding(), stats.Binding())
+	return rec.Dispatch(kern, p.words(), engine.Grid(p.T*p.Heads/p.headBlock(), attentionTrainWG), q.Binding(), k.Binding(), v.Binding(), out.Binding(), stats.Binding())
 }
 
 // AttentionTrainBackward records the gradients of AttentionTrain given dout
@@ -123,7 +156,7 @@ func (o *Ops) AttentionTrainBackward(rec *engine.Recorder, q, k, v, out, dout, s
 	if err != nil {
 		return err
 	}
-	if err := rec.Dispatch(kq, p.words(), engine.Grid(p.T*p.Heads, attentionTrainWG),
+	if err := rec.Dispatch(kq, p.words(), engine.Grid(p.T*p.Heads/p.headBlock(), attentionTrainWG),
 		q.Binding(), k.Binding(), v.Binding(), out.Binding(), dout.Binding(), stats.Binding(), dq.Binding()); err != nil {
 		return err
 	}
@@ -131,6 +164,6 @@ func (o *Ops) AttentionTrainBackward(rec *engine.Recorder, q, k, v, out, dout, s
 	if err != nil {
 		return err
 	}
-	return rec.Dispatch(kkv, p.words(), engine.Grid((p.P+p.T)*p.KVHeads, attentionTrainWG),
+	return rec.Dispatch(kkv, p.words(), p.grid(p.P+p.T, p.KVHeads),
 		q.Binding(), k.Binding(), v.Binding(), dout.Binding(), stats.Binding(), dk.Binding(), dv.Binding())
 }

@@ -6,8 +6,10 @@
 //
 // Bindings: @binding(0) uniform Params; q, k, v (read) f32; out (read_write) f32
 //   [t, heads, D]; stats (read_write) f32 [t, heads, 2] (only element 0 written).
-// Dispatch: engine.Grid(t * heads, WG), one invocation per (query, head), barrier-free.
-// Constants: WG, D (head dim), G (query heads per KV head).
+// Dispatch: engine.Grid(t * heads / HB, WG), one invocation per (query, block of HB heads
+//   of one KV head): each key and value row loaded serves HB heads. Barrier-free.
+// Constants: WG, D (head dim), G (query heads per KV head), HB (heads per invocation,
+//   a divisor of G).
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> q: array<f32>;
@@ -18,46 +20,65 @@
 
 #include "attention_train_common.wgsl"
 
+const HBD = HB * D; // private elements per head block
+
 @compute @workgroup_size(WG)
 fn forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
-  let i = flat(wid, nwg, lid); // t * heads + h
-  if (i >= p.t * p.heads) {
+  let nb = p.heads / HB;
+  let i = flat(wid, nwg, lid); // t * nb + head block
+  if (i >= p.t * nb) {
     return;
   }
-  let t = i / p.heads;
-  let g = (i - t * p.heads) / G;
-  let qo = i * D;
+  let t = i / nb;
+  let h0 = (i - t * nb) * HB; // HB heads of one KV head: HB divides G
+  let g = h0 / G;
+  let qo = (t * p.heads + h0) * D;
   let kw = p.kv_heads * D;
-  var qv = array<f32, D>();
-  for (var d = 0u; d < D; d++) {
-    qv[d] = q[qo + d] * p.scale;
+  var qv = array<f32, HBD>();
+  for (var e = 0u; e < HBD; e++) {
+    qv[e] = q[qo + e] * p.scale;
   }
-  var m = -3.4028234663852886e38;
-  var l = 0.0;
-  var acc = array<f32, D>();
+  var m = array<f32, HB>();
+  var l = array<f32, HB>();
+  for (var b = 0u; b < HB; b++) {
+    m[b] = -3.4028234663852886e38;
+  }
+  var acc = array<f32, HBD>();
   let n = visible(t);
   for (var j = 0u; j < n; j++) {
     let kb = j * kw + g * D;
-    var s = 0.0;
+    // explicit initialisers: naga hoists bare loop-body declarations and zeroes them once
+    var s = array<f32, HB>();
     for (var d = 0u; d < D; d++) {
-      s += qv[d] * k[kb + d];
-    }
-    if (s > m) {
-      let c = exp(m - s);
-      l *= c;
-      for (var d = 0u; d < D; d++) {
-        acc[d] *= c;
+      let kd = k[kb + d];
+      for (var b = 0u; b < HB; b++) {
+        s[b] += qv[b * D + d] * kd;
       }
-      m = s;
     }
-    let e = exp(s - m);
-    l += e;
+    var e = array<f32, HB>();
+    for (var b = 0u; b < HB; b++) {
+      if (s[b] > m[b]) {
+        let c = exp(m[b] - s[b]);
+        l[b] *= c;
+        for (var d = 0u; d < D; d++) {
+          acc[b * D + d] *= c;
+        }
+        m[b] = s[b];
+      }
+      e[b] = exp(s[b] - m[b]);
+      l[b] += e[b];
+    }
     for (var d = 0u; d < D; d++) {
-      acc[d] += e * v[kb + d];
+      let vd = v[kb + d];
+      for (var b = 0u; b < HB; b++) {
+        acc[b * D + d] += e[b] * vd;
+      }
     }
   }
-  for (var d = 0u; d < D; d++) {
-    out[qo + d] = acc[d] / l;
+  for (var b = 0u; b < HB; b++) {
+    for (var d = 0u; d < D; d++) {
+      out[qo + b * D + d] = acc[b * D + d] / l[b];
+    }
+    stats[2u * (t * p.heads + h0 + b)] = m[b] + log(l[b]);
   }
-  stats[2u * i] = m + log(l);
 }

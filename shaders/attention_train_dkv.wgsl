@@ -7,10 +7,13 @@
 // gathers contributions from several groups), else overwritten; own rows per acc_own.
 //
 // Bindings: @binding(0) uniform Params; q, k, v, dout (read) f32; stats (read) f32
-//   [t, heads, 2]; dk, dv (read_write) f32
-//   [prefix + t, kv_heads, D].
-// Dispatch: engine.Grid((prefix + t) * kv_heads, WG), one invocation per (row, KV head),
-//   barrier-free, deterministic (no atomics: each invocation owns its output row).
+//   [t, heads, 2]; dk, dv (read_write) f32 [prefix + t, kv_heads, D].
+// Dispatch: (ceil((prefix + t) / WG), kv_heads, 1): one invocation per (row, KV head), a
+//   workgroup per WG rows of one KV head, which loops over the queries in lockstep, so q,
+//   dout and stats are read at workgroup-uniform addresses (broadcast loads on GPUs; in
+//   the per-invocation layout, own rows start at different queries and read different q
+//   rows); the queries a row doesn't see yet are masked. Barrier-free and deterministic
+//   (no atomics: each invocation owns its output row).
 // Constants: WG, D, G.
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -25,14 +28,13 @@
 #include "attention_train_common.wgsl"
 
 @compute @workgroup_size(WG)
-fn dkv_pass(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
-  let i = flat(wid, nwg, lid); // j * kv_heads + g
-  if (i >= (p.prefix + p.t) * p.kv_heads) {
-    return;
-  }
-  let j = i / p.kv_heads;
-  let g = i - j * p.kv_heads;
-  let kb = i * D;
+fn dkv_pass(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+  let j0 = wid.x * WG; // uniform
+  let g = wid.y;
+  let rows = p.prefix + p.t;
+  let j = j0 + lid.x;
+  let live = j < rows;
+  let kb = (min(j, rows - 1u) * p.kv_heads + g) * D;
   var kv = array<f32, D>();
   var vv = array<f32, D>();
   for (var d = 0u; d < D; d++) {
@@ -41,11 +43,14 @@ fn dkv_pass(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg:
   }
   var gk = array<f32, D>();
   var gv = array<f32, D>();
-  var t0 = 0u;
-  if (j >= p.prefix) {
-    t0 = j - p.prefix;
+  // Query t sees row j when t + prefix >= j; the workgroup starts at its first row's first
+  // query, and the rows not yet visible are masked.
+  var tlo = 0u;
+  if (j0 > p.prefix) {
+    tlo = j0 - p.prefix;
   }
-  for (var t = t0; t < p.t; t++) {
+  for (var t = tlo; t < p.t; t++) {
+    let vis = j <= p.prefix + t;
     for (var hh = 0u; hh < G; hh++) {
       let th = t * p.heads + g * G + hh;
       let qo = th * D;
@@ -55,13 +60,16 @@ fn dkv_pass(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg:
         s += q[qo + d] * kv[d];
         dp += dout[qo + d] * vv[d];
       }
-      let pr = exp(s - stats[2u * th]);
+      let pr = select(0.0, exp(s - stats[2u * th]), vis);
       let ds = pr * (dp - stats[2u * th + 1u]);
       for (var d = 0u; d < D; d++) {
         gv[d] += pr * dout[qo + d];
         gk[d] += ds * q[qo + d];
       }
     }
+  }
+  if (!live) {
+    return;
   }
   var acc = p.acc_own != 0u;
   if (j < p.prefix) {

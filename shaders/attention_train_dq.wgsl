@@ -6,9 +6,10 @@
 //
 // Bindings: @binding(0) uniform Params; q, k, v, out, dout (read) f32; stats (read_write)
 //   f32 [t, heads, 2]; dq (read_write) f32 [t, heads, D].
-// Dispatch: engine.Grid(t * heads, WG), one invocation per (query, head), barrier-free.
+// Dispatch: engine.Grid(t * heads / HB, WG), one invocation per (query, block of HB heads
+//   of one KV head; each key and value row loaded serves HB heads), barrier-free.
 // Record it before attention_train_dkv.wgsl, which reads the deltas.
-// Constants: WG, D, G.
+// Constants: WG, D, G, HB (a divisor of G).
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> q: array<f32>;
@@ -21,42 +22,62 @@
 
 #include "attention_train_common.wgsl"
 
+const HBD = HB * D; // private elements per head block
+
 @compute @workgroup_size(WG)
 fn dq_pass(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
-  let i = flat(wid, nwg, lid); // t * heads + h
-  if (i >= p.t * p.heads) {
+  let nb = p.heads / HB;
+  let i = flat(wid, nwg, lid); // t * nb + head block
+  if (i >= p.t * nb) {
     return;
   }
-  let t = i / p.heads;
-  let g = (i - t * p.heads) / G;
-  let qo = i * D;
+  let t = i / nb;
+  let h0 = (i - t * nb) * HB; // HB heads of one KV head: HB divides G
+  let g = h0 / G;
+  let th0 = t * p.heads + h0;
+  let qo = th0 * D;
   let kw = p.kv_heads * D;
-  var qv = array<f32, D>();
-  var gv = array<f32, D>();
-  var delta = 0.0;
-  for (var d = 0u; d < D; d++) {
-    qv[d] = q[qo + d] * p.scale;
-    gv[d] = dout[qo + d];
-    delta += gv[d] * out[qo + d];
+  var qv = array<f32, HBD>();
+  var gv = array<f32, HBD>();
+  var delta = array<f32, HB>();
+  var lse = array<f32, HB>();
+  for (var b = 0u; b < HB; b++) {
+    for (var d = 0u; d < D; d++) {
+      let e = b * D + d;
+      qv[e] = q[qo + e] * p.scale;
+      gv[e] = dout[qo + e];
+      delta[b] += gv[e] * out[qo + e];
+    }
+    stats[2u * (th0 + b) + 1u] = delta[b];
+    lse[b] = stats[2u * (th0 + b)];
   }
-  stats[2u * i + 1u] = delta;
-  let lse = stats[2u * i];
-  var acc = array<f32, D>();
+  var acc = array<f32, HBD>();
   let n = visible(t);
   for (var j = 0u; j < n; j++) {
     let kb = j * kw + g * D;
-    var s = 0.0;
-    var dp = 0.0;
+    // explicit initialisers: naga hoists bare loop-body declarations and zeroes them once
+    var s = array<f32, HB>();
+    var dp = array<f32, HB>();
     for (var d = 0u; d < D; d++) {
-      s += qv[d] * k[kb + d];
-      dp += gv[d] * v[kb + d];
+      let kd = k[kb + d];
+      let vd = v[kb + d];
+      for (var b = 0u; b < HB; b++) {
+        s[b] += qv[b * D + d] * kd;
+        dp[b] += gv[b * D + d] * vd;
+      }
     }
-    let ds = exp(s - lse) * (dp - delta);
+    var ds = array<f32, HB>();
+    for (var b = 0u; b < HB; b++) {
+      ds[b] = exp(s[b] - lse[b]) * (dp[b] - delta[b]);
+    }
     for (var d = 0u; d < D; d++) {
-      acc[d] += ds * k[kb + d];
+      let kd = k[kb + d];
+      for (var b = 0u; b < HB; b++) {
+        acc[b * D + d] += ds[b] * kd;
+      }
     }
   }
-  for (var d = 0u; d < D; d++) {
-    dq[qo + d] = acc[d] * p.scale;
+  for (var e = 0u; e < HBD; e++) {
+    dq[qo + e] = acc[e] * p.scale;
   }
 }

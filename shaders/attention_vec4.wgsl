@@ -25,23 +25,7 @@
 // Constants: WG, D (multiple of 16), RD (multiple of 8; of 16 with NEOX), G,
 //   KVH (KV heads), C (chunk keys, a multiple of 8), NEOX, F16, ROT_JOBS (see qrope).
 
-struct Params {
-  t0: u32,
-  tc: u32,
-  heads: u32,
-  kv_heads: u32,
-  rows: u32,
-  sink: u32,
-  window: u32,
-  cap: u32,
-  scale: f32,
-  stride: u32,
-  chunks: u32,
-  q_off: u32,
-  s_off: u32,
-  st_off: u32,
-  part_off: u32,
-}
+#include "attention_params.wgsl"
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> q: array<vec4<f32>>;

@@ -43,8 +43,16 @@ func (o *Ops) windowKernel(entry string, p WindowAttentionParams) (*engine.Kerne
 		"WG": u(windowTrainWG), "D": u(p.HeadDim), "G": u(p.Heads / p.KVHeads)})
 }
 
+// windowTrainUniform is attention_window_train.wgsl's Params.
+type windowTrainUniform struct {
+	t, heads, kvHeads, sink, window uint32
+	scale                           float32
+	which                           uint32 // which gradient a backward pass writes
+}
+
 func (p WindowAttentionParams) uniforms(which int) []uint32 {
-	return []uint32{uint32(p.T), uint32(p.Heads), uint32(p.KVHeads), uint32(p.Sink), uint32(p.Window), math.Float32bits(p.Scale), uint32(which)}
+	return words(windowTrainUniform{t: uint32(p.T), heads: uint32(p.Heads), kvHeads: uint32(p.KVHeads), sink: uint32(p.Sink),
+		window: uint32(p.Window), scale: p.Scale, which: uint32(which)})
 }
 
 func (o *Ops) windowCheck(what string, p WindowAttentionParams, qs, kv, ins []*engine.Tensor, stats *engine.Tensor, outs ...*engine.Tensor) error {

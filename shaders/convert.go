@@ -8,6 +8,11 @@ import (
 
 const convertWG = 64
 
+// convertUniform is convert.wgsl's Params.
+type convertUniform struct {
+	n uint32 // elements
+}
+
 func (o *Ops) convert(entry string, rec *engine.Recorder, x, y *engine.Tensor, from, to engine.DType, n, invocations int) error {
 	what := "convert." + entry
 	if n < 1 {
@@ -23,7 +28,7 @@ func (o *Ops) convert(entry string, rec *engine.Recorder, x, y *engine.Tensor, f
 	if err != nil {
 		return err
 	}
-	return rec.Dispatch(k, []uint32{uint32(n)}, engine.Grid(invocations, convertWG), x.Binding(), y.Binding())
+	return rec.Dispatch(k, words(convertUniform{n: uint32(n)}), engine.Grid(invocations, convertWG), x.Binding(), y.Binding())
 }
 
 // F32ToF16 records y = f16(x) over n elements, rounding to nearest even

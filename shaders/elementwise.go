@@ -6,6 +6,12 @@ import (
 
 const elementwiseWG = 64
 
+// elementwiseUniform is elementwise.wgsl's Params.
+type elementwiseUniform struct {
+	n     uint32  // elements
+	alpha float32 // the scale of Scale
+}
+
 func (o *Ops) binary(entry string, rec *engine.Recorder, a, b, out *engine.Tensor, n int, alpha float32) error {
 	what := "elementwise." + entry
 	for _, t := range []*engine.Tensor{a, b, out} {
@@ -17,7 +23,7 @@ func (o *Ops) binary(entry string, rec *engine.Recorder, a, b, out *engine.Tenso
 	if err != nil {
 		return err
 	}
-	return rec.Dispatch(k, []uint32{uint32(n), f32bits(alpha)}, engine.Grid(n, elementwiseWG), a.Binding(), b.Binding(), out.Binding())
+	return rec.Dispatch(k, words(elementwiseUniform{n: uint32(n), alpha: alpha}), engine.Grid(n, elementwiseWG), a.Binding(), b.Binding(), out.Binding())
 }
 
 // Add records out = a + b over n elements; out must not alias a or b

@@ -9,6 +9,14 @@ import (
 
 const embeddingWG = 64
 
+// embeddingUniform is embedding.wgsl's Params, for one part of the table.
+type embeddingUniform struct {
+	t, d       uint32 // tokens, row length
+	row0, rows uint32 // the part's first table row and its rows
+	last       uint32 // 1 for the table's last part
+	nan        uint32 // bits of a NaN (WGSL constant expressions may not be NaN)
+}
+
 // Embedding records out[i, :] = table[ids[i], :], dequantised to f32, for
 // the first t ids: ids is u32 with at least t elements, table a [V, D]
 // weight of f32, f16, q8_0 or q4_0, and out f32 with at least t rows of D
@@ -53,45 +61,11 @@ func (o *Ops) Embedding(rec *engine.Recorder, ids *engine.Tensor, table *engine.
 	}
 	groups := engine.Grid(t*d, embeddingWG)
 	for i, part := range table.Parts {
-		last := uint32(0)
-		if i == len(table.Parts)-1 {
-			last = 1
-		}
-		params := []uint32{uint32(t), uint32(d), uint32(table.Row0(i)), uint32(part.Rows), last, 0x7fc00000}
+		params := words(embeddingUniform{t: uint32(t), d: uint32(d), row0: uint32(table.Row0(i)), rows: uint32(part.Rows),
+			last: b2u(i == len(table.Parts)-1), nan: 0x7fc00000})
 		if err := rec.Dispatch(k, params, groups, ids.Binding(), part.Binding(), out.Binding()); err != nil {
 			return fmt.Errorf("%s part %d: %w", what, i, err)
 		}
-	}
-	return nil
-}
-
-// weightCode is the WTYPE constant of the weight kernels.
-func weightCode(t engine.DType) (int, bool) {
-	switch t {
-	case engine.F32:
-		return 0, true
-	case engine.F16:
-		return 1, true
-	case engine.Q8_0:
-		return 2, true
-	case engine.Q4_0:
-		return 3, true
-	}
-	return 0, false
-}
-
-// checkParts verifies that a weight's parts tile its rows in order with its
-// type and row length, so a launcher can trust Row0 and Rows.
-func checkParts(what string, w *engine.Weight) error {
-	row0 := 0
-	for i, part := range w.Parts {
-		if part == nil || part.DType != w.DType || part.Cols != w.Cols || part.Rows < 1 || w.Row0(i) != row0 {
-			return fmt.Errorf("%s: part %d does not continue the [%d,%d] %s weight at row %d", what, i, w.Rows, w.Cols, w.DType, row0)
-		}
-		row0 += part.Rows
-	}
-	if row0 != w.Rows {
-		return fmt.Errorf("%s: parts hold %d rows, the weight %d", what, row0, w.Rows)
 	}
 	return nil
 }

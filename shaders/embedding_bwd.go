@@ -30,6 +30,11 @@ func EmbeddingGradIndex(ids []uint32) (index []uint32, unique int) {
 	return index, len(distinct)
 }
 
+// embeddingBwdUniform is embedding_bwd.wgsl's Params.
+type embeddingBwdUniform struct {
+	unique, t, d, vocab uint32
+}
+
 // EmbeddingBackward records dtable[ids[i], :] += dy[i, :] for t tokens
 // (embedding_bwd.wgsl), given the u32 index EmbeddingGradIndex built from
 // the ids and its unique count. dtable is f32 [V, d]; ids >= V are skipped
@@ -61,6 +66,6 @@ func (o *Ops) EmbeddingBackward(rec *engine.Recorder, index, dy, dtable *engine.
 	if err != nil {
 		return err
 	}
-	return rec.Dispatch(k, []uint32{uint32(unique), uint32(t), uint32(d), uint32(dtable.Rows)}, engine.Grid(unique*d, embeddingWG),
+	return rec.Dispatch(k, words(embeddingBwdUniform{unique: uint32(unique), t: uint32(t), d: uint32(d), vocab: uint32(dtable.Rows)}), engine.Grid(unique*d, embeddingWG),
 		index.Binding(), dy.Binding(), dtable.Binding())
 }

@@ -43,6 +43,11 @@ func (s KVSlots) check() error {
 	return nil
 }
 
+// kvstoreUniform is kvstore.wgsl's Params (KVSlots as words).
+type kvstoreUniform struct {
+	t, rows, sink, cap, dim uint32
+}
+
 // StoreKV records writing src (f32 [T, Dim]) into cache (f32 or f16
 // [>= Cap, Dim]) at the slots of logical rows Rows..Rows+T-1. An f16 cache
 // needs an even Dim and rounds to nearest (pack2x16float).
@@ -77,6 +82,6 @@ func (o *Ops) StoreKV(rec *engine.Recorder, src, cache *engine.Tensor, p KVSlots
 	if err != nil {
 		return err
 	}
-	params := []uint32{uint32(p.T), uint32(p.Rows), uint32(p.Sink), uint32(p.Cap), uint32(p.Dim)}
+	params := words(kvstoreUniform{t: uint32(p.T), rows: uint32(p.Rows), sink: uint32(p.Sink), cap: uint32(p.Cap), dim: uint32(p.Dim)})
 	return rec.Dispatch(k, params, engine.Grid(invocations, kvstoreWG), src.Binding(), cache.Binding())
 }

@@ -8,6 +8,11 @@ import (
 
 const lossWG = 16
 
+// lossUniform is loss.wgsl's Params.
+type lossUniform struct {
+	rows, vocab uint32
+}
+
 // NLL records nll[r] = logsumexp(logits[r]) - logits[r, targets[r]] for
 // rows r < rows. Targets must be < vocab (the caller validates token ids).
 func (o *Ops) NLL(rec *engine.Recorder, logits, targets, nll *engine.Tensor, rows, vocab int) error {
@@ -27,5 +32,5 @@ func (o *Ops) NLL(rec *engine.Recorder, logits, targets, nll *engine.Tensor, row
 	if err != nil {
 		return err
 	}
-	return rec.Dispatch(k, []uint32{uint32(rows), uint32(vocab)}, engine.Grid(rows, lossWG), logits.Binding(), targets.Binding(), nll.Binding())
+	return rec.Dispatch(k, words(lossUniform{rows: uint32(rows), vocab: uint32(vocab)}), engine.Grid(rows, lossWG), logits.Binding(), targets.Binding(), nll.Binding())
 }

@@ -97,6 +97,16 @@ func matmulShader(t engine.DType, k int, narrow bool) (file string, rows int) {
 	return "matmul.wgsl", 1
 }
 
+// matmulUniform is the Params of matmul_common.wgsl, shared by every matmul kernel file,
+// for one part of the weight.
+type matmulUniform struct {
+	m, n, k uint32 // rows of x; rows of this weight part; columns of x and W
+	ldy     uint32 // row stride of y (the whole weight's rows)
+	col0    uint32 // first column of y this part writes
+	acc     uint32 // 1: y += x·Wᵀ
+	bias    uint32 // 1: add bias[col0 + j]
+}
+
 // MatMul records y = x·Wᵀ for m rows: x is f32 [m, K] (row stride K, the
 // first m*K elements of x), W is [N, K] of f32, f16, q8_0 or q4_0, and y is
 // f32 [m, N] (row stride N). Quantised weights need K a multiple of 32.
@@ -185,7 +195,8 @@ func (o *Ops) MatMul(rec *engine.Recorder, x *engine.Tensor, w *engine.Weight, y
 	}
 	for i, part := range w.Parts {
 		rows := part.Rows
-		params := []uint32{uint32(m), uint32(rows), uint32(k), uint32(n), uint32(w.Row0(i)), b2u(opt.Accumulate), hasBias}
+		params := words(matmulUniform{m: uint32(m), n: uint32(rows), k: uint32(k), ldy: uint32(n), col0: uint32(w.Row0(i)),
+			acc: b2u(opt.Accumulate), bias: hasBias})
 		var groups [3]uint32
 		switch kern {
 		case MatMulRows:
@@ -205,10 +216,3 @@ func (o *Ops) MatMul(rec *engine.Recorder, x *engine.Tensor, w *engine.Weight, y
 }
 
 func ceilDiv(a, b int) int { return (a + b - 1) / b }
-
-func b2u(b bool) uint32 {
-	if b {
-		return 1
-	}
-	return 0
-}

@@ -12,6 +12,13 @@ const (
 	matmulBwdTM = 8 // rows of dy per invocation: each dequantised weight element serves TM rows
 )
 
+// matmulBwdUniform is matmul_bwd.wgsl's Params, for one part of the weight.
+type matmulBwdUniform struct {
+	m, n, d   uint32 // rows of dy; rows of this part; columns of W and dx
+	ldy, col0 uint32 // row stride of dy; first weight row of this part
+	acc       uint32 // 1: dx += ...
+}
+
 // MatMulBackwardX records dx[m, K] (+)= dy[m, N] · W[N, K], the input
 // gradient of y = x·Wᵀ through a frozen weight of any type MatMul takes
 // (f32, f16, q8_0, q4_0; multi-part), dequantised as the forward does
@@ -58,7 +65,7 @@ func (o *Ops) MatMulBackwardX(rec *engine.Recorder, dy *engine.Tensor, w *engine
 	groups := [3]uint32{uint32(ceilDiv(ceilDiv(k, 4), matmulBwdWG)), uint32(ceilDiv(m, matmulBwdTM)), 1}
 	for i, part := range w.Parts {
 		acc := accumulate || i > 0 // later parts add to the first part's sum
-		params := []uint32{uint32(m), uint32(part.Rows), uint32(k), uint32(n), uint32(w.Row0(i)), b2u(acc)}
+		params := words(matmulBwdUniform{m: uint32(m), n: uint32(part.Rows), d: uint32(k), ldy: uint32(n), col0: uint32(w.Row0(i)), acc: b2u(acc)})
 		if err := rec.Dispatch(kn, params, groups, dy.Binding(), part.Binding(), dx.Binding()); err != nil {
 			return fmt.Errorf("%s part %d: %w", what, i, err)
 		}
@@ -68,12 +75,19 @@ func (o *Ops) MatMulBackwardX(rec *engine.Recorder, dy *engine.Tensor, w *engine
 
 // MatMulBackwardW records dw[N, K] += dy[m, N]ᵀ · x[m, K], the gradient of
 // a trainable f32 matrix W of y = x·Wᵀ (always accumulates: zero dw with
-// Fill before the first micro-batch).
+// Fill before the first micro-batch). dw's shape gives N and K.
 func (o *Ops) MatMulBackwardW(rec *engine.Recorder, dy, x, dw *engine.Tensor, m int) error {
+	return o.MatMulBackwardWPart(rec, dy, x, dw, m, 0, 0)
+}
+
+// MatMulBackwardWPart is MatMulBackwardW for one part of a weight split by
+// rows: dw holds rows [row0, row0+N) of a weight of ldy rows, and dy
+// [m, ldy] is read at those columns.
+func (o *Ops) MatMulBackwardWPart(rec *engine.Recorder, dy, x, dw *engine.Tensor, m, row0, ldy int) error {
 	if dw == nil {
 		return fmt.Errorf("matmul backward w: dw is nil")
 	}
-	if err := o.GEMM(rec, dy, x, dw, dw.Rows, dw.Cols, m, GEMMOptions{TransA: true, Accumulate: true}); err != nil {
+	if err := o.GEMM(rec, dy, x, dw, dw.Rows, dw.Cols, m, GEMMOptions{TransA: true, Accumulate: true, AOff: row0, LDA: ldy}); err != nil {
 		return fmt.Errorf("matmul backward w: %w", err)
 	}
 	return nil

@@ -1,7 +1,7 @@
 // Matrix product y = x·Wᵀ (+ bias) (+ y) for f32 weights with K a multiple of 4 and f16
 // weights with K a multiple of 8: every row then starts on 16 bytes, so x and W are read in
 // 16-byte loads (4 f32 or 8 f16), which on llvmpipe run about twice as fast as the 32-bit
-// loads of matmul.wgsl (NOTES-webgpu.md; matmul_bench_test.go).
+// loads of matmul.wgsl (docs/webgpu.md; matmul_bench_test.go).
 //
 // Bindings (all entry points):
 //   1 x    (read) f32 [m, k] as vec4, row stride k/4

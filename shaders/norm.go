@@ -8,6 +8,12 @@ import (
 
 const normWG = 64
 
+// normUniform is norm.wgsl's Params.
+type normUniform struct {
+	rows, n uint32
+	eps     float32
+}
+
 func (o *Ops) rowwise(entry string, rec *engine.Recorder, x, w, y *engine.Tensor, rows, n int, eps float32) error {
 	what := "norm." + entry
 	if rows < 1 || n < 1 {
@@ -29,7 +35,7 @@ func (o *Ops) rowwise(entry string, rec *engine.Recorder, x, w, y *engine.Tensor
 	if err != nil {
 		return err
 	}
-	return rec.Dispatch(k, []uint32{uint32(rows), uint32(n), f32bits(eps)}, engine.Grid(rows*normWG, normWG), x.Binding(), w.Binding(), y.Binding())
+	return rec.Dispatch(k, words(normUniform{rows: uint32(rows), n: uint32(n), eps: eps}), engine.Grid(rows*normWG, normWG), x.Binding(), w.Binding(), y.Binding())
 }
 
 // RMSNorm records y = x / sqrt(mean(x²) + eps) * w for each of rows rows of

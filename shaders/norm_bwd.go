@@ -6,6 +6,13 @@ import (
 	"github.com/freqkv/freqkv/engine"
 )
 
+// normBwdUniform is norm_bwd.wgsl's Params.
+type normBwdUniform struct {
+	rows, n uint32
+	eps     float32
+	acc     uint32 // 1: dx += ...
+}
+
 // RMSNormBackward records the gradients of y = x·r·w, r = 1/sqrt(mean(x²)+eps)
 // per row (norm_bwd.wgsl): dx (+)= r·(dy∘w) − x·r³/n·Σ(dy∘w∘x) (accumulate
 // adds into dx, e.g. the residual stream's gradient), and dw[n] += Σ over rows
@@ -34,7 +41,7 @@ func (o *Ops) RMSNormBackward(rec *engine.Recorder, x, w, dy, dx, dw, inv *engin
 			return err
 		}
 	}
-	params := []uint32{uint32(rows), uint32(n), f32bits(eps), b2u(accumulate)}
+	params := words(normBwdUniform{rows: uint32(rows), n: uint32(n), eps: eps, acc: b2u(accumulate)})
 	bind := []engine.Binding{x.Binding(), w.Binding(), dy.Binding(), dx.Binding(), dw.Binding(), inv.Binding()}
 	k, err := o.kernel("norm_bwd.wgsl", "rows", engine.Constants{"WG": u(normWG)})
 	if err != nil {

@@ -15,6 +15,22 @@ const (
 // SumSquaresSlots is the number of partial sums SumSquares writes for n elements.
 func SumSquaresSlots(n int) int { return ceilDiv(n, sumsqChunk) }
 
+// gradnormUniform is gradnorm.wgsl's Params (both entry points).
+type gradnormUniform struct {
+	n       uint32 // values (sumsq) or partial slots (clip)
+	slot    uint32 // first partial slot this call writes (sumsq)
+	maxNorm float32
+}
+
+// adamwUniform is adamw.wgsl's Params.
+type adamwUniform struct {
+	n                   uint32
+	lr, b1, b2, eps, wd float32
+	bc1, bc2            float32 // bias corrections 1 - beta^step
+	gscale              float32 // gradient scale
+	zeroGrad            uint32  // 1: zero the gradient after the update
+}
+
 // SumSquares records the partial sums of g[0:n]² into partials[slot:next]
 // (gradnorm.wgsl) and returns next, the first free slot. Call it for every
 // gradient tensor, then GradNormFinish over partials[0:next].
@@ -37,7 +53,7 @@ func (o *Ops) SumSquares(rec *engine.Recorder, g *engine.Tensor, n int, partials
 	if err != nil {
 		return slot, err
 	}
-	if err := rec.Dispatch(k, []uint32{uint32(n), uint32(slot), 0}, engine.Grid(SumSquaresSlots(n)*optimWG, optimWG), g.Binding(), partials.Binding()); err != nil {
+	if err := rec.Dispatch(k, words(gradnormUniform{n: uint32(n), slot: uint32(slot)}), engine.Grid(SumSquaresSlots(n)*optimWG, optimWG), g.Binding(), partials.Binding()); err != nil {
 		return slot, err
 	}
 	return next, nil
@@ -64,7 +80,7 @@ func (o *Ops) GradNormFinish(rec *engine.Recorder, partials *engine.Tensor, slot
 	if err != nil {
 		return err
 	}
-	return rec.Dispatch(k, []uint32{uint32(slots), 0, f32bits(maxNorm)}, [3]uint32{1, 1, 1}, partials.Binding(), out.Binding())
+	return rec.Dispatch(k, words(gradnormUniform{n: uint32(slots), maxNorm: maxNorm}), [3]uint32{1, 1, 1}, partials.Binding(), out.Binding())
 }
 
 // AdamWParams are one AdamW step's hyperparameters.
@@ -108,7 +124,7 @@ func (o *Ops) AdamW(rec *engine.Recorder, param, grad, m, v, clip *engine.Tensor
 	if err != nil {
 		return err
 	}
-	params := []uint32{uint32(n), f32bits(p.LR), f32bits(p.Beta1), f32bits(p.Beta2), f32bits(p.Eps), f32bits(p.WeightDecay),
-		f32bits(float32(bc1)), f32bits(float32(bc2)), f32bits(gs), b2u(p.ZeroGrad)}
+	params := words(adamwUniform{n: uint32(n), lr: p.LR, b1: p.Beta1, b2: p.Beta2, eps: p.Eps, wd: p.WeightDecay,
+		bc1: float32(bc1), bc2: float32(bc2), gscale: gs, zeroGrad: b2u(p.ZeroGrad)})
 	return rec.Dispatch(k, params, engine.Grid(n, optimWG), param.Binding(), grad.Binding(), m.Binding(), v.Binding(), clip.Binding())
 }

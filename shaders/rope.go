@@ -49,6 +49,12 @@ func ropeTurns(ropeDim int, base, scale float64) string {
 	return b.String()
 }
 
+// ropeUniform is rope.wgsl's Params.
+type ropeUniform struct {
+	rows, heads, headDim uint32
+	neox, inverse        uint32 // flags
+}
+
 // Rope records y = x rotated per row to the position pos[row] (U32 [Rows]).
 // y must not share a buffer with x or pos.
 func (o *Ops) Rope(rec *engine.Recorder, x, pos, y *engine.Tensor, p RopeParams) error {
@@ -80,7 +86,7 @@ func (o *Ops) Rope(rec *engine.Recorder, x, pos, y *engine.Tensor, p RopeParams)
 		return err
 	}
 	jobs := p.RopeDim/2 + p.HeadDim - p.RopeDim
-	params := []uint32{uint32(p.Rows), uint32(p.Heads), uint32(p.HeadDim), boolWord(p.NeoX), boolWord(p.Inverse)}
+	params := words(ropeUniform{rows: uint32(p.Rows), heads: uint32(p.Heads), headDim: uint32(p.HeadDim), neox: b2u(p.NeoX), inverse: b2u(p.Inverse)})
 	return rec.Dispatch(k, params, engine.Grid(p.Rows*p.Heads*jobs, ropeWG), x.Binding(), pos.Binding(), y.Binding())
 }
 
@@ -103,12 +109,4 @@ func RopeTable(maxPos, ropeDim int, base float64, scale float64) []float32 {
 		}
 	}
 	return out
-}
-
-// boolWord is a shader flag word.
-func boolWord(b bool) uint32 {
-	if b {
-		return 1
-	}
-	return 0
 }

@@ -73,13 +73,20 @@ func Files() []string {
 }
 
 // Ops launches kernels on one device. Pipelines are created on first use and
-// cached by the device; Prepare compiles a set ahead of the first token.
+// cached by the device; Prepare compiles a set ahead of the first token. The
+// transforms' constant tables belong to the Ops: Release frees them.
 type Ops struct {
-	Dev *engine.Device
+	Dev    *engine.Device
+	tables dctTables
+	knobs  dctKnobs
 }
 
 // New returns the launchers for a device.
 func New(dev *engine.Device) *Ops { return &Ops{Dev: dev} }
+
+// Release frees the device memory the Ops holds (the transforms' tables). The Ops stays
+// usable: a later transform uploads its table again.
+func (o *Ops) Release() { o.tables.release() }
 
 func (o *Ops) kernel(file, entry string, c engine.Constants) (*engine.Kernel, error) {
 	src, err := Source(file)
@@ -90,5 +97,3 @@ func (o *Ops) kernel(file, entry string, c engine.Constants) (*engine.Kernel, er
 }
 
 func u(v int) string { return strconv.Itoa(v) + "u" }
-
-func f32bits(f float32) uint32 { return mathFloat32bits(f) }

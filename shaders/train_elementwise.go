@@ -8,6 +8,23 @@ import (
 
 const trainWG = 64
 
+// axpyUniform is train_elementwise.wgsl's Params.
+type axpyUniform struct {
+	n, xoff, yoff uint32
+	alpha, beta   float32
+}
+
+// fillUniform is fill.wgsl's Params.
+type fillUniform struct {
+	n, yoff uint32
+	value   float32
+}
+
+// swigluBwdUniform is swiglu_bwd.wgsl's Params.
+type swigluBwdUniform struct {
+	n uint32
+}
+
 // Axpy records y[yOff+i] = beta·y[yOff+i] + alpha·x[xOff+i] for i < n
 // (offsets in elements; beta == 0 never reads y). x and y must be
 // different buffers.
@@ -28,7 +45,7 @@ func (o *Ops) Axpy(rec *engine.Recorder, x *engine.Tensor, xOff int, y *engine.T
 	if err != nil {
 		return err
 	}
-	return rec.Dispatch(k, []uint32{uint32(n), uint32(xOff), uint32(yOff), f32bits(alpha), f32bits(beta)},
+	return rec.Dispatch(k, words(axpyUniform{n: uint32(n), xoff: uint32(xOff), yoff: uint32(yOff), alpha: alpha, beta: beta}),
 		engine.Grid(n, trainWG), x.Binding(), y.Binding())
 }
 
@@ -44,7 +61,7 @@ func (o *Ops) Fill(rec *engine.Recorder, y *engine.Tensor, yOff, n int, value fl
 	if err != nil {
 		return err
 	}
-	return rec.Dispatch(k, []uint32{uint32(n), uint32(yOff), f32bits(value)}, engine.Grid(n, trainWG), y.Binding())
+	return rec.Dispatch(k, words(fillUniform{n: uint32(n), yoff: uint32(yOff), value: value}), engine.Grid(n, trainWG), y.Binding())
 }
 
 // SwiGLUBackward records the gradients of h = silu(gate)·up for n elements:
@@ -70,6 +87,6 @@ func (o *Ops) SwiGLUBackward(rec *engine.Recorder, gate, up, dh, dgate, dup *eng
 	if err != nil {
 		return err
 	}
-	return rec.Dispatch(k, []uint32{uint32(n)}, engine.Grid(n, trainWG),
+	return rec.Dispatch(k, words(swigluBwdUniform{n: uint32(n)}), engine.Grid(n, trainWG),
 		gate.Binding(), up.Binding(), dh.Binding(), dgate.Binding(), dup.Binding())
 }

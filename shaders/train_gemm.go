@@ -1,24 +1,43 @@
 package shaders
 
 import (
+	"cmp"
 	"fmt"
 	"math"
 
 	"github.com/freqkv/freqkv/engine"
 )
 
-const gemmWG = 64
+const (
+	gemmWG = 64
+	gemmTM = 8 // rows of C per invocation
+)
 
 // GEMMOptions modify a GEMM.
 type GEMMOptions struct {
 	TransA, TransB bool    // A is stored [k, m] / B is stored [n, k]
 	Alpha          float32 // 0 means 1
 	Accumulate     bool    // C += Alpha·op(A)·op(B) instead of C = ...
+	// Element offsets and row strides of the stored A, B and C (0 strides:
+	// dense, i.e. k or m for A, n or k for B, n for C), so a product can
+	// address a block of a larger matrix (a weight part's columns of dy).
+	AOff, BOff, COff int
+	LDA, LDB, LDC    int
+}
+
+// gemmUniform is train_gemm.wgsl's Params.
+type gemmUniform struct {
+	m, n, k          uint32
+	alpha            float32
+	acc              uint32 // 1: C += ...
+	aoff, boff, coff uint32
+	lda, ldb, ldc    uint32
 }
 
 // GEMM records C[m, n] (+)= Alpha · op(A)[m, k] · op(B)[k, n] for f32
-// tensors (train_gemm.wgsl): op(A)[i, l] is A[i*k+l], or A[l*m+i] with
-// TransA; op(B)[l, j] is B[l*n+j], or B[j*k+l] with TransB. c must not
+// tensors (train_gemm.wgsl): op(A)[i, l] is A[AOff+i*LDA+l], or
+// A[AOff+l*LDA+i] with TransA; op(B)[l, j] is B[BOff+l*LDB+j], or
+// B[BOff+j*LDB+l] with TransB; C[i, j] is c[COff+i*LDC+j]. c must not
 // share a buffer with a or b.
 func (o *Ops) GEMM(rec *engine.Recorder, a, b, c *engine.Tensor, m, n, k int, opt GEMMOptions) error {
 	if m < 1 || n < 1 || k < 1 {
@@ -27,16 +46,32 @@ func (o *Ops) GEMM(rec *engine.Recorder, a, b, c *engine.Tensor, m, n, k int, op
 	if uint64(max(m, n))*uint64(k) > math.MaxUint32 || uint64(m)*uint64(n) > math.MaxUint32 {
 		return fmt.Errorf("gemm: m=%d n=%d k=%d overflow 32-bit indexing", m, n, k)
 	}
-	if ceilDiv(m, 4) > maxWorkDim {
-		return fmt.Errorf("gemm: %d rows are too many for one dispatch (at most %d)", m, 4*maxWorkDim)
+	if ceilDiv(m, gemmTM) > maxWorkDim {
+		return fmt.Errorf("gemm: %d rows are too many for one dispatch (at most %d)", m, gemmTM*maxWorkDim)
 	}
-	if err := need("gemm a", a, engine.F32, m*k); err != nil {
+	ar, ac := m, k // stored shapes
+	if opt.TransA {
+		ar, ac = k, m
+	}
+	br, bc := k, n
+	if opt.TransB {
+		br, bc = n, k
+	}
+	lda, ldb, ldc := cmp.Or(opt.LDA, ac), cmp.Or(opt.LDB, bc), cmp.Or(opt.LDC, n)
+	if lda < ac || ldb < bc || ldc < n || opt.AOff < 0 || opt.BOff < 0 || opt.COff < 0 {
+		return fmt.Errorf("gemm: strides %d/%d/%d below the rows' %d/%d/%d, or a negative offset", lda, ldb, ldc, ac, bc, n)
+	}
+	ea, eb, ec := opt.AOff+(ar-1)*lda+ac, opt.BOff+(br-1)*ldb+bc, opt.COff+(m-1)*ldc+n
+	if uint64(max(ea, eb, ec)) > math.MaxUint32 {
+		return fmt.Errorf("gemm: m=%d n=%d k=%d with strides overflow 32-bit indexing", m, n, k)
+	}
+	if err := need("gemm a", a, engine.F32, ea); err != nil {
 		return err
 	}
-	if err := need("gemm b", b, engine.F32, k*n); err != nil {
+	if err := need("gemm b", b, engine.F32, eb); err != nil {
 		return err
 	}
-	if err := need("gemm c", c, engine.F32, m*n); err != nil {
+	if err := need("gemm c", c, engine.F32, ec); err != nil {
 		return err
 	}
 	if err := distinct("gemm", c, a, b); err != nil {
@@ -47,13 +82,15 @@ func (o *Ops) GEMM(rec *engine.Recorder, a, b, c *engine.Tensor, m, n, k int, op
 		alpha = 1
 	}
 	kn, err := o.kernel("train_gemm.wgsl", "gemm", engine.Constants{
-		"WG": u(gemmWG), "TA": fmt.Sprint(opt.TransA), "TB": fmt.Sprint(opt.TransB),
+		"WG": u(gemmWG), "TM": u(gemmTM), "TA": fmt.Sprint(opt.TransA), "TB": fmt.Sprint(opt.TransB),
 	})
 	if err != nil {
 		return err
 	}
-	groups := [3]uint32{uint32(ceilDiv(ceilDiv(n, 4), gemmWG)), uint32(ceilDiv(m, 4)), 1}
-	return rec.Dispatch(kn, []uint32{uint32(m), uint32(n), uint32(k), f32bits(alpha), b2u(opt.Accumulate)}, groups,
+	groups := [3]uint32{uint32(ceilDiv(ceilDiv(n, 4), gemmWG)), uint32(ceilDiv(m, gemmTM)), 1}
+	u := gemmUniform{m: uint32(m), n: uint32(n), k: uint32(k), alpha: alpha, acc: b2u(opt.Accumulate),
+		aoff: uint32(opt.AOff), boff: uint32(opt.BOff), coff: uint32(opt.COff), lda: uint32(lda), ldb: uint32(ldb), ldc: uint32(ldc)}
+	return rec.Dispatch(kn, words(u), groups,
 		a.Binding(), b.Binding(), c.Binding())
 }
 

@@ -2,12 +2,9 @@ package shaders
 
 import (
 	"fmt"
-	"math"
 
 	"github.com/freqkv/freqkv/engine"
 )
-
-func mathFloat32bits(f float32) uint32 { return math.Float32bits(f) }
 
 // need checks that a tensor has the dtype and at least the elements a
 // kernel will touch, so that no launch reads or writes past its binding.

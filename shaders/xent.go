@@ -9,6 +9,12 @@ import (
 
 const xentWG = 64
 
+// xentUniform is xent.wgsl's Params.
+type xentUniform struct {
+	rows, vocab uint32
+	scale       float32
+}
+
 // CrossEntropy records the fused softmax + NLL and its gradient
 // (xent.wgsl): nll[r] = logsumexp(logits[r]) − logits[r, targets[r]], and
 // logits is overwritten in place by dlogits = scale·(softmax − onehot).
@@ -39,6 +45,6 @@ func (o *Ops) CrossEntropy(rec *engine.Recorder, logits, targets, nll *engine.Te
 	if err != nil {
 		return err
 	}
-	return rec.Dispatch(k, []uint32{uint32(rows), uint32(vocab), f32bits(scale)}, engine.Grid(rows*xentWG, xentWG),
+	return rec.Dispatch(k, words(xentUniform{rows: uint32(rows), vocab: uint32(vocab), scale: scale}), engine.Grid(rows*xentWG, xentWG),
 		logits.Binding(), targets.Binding(), nll.Binding())
 }

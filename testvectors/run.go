@@ -40,6 +40,9 @@ type Run struct {
 // NewRun prepares to run vectors on dev.
 func NewRun(dev *engine.Device) *Run { return &Run{Dev: dev, Ops: shaders.New(dev)} }
 
+// Release frees what the launchers keep on the device.
+func (r *Run) Release() { r.Ops.Release() }
+
 // Execute runs one vector and judges it.
 func (r *Run) Execute(v *Vector) Result {
 	fn, ok := runners[v.Kernel]

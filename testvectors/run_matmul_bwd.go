@@ -25,9 +25,10 @@ func init() {
 	})
 	register("matmul_bwd_w", func(r *Run, v *Vector) (map[string][]float64, error) {
 		a := &args{r: r, v: v}
-		m := a.int("M")
+		m, row0, ldy := a.int("M"), a.opt("row0"), a.opt("ldy")
 		dy, x, dw := a.in("dy"), a.in("x"), a.inout("dw")
-		return a.submit(func(rec *engine.Recorder) error { return r.Ops.MatMulBackwardW(rec, dy, x, dw, m) }, map[string]*engine.Tensor{"dw": dw})
+		return a.submit(func(rec *engine.Recorder) error { return r.Ops.MatMulBackwardWPart(rec, dy, x, dw, m, row0, ldy) },
+			map[string]*engine.Tensor{"dw": dw})
 	})
 	register("lora_fwd", func(r *Run, v *Vector) (map[string][]float64, error) {
 		a := &args{r: r, v: v}

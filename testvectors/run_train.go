@@ -23,6 +23,14 @@ func (a *args) int(name string) int {
 
 func (a *args) flag(name string) bool { return a.int(name) != 0 }
 
+// opt reads an integer parameter that older vectors may omit (0 then).
+func (a *args) opt(name string) int {
+	if _, ok := a.v.Params[name]; !ok {
+		return 0
+	}
+	return a.int(name)
+}
+
 func (a *args) float(name string) float32 {
 	if a.err != nil {
 		return 0

@@ -15,6 +15,7 @@ func TestBuiltinVectors(t *testing.T) {
 		t.Fatal(err)
 	}
 	run := NewRun(dev)
+	defer run.Release()
 	perKernel := map[string]int{}
 	for _, v := range vs {
 		res := run.Execute(v)

@@ -31,7 +31,7 @@ type Schedule struct {
 //     exceed the spec's size (the context a full cache holds);
 //   - window: one segment of t tokens, each query seeing the sinks and the
 //     most recent Size-Sink rows itself included (StreamingLLM in the loop);
-//   - freqkv: the grouped forward of FREQKV.md: the first N tokens causally,
+//   - freqkv: the grouped forward of docs/freqkv.md: the first N tokens causally,
 //     then groups of L-m tokens over [sinks, compressed, recent] rows plus
 //     their own, the cache compressed between groups.
 //

@@ -1,6 +1,6 @@
 // Package train fine-tunes a LLaMA-family model on the GPU with its KV-cache
 // policy in the loop (FreqKV, a StreamingLLM window, or full attention): the
-// grouped forward of FREQKV.md over each training sequence, and a backward
+// grouped forward of docs/freqkv.md over each training sequence, and a backward
 // pass that runs the groups in reverse and carries each layer's cache
 // gradient back through every compression with its adjoint. LoRA adapters on
 // q, k, v, o plus (optionally) embeddings and norms are trained with AdamW;

@@ -3,9 +3,11 @@ package main
 import (
 	"bytes"
 	"crypto/sha256"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -156,11 +158,26 @@ func runAttack(t *testing.T, a attack) (result, int64) {
 		// run it through the shell's >&-.
 		cmd = exec.Command("/bin/sh", append([]string{"-c", `exec "$0" "$@" >&-`, binary}, a.args...)...)
 		cmd.Stderr = &errb
+	case "rw-null": // as Python's subprocess.DEVNULL opens it: read-write
+		f, err := os.OpenFile(os.DevNull, os.O_RDWR, 0)
+		require.NoError(t, err)
+		defer f.Close()
+		cmd.Stdout = f
 	default:
 		f, err := os.OpenFile(a.stdout, os.O_WRONLY, 0)
 		require.NoError(t, err)
 		defer f.Close()
 		cmd.Stdout = f
+	}
+	// A child's ru_maxrss starts from its parent's peak (it is forked
+	// sharing the parent's memory until exec), and this test process grows
+	// large; so a run whose memory is judged goes through a small launcher
+	// (this test binary in launcher mode, see TestMain) that reports it.
+	report := filepath.Join(t.TempDir(), "maxrss")
+	if a.maxRSS > 0 {
+		cmd.Args = append([]string{os.Args[0], binary}, a.args...)
+		cmd.Path = os.Args[0]
+		cmd.Env = append(os.Environ(), launchEnv+"="+report)
 	}
 	err := cmd.Run()
 	code := 0
@@ -170,10 +187,38 @@ func runAttack(t *testing.T, a attack) (result, int64) {
 		t.Fatalf("run freqkv %v: %v", a.args, err)
 	}
 	var rss int64
-	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
-		rss = int64(ru.Maxrss) / 1024 // KiB on Linux
+	if a.maxRSS > 0 {
+		b, err := os.ReadFile(report)
+		require.NoError(t, err, "launcher report; stderr %q", errb.String())
+		kib, err := strconv.ParseInt(string(b), 10, 64)
+		require.NoError(t, err)
+		rss = kib / 1024
 	}
 	return result{out.String(), errb.String(), code}, rss
+}
+
+// launchEnv names the file a launcher writes its child's peak RSS (KiB) to.
+const launchEnv = "FREQKV_TEST_MAXRSS_REPORT"
+
+// launch runs os.Args[1:] with this process's stdin, stdout and stderr,
+// writes the child's peak RSS to report and returns its exit status.
+func launch(report string) int {
+	cmd := exec.Command(os.Args[1], os.Args[2:]...)
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
+	err := cmd.Run()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		fmt.Fprintln(os.Stderr, "launcher:", err)
+		return 125
+	}
+	ru := cmd.ProcessState.SysUsage().(*syscall.Rusage)
+	if err := os.WriteFile(report, []byte(strconv.FormatInt(int64(ru.Maxrss), 10)), 0o644); err != nil {
+		fmt.Fprintln(os.Stderr, "launcher:", err)
+		return 125
+	}
+	return code
 }
 
 func (a attack) run(t *testing.T) {
@@ -192,12 +237,6 @@ func (a attack) run(t *testing.T) {
 	}
 	require.Equal(t, before, sums(t, a.inputs), "freqkv %v modified an input", a.args)
 	if a.maxRSS > 0 {
-		// The child's ru_maxrss starts from this process's peak (the
-		// child is forked sharing its memory before exec), so the ceiling
-		// means something only while this process stays well below it.
-		var self syscall.Rusage
-		require.NoError(t, syscall.Getrusage(syscall.RUSAGE_SELF, &self))
-		require.Less(t, self.Maxrss/1024, a.maxRSS/2, "the test process itself peaked at %d MiB", self.Maxrss/1024)
 		require.Less(t, rss, a.maxRSS, "freqkv %v: peak RSS %d MiB", a.args, rss)
 		t.Logf("peak RSS %d MiB (ceiling %d)", rss, a.maxRSS)
 	}
@@ -312,7 +351,37 @@ func TestAdversarialDataLoss(t *testing.T) {
 		got, _ := os.ReadFile(out)
 		require.Equal(t, "precious", string(got), "a failed write must leave the old output")
 		noTempFiles(t, mnt)
+
+		// A plot or a CSV that does not fit: no truncated file is left
+		// looking complete, and what was there stays.
+		for _, out := range []string{filepath.Join(mnt, "s.png"), filepath.Join(mnt, "s.svg"), filepath.Join(mnt, "s.csv")} {
+			require.NoError(t, os.WriteFile(out, []byte("precious"), 0o644))
+			flag := "-o"
+			if strings.HasSuffix(out, ".csv") {
+				flag = "--csv"
+			}
+			filler := filepath.Join(mnt, "filler")
+			fillDisk(t, filler)
+			attack{args: spectrum("--ctx", "64", flag, out), gpu: true, code: 1, want: "no space left on device", inputs: inputs}.run(t)
+			os.Remove(filler)
+			got, _ := os.ReadFile(out)
+			require.Equal(t, "precious", string(got), "a failed write must leave the old %s", out)
+			noTempFiles(t, mnt)
+		}
 	})
+}
+
+// fillDisk writes a file that takes all the free space left.
+func fillDisk(t *testing.T, path string) {
+	f, err := os.Create(path)
+	require.NoError(t, err)
+	defer f.Close()
+	block := make([]byte, 4096)
+	for {
+		if _, err := f.Write(block); err != nil {
+			return
+		}
+	}
 }
 
 func mustRel(t *testing.T, path string) string {
@@ -329,15 +398,15 @@ func TestAdversarialEndlessInputs(t *testing.T) {
 	empty := filepath.Join(fx.dir, "empty")
 	require.NoError(t, os.WriteFile(empty, nil, 0o644))
 	for _, a := range []attack{
-		{name: "info /dev/zero as checkpoint", args: []string{"info", "/dev/zero", "--tokenizer", fx.tok}, code: 1, want: "model /dev/zero: not a regular file", maxRSS: 100},
-		{name: "tokenizer /dev/zero", args: []string{"info", fx.bin, "--tokenizer", "/dev/zero"}, code: 1, want: "tokenizer /dev/zero: not a regular file", maxRSS: 100},
-		{name: "convert from /dev/zero", args: []string{"convert", "-m", "/dev/zero", "--tokenizer", fx.tok, "-o", filepath.Join(fx.dir, "o.gguf")}, code: 1, want: "not a regular file", maxRSS: 100},
-		{name: "prompt file /dev/zero", args: []string{"generate", "-m", fx.gguf, "-f", "/dev/zero", "--max-input", "4M"}, code: 2, want: "-f /dev/zero is larger than the input limit of 4.0 MiB; raise --max-input", maxRSS: 100},
-		{name: "tokens /dev/zero", args: []string{"generate", "-m", fx.gguf, "--tokens", "/dev/zero", "--max-input", "4M"}, code: 2, want: "--tokens /dev/zero is larger", maxRSS: 100},
-		{name: "text /dev/zero", args: []string{"perplexity", "-m", fx.gguf, "--text", "/dev/zero", "--max-input", "4M"}, code: 2, want: "--text /dev/zero is larger", maxRSS: 100},
-		{name: "spectrum tokens /dev/zero", args: []string{"spectrum", "-m", fx.gguf, "--tokens", "/dev/zero", "--max-input", "4M"}, code: 2, want: "--tokens /dev/zero is larger", maxRSS: 100},
-		{name: "tokenize endless stdin, default limit", args: []string{"tokenize", "-m", fx.gguf}, stdin: "/dev/zero", code: 2, want: "stdin is larger than the input limit of 256.0 MiB", maxRSS: 400},
-		{name: "detokenize endless stdin", args: []string{"detokenize", "-m", fx.gguf, "--max-input", "1M"}, stdin: "/dev/zero", code: 2, want: "stdin is larger", maxRSS: 100},
+		{name: "info /dev/zero as checkpoint", args: []string{"info", "/dev/zero", "--tokenizer", fx.tok}, code: 1, want: "model /dev/zero: not a regular file", maxRSS: 64},
+		{name: "tokenizer /dev/zero", args: []string{"info", fx.bin, "--tokenizer", "/dev/zero"}, code: 1, want: "tokenizer /dev/zero: not a regular file", maxRSS: 64},
+		{name: "convert from /dev/zero", args: []string{"convert", "-m", "/dev/zero", "--tokenizer", fx.tok, "-o", filepath.Join(fx.dir, "o.gguf")}, code: 1, want: "not a regular file", maxRSS: 64},
+		{name: "prompt file /dev/zero", args: []string{"generate", "-m", fx.gguf, "-f", "/dev/zero", "--max-input", "4M"}, code: 2, want: "-f /dev/zero is larger than the input limit of 4.0 MiB; raise --max-input", maxRSS: 64},
+		{name: "tokens /dev/zero", args: []string{"generate", "-m", fx.gguf, "--tokens", "/dev/zero", "--max-input", "4M"}, code: 2, want: "--tokens /dev/zero is larger", maxRSS: 64},
+		{name: "text /dev/zero", args: []string{"perplexity", "-m", fx.gguf, "--text", "/dev/zero", "--max-input", "4M"}, code: 2, want: "--text /dev/zero is larger", maxRSS: 64},
+		{name: "spectrum tokens /dev/zero", args: []string{"spectrum", "-m", fx.gguf, "--tokens", "/dev/zero", "--max-input", "4M"}, code: 2, want: "--tokens /dev/zero is larger", maxRSS: 64},
+		{name: "tokenize endless stdin, default limit", args: []string{"tokenize", "-m", fx.gguf}, stdin: "/dev/zero", code: 2, want: "stdin is larger than the input limit of 256.0 MiB", maxRSS: 320},
+		{name: "detokenize endless stdin", args: []string{"detokenize", "-m", fx.gguf, "--max-input", "1M"}, stdin: "/dev/zero", code: 2, want: "stdin is larger", maxRSS: 64},
 		{name: "bad --max-input", args: []string{"tokenize", "-m", fx.gguf, "--max-input", "lots"}, code: 2, want: "not a size"},
 		{name: "empty model", args: []string{"info", empty}, code: 1, want: "model " + empty + ": empty file"},
 		{name: "empty checkpoint", args: []string{"convert", "-m", empty, "--tokenizer", fx.tok, "-o", filepath.Join(fx.dir, "o.gguf")}, code: 1, want: "empty file"},
@@ -353,7 +422,9 @@ func TestAdversarialEndlessInputs(t *testing.T) {
 func TestAdversarialChecks(t *testing.T) {
 	fx := newFixture(t)
 	inputs := []string{fx.gguf, fx.badBOS, fx.nanOut, fx.tokens}
-	gen := func(extra ...string) []string { return append([]string{"generate", "-m", fx.gguf, "-n", "4"}, extra...) }
+	gen := func(extra ...string) []string {
+		return append([]string{"generate", "-m", fx.gguf, "-n", "4"}, extra...)
+	}
 	var cases []attack
 	for _, c := range []struct{ flag, value, want string }{
 		{"--top-p", "NaN", "--top-p NaN must be in [0, 1]"},
@@ -371,6 +442,11 @@ func TestAdversarialChecks(t *testing.T) {
 	} {
 		cases = append(cases, attack{name: c.flag + "=" + c.value, args: gen(c.flag, c.value), code: 2, want: c.want})
 	}
+	cases = append(cases,
+		attack{name: "spectrum --ctx -1", args: []string{"spectrum", "-m", fx.gguf, "--text", fx.tokens, "--ctx", "-1"}, code: 2, want: "--ctx -1 must not be negative"},
+		attack{name: "spectrum --ratio NaN", args: []string{"spectrum", "-m", fx.gguf, "--text", fx.tokens, "--ratio", "NaN"}, code: 2, want: "--ratio NaN"},
+		attack{name: "missing model names the path once", args: []string{"info", filepath.Join(fx.dir, "nope.gguf")}, code: 2, want: "model " + filepath.Join(fx.dir, "nope.gguf") + ": no such file or directory"},
+	)
 	neg := filepath.Join(fx.dir, "neg.txt")
 	big := filepath.Join(fx.dir, "big.txt")
 	word := filepath.Join(fx.dir, "word.txt")
@@ -408,6 +484,7 @@ func TestAdversarialOutput(t *testing.T) {
 		{name: "info > /dev/full", args: []string{"info", fx.gguf}, stdout: "/dev/full", code: 1, want: "writing to stdout: no space left on device"},
 		{name: "info >&-", args: []string{"info", fx.gguf}, stdout: "closed", code: 1, want: "writing to stdout: stdout is closed"},
 		{name: "info > /dev/null is fine", args: []string{"info", fx.gguf}, stdout: os.DevNull, code: 0},
+		{name: "info 1<> /dev/null is fine", args: []string{"info", fx.gguf}, stdout: "rw-null", code: 0},
 		{name: "tokenize > /dev/full", args: []string{"tokenize", "-m", fx.gguf}, stdin: fx.text, stdout: "/dev/full", code: 1, want: "writing to stdout"},
 		{name: "detokenize > /dev/full", args: []string{"detokenize", "-m", fx.gguf}, stdin: fx.tokens, stdout: "/dev/full", code: 1, want: "writing to stdout"},
 		{name: "devices > /dev/full", args: []string{"devices"}, stdout: "/dev/full", gpu: true, code: 1, want: "writing to stdout"},

@@ -20,6 +20,9 @@ var binary string
 
 // TestMain builds the real binary once; every CLI test runs it.
 func TestMain(m *testing.M) {
+	if report := os.Getenv(launchEnv); report != "" {
+		os.Exit(launch(report)) // launcher mode, see runAttack
+	}
 	for _, a := range os.Args {
 		if strings.HasPrefix(a, "-test.fuzzworker") { // fuzz workers run only the fuzz target
 			os.Exit(m.Run())

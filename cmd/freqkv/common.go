@@ -32,11 +32,11 @@ func (m *modelFlags) check() error {
 		return usagef("no model: pass -m MODEL (a .gguf file, or a llama2.c .bin with --tokenizer)")
 	}
 	if _, err := os.Stat(m.path); err != nil {
-		return usagef("model %s: %v", m.path, err)
+		return usagef("model %s: %v", m.path, unwrapPath(err))
 	}
 	if m.tokenizer != "" {
 		if _, err := os.Stat(m.tokenizer); err != nil {
-			return usagef("tokenizer %s: %v", m.tokenizer, err)
+			return usagef("tokenizer %s: %v", m.tokenizer, unwrapPath(err))
 		}
 	}
 	if m.lora != nil {

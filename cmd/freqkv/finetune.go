@@ -221,10 +221,12 @@ func runFinetune(args []string) error {
 	if tr.Steps() >= *steps {
 		return usagef("the checkpoint is at step %d, already --steps %d; raise --steps to continue", tr.Steps(), *steps)
 	}
-	enc := json.NewEncoder(os.Stdout)
+	enc := json.NewEncoder(stdout)
 	logf := func(l finetuneLog) {
 		if *asJSON {
+			// A write error is kept by stdout and reported at exit.
 			_ = enc.Encode(l)
+			_ = stdout.flush()
 		}
 	}
 	logf(finetuneLog{Event: "start", Step: tr.Steps(), Tokens: len(ids), Segments: len(tr.Schedule().Segments), Compressions: tr.Schedule().Compressions(),
@@ -369,11 +371,11 @@ func runFinetune(args []string) error {
 	if *asJSON {
 		return enc.Encode(final)
 	}
-	fmt.Printf("%d steps, last loss %.4f", final.Step, final.Loss)
+	fmt.Fprintf(stdout, "%d steps, last loss %.4f", final.Step, final.Loss)
 	if final.EvalLoss != 0 {
-		fmt.Printf(", held-out loss %.4f", final.EvalLoss)
+		fmt.Fprintf(stdout, ", held-out loss %.4f", final.EvalLoss)
 	}
-	fmt.Printf(" (%.0f tok/s); adapter %s, checkpoint %s, loss curve %s\n", final.TokPerS, *out, ckptPath, pngPath)
+	fmt.Fprintf(stdout, " (%.0f tok/s); adapter %s, checkpoint %s, loss curve %s\n", final.TokPerS, *out, ckptPath, pngPath)
 	return nil
 }
 

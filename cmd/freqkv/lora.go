@@ -46,7 +46,7 @@ func (l *loraFlags) check() error {
 		return usagef("--lora-scale %v is not a number", l.scale)
 	}
 	if _, err := os.Stat(l.path); err != nil {
-		return usagef("--lora %s: %v", l.path, err)
+		return usagef("--lora %s: %v", l.path, unwrapPath(err))
 	}
 	return nil
 }

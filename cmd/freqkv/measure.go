@@ -5,25 +5,23 @@ import (
 	"time"
 
 	"github.com/freqkv/freqkv/engine"
-	"github.com/freqkv/freqkv/kvcache"
 	"github.com/freqkv/freqkv/model/llama"
 )
 
 // measurement is one row of bench: a context filled to Tokens by prefill, then Decoded
 // tokens generated greedily.
 type measurement struct {
-	Cache         kvcache.Spec `json:"-"`
-	Policy        string       `json:"cache"`
-	KV            string       `json:"kv"`
-	Tokens        int          `json:"context_tokens"`
-	PrefillTPS    float64      `json:"prefill_tok_s"`
-	Decoded       int          `json:"decoded"`
-	DecodeTPS     float64      `json:"decode_tok_s"`
-	KVBytes       int64        `json:"kv_bytes"`
-	FullKVBytes   int64        `json:"full_kv_bytes"`
-	Rows          int          `json:"cache_rows"`
-	Compressions  int          `json:"compressions"`
-	CompressGPUMs float64      `json:"compress_gpu_ms"` // mean GPU time of one compression (all layers), when profiled
+	Policy        string  `json:"cache"`
+	KV            string  `json:"kv"`
+	Tokens        int     `json:"context_tokens"`
+	PrefillTPS    float64 `json:"prefill_tok_s"`
+	Decoded       int     `json:"decoded"`
+	DecodeTPS     float64 `json:"decode_tok_s"`
+	KVBytes       int64   `json:"kv_bytes"`
+	FullKVBytes   int64   `json:"full_kv_bytes"`
+	Rows          int     `json:"cache_rows"`
+	Compressions  int     `json:"compressions"`
+	CompressGPUMs float64 `json:"compress_gpu_ms"` // mean GPU time of one compression (all layers), when profiled
 	// DecodeKernels is the GPU time per kernel of one profiled decode step.
 	DecodeKernels []engine.KernelTime `json:"decode_kernels,omitempty"`
 }
@@ -82,7 +80,7 @@ func measure(m *llama.Model, opts llama.ContextOptions, tokens, decode int, prof
 		return measurement{}, err
 	}
 	meas := measurement{
-		Cache: opts.Cache, Policy: opts.Cache.Kind.String(), KV: opts.Cache.Storage.String(), Tokens: tokens,
+		Policy: opts.Cache.Kind.String(), KV: opts.Cache.Storage.String(), Tokens: tokens,
 		PrefillTPS: rate(tokens, prefill), Decoded: decode, DecodeTPS: rate(decode, dec),
 		KVBytes: st.Bytes, FullKVBytes: full, Rows: st.Rows, Compressions: st.Compressions, DecodeKernels: kernels,
 	}

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"os"
 	"sync"
 	"time"
 
@@ -123,6 +124,8 @@ func runPerplexity(args []string) error {
 		mu.Lock() // held until exit: nothing more is printed
 		if count > 0 {
 			summary(true)
+		} else {
+			fmt.Fprintln(os.Stderr, "freqkv perplexity: interrupted before the first window was measured")
 		}
 		stdout.flush()
 	})

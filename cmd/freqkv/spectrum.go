@@ -83,6 +83,9 @@ func runSpectrum(args []string) error {
 	if err := parse(fs, args); err != nil {
 		return err
 	}
+	if *ctxLen < 0 {
+		return usagef("--ctx %d must not be negative (0: the model's trained context)", *ctxLen)
+	}
 	if !(*ratio > 0 && *ratio < 1) {
 		return usagef("--ratio %v must be in (0, 1)", *ratio)
 	}

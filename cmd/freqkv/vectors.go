@@ -36,6 +36,7 @@ func runVectors(args []string) error {
 	}
 	defer dev.Close()
 	run := testvectors.NewRun(dev)
+	defer run.Release()
 	failed, ran := 0, 0
 	enc := json.NewEncoder(stdout)
 	for _, v := range vs {
@@ -56,6 +57,9 @@ func runVectors(args []string) error {
 			if err := enc.Encode(o); err != nil {
 				return err
 			}
+			if err := stdout.flush(); err != nil {
+				return err
+			}
 			continue
 		}
 		verdict := "ok"
@@ -65,6 +69,9 @@ func runVectors(args []string) error {
 			verdict = "FAIL"
 		}
 		fmt.Fprintf(stdout, "%-12s %-44s %-34s max_abs %.2e max_rel %.2e tol %.2e  %s\n", v.Kernel, v.Name, res.Shape, res.MaxAbs, res.MaxRel, res.Tol, verdict)
+		if err := stdout.flush(); err != nil { // one line per vector as it runs
+			return err
+		}
 	}
 	if ran == 0 {
 		return fmt.Errorf("no vectors ran (kernel filter %q matched none)", *kernel)

@@ -484,8 +484,8 @@ func TestErrors(t *testing.T) {
 	if d := maxDiff(t, want, got); d > tolerance {
 		t.Errorf("after rejected calls, logits differ by %g", d)
 	}
-	if _, err := s.Forward(tokens[0]); !errors.Is(err, ErrCacheFull) {
-		t.Errorf("token 7 in a full cache of 6: %v, want ErrCacheFull", err)
+	if _, err := s.Forward(tokens[0]); !errors.Is(err, kvcache.ErrContextFull) {
+		t.Errorf("token 7 in a full cache of 6: %v, want kvcache.ErrContextFull", err)
 	}
 	if s.Tokens() != 6 {
 		t.Errorf("session has seen %d tokens, want 6", s.Tokens())

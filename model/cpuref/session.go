@@ -1,16 +1,12 @@
 package cpuref
 
 import (
-	"errors"
 	"fmt"
 	"math"
 
 	"github.com/freqkv/freqkv/freqkv"
 	"github.com/freqkv/freqkv/kvcache"
 )
-
-// ErrCacheFull is returned when a full-cache session would hold more tokens than its size.
-var ErrCacheFull = errors.New("cpuref: full cache exhausted")
 
 // Session is one sequence being decoded: a KV cache per layer under one policy.
 type Session struct {
@@ -94,8 +90,8 @@ func (s *Session) ForwardGroup(tokens []int) ([][]float64, error) {
 		}
 	}
 	if s.spec.Kind == kvcache.Full && s.tokens+len(tokens) > s.spec.Size {
-		return nil, fmt.Errorf("%w: %d tokens seen, %d more do not fit in %d rows",
-			ErrCacheFull, s.tokens, len(tokens), s.spec.Size)
+		return nil, fmt.Errorf("cpuref: %w: %d tokens seen, %d more do not fit in %d rows",
+			kvcache.ErrContextFull, s.tokens, len(tokens), s.spec.Size)
 	}
 	if len(tokens) == 0 {
 		return nil, nil

@@ -9,8 +9,6 @@ import (
 	"github.com/freqkv/freqkv/shaders"
 )
 
-func mathFloat32bits(f float32) uint32 { return math.Float32bits(f) }
-
 // ContextOptions choose a context's KV cache and how it runs.
 type ContextOptions struct {
 	Cache kvcache.Spec // the cache policy, its parameters and storage type
@@ -210,56 +208,52 @@ func row(t *engine.Tensor, i int) (buf *engine.Buffer, off uint64, size uint64) 
 }
 
 // record appends one chunk's forward pass (t tokens, already uploaded to
-// c.ids) through every layer. The cache must have room (Policy.Next).
+// c.ids) through every layer. The cache must have room (Policy.Next). A launch
+// that fails leaves its error on the recorder, which skips everything after it,
+// so the pass reads top to bottom and is checked once per layer.
 func (c *Context) record(rec *engine.Recorder, t int, allLogits bool) error {
 	m, o, h := c.m, c.ops, c.m.H
 	view := c.Cache.View()
 	slots := shaders.KVSlots{T: t, Rows: view.Rows, Sink: view.Sink, Cap: view.Cap, Dim: h.KVHeads * h.HeadDim()}
 	ap := c.attnParams(t, view)
 	eps := float32(h.RMSEps)
-	if err := o.Embedding(rec, c.ids, m.tokEmbd, c.x, t); err != nil {
-		return err
+	rec.Check(o.Embedding(rec, c.ids, m.tokEmbd, c.x, t))
+	if err := rec.Err(); err != nil {
+		return fmt.Errorf("embedding: %w", err)
 	}
 	for i, l := range m.layers {
-		steps := []func() error{
-			func() error { return o.RMSNorm(rec, c.x, l.attnNorm, c.xb, t, h.Dim, eps) },
-			func() error { return o.MatMul(rec, c.xb, l.wq, c.q, t, shaders.MatMulOptions{Bias: l.bq}) },
-			func() error { return o.MatMul(rec, c.xb, l.wk, c.k, t, shaders.MatMulOptions{Bias: l.bk}) },
-			func() error { return o.MatMul(rec, c.xb, l.wv, c.v, t, shaders.MatMulOptions{Bias: l.bv}) },
-			func() error { return o.StoreKV(rec, c.k, c.Cache.K(i), slots) },
-			func() error { return o.StoreKV(rec, c.v, c.Cache.V(i), slots) },
-			func() error {
-				return o.Attention(rec, c.q, c.Cache.K(i), c.Cache.V(i), c.rope, c.att, c.scratch, ap)
-			},
-			func() error { return o.MatMul(rec, c.att, l.wo, c.x, t, shaders.MatMulOptions{Accumulate: true}) },
-			func() error { return o.RMSNorm(rec, c.x, l.ffnNorm, c.xb, t, h.Dim, eps) },
-			func() error { return o.MatMul(rec, c.xb, l.wGate, c.gate, t, shaders.MatMulOptions{}) },
-			func() error { return o.MatMul(rec, c.xb, l.wUp, c.up, t, shaders.MatMulOptions{}) },
-			func() error { return o.SwiGLU(rec, c.gate, c.up, c.hidden, t*h.FFN) },
-			func() error { return o.MatMul(rec, c.hidden, l.wDown, c.x, t, shaders.MatMulOptions{Accumulate: true}) },
-		}
-		for _, s := range steps {
-			if err := s(); err != nil {
-				return fmt.Errorf("layer %d: %w", i, err)
-			}
+		k, v := c.Cache.K(i), c.Cache.V(i)
+		// attention: x += Wo · attend(q, cache + this chunk's k, v)
+		rec.Check(o.RMSNorm(rec, c.x, l.attnNorm, c.xb, t, h.Dim, eps))
+		rec.Check(o.MatMul(rec, c.xb, l.wq, c.q, t, shaders.MatMulOptions{Bias: l.bq}))
+		rec.Check(o.MatMul(rec, c.xb, l.wk, c.k, t, shaders.MatMulOptions{Bias: l.bk}))
+		rec.Check(o.MatMul(rec, c.xb, l.wv, c.v, t, shaders.MatMulOptions{Bias: l.bv}))
+		rec.Check(o.StoreKV(rec, c.k, k, slots))
+		rec.Check(o.StoreKV(rec, c.v, v, slots))
+		rec.Check(o.Attention(rec, c.q, k, v, c.rope, c.att, c.scratch, ap))
+		rec.Check(o.MatMul(rec, c.att, l.wo, c.x, t, shaders.MatMulOptions{Accumulate: true}))
+		// feed-forward: x += Wdown · (silu(Wgate · xb) * (Wup · xb))
+		rec.Check(o.RMSNorm(rec, c.x, l.ffnNorm, c.xb, t, h.Dim, eps))
+		rec.Check(o.MatMul(rec, c.xb, l.wGate, c.gate, t, shaders.MatMulOptions{}))
+		rec.Check(o.MatMul(rec, c.xb, l.wUp, c.up, t, shaders.MatMulOptions{}))
+		rec.Check(o.SwiGLU(rec, c.gate, c.up, c.hidden, t*h.FFN))
+		rec.Check(o.MatMul(rec, c.hidden, l.wDown, c.x, t, shaders.MatMulOptions{Accumulate: true}))
+		if err := rec.Err(); err != nil {
+			return fmt.Errorf("layer %d: %w", i, err)
 		}
 	}
 	if allLogits {
-		if err := o.RMSNorm(rec, c.x, m.outNorm, c.xb, t, h.Dim, eps); err != nil {
-			return err
-		}
-		return o.MatMul(rec, c.xb, m.output, c.logits, t, shaders.MatMulOptions{})
+		rec.Check(o.RMSNorm(rec, c.x, m.outNorm, c.xb, t, h.Dim, eps))
+		rec.Check(o.MatMul(rec, c.xb, m.output, c.logits, t, shaders.MatMulOptions{}))
+		return rec.Err()
 	}
 	// Only the last token's logits: copy its row out (a binding offset would
 	// need 256-byte alignment), normalise and classify it alone.
 	buf, off, size := row(c.x, t-1)
-	if err := rec.Copy(buf, off, c.lastRaw.Buf, c.lastRaw.Offset, size); err != nil {
-		return err
-	}
-	if err := o.RMSNorm(rec, c.lastRaw, m.outNorm, c.last, 1, h.Dim, eps); err != nil {
-		return err
-	}
-	return o.MatMul(rec, c.last, m.output, c.logits, 1, shaders.MatMulOptions{})
+	rec.Check(rec.Copy(buf, off, c.lastRaw.Buf, c.lastRaw.Offset, size))
+	rec.Check(o.RMSNorm(rec, c.lastRaw, m.outNorm, c.last, 1, h.Dim, eps))
+	rec.Check(o.MatMul(rec, c.last, m.output, c.logits, 1, shaders.MatMulOptions{}))
+	return rec.Err()
 }
 
 // CacheGeometry is the shape of the model's KV cache.

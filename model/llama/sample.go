@@ -25,17 +25,20 @@ type Sampler struct {
 
 // Validate checks the ranges.
 func (s *Sampler) Validate() error {
+	// Written so that NaN fails every range.
 	switch {
-	case s.Temperature < 0 || math.IsNaN(s.Temperature):
-		return fmt.Errorf("temperature %v must be >= 0", s.Temperature)
+	case !(s.Temperature >= 0 && s.Temperature <= math.MaxFloat64):
+		return fmt.Errorf("temperature %v must be finite and >= 0", s.Temperature)
 	case s.TopK < 0:
 		return fmt.Errorf("top-k %d must be >= 0", s.TopK)
-	case s.TopP < 0 || s.TopP > 1:
+	case !(s.TopP >= 0 && s.TopP <= 1):
 		return fmt.Errorf("top-p %v must be in [0, 1]", s.TopP)
-	case s.MinP < 0 || s.MinP > 1:
+	case !(s.MinP >= 0 && s.MinP <= 1):
 		return fmt.Errorf("min-p %v must be in [0, 1]", s.MinP)
-	case s.RepeatPenalty < 0:
-		return fmt.Errorf("repeat penalty %v must be >= 0", s.RepeatPenalty)
+	case !(s.RepeatPenalty >= 0 && s.RepeatPenalty <= math.MaxFloat64):
+		return fmt.Errorf("repeat penalty %v must be finite and >= 0", s.RepeatPenalty)
+	case s.RepeatWindow < 0:
+		return fmt.Errorf("repeat window %d must be >= 0", s.RepeatWindow)
 	}
 	return nil
 }

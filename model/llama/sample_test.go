@@ -85,3 +85,20 @@ func BenchmarkSample128K(b *testing.B) {
 		s.Sample(l, hist)
 	}
 }
+
+// TestSamplerValidateNonFinite: NaN and infinities fail every range.
+func TestSamplerValidateNonFinite(t *testing.T) {
+	nan, inf := math.NaN(), math.Inf(1)
+	for _, s := range []Sampler{
+		{Temperature: nan}, {Temperature: inf}, {TopP: nan}, {MinP: nan}, {MinP: inf},
+		{RepeatPenalty: nan}, {RepeatPenalty: inf}, {RepeatWindow: -1}, {TopK: -1},
+	} {
+		if err := s.Validate(); err == nil {
+			t.Errorf("%+v accepted", s)
+		}
+	}
+	ok := Sampler{Temperature: 0.8, TopK: 40, TopP: 0.95, MinP: 0.05, RepeatPenalty: 1.1, RepeatWindow: 64}
+	if err := ok.Validate(); err != nil {
+		t.Error(err)
+	}
+}

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 
 	"github.com/freqkv/freqkv/engine"
@@ -183,6 +184,7 @@ func (m *Model) Release() {
 	for _, w := range m.all() {
 		w.Release()
 	}
+	m.ops.Release()
 }
 
 type releaser interface{ Release() }
@@ -336,7 +338,7 @@ func (u *uploader) vector(name string) *engine.Tensor {
 	}
 	buf := make([]byte, 4*n)
 	for i, x := range vals {
-		binary.LittleEndian.PutUint32(buf[4*i:], mathFloat32bits(x))
+		binary.LittleEndian.PutUint32(buf[4*i:], math.Float32bits(x))
 	}
 	if err := v.Upload(buf); err != nil {
 		u.err = err

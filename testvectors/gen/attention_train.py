@@ -74,7 +74,8 @@ def cases():
     r = rng(1601)
     specs = [  # T, P, heads, kv_heads, head_dim, acc_prefix, acc_own
         (1, 0, 1, 1, 1, 0, 0), (3, 0, 2, 1, 4, 0, 0), (5, 4, 4, 2, 8, 1, 0), (4, 7, 6, 2, 6, 1, 1),
-        (9, 12, 2, 2, 16, 0, 1), (17, 5, 4, 1, 32, 1, 0), (6, 9, 2, 1, 80, 0, 0)]
+        (9, 12, 2, 2, 16, 0, 1), (17, 5, 4, 1, 32, 1, 0), (6, 9, 2, 1, 80, 0, 0),
+        (40, 30, 2, 1, 4, 1, 1), (70, 0, 3, 3, 2, 0, 0)]  # several workgroups (32 rows) per head
     for idx, (T, P, H, KVH, D, accp, acco) in enumerate(specs):
         scale = 1.0 / np.sqrt(D)
         q, k, v = f32(uniform(r, (T, H, D), 1.5)), f32(uniform(r, (P + T, KVH, D), 1.5)), f32(uniform(r, (P + T, KVH, D)))

@@ -1,5 +1,5 @@
 """dct2, dct3, compress, compress_cache: orthonormal DCTs along the rows and the FreqKV
-compression (FREQKV.md), with scipy.fft in float64 as the reference.
+compression (docs/freqkv.md), with scipy.fft in float64 as the reference.
 
 dct2      params L, C.  x f32 [L, C] -> y [L, C] = scipy.fft.dct(x, type=2, norm="ortho", axis=0)
 dct3      params L, C.  x f32 [L, C] -> y [L, C] = scipy.fft.dct(x, type=3, norm="ortho", axis=0)

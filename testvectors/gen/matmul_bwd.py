@@ -3,7 +3,8 @@
 matmul_bwd_x: dx = dy @ W (+ dx0 when accumulate) for W [N, K] of f32, f16, q8_0, q4_0,
   dequantised exactly as the kernel sees it (f16 values, q * d); chunk_rows > 0 uploads W
   in parts of that many rows. Params M, N, K, wtype, chunk_rows, accumulate.
-matmul_bwd_w: dw = dw0 + dyᵀ @ x (f32). Params M, N, K.
+matmul_bwd_w: dw = dw0 + dyᵀ @ x (f32). Params M, N, K; with row0 and ldy, dw is the part of
+  rows [row0, row0 + N) of a weight of ldy rows, and dy [M, ldy] is read at those columns.
 lora_fwd: u = x @ Aᵀ; y = y0 + scale * u @ Bᵀ. Params M, N, K, rank, scale.
 lora_bwd: db = db0 + scale dyᵀ u; du = scale dy B; da = da0 + duᵀ x; dx = dx0 + du A.
 LoRA tolerance: 1e-5 relative to the largest output (short f32 sums, k <= 40).
@@ -58,6 +59,14 @@ def cases():
         out.append(vector("matmul_bwd_w/M%d_N%d_K%d" % (m, n, k), "matmul_bwd_w", {"M": m, "N": n, "K": k},
                           {"dy": array("f32", dy), "x": array("f32", x), "dw0": array("f32", dw0)},
                           {"dw": output(dw0 + dy.T @ x, atol, rtol)}))
+    for m, n, k, row0, ldy in [(5, 4, 7, 3, 9), (33, 6, 17, 0, 13)]:
+        dy, x, dw0 = f32(uniform(r, (m, ldy))), f32(uniform(r, (m, k))), f32(uniform(r, (n, k), 2.0))
+        d = dy[:, row0:row0 + n]
+        atol, rtol = tol(d.T, x)
+        out.append(vector("matmul_bwd_w/M%d_N%d_K%d_part%d_of%d" % (m, n, k, row0, ldy), "matmul_bwd_w",
+                          {"M": m, "N": n, "K": k, "row0": row0, "ldy": ldy},
+                          {"dy": array("f32", dy), "x": array("f32", x), "dw0": array("f32", dw0)},
+                          {"dw": output(dw0 + d.T @ x, atol, rtol)}))
     for m, n, k, rank, scale in [(1, 3, 5, 1, 2.0), (7, 12, 16, 8, 2.0), (19, 33, 40, 4, 0.5)]:
         x, a, b = f32(uniform(r, (m, k))), f32(uniform(r, (rank, k), 0.5)), f32(uniform(r, (n, rank), 0.5))
         y0, dy = f32(uniform(r, (m, n))), f32(uniform(r, (m, n)))

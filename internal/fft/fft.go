@@ -1,15 +1,16 @@
-package freqkv
+// Package fft is the repository's one float64 FFT: the DCT reference (package freqkv)
+// runs on it, and the GPU compressor computes its Bluestein filter tables with it.
+package fft
 
 import (
 	"math"
 	"math/bits"
 )
 
-// fftPlan computes complex DFTs of one fixed length in O(n log n): radix-2 Cooley-Tukey
+// Plan computes complex DFTs of one fixed length in O(n log n): radix-2 Cooley-Tukey
 // when n is a power of two, otherwise Bluestein's chirp-z transform, which rewrites the DFT
-// as a circular convolution of power-of-two length. The WGSL compressor is meant to run
-// the same two algorithms, so this is also its blueprint. Not safe for concurrent use.
-type fftPlan struct {
+// as a circular convolution of power-of-two length. Not safe for concurrent use.
+type Plan struct {
 	n      int
 	radix2 *radix2Plan // set when n is a power of two
 
@@ -20,12 +21,13 @@ type fftPlan struct {
 	work           []complex128
 }
 
-func newFFTPlan(n int) *fftPlan {
+// New returns the plan of length n >= 1.
+func New(n int) *Plan {
 	if isPowerOfTwo(n) {
-		return &fftPlan{n: n, radix2: newRadix2Plan(n)}
+		return &Plan{n: n, radix2: newRadix2Plan(n)}
 	}
 	convLen := 1 << bits.Len(uint(2*n-2)) // smallest power of two >= 2n-1
-	p := &fftPlan{
+	p := &Plan{
 		n:              n,
 		chirp:          make([]complex128, n),
 		filterSpectrum: make([]complex128, convLen),
@@ -34,7 +36,7 @@ func newFFTPlan(n int) *fftPlan {
 	}
 	for k := range n {
 		// k^2 mod 2n keeps the angle small, so it stays exact for long spans.
-		p.chirp[k] = unitPhasor(-math.Pi * float64((k*k)%(2*n)) / float64(n))
+		p.chirp[k] = UnitPhasor(-math.Pi * float64((k*k)%(2*n)) / float64(n))
 	}
 	p.filterSpectrum[0] = conj(p.chirp[0])
 	for k := 1; k < n; k++ {
@@ -45,8 +47,8 @@ func newFFTPlan(n int) *fftPlan {
 	return p
 }
 
-// forward replaces x (length n) by its DFT, X[k] = sum_j x[j] exp(-2*pi*i*j*k/n).
-func (p *fftPlan) forward(x []complex128) {
+// Forward replaces x (length n) by its DFT, X[k] = sum_j x[j] exp(-2*pi*i*j*k/n).
+func (p *Plan) Forward(x []complex128) {
 	if p.radix2 != nil {
 		p.radix2.transform(x)
 		return
@@ -65,10 +67,10 @@ func (p *fftPlan) forward(x []complex128) {
 	}
 }
 
-// inverse replaces x by its inverse DFT, including the 1/n factor.
-func (p *fftPlan) inverse(x []complex128) {
+// Inverse replaces x by its inverse DFT, including the 1/n factor.
+func (p *Plan) Inverse(x []complex128) {
 	conjugateAll(x)
-	p.forward(x)
+	p.Forward(x)
 	scale := 1 / float64(p.n)
 	for k, v := range x {
 		x[k] = complex(real(v)*scale, -imag(v)*scale)
@@ -85,7 +87,7 @@ func newRadix2Plan(n int) *radix2Plan {
 	p := &radix2Plan{n: n, twiddles: make([]complex128, n/2)}
 	for k := range p.twiddles {
 		// Each twiddle from its own angle: a recurrence would accumulate rounding.
-		p.twiddles[k] = unitPhasor(-2 * math.Pi * float64(k) / float64(n))
+		p.twiddles[k] = UnitPhasor(-2 * math.Pi * float64(k) / float64(n))
 	}
 	return p
 }
@@ -124,7 +126,8 @@ func (p *radix2Plan) inverse(x []complex128) {
 
 func isPowerOfTwo(n int) bool { return n > 0 && n&(n-1) == 0 }
 
-func unitPhasor(angle float64) complex128 {
+// UnitPhasor is exp(i*angle).
+func UnitPhasor(angle float64) complex128 {
 	s, c := math.Sincos(angle)
 	return complex(c, s)
 }

@@ -1,7 +1,0 @@
-//go:build !unix
-
-package main
-
-import "os"
-
-func stdoutWasClosed(*os.File) bool { return false }
