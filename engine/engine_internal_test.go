@@ -46,7 +46,7 @@ func TestDTypeRowBytes(t *testing.T) {
 		t    DType
 		cols int
 		want uint64
-	}{{F32, 3, 12}, {F16, 3, 6}, {Q8_0, 64, 68}, {Q4_0, 96, 54}, {U32, 1, 4}} {
+	}{{F32, 3, 12}, {F16, 3, 6}, {Q8_0, 64, 68}, {Q4_0, 96, 54}, {U32, 1, 4}, {Q4_K, 512, 288}, {Q5_K, 256, 176}, {Q6_K, 768, 630}, {Q4_1, 64, 40}, {Q5_0, 64, 44}, {Q5_1, 32, 24}, {IQ4_NL, 96, 54}} {
 		got, err := c.t.RowBytes(c.cols)
 		require.NoError(t, err)
 		require.Equal(t, c.want, got, "%s x %d", c.t, c.cols)

@@ -16,9 +16,17 @@ const (
 	Q8_0       // blocks of 32: f16 scale + 32 int8
 	Q4_0       // blocks of 32: f16 scale + 16 bytes of 4-bit values
 	U32
+	Q4_K   // super-blocks of 256 in GGUF's 144-byte layout (see model/ggml)
+	Q5_K   // super-blocks of 256 in GGUF's 176-byte layout
+	Q6_K   // super-blocks of 256 in GGUF's 210-byte layout
+	Q4_1   // blocks of 32: f16 scale, f16 min, 16 bytes of nibbles
+	Q5_0   // blocks of 32: f16 scale, u32 of fifth bits, 16 bytes of nibbles
+	Q5_1   // blocks of 32: f16 scale, f16 min, u32 of fifth bits, nibbles
+	IQ4_NL // blocks of 32: f16 scale, 16 bytes of nibbles indexing a fixed grid
 )
 
-var dtypeNames = [...]string{F32: "f32", F16: "f16", Q8_0: "q8_0", Q4_0: "q4_0", U32: "u32"}
+var dtypeNames = [...]string{F32: "f32", F16: "f16", Q8_0: "q8_0", Q4_0: "q4_0", U32: "u32", Q4_K: "q4_k", Q5_K: "q5_k", Q6_K: "q6_k",
+	Q4_1: "q4_1", Q5_0: "q5_0", Q5_1: "q5_1", IQ4_NL: "iq4_nl"}
 
 func (t DType) String() string {
 	if int(t) < len(dtypeNames) {
@@ -29,8 +37,11 @@ func (t DType) String() string {
 
 // BlockSize is the number of elements per block (1 for plain types).
 func (t DType) BlockSize() int {
-	if t == Q8_0 || t == Q4_0 {
+	switch t {
+	case Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, IQ4_NL:
 		return 32
+	case Q4_K, Q5_K, Q6_K:
+		return 256
 	}
 	return 1
 }
@@ -50,6 +61,20 @@ func (t DType) RowBytes(cols int) (uint64, error) {
 		return c / 32 * 34, nil
 	case Q4_0:
 		return c / 32 * 18, nil
+	case Q4_1:
+		return c / 32 * 20, nil
+	case Q5_0:
+		return c / 32 * 22, nil
+	case Q5_1:
+		return c / 32 * 24, nil
+	case IQ4_NL:
+		return c / 32 * 18, nil
+	case Q4_K:
+		return c / 256 * 144, nil
+	case Q5_K:
+		return c / 256 * 176, nil
+	case Q6_K:
+		return c / 256 * 210, nil
 	}
 	return 0, fmt.Errorf("unknown dtype %d", t)
 }

@@ -11,6 +11,10 @@ type Config struct {
 	Sink      int     // S: rows at the start, never compressed
 	Recent    int     // R: rows at the end, left alone by a compression
 	Ratio     float64 // g: fraction of the compressed span that is kept, in (0, 1)
+	// Keep and Scale are ablations of the method (zero values: the method, KeepLow and
+	// ScaleAmplitude).
+	Keep  Keep
+	Scale Scale
 }
 
 // DefaultConfig is the reference's geometry for a cache of cacheSize rows:
@@ -27,6 +31,8 @@ const (
 	FieldSink      Field = "Sink"
 	FieldRecent    Field = "Recent"
 	FieldRatio     Field = "Ratio"
+	FieldKeep      Field = "Keep"
+	FieldScale     Field = "Scale"
 )
 
 // ConfigError says why a Config cannot run and which fields are involved.
@@ -50,6 +56,10 @@ func (c Config) Validate() error {
 		return configErr(fmt.Sprintf("recent %d is negative", c.Recent), FieldRecent)
 	case !(c.Ratio > 0 && c.Ratio < 1): // also rejects NaN
 		return configErr(fmt.Sprintf("retaining ratio %g is outside (0, 1), e.g. 0.5", c.Ratio), FieldRatio)
+	case c.Keep != KeepLow && c.Keep != KeepHigh:
+		return configErr(fmt.Sprintf("keep %v: use low or high", c.Keep), FieldKeep)
+	case c.Scale != ScaleAmplitude && c.Scale != ScaleEnergy:
+		return configErr(fmt.Sprintf("scale %v: use amplitude or energy", c.Scale), FieldScale)
 	case c.Sink+c.Recent >= c.CacheSize:
 		return configErr(fmt.Sprintf("sink %d + recent %d leaves no span to compress in a cache of %d rows; "+
 			"the size must exceed sink + recent", c.Sink, c.Recent, c.CacheSize), FieldSink, FieldRecent, FieldCacheSize)

@@ -107,7 +107,9 @@ type Compressor struct {
 	column     []float64
 	spectrum   []float64
 	resampled  []float64
+	full       []float64 // all L coefficients, for KeepHigh
 	scale      float64
+	keep       Keep
 }
 
 // NewCompressor prepares the compression of span rows into kept rows, 1 <= kept <= span.
@@ -129,6 +131,30 @@ func NewCompressor(span, kept int) (*Compressor, error) {
 		resampled: make([]float64, kept),
 		scale:     math.Sqrt(float64(kept) / float64(span)),
 	}, nil
+}
+
+// NewCompressorAblation is NewCompressor with the coefficients kept and the output scale
+// of an ablation (KeepLow and ScaleAmplitude give NewCompressor's).
+func NewCompressorAblation(span, kept int, keep Keep, scale Scale) (*Compressor, error) {
+	c, err := NewCompressor(span, kept)
+	if err != nil {
+		return nil, err
+	}
+	switch keep {
+	case KeepLow:
+	case KeepHigh:
+		c.keep, c.full = keep, make([]float64, span)
+	default:
+		return nil, fmt.Errorf("freqkv: keep %v: use low or high", keep)
+	}
+	switch scale {
+	case ScaleAmplitude:
+	case ScaleEnergy:
+		c.scale = 1
+	default:
+		return nil, fmt.Errorf("freqkv: scale %v: use amplitude or energy", scale)
+	}
+	return c, nil
 }
 
 // Span is the number of rows L the compressor takes.
@@ -156,7 +182,12 @@ func (c *Compressor) Compress(dst, src []float64, channels int) error {
 		for row := range c.span {
 			c.column[row] = src[row*channels+ch]
 		}
-		c.long.dct2(c.spectrum, c.column)
+		if c.keep == KeepHigh {
+			c.long.dct2(c.full, c.column)
+			copy(c.spectrum, c.full[c.span-c.kept:])
+		} else {
+			c.long.dct2(c.spectrum, c.column)
+		}
 		c.short.dct3(c.resampled, c.spectrum)
 		for row, v := range c.resampled {
 			dst[row*channels+ch] = v * c.scale

@@ -21,7 +21,7 @@ func NewRefCache(cfg Config, channels int) (*RefCache, error) {
 	if channels < 1 {
 		return nil, fmt.Errorf("freqkv: reference cache with %d channels; it needs at least 1", channels)
 	}
-	compressor, err := NewCompressor(cfg.Span(), cfg.Kept())
+	compressor, err := NewCompressorAblation(cfg.Span(), cfg.Kept(), cfg.Keep, cfg.Scale)
 	if err != nil {
 		return nil, fmt.Errorf("freqkv: reference cache: %w", err)
 	}

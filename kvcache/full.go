@@ -55,4 +55,5 @@ func (f *full) Reset() {
 	f.c = committer{}
 }
 
-func (f *full) Release() { f.s.release() }
+func (f *full) Release()           { f.s.release() }
+func (f *full) LayerView(int) View { return f.View() }

@@ -61,4 +61,5 @@ func (w *window) Reset() {
 	w.c = committer{}
 }
 
-func (w *window) Release() { w.s.release() }
+func (w *window) Release()           { w.s.release() }
+func (w *window) LayerView(int) View { return w.View() }

@@ -7,13 +7,14 @@ import (
 	"fmt"
 	"math"
 
+	"github.com/freqkv/freqkv/model/ggml"
 	"github.com/freqkv/freqkv/model/gguf"
 	"github.com/freqkv/freqkv/model/llama2c"
 )
 
 // HParams are the hyper-parameters of a LLaMA-family transformer.
 type HParams struct {
-	Arch          string // GGUF architecture: "llama" or "qwen2"
+	Arch          string // GGUF architecture: "llama", "qwen2" or "qwen3"
 	ContextLength int    // positions the model was trained for (as the file states)
 	Dim           int    // embedding width
 	Layers        int
@@ -22,16 +23,71 @@ type HParams struct {
 	KVHeads       int // key/value heads; Heads/KVHeads queries share one
 	RopeDim       int // leading dimensions of each head that RoPE rotates
 	RopeBase      float64
-	RopeScaling   string  // "none" or "linear"
-	RopeScale     float64 // linear scaling factor: positions are divided by it; 1 for none
+	RopeScaling   string  // "none", "linear" or "yarn"
+	RopeScale     float64 // scaling factor: positions are divided by it (linear, yarn); 1 for none
 	RMSEps        float64
 	Vocab         int  // rows of the embedding and of the logits
 	TiedOutput    bool // the output classifier is the token embedding
 	RopeNeoX      bool // RoPE rotates (x[i], x[i+d/2]) (qwen2) rather than adjacent pairs (llama)
+
+	// HeadWidth is attention.key_length where it differs from Dim/Heads
+	// (qwen3); 0 means Dim/Heads.
+	HeadWidth int `json:",omitempty"`
+	// RopeFactors: the file has rope_freqs.weight, RopeDim/2 factors that
+	// divide each pair's frequency (Llama 3's "llama3" rope type).
+	RopeFactors bool `json:",omitempty"`
+	// LongRope: phi3's longrope, rope_factors_short.weight and
+	// rope_factors_long.weight: RopeDim/2 divisors of each pair's frequency,
+	// the long ones for contexts beyond LongRopeContext positions.
+	LongRope        bool `json:",omitempty"`
+	LongRopeContext int  `json:",omitempty"`
+	// RopeAttnFactor is rope.scaling.attn_factor: cos and sin are scaled by
+	// it, for every rope type, as llama.cpp does (0 means 1).
+	RopeAttnFactor float64 `json:",omitempty"`
+	// Yarn holds YaRN's parameters when RopeScaling is "yarn".
+	Yarn Yarn `json:",omitempty"`
+	// QKNorm: queries and keys are RMS-normalised per head, with their own
+	// weights, before RoPE (qwen3).
+	QKNorm bool `json:",omitempty"`
+	// SlidingWindow, if positive, is the attention window of every layer:
+	// a query sees itself and the SlidingWindow-1 tokens before it (Mistral).
+	SlidingWindow int `json:",omitempty"`
+	// FusedQKV: each layer's queries, keys and values come from one matrix,
+	// attn_qkv, whose rows are Q's, then K's, then V's (phi3).
+	FusedQKV bool `json:",omitempty"`
+	// FusedGateUp: ffn_up holds the gate's rows, then the up projection's,
+	// and there is no ffn_gate (phi3).
+	FusedGateUp bool `json:",omitempty"`
+}
+
+// Yarn is YaRN rope scaling as llama.cpp applies it (ggml's rope_yarn).
+type Yarn struct {
+	OrigContext int     // context the rope was trained on before scaling
+	ExtFactor   float64 // mix of extrapolated frequencies; llama.cpp's default 1
+	AttnFactor  float64 // extra magnitude factor on cos and sin; default 1
+	BetaFast    float64 // rotations below which pairs are interpolated; default 32
+	BetaSlow    float64 // rotations above which pairs are extrapolated; default 1
 }
 
 // HeadDim returns the width of one attention head.
-func (h HParams) HeadDim() int { return h.Dim / h.Heads }
+func (h HParams) HeadDim() int {
+	if h.HeadWidth > 0 {
+		return h.HeadWidth
+	}
+	return h.Dim / h.Heads
+}
+
+// RopeType names how positions turn into angles: "none" (plain RoPE),
+// "linear", "yarn", "llama3" (rope_freqs.weight factors) or "longrope".
+func (h HParams) RopeType() string {
+	if h.LongRope {
+		return "longrope"
+	}
+	if h.RopeFactors {
+		return "llama3"
+	}
+	return h.RopeScaling
+}
 
 // KVDim returns the width of one position's keys (or values).
 func (h HParams) KVDim() int { return h.KVHeads * h.HeadDim() }
@@ -52,13 +108,13 @@ func (h HParams) Validate() error {
 	}{
 		{"context length", h.ContextLength}, {"embedding width", h.Dim}, {"layer count", h.Layers},
 		{"feed-forward width", h.FFN}, {"head count", h.Heads}, {"kv head count", h.KVHeads},
-		{"rope dimension", h.RopeDim}, {"vocabulary size", h.Vocab},
+		{"rope dimension", h.RopeDim}, {"vocabulary size", h.Vocab}, {"head width", h.HeadDim()},
 	} {
 		if s.v <= 0 || s.v > maxSize {
 			return fmt.Errorf("model: %s %d is outside 1..%d", s.name, s.v, maxSize)
 		}
 	}
-	if h.Dim%h.Heads != 0 {
+	if h.HeadWidth == 0 && h.Dim%h.Heads != 0 {
 		return fmt.Errorf("model: head count %d does not divide embedding width %d", h.Heads, h.Dim)
 	}
 	if h.Heads%h.KVHeads != 0 {
@@ -81,27 +137,66 @@ func (h HParams) Validate() error {
 			return fmt.Errorf("model: rope scale %v without rope scaling", h.RopeScale)
 		}
 	case "linear":
+	case "yarn":
+		if err := h.Yarn.validate(); err != nil {
+			return err
+		}
 	default:
 		return fmt.Errorf("model: unsupported rope scaling %q", h.RopeScaling)
+	}
+	if !(h.RopeAttnFactor >= 0) || math.IsInf(h.RopeAttnFactor, 0) {
+		return fmt.Errorf("model: rope attention factor %v is not a finite non-negative number", h.RopeAttnFactor)
+	}
+	if h.LongRope && (h.LongRopeContext <= 0 || h.LongRopeContext > maxSize) {
+		return fmt.Errorf("model: longrope original context %d is outside 1..%d", h.LongRopeContext, maxSize)
+	}
+	if h.SlidingWindow < 0 {
+		return fmt.Errorf("model: sliding window %d is negative", h.SlidingWindow)
+	}
+	return nil
+}
+
+func (y Yarn) validate() error {
+	if y.OrigContext <= 0 || y.OrigContext > maxSize {
+		return fmt.Errorf("model: yarn original context %d is outside 1..%d", y.OrigContext, maxSize)
+	}
+	for _, f := range []struct {
+		name string
+		v    float64
+	}{{"ext factor", y.ExtFactor}, {"attn factor", y.AttnFactor}, {"beta fast", y.BetaFast}, {"beta slow", y.BetaSlow}} {
+		if !(f.v >= 0) || math.IsInf(f.v, 0) {
+			return fmt.Errorf("model: yarn %s %v is not a finite non-negative number", f.name, f.v)
+		}
 	}
 	return nil
 }
 
 // architecture holds what differs between the supported architectures.
 type architecture struct {
-	ropeNeoX bool
-	biases   bool // attn_q, attn_k and attn_v have biases
+	ropeNeoX    bool
+	biases      bool // attn_q, attn_k and attn_v have biases
+	qkNorm      bool // attn_q_norm and attn_k_norm, per head, before RoPE
+	ropeFactors bool // may have rope_freqs.weight (llama.cpp loads it for these only)
+	fusedGateUp bool // ffn_up holds gate and up; attn_qkv may fuse Q, K and V
+	longRope    bool // may have rope_factors_long/short
+	// ignoresWindow: llama.cpp ignores attention.sliding_window (with a
+	// warning) for this architecture, and so does the engine.
+	ignoresWindow bool
 }
 
 var architectures = map[string]architecture{
-	"llama": {},
+	"llama": {ropeFactors: true},
 	"qwen2": {ropeNeoX: true, biases: true},
+	"qwen3": {ropeNeoX: true, qkNorm: true},
+	"phi3":  {ropeNeoX: true, fusedGateUp: true, ignoresWindow: true, longRope: true},
 }
 
 // defaultRopeBase is llama.cpp's rope.freq_base when a file omits it.
 const defaultRopeBase = 10000
 
-// HParamsFromGGUF reads the hyper-parameters of a llama or qwen2 GGUF file.
+// HParamsFromGGUF reads the hyper-parameters of a llama, qwen2 or qwen3 GGUF
+// file. Metadata that would change the computation and that the engine does
+// not implement is an error naming the key.
 func HParamsFromGGUF(f *gguf.File) (HParams, error) {
 	arch, err := f.String("general.architecture")
 	if err != nil {
@@ -121,22 +216,49 @@ func HParamsFromGGUF(f *gguf.File) (HParams, error) {
 		Heads:         r.size("attention.head_count"),
 		RMSEps:        r.float("attention.layer_norm_rms_epsilon"),
 		RopeNeoX:      a.ropeNeoX,
+		QKNorm:        a.qkNorm,
 	}
 	h.KVHeads = r.optionalSize("attention.head_count_kv", h.Heads)
 	if h.Heads > 0 {
-		hd := h.Dim / h.Heads // Validate rejects a remainder
-		h.RopeDim = r.optionalSize("rope.dimension_count", hd)
-		for _, key := range []string{"attention.key_length", "attention.value_length"} {
-			if n := r.optionalSize(key, hd); n != hd {
-				r.fail(fmt.Errorf("model: key %q: head width %d differs from embedding/heads %d (unsupported)", r.prefix+key, n, hd))
-			}
+		if r.has("attention.key_length") {
+			// qwen3: heads*head width need not be the embedding width
+			h.HeadWidth = r.size("attention.key_length")
 		}
+		if v := r.optionalSize("attention.value_length", h.HeadDim()); v != h.HeadDim() {
+			r.fail(fmt.Errorf("model: key %q: value width %d differs from key width %d (unsupported)", r.prefix+"attention.value_length", v, h.HeadDim()))
+		}
+		h.RopeDim = r.optionalSize("rope.dimension_count", h.HeadDim())
 	}
 	h.RopeBase = r.optionalFloat("rope.freq_base", defaultRopeBase)
 	h.RopeScaling, h.RopeScale = r.ropeScaling()
-	if n := r.optionalSize("expert_count", 0); n > 0 {
-		r.fail(fmt.Errorf("model: key %q: mixture of %d experts is unsupported", r.prefix+"expert_count", n))
+	if h.RopeScaling == "yarn" {
+		h.Yarn = Yarn{
+			OrigContext: r.optionalSize("rope.scaling.original_context_length", h.ContextLength),
+			ExtFactor:   r.optionalFloat("rope.scaling.yarn_ext_factor", 1),
+			AttnFactor:  r.optionalFloat("rope.scaling.yarn_attn_factor", 1),
+			BetaFast:    r.optionalFloat("rope.scaling.yarn_beta_fast", 32),
+			BetaSlow:    r.optionalFloat("rope.scaling.yarn_beta_slow", 1),
+		}
 	}
+	if t, ok := f.Tensor("rope_freqs.weight"); ok && a.ropeFactors {
+		h.RopeFactors = true
+		if t.Type != ggml.F32 && t.Type != ggml.F16 {
+			r.fail(fmt.Errorf("model: tensor \"rope_freqs.weight\" is %s, want F32 or F16", t.Type))
+		}
+	}
+	if _, ok := f.Tensor("rope_factors_long.weight"); ok && a.longRope {
+		h.LongRope = true
+		h.LongRopeContext = r.optionalSize("rope.scaling.original_context_length", h.ContextLength)
+	}
+	h.RopeAttnFactor = r.optionalFloat("rope.scaling.attn_factor", 0)
+	if !a.ignoresWindow {
+		h.SlidingWindow = r.optionalSize("attention.sliding_window", 0)
+	}
+	if a.fusedGateUp {
+		h.FusedGateUp = true
+		_, h.FusedQKV = f.Tensor("blk.0.attn_qkv.weight")
+	}
+	r.unsupportedKeys()
 	h.Vocab = r.vocab()
 	_, hasOutput := f.Tensor("output.weight")
 	h.TiedOutput = !hasOutput
@@ -222,8 +344,13 @@ func (r *reader) ropeScaling() (string, float64) {
 		return "none", 1
 	case kind == "linear":
 		return "linear", factor
+	case kind == "yarn":
+		if factor == 0 {
+			factor = 1
+		}
+		return "yarn", factor
 	}
-	r.fail(fmt.Errorf("model: key %q: rope scaling %q is unsupported (only none and linear)", r.prefix+typeKey, kind))
+	r.fail(fmt.Errorf("model: key %q: rope scaling %q is unsupported (none, linear and yarn are)", r.prefix+typeKey, kind))
 	return kind, factor
 }
 
@@ -285,51 +412,16 @@ func HParamsFromLlama2c(c llama2c.Config) (HParams, error) {
 }
 
 // CheckTensors verifies that f has every tensor h requires, with the right
-// shape, under llama.cpp's names. It reports every problem, each naming its
-// tensor.
+// shape, under llama.cpp's names, and no tensor the engine would not use
+// (each would change the computation; llama.cpp refuses them too). It
+// reports every problem, each naming its tensor.
 func CheckTensors(f *gguf.File, h HParams) error {
-	if err := h.Validate(); err != nil {
-		return err
-	}
-	var errs []error
-	want := func(name string, dims ...int) {
-		t, ok := f.Tensor(name)
-		if !ok {
-			errs = append(errs, fmt.Errorf("model: tensor %q is missing", name))
-			return
-		}
-		if !sameDims(t.Dims, dims) {
-			errs = append(errs, fmt.Errorf("model: tensor %q has dims %v, want %v", name, t.Dims, dims))
-		}
-	}
-	dim, kv, q := h.Dim, h.KVDim(), h.Heads*h.HeadDim()
-	want("token_embd.weight", dim, h.Vocab)
-	want("output_norm.weight", dim)
-	if _, hasOutput := f.Tensor("output.weight"); h.TiedOutput && hasOutput {
-		errs = append(errs, errors.New(`model: tensor "output.weight" is present but the output is tied`))
-	} else if !h.TiedOutput {
-		want("output.weight", dim, h.Vocab)
-	}
-	biases := architectures[h.Arch].biases
-	for i := range h.Layers {
-		p := fmt.Sprintf("blk.%d.", i)
-		want(p+"attn_norm.weight", dim)
-		want(p+"attn_q.weight", dim, q)
-		want(p+"attn_k.weight", dim, kv)
-		want(p+"attn_v.weight", dim, kv)
-		want(p+"attn_output.weight", q, dim)
-		want(p+"ffn_norm.weight", dim)
-		want(p+"ffn_gate.weight", dim, h.FFN)
-		want(p+"ffn_up.weight", dim, h.FFN)
-		want(p+"ffn_down.weight", h.FFN, dim)
-		if biases {
-			want(p+"attn_q.bias", q)
-			want(p+"attn_k.bias", kv)
-			want(p+"attn_v.bias", kv)
-		}
-	}
+	errs, unused := TensorReport(f, h)
 	if len(f.Tensors) == 0 {
 		return errors.New("model: the file holds no tensors (a vocabulary-only GGUF?): it has metadata but no weights to run")
+	}
+	for _, name := range unused {
+		errs = append(errs, fmt.Errorf("model: tensor %q is not used by the %s architecture as implemented, and would change the computation", name, h.Arch))
 	}
 	// Name the first few problems; a wrong file type can miss hundreds.
 	const shown = 4
@@ -337,6 +429,87 @@ func CheckTensors(f *gguf.File, h HParams) error {
 		errs = append(errs[:shown], fmt.Errorf("model: and %d more tensor problems", len(errs)-shown))
 	}
 	return errors.Join(errs...)
+}
+
+// TensorReport returns the problems with the tensors h requires (missing,
+// wrong shape) and the names of the file's tensors the engine does not use.
+func TensorReport(f *gguf.File, h HParams) (problems []error, unused []string) {
+	if err := h.Validate(); err != nil {
+		return []error{err}, nil
+	}
+	used := map[string]bool{}
+	want := func(name string, dims ...int) {
+		used[name] = true
+		t, ok := f.Tensor(name)
+		if !ok {
+			problems = append(problems, fmt.Errorf("model: tensor %q is missing", name))
+			return
+		}
+		if !sameDims(t.Dims, dims) {
+			problems = append(problems, fmt.Errorf("model: tensor %q has dims %v, want %v", name, t.Dims, dims))
+		}
+	}
+	optional := func(name string, dims ...int) {
+		if _, ok := f.Tensor(name); ok {
+			want(name, dims...)
+		}
+	}
+	dim, kv, q, hd := h.Dim, h.KVDim(), h.Heads*h.HeadDim(), h.HeadDim()
+	want("token_embd.weight", dim, h.Vocab)
+	want("output_norm.weight", dim)
+	if _, hasOutput := f.Tensor("output.weight"); h.TiedOutput && hasOutput {
+		problems = append(problems, errors.New(`model: tensor "output.weight" is present but the output is tied`))
+	} else if !h.TiedOutput {
+		want("output.weight", dim, h.Vocab)
+	}
+	a := architectures[h.Arch]
+	if h.RopeFactors {
+		want("rope_freqs.weight", h.RopeDim/2)
+	}
+	if h.LongRope {
+		want("rope_factors_long.weight", h.RopeDim/2)
+		want("rope_factors_short.weight", h.RopeDim/2)
+	}
+	for i := range h.Layers {
+		p := fmt.Sprintf("blk.%d.", i)
+		want(p+"attn_norm.weight", dim)
+		if h.FusedQKV {
+			want(p+"attn_qkv.weight", dim, q+2*kv)
+		} else {
+			want(p+"attn_q.weight", dim, q)
+			want(p+"attn_k.weight", dim, kv)
+			want(p+"attn_v.weight", dim, kv)
+		}
+		want(p+"attn_output.weight", q, dim)
+		want(p+"ffn_norm.weight", dim)
+		if h.FusedGateUp {
+			want(p+"ffn_up.weight", dim, 2*h.FFN)
+		} else {
+			want(p+"ffn_gate.weight", dim, h.FFN)
+			want(p+"ffn_up.weight", dim, h.FFN)
+		}
+		want(p+"ffn_down.weight", h.FFN, dim)
+		if a.biases {
+			want(p+"attn_q.bias", q)
+			want(p+"attn_k.bias", kv)
+			want(p+"attn_v.bias", kv)
+		} else {
+			// llama.cpp loads Q/K/V biases wherever present, and so do we.
+			optional(p+"attn_q.bias", q)
+			optional(p+"attn_k.bias", kv)
+			optional(p+"attn_v.bias", kv)
+		}
+		if h.QKNorm {
+			want(p+"attn_q_norm.weight", hd)
+			want(p+"attn_k_norm.weight", hd)
+		}
+	}
+	for _, t := range f.Tensors {
+		if !used[t.Name] {
+			unused = append(unused, t.Name)
+		}
+	}
+	return problems, unused
 }
 
 func sameDims(got []uint64, want []int) bool {

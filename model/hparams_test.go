@@ -24,6 +24,7 @@ type synthFile struct {
 	tied                                    bool
 	skip                                    map[string]bool     // tensors to leave out
 	reshape                                 map[string][]uint64 // tensors to give other dims
+	extra                                   map[string][]uint64 // more F32 tensors, by name and dims
 }
 
 func qwenLike() synthFile {
@@ -85,6 +86,9 @@ func (s synthFile) build(t *testing.T) *gguf.File {
 			add(b+"attn_k.bias", kvDim)
 			add(b+"attn_v.bias", kvDim)
 		}
+	}
+	for name, dims := range s.extra {
+		add(name, dims...)
 	}
 	var buf bytes.Buffer
 	require.NoError(t, gguf.Write(&buf, kv, tensors))
@@ -151,7 +155,8 @@ func TestHParamsRopeScaling(t *testing.T) {
 		{"legacy", []gguf.KV{{Key: "qwen2.rope.scale_linear", Value: float32(8)}}, "linear", 8, ""},
 		{"linear one", []gguf.KV{{Key: "qwen2.rope.scaling.type", Value: "linear"}, {Key: "qwen2.rope.scaling.factor", Value: float32(1)}}, "none", 1, ""},
 		{"explicit none", []gguf.KV{{Key: "qwen2.rope.scaling.type", Value: "none"}, {Key: "qwen2.rope.scaling.factor", Value: float32(4)}}, "none", 1, ""},
-		{"yarn", []gguf.KV{{Key: "qwen2.rope.scaling.type", Value: "yarn"}, {Key: "qwen2.rope.scaling.factor", Value: float32(4)}}, "", 0, `key "qwen2.rope.scaling.type": rope scaling "yarn" is unsupported`},
+		{"yarn", []gguf.KV{{Key: "qwen2.rope.scaling.type", Value: "yarn"}, {Key: "qwen2.rope.scaling.factor", Value: float32(4)}}, "yarn", 4, ""},
+		{"longrope", []gguf.KV{{Key: "qwen2.rope.scaling.type", Value: "longrope"}}, "", 0, `key "qwen2.rope.scaling.type": rope scaling "longrope" is unsupported`},
 		{"negative", []gguf.KV{{Key: "qwen2.rope.scaling.factor", Value: float32(-2)}}, "", 0, "rope scale -2"},
 		{"type not string", []gguf.KV{{Key: "qwen2.rope.scaling.type", Value: uint32(1)}}, "", 0, `key "qwen2.rope.scaling.type": type uint32, want string`},
 	}
@@ -183,7 +188,13 @@ func TestHParamsFromGGUFRejects(t *testing.T) {
 		{"zero layers", func(s *synthFile) { s.layers = 0 }, "layer count 0"},
 		{"huge ffn", func(s *synthFile) { s.ffn = 1 << 30; s.layers = 0 }, `key "qwen2.feed_forward_length": 1073741824 exceeds`},
 		{"experts", func(s *synthFile) { s.extraKV = []gguf.KV{{Key: "qwen2.expert_count", Value: uint32(8)}} }, "experts is unsupported"},
-		{"key length", func(s *synthFile) { s.extraKV = []gguf.KV{{Key: "qwen2.attention.key_length", Value: uint32(8)}} }, `key "qwen2.attention.key_length"`},
+		{"value length", func(s *synthFile) { s.extraKV = []gguf.KV{{Key: "qwen2.attention.value_length", Value: uint32(8)}} }, `key "qwen2.attention.value_length": value width 8 differs from key width 4`},
+		{"softcap", func(s *synthFile) {
+			s.extraKV = []gguf.KV{{Key: "qwen2.final_logit_softcapping", Value: float32(30)}}
+		}, `key "qwen2.final_logit_softcapping": final-logit softcapping is unsupported`},
+		{"swa pattern", func(s *synthFile) {
+			s.extraKV = []gguf.KV{{Key: "qwen2.attention.sliding_window_pattern", Value: []bool{true, false}}}
+		}, `key "qwen2.attention.sliding_window_pattern": sliding windows on some layers only is unsupported`},
 		{"rope dim", func(s *synthFile) { s.extraKV = []gguf.KV{{Key: "qwen2.rope.dimension_count", Value: uint32(6)}} }, "rope dimension 6"},
 		{"eps type", func(s *synthFile) { s.eps = uint32(1) }, `key "qwen2.attention.layer_norm_rms_epsilon": type uint32, want float32 or float64`},
 		{"tokens", func(s *synthFile) {
@@ -229,7 +240,8 @@ func TestValidate(t *testing.T) {
 		"eps":        {func(h *HParams) { h.RMSEps = 0 }, "rms epsilon"},
 		"base nan":   {func(h *HParams) { h.RopeBase = nan() }, "rope base"},
 		"scale":      {func(h *HParams) { h.RopeScale = 2 }, "rope scale 2 without rope scaling"},
-		"scaling":    {func(h *HParams) { h.RopeScaling = "yarn" }, `unsupported rope scaling "yarn"`},
+		"scaling":    {func(h *HParams) { h.RopeScaling = "longrope" }, `unsupported rope scaling "longrope"`},
+		"yarn":       {func(h *HParams) { h.RopeScaling = "yarn" }, "yarn original context 0"},
 		"kv heads":   {func(h *HParams) { h.KVHeads = 0 }, "kv head count 0"},
 		"huge":       {func(h *HParams) { h.ContextLength = 1 << 40 }, "context length"},
 		"kv divides": {func(h *HParams) { h.Heads, h.KVHeads, h.Dim = 4, 3, 8 }, "kv head count 3"},
@@ -308,4 +320,100 @@ func TestHParamsDeepseekCoderVocab(t *testing.T) {
 	assert.True(t, h.TiedOutput, "no output.weight in a vocabulary-only file")
 	err = CheckTensors(f, h)
 	assert.ErrorContains(t, err, "holds no tensors")
+}
+
+// TestUnusedTensorsAreRefused: a tensor the engine would not use changes the
+// computation, so loading refuses it by name (llama.cpp refuses it too), and
+// TensorReport lists it for info.
+func TestUnusedTensorsAreRefused(t *testing.T) {
+	s := qwenLike()
+	s.extra = map[string][]uint64{"blk.0.attn_output.bias": {16}, "rope_freqs.weight": {2}}
+	f := s.build(t)
+	h, err := HParamsFromGGUF(f)
+	require.NoError(t, err)
+	assert.False(t, h.RopeFactors, "qwen2 has no rope factors in llama.cpp")
+	problems, unused := TensorReport(f, h)
+	assert.Empty(t, problems)
+	assert.ElementsMatch(t, []string{"blk.0.attn_output.bias", "rope_freqs.weight"}, unused)
+	err = CheckTensors(f, h)
+	assert.ErrorContains(t, err, `tensor "blk.0.attn_output.bias" is not used by the qwen2 architecture`)
+	assert.ErrorContains(t, err, `tensor "rope_freqs.weight" is not used`)
+
+	// llama: rope_freqs.weight is Llama 3's rope type, used and shape-checked.
+	s = qwenLike()
+	s.arch = "llama"
+	s.extra = map[string][]uint64{"rope_freqs.weight": {2}}
+	f = s.build(t)
+	h, err = HParamsFromGGUF(f)
+	require.NoError(t, err)
+	assert.True(t, h.RopeFactors)
+	assert.Equal(t, "llama3", h.RopeType())
+	require.NoError(t, CheckTensors(f, h))
+	s.extra = map[string][]uint64{"rope_freqs.weight": {3}}
+	f = s.build(t)
+	h, err = HParamsFromGGUF(f)
+	require.NoError(t, err)
+	assert.ErrorContains(t, CheckTensors(f, h), `tensor "rope_freqs.weight" has dims [3], want [2]`)
+}
+
+func TestHParamsQwen3(t *testing.T) {
+	s := qwenLike()
+	s.arch = "qwen3"
+	s.extraKV = []gguf.KV{{Key: "qwen3.attention.key_length", Value: uint32(8)}, {Key: "qwen3.attention.value_length", Value: uint32(8)}}
+	h, err := HParamsFromGGUF(s.build(t))
+	require.NoError(t, err)
+	assert.True(t, h.QKNorm)
+	assert.True(t, h.RopeNeoX)
+	assert.Equal(t, 8, h.HeadDim(), "key_length, not dim/heads")
+	assert.Equal(t, 8, h.RopeDim)
+	assert.Equal(t, 16, h.KVDim())
+}
+
+func TestHParamsYarnAndWindow(t *testing.T) {
+	s := qwenLike()
+	s.arch = "llama"
+	s.extraKV = []gguf.KV{
+		{Key: "llama.rope.scaling.type", Value: "yarn"}, {Key: "llama.rope.scaling.factor", Value: float32(4)},
+		{Key: "llama.rope.scaling.yarn_beta_fast", Value: float32(16)},
+		{Key: "llama.attention.sliding_window", Value: uint32(64)},
+		{Key: "llama.expert_count", Value: uint32(0)}, // neutral: no experts
+		{Key: "llama.some_future_key", Value: uint32(3)},
+	}
+	f := s.build(t)
+	h, err := HParamsFromGGUF(f)
+	require.NoError(t, err)
+	assert.Equal(t, "yarn", h.RopeType())
+	assert.Equal(t, Yarn{OrigContext: 128, ExtFactor: 1, AttnFactor: 1, BetaFast: 16, BetaSlow: 1}, h.Yarn)
+	assert.Equal(t, 64, h.SlidingWindow)
+	assert.Equal(t, []string{"llama.some_future_key"}, IgnoredKeys(f))
+}
+
+// TestHParamsPhi3: fused projections; the sliding window is ignored with a
+// warning, as llama.cpp ignores it for phi3.
+func TestHParamsPhi3(t *testing.T) {
+	s := qwenLike()
+	s.arch = "phi3"
+	s.extraKV = []gguf.KV{{Key: "phi3.attention.sliding_window", Value: uint32(2047)}}
+	s.skip = map[string]bool{}
+	s.extra = map[string][]uint64{}
+	for i := range 2 {
+		p := fmt.Sprintf("blk.%d.", i)
+		for _, n := range []string{"attn_q.weight", "attn_k.weight", "attn_v.weight", "ffn_gate.weight"} {
+			s.skip[p+n] = true
+		}
+		s.extra[p+"attn_qkv.weight"] = []uint64{16, 16 + 2*8}
+		if s.reshape == nil {
+			s.reshape = map[string][]uint64{}
+		}
+		s.reshape[p+"ffn_up.weight"] = []uint64{16, 2 * 24}
+	}
+	f := s.build(t)
+	h, err := HParamsFromGGUF(f)
+	require.NoError(t, err)
+	assert.True(t, h.FusedQKV)
+	assert.True(t, h.FusedGateUp)
+	assert.True(t, h.RopeNeoX)
+	assert.Zero(t, h.SlidingWindow)
+	assert.Equal(t, []string{"phi3.attention.sliding_window"}, IgnoredKeys(f))
+	require.NoError(t, CheckTensors(f, h))
 }

@@ -149,6 +149,33 @@ type attentionUniform struct {
 // h reads KV head h / (Heads/KVHeads). scratch holds AttentionScratch(p)
 // f32 elements. out must not share a buffer with any other argument.
 func (o *Ops) Attention(rec *engine.Recorder, q, k, v, rope, out, scratch *engine.Tensor, p AttentionParams) error {
+	return o.attention(rec, q, k, v, rope, out, scratch, nil, p)
+}
+
+// AttentionMass is Attention that also adds to mass (f32 [KVHeads, Cap]) the attention
+// each key received: mass[g, j] += the sum, over the T queries and the query heads of KV
+// head g, of the softmax probability of key j (attention_mass.wgsl). For heavy-hitter
+// eviction; caches without a window only (key j is cache row j). The extra passes run
+// after attention's, so Attention itself is unchanged.
+func (o *Ops) AttentionMass(rec *engine.Recorder, q, k, v, rope, out, scratch, mass *engine.Tensor, p AttentionParams) error {
+	if mass == nil {
+		return fmt.Errorf("attention mass: the mass tensor is nil")
+	}
+	if p.Window != 0 {
+		return fmt.Errorf("attention mass: a window of %d rows; mass is kept for caches without a window only", p.Window)
+	}
+	if err := need("attention mass", mass, engine.F32, p.KVHeads*p.Cap); err != nil {
+		return err
+	}
+	for _, in := range []*engine.Tensor{q, k, v, rope, out, scratch} {
+		if in != nil && mass.Buf == in.Buf {
+			return fmt.Errorf("attention mass: mass %q shares a buffer with another argument", mass.Buf.Label)
+		}
+	}
+	return o.attention(rec, q, k, v, rope, out, scratch, mass, p)
+}
+
+func (o *Ops) attention(rec *engine.Recorder, q, k, v, rope, out, scratch, mass *engine.Tensor, p AttentionParams) error {
 	if err := p.check(); err != nil {
 		return fmt.Errorf("attention: %w", err)
 	}
@@ -167,15 +194,18 @@ func (o *Ops) Attention(rec *engine.Recorder, q, k, v, rope, out, scratch *engin
 		if c == nil {
 			return fmt.Errorf("attention: cache tensor is nil")
 		}
-		if c.DType != engine.F32 && c.DType != engine.F16 {
-			return fmt.Errorf("attention: cache %q is %s, want f32 or f16", c.Buf.Label, c.DType)
+		switch c.DType {
+		case engine.F32, engine.F16:
+		case engine.Q8_0, engine.Q4_0:
+			if kvWidth%32 != 0 {
+				return fmt.Errorf("attention: a %s cache needs rows of whole 32-channel blocks, got %d KV heads x %d", c.DType, p.KVHeads, p.HeadDim)
+			}
+		default:
+			return fmt.Errorf("attention: cache %q is %s, want f32, f16, q8_0 or q4_0", c.Buf.Label, c.DType)
 		}
 		if c.Cols != kvWidth || c.Rows < p.Cap {
 			return fmt.Errorf("attention: cache %q is [%d,%d], want at least [%d,%d] (Cap, KVHeads*HeadDim)", c.Buf.Label, c.Rows, c.Cols, p.Cap, kvWidth)
 		}
-	}
-	if k.DType != v.DType {
-		return fmt.Errorf("attention: key cache is %s but value cache is %s", k.DType, v.DType)
 	}
 	pl := p.plan()
 	if n := p.visible(p.T - 1); rope.Cols != p.RopeDim || rope.Rows < n {
@@ -194,7 +224,8 @@ func (o *Ops) Attention(rec *engine.Recorder, q, k, v, rope, out, scratch *engin
 
 	consts := engine.Constants{
 		"WG": u(attentionWG), "D": u(p.HeadDim), "RD": u(p.RopeDim), "G": u(p.Heads / p.KVHeads),
-		"C": u(pl.chunk), "NEOX": fmt.Sprint(p.NeoX), "F16": fmt.Sprint(k.DType == engine.F16),
+		"C": u(pl.chunk), "NEOX": fmt.Sprint(p.NeoX),
+		"KT": u(qtype(k.DType)), "VT": u(qtype(v.DType)),
 	}
 	file := "attention.wgsl"
 	rotJobs := p.RopeDim / 2 // qrope jobs that rotate: pairs
@@ -214,7 +245,22 @@ func (o *Ops) Attention(rec *engine.Recorder, q, k, v, rope, out, scratch *engin
 		}
 		kernels[i] = kn
 	}
-	bind := []engine.Binding{q.Binding(), k.Binding(), v.Binding(), rope.Binding(), out.Binding(), scratch.Binding()}
+	kb, vb, err := cacheBindings(k, v, pl.vec4)
+	if err != nil {
+		return err
+	}
+	bind := []engine.Binding{q.Binding(), kb, vb, rope.Binding(), out.Binding(), scratch.Binding()}
+	var massK [2]*engine.Kernel
+	if mass != nil {
+		mc := engine.Constants{"WG": u(attentionWG), "C": u(pl.chunk), "G": u(p.Heads / p.KVHeads)}
+		for i, entry := range []string{"massnorm", "accumulate"} {
+			kn, err := o.kernel("attention_mass.wgsl", entry, mc)
+			if err != nil {
+				return err
+			}
+			massK[i] = kn
+		}
+	}
 	// scratch layout per query chunk, in f32 elements (all multiples of 4)
 	qOff := 0
 	sOff := qOff + pl.tc*width
@@ -252,6 +298,38 @@ func (o *Ops) Attention(rec *engine.Recorder, q, k, v, rope, out, scratch *engin
 				return err
 			}
 		}
+		if mass != nil {
+			if err := rec.Dispatch(massK[0], params, engine.Grid(tc*p.Heads, attentionWG), scratch.Binding(), mass.Binding()); err != nil {
+				return err
+			}
+			if err := rec.Dispatch(massK[1], params, engine.Grid(p.KVHeads*stride, attentionWG), scratch.Binding(), mass.Binding()); err != nil {
+				return err
+			}
+		}
 	}
 	return nil
+}
+
+// cacheBindings binds the caches. attention_vec4.wgsl reads them as vec4 words, so a
+// binding must cover whole 16-byte words: f32 and f16 rows always do (D is a multiple of
+// 16), but q8_0/q4_0 rows (34 or 18 bytes a block) need the binding rounded up into the
+// buffer's slack (kvcache allocates 16 bytes after quantised matrices).
+func cacheBindings(k, v *engine.Tensor, vec4 bool) (kb, vb engine.Binding, err error) {
+	bind := func(c *engine.Tensor) (engine.Binding, error) {
+		b := c.Binding()
+		if !vec4 || !IsQuantKV(c.DType) {
+			return b, nil
+		}
+		b.Size = (c.Bytes() + 15) &^ 15
+		if c.Offset+b.Size > c.Buf.Size() {
+			return b, fmt.Errorf("attention: %s cache %q of %d bytes at offset %d is read in 16-byte words, and its buffer of %d bytes ends before the last word; allocate it with 16 bytes of slack",
+				c.DType, c.Buf.Label, c.Bytes(), c.Offset, c.Buf.Size())
+		}
+		return b, nil
+	}
+	if kb, err = bind(k); err != nil {
+		return kb, vb, err
+	}
+	vb, err = bind(v)
+	return kb, vb, err
 }

@@ -2,6 +2,7 @@ package shaders
 
 import (
 	"fmt"
+	"math"
 
 	"github.com/freqkv/freqkv/engine"
 )
@@ -56,6 +57,12 @@ type CompressParams struct {
 	Sink, Span, Kept, Recent, Channels int
 	Batches                            int // matrices in the tensor, e.g. K and V of several layers
 	BatchStride                        int // rows between consecutive matrices (the cache capacity)
+	// The ablations of FreqKV's choices (false: the method). KeepHigh keeps the highest m
+	// DCT-II coefficients X[L-m:L] instead of the lowest X[0:m]. EnergyScale scales the
+	// DCT-III output by 1 instead of sqrt(m/L): with orthonormal transforms the m output
+	// rows then hold exactly the energy of the kept coefficients, sum_k Y[k]^2 per channel
+	// (sqrt(m/L) instead keeps the DC level, i.e. the mean, of the span).
+	KeepHigh, EnergyScale bool
 }
 
 func (p CompressParams) validate(cache *engine.Tensor) error {
@@ -265,7 +272,14 @@ func (o *Ops) compress(rec *engine.Recorder, cache *engine.Tensor, scratch *engi
 			mp := c.params(s)
 			mp.n, mp.nb, mp.len, mp.kept = uint32(a.conv), uint32(b.conv), uint32(p.Span), uint32(p.Kept)
 			mp.chirpa, mp.wa, mp.chirpb, mp.wb = uint32(a.chirpOff), uint32(a.wOff), uint32(b.chirpOff), uint32(b.wOff)
-			mp.scale = float32(1 / (2 * float64(p.Span)))
+			scale := 1 / (2 * float64(p.Span))
+			if p.EnergyScale {
+				scale *= math.Sqrt(float64(p.Span) / float64(p.Kept))
+			}
+			mp.scale = float32(scale)
+			if p.KeepHigh {
+				mp.kfirst = uint32(p.Span - p.Kept)
+			}
 			if err := c.rows(s, dctVariant{entry: "mid", bla: a.blue, blb: b.blue}, mp, p.Kept/2+1+b.conv-p.Kept, g.binding, a, b); err != nil {
 				return err
 			}

@@ -1,6 +1,6 @@
 // DCT family: orthonormal DCT-II and DCT-III along the rows (the sequence axis) of
-// [rows, C] matrices, and the FreqKV compression y = sqrt(m/L) * DCT-III_m(DCT-II_L(x)[0:m])
-// in place in a KV cache. Launchers and the full design: compress.go.
+// [rows, C] matrices, and the FreqKV compression y = c * DCT-III_m(DCT-II_L(x)[k0:k0+m])
+// in place in a KV cache (c = sqrt(m/L) or 1, k0 = 0 or L-m: CompressParams). Launchers and the full design: compress.go.
 //
 // Every transform is a chain of barrier-free Stockham FFT passes over global memory,
 // batched over columns. A column is one "quad" of 4 consecutive channels of one matrix,
@@ -50,6 +50,7 @@ struct Params {
   scale: f32,
   batches: u32, // matrices (move)
   koff: u32,    // first k (y) of this dispatch (fftpass)
+  kfirst: u32,  // mid: first DCT-II coefficient kept (0: the lowest m; L-m: the highest m)
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -189,9 +190,11 @@ fn writeU(k: u32, col: u32, xk: vec4<f32>, xm: vec4<f32>) {
 }
 
 // Compression middle step: stage A output (DFT of the packed, reordered span) to the
-// stage B input (packed DCT-III spectrum of the first m coefficients). U[i] and U[m-i]
-// need the same X[i] and X[m-i]: invocation i <= m/2 writes both; invocations past m/2
-// zero the Bluestein padding rows m..nb-1.
+// stage B input (packed DCT-III spectrum of the m kept coefficients Y[j] = X[kfirst + j]).
+// U[i] and U[m-i] need the same Y[i] and Y[m-i]: invocation i <= m/2 writes both;
+// invocations past m/2 zero the Bluestein padding rows m..nb-1. The collapsed scale
+// assumes Y[0] is a DC coefficient (orthonormal weight sqrt(1/L), half of the others'
+// sqrt(2/L)); with kfirst > 0 it is not, so Y[0] gets the missing sqrt(2).
 // Dispatch: (ceil(cols/WGX), m/2 + 1 + nb - m rows / WGY, in chunks from p.goff, 1).
 @compute @workgroup_size(WGX, WGY, 1)
 fn mid(@builtin(global_invocation_id) gid: vec3<u32>) {
@@ -204,10 +207,11 @@ fn mid(@builtin(global_invocation_id) gid: vec3<u32>) {
     if (k < p.nb) { work[p.dst + k * p.cols + col] = vec4<f32>(0.0); }
     return;
   }
-  let xi = xraw(i, col);
+  var xi = xraw(p.kfirst + i, col);
+  if (i == 0u && p.kfirst > 0u) { xi = xi * 1.4142135623730951; }
   let mi = p.kept - i;
   var xm = vec4<f32>(0.0);
-  if (i > 0u) { xm = xraw(mi, col); }
+  if (i > 0u) { xm = xraw(p.kfirst + mi, col); }
   writeU(i, col, xi, xm);
   if (i > 0u && mi != i) { writeU(mi, col, xm, xi); }
 }

@@ -51,8 +51,8 @@ func (o *Ops) dctKernel(v dctVariant) (*engine.Kernel, error) {
 type dctUniform struct {
 	n, ns, stride, tstep, goff, cols, quads, src, dst, len, kept, row0, bstride, ch, c0, c1,
 	base, nb, twa, chirpa, filta, wa, chirpb, wb uint32
-	scale         float32
-	batches, koff uint32
+	scale                 float32
+	batches, koff, kfirst uint32
 }
 
 // slice is one batch of columns run through the whole chain: matrices [b0, b0+nb) of the

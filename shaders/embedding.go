@@ -19,7 +19,7 @@ type embeddingUniform struct {
 
 // Embedding records out[i, :] = table[ids[i], :], dequantised to f32, for
 // the first t ids: ids is u32 with at least t elements, table a [V, D]
-// weight of f32, f16, q8_0 or q4_0, and out f32 with at least t rows of D
+// weight of f32, f16, q8_0, q4_0 or a K-quant, and out f32 with at least t rows of D
 // (row stride D). It records one dispatch per table part, each writing the
 // rows whose ids fall in its rows. An id >= V reads nothing and yields a row
 // of NaN (the runtime validates ids before upload; this keeps a bad one
@@ -31,7 +31,7 @@ func (o *Ops) Embedding(rec *engine.Recorder, ids *engine.Tensor, table *engine.
 	what := fmt.Sprintf("embedding %q", table.Label)
 	code, ok := weightCode(table.DType)
 	if !ok {
-		return fmt.Errorf("%s: table type %s is not supported (f32, f16, q8_0, q4_0)", what, table.DType)
+		return fmt.Errorf("%s: table type %s is not supported (f32, f16, q8_0, q4_0, q4_1, q5_0, q5_1, iq4_nl, q4_k, q5_k, q6_k)", what, table.DType)
 	}
 	d := table.Cols
 	if t < 1 || d < 1 || table.Rows < 1 {
@@ -55,7 +55,11 @@ func (o *Ops) Embedding(rec *engine.Recorder, ids *engine.Tensor, table *engine.
 	if err := checkParts(what, table); err != nil {
 		return err
 	}
-	k, err := o.kernel("embedding.wgsl", "embedding", engine.Constants{"WTYPE": u(code), "WG": u(embeddingWG)})
+	file := "embedding.wgsl"
+	if code >= 4 {
+		file = "embedding_k.wgsl"
+	}
+	k, err := o.kernel(file, "embedding", engine.Constants{"WTYPE": u(code), "WG": u(embeddingWG)})
 	if err != nil {
 		return err
 	}

@@ -3,6 +3,7 @@ package shaders
 import (
 	"fmt"
 	"math"
+	"strings"
 
 	"github.com/freqkv/freqkv/engine"
 )
@@ -17,6 +18,12 @@ type MatMulOptions struct {
 	Bias *engine.Tensor
 	// Kernel forces a kernel (tests, benchmarks); zero picks by adapter and shape.
 	Kernel MatMulKernel
+	// StorageX keeps x in a storage binding in the rows kernel, where it would
+	// otherwise go through a uniform binding (tests, benchmarks).
+	StorageX bool
+	// UniformX reads x through a uniform binding in the rows kernel for f32 and
+	// f16 weights too, where it fits (tests, benchmarks).
+	UniformX bool
 	// NarrowLoads forces the 32-bit-load kernels of matmul.wgsl for f32 and
 	// f16 weights even where K allows the 16-byte loads of matmul_vec4.wgsl
 	// (tests, benchmarks).
@@ -91,6 +98,9 @@ func matmulShader(t engine.DType, k int, narrow bool) (file string, rows int) {
 	switch {
 	case t == engine.Q8_0 || t == engine.Q4_0:
 		return "matmul_q.wgsl", 4
+	case t == engine.Q4_K || t == engine.Q5_K || t == engine.Q6_K ||
+		t == engine.Q4_1 || t == engine.Q5_0 || t == engine.Q5_1 || t == engine.IQ4_NL:
+		return "matmul_k.wgsl", 4
 	case !narrow && (t == engine.F32 && k%4 == 0 || t == engine.F16 && k%8 == 0):
 		return "matmul_vec4.wgsl", 4
 	}
@@ -108,8 +118,10 @@ type matmulUniform struct {
 }
 
 // MatMul records y = x·Wᵀ for m rows: x is f32 [m, K] (row stride K, the
-// first m*K elements of x), W is [N, K] of f32, f16, q8_0 or q4_0, and y is
-// f32 [m, N] (row stride N). Quantised weights need K a multiple of 32.
+// first m*K elements of x), W is [N, K] of f32, f16, q8_0, q4_0, q4_1, q5_0,
+// q5_1, iq4_nl, q4_k, q5_k or q6_k, and y is
+// f32 [m, N] (row stride N). Quantised weights need K a multiple of their
+// block: 32, or 256 for the K-quants (q4_k, q5_k, q6_k).
 // It records one dispatch per weight part; part i writes y's columns
 // [w.Row0(i), w.Row0(i)+rows). y must not share a buffer with x or the bias.
 func (o *Ops) MatMul(rec *engine.Recorder, x *engine.Tensor, w *engine.Weight, y *engine.Tensor, m int, opt MatMulOptions) error {
@@ -119,7 +131,7 @@ func (o *Ops) MatMul(rec *engine.Recorder, x *engine.Tensor, w *engine.Weight, y
 	what := fmt.Sprintf("matmul %q", w.Label)
 	code, ok := weightCode(w.DType)
 	if !ok {
-		return fmt.Errorf("%s: weight type %s is not supported (f32, f16, q8_0, q4_0)", what, w.DType)
+		return fmt.Errorf("%s: weight type %s is not supported (f32, f16, q8_0, q4_0, q4_1, q5_0, q5_1, iq4_nl, q4_k, q5_k, q6_k)", what, w.DType)
 	}
 	n, k := w.Rows, w.Cols
 	if m < 1 || n < 1 || k < 1 {
@@ -168,6 +180,13 @@ func (o *Ops) MatMul(rec *engine.Recorder, x *engine.Tensor, w *engine.Weight, y
 		return fmt.Errorf("%s: %d rows of x are too many for the %s kernel", what, m, kern)
 	}
 	file, perInv := matmulShader(w.DType, k, opt.NarrowLoads)
+	xBinding := x.Binding()
+	// x through a uniform binding: measured faster for the block types (whose
+	// matvec loads 4-8 x values per weight word), not for f16 (BenchmarkMatVecUniformX,
+	// BenchmarkMediumDecodeUniformX); tests force it for f32/f16 with UniformX.
+	uniformX := kern == MatMulRows && !opt.StorageX && !o.StorageX &&
+		(file == "matmul_q.wgsl" || opt.UniformX && file == "matmul_vec4.wgsl") &&
+		uint64(4*m*k) <= o.Dev.MaxUniformBinding() && x.Offset%uint64(o.Dev.Limits.MinUniformBufferOffsetAlignment) == 0
 	var entry string
 	var wg int
 	c := engine.Constants{"WTYPE": u(code), "TM": u(tiledTM), "TN": u(tiledTN), "R": u(perInv)}
@@ -181,6 +200,8 @@ func (o *Ops) MatMul(rec *engine.Recorder, x *engine.Tensor, w *engine.Weight, y
 			units = k / (4 + 4*code) // 16 bytes: 4 f32 or 8 f16
 		case "matmul_q.wgsl":
 			units = k / 8 // quarter blocks
+		case "matmul_k.wgsl":
+			units = k / 32 // units of 32 elements
 		}
 		entry, wg = "matvec_wg", groupsWG(units)
 	case MatMulTiled:
@@ -189,6 +210,13 @@ func (o *Ops) MatMul(rec *engine.Recorder, x *engine.Tensor, w *engine.Weight, y
 		return fmt.Errorf("%s: unknown kernel %s", what, kern)
 	}
 	c["WG"] = u(wg)
+	if uniformX {
+		// The rows kernel with x in a uniform binding (matmul_*_ux.wgsl): the
+		// binding covers exactly x's m rows, the array's declared size.
+		file = strings.TrimSuffix(file, ".wgsl") + "_ux.wgsl"
+		c["XV"] = u(m * k / 4)
+		xBinding = engine.Binding{Buf: x.Buf, Offset: x.Offset, Size: uint64(4 * m * k)}
+	}
 	kernel, err := o.kernel(file, entry, c)
 	if err != nil {
 		return err
@@ -208,7 +236,7 @@ func (o *Ops) MatMul(rec *engine.Recorder, x *engine.Tensor, w *engine.Weight, y
 		case MatMulTiled:
 			groups = [3]uint32{uint32(ceilDiv(ceilDiv(rows, tiledTN), wg)), uint32(ceilDiv(m, tiledTM)), 1}
 		}
-		if err := rec.Dispatch(kernel, params, groups, x.Binding(), part.Binding(), biasBinding, y.Binding()); err != nil {
+		if err := rec.Dispatch(kernel, params, groups, xBinding, part.Binding(), biasBinding, y.Binding()); err != nil {
 			return fmt.Errorf("%s part %d: %w", what, i, err)
 		}
 	}

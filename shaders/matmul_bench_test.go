@@ -1,8 +1,10 @@
 package shaders_test
 
 import (
+	"encoding/binary"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"testing"
 	"time"
 
@@ -23,7 +25,9 @@ const matmulReps = 20
 var benchTypes = []struct {
 	dt engine.DType
 	gt ggml.Type
-}{{engine.F32, ggml.F32}, {engine.F16, ggml.F16}, {engine.Q8_0, ggml.Q8_0}, {engine.Q4_0, ggml.Q4_0}}
+}{{engine.F32, ggml.F32}, {engine.F16, ggml.F16}, {engine.Q8_0, ggml.Q8_0}, {engine.Q4_0, ggml.Q4_0},
+	{engine.Q4_1, ggml.Q4_1}, {engine.Q5_0, ggml.Q5_0}, {engine.Q5_1, ggml.Q5_1}, {engine.IQ4_NL, ggml.IQ4_NL},
+	{engine.Q4_K, ggml.Q4_K}, {engine.Q5_K, ggml.Q5_K}, {engine.Q6_K, ggml.Q6_K}}
 
 // benchWeight uploads a random [n, k] weight of type dt.
 func benchWeight(b *testing.B, dev *engine.Device, dt engine.DType, gt ggml.Type, n, k int) *engine.Weight {
@@ -33,8 +37,11 @@ func benchWeight(b *testing.B, dev *engine.Device, dt engine.DType, gt ggml.Type
 	for i := range v {
 		v[i] = r.Float32()*2 - 1
 	}
-	raw, err := ggml.Quantize(gt, v)
-	if err != nil {
+	var raw []byte
+	var err error
+	if !gt.CanQuantize() {
+		raw = kquantBlocks(r, gt, n*k)
+	} else if raw, err = ggml.Quantize(gt, v); err != nil {
 		b.Fatal(err)
 	}
 	w, err := dev.UploadWeight("w", dt, n, k, raw, 0)
@@ -43,6 +50,23 @@ func benchWeight(b *testing.B, dev *engine.Device, dt engine.DType, gt ggml.Type
 	}
 	b.Cleanup(w.Release)
 	return w
+}
+
+// kquantBlocks is n elements of random blocks of a type ggml.Quantize lacks,
+// with small finite scales (any bytes are valid quants).
+func kquantBlocks(r *rand.Rand, t ggml.Type, n int) []byte {
+	bb := t.BlockBytes()
+	raw := make([]byte, n/t.BlockSize()*bb)
+	for i := range raw {
+		raw[i] = byte(r.Uint32())
+	}
+	scales := map[ggml.Type][]int{ggml.Q4_K: {0, 2}, ggml.Q5_K: {0, 2}, ggml.Q6_K: {208}, ggml.Q5_0: {0}, ggml.Q5_1: {0, 2}, ggml.IQ4_NL: {0}}[t]
+	for b := 0; b < len(raw); b += bb {
+		for _, o := range scales {
+			binary.LittleEndian.PutUint16(raw[b+o:], ggml.F32ToF16(0.01))
+		}
+	}
+	return raw
 }
 
 func benchTensor(b *testing.B, dev *engine.Device, rows, cols int) *engine.Tensor {
@@ -167,6 +191,55 @@ func BenchmarkPrefill(b *testing.B) {
 			b.Run(fmt.Sprintf("M%d_N%d_K%d/%s", m, n, k, bt.dt), func(b *testing.B) {
 				products := runProduct(b, ops, x, w, y, m, shaders.MatMulOptions{})
 				b.ReportMetric(2*float64(m*n*k)*float64(products)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
+			})
+		}
+	}
+}
+
+// BenchmarkMatVecUniformX compares the rows kernel with x in a storage binding
+// and in a uniform one side by side: rounds alternate between the two in one
+// process (the machine is shared, so only ratios measured together mean
+// anything), and the ratio of their median times is reported.
+func BenchmarkMatVecUniformX(b *testing.B) {
+	dev := gputest.Device(b)
+	ops := shaders.New(dev)
+	for _, s := range [][2]int{{1024, 1024}, {2816, 1024}, {1024, 2816}} {
+		n, k := s[0], s[1]
+		x, y := benchTensor(b, dev, 1, k), benchTensor(b, dev, 1, n)
+		for _, bt := range benchTypes[1:] {
+			w := benchWeight(b, dev, bt.dt, bt.gt, n, k)
+			b.Run(fmt.Sprintf("%dx%d/%s", n, k, bt.dt), func(b *testing.B) {
+				opts := []shaders.MatMulOptions{{Kernel: shaders.MatMulRows, StorageX: true}, {Kernel: shaders.MatMulRows, UniformX: true}}
+				var times [2][]time.Duration
+				round := func(opt shaders.MatMulOptions) time.Duration {
+					rec := ops.Dev.NewRecorder()
+					for range matmulReps {
+						if err := ops.MatMul(rec, x, w, y, 1, opt); err != nil {
+							b.Fatal(err)
+						}
+					}
+					start := time.Now()
+					if err := rec.SubmitAndWait(); err != nil {
+						b.Fatal(err)
+					}
+					return time.Since(start)
+				}
+				round(opts[0])
+				round(opts[1])
+				for b.Loop() {
+					for i, opt := range opts {
+						times[i] = append(times[i], round(opt))
+					}
+				}
+				med := func(d []time.Duration) float64 {
+					d = append([]time.Duration(nil), d...)
+					slices.Sort(d)
+					return d[len(d)/2].Seconds()
+				}
+				gbs := func(i int) float64 { return float64(w.Bytes()) * matmulReps / med(times[i]) / 1e9 }
+				b.ReportMetric(gbs(0), "GB/s-storage")
+				b.ReportMetric(gbs(1), "GB/s-uniform")
+				b.ReportMetric(med(times[0])/med(times[1]), "speedup")
 			})
 		}
 	}

@@ -30,7 +30,7 @@ func (o *Ops) MatMulBackwardX(rec *engine.Recorder, dy *engine.Tensor, w *engine
 	}
 	what := fmt.Sprintf("matmul backward %q", w.Label)
 	code, ok := weightCode(w.DType)
-	if !ok {
+	if !ok || code > 3 { // matmul_bwd.wgsl decodes f32, f16, q8_0 and q4_0 only
 		return fmt.Errorf("%s: weight type %s is not supported (f32, f16, q8_0, q4_0)", what, w.DType)
 	}
 	n, k := w.Rows, w.Cols

@@ -20,6 +20,20 @@ func weightCode(t engine.DType) (int, bool) {
 		return 2, true
 	case engine.Q4_0:
 		return 3, true
+	case engine.Q4_K:
+		return 4, true
+	case engine.Q5_K:
+		return 5, true
+	case engine.Q6_K:
+		return 6, true
+	case engine.Q4_1:
+		return 7, true
+	case engine.Q5_0:
+		return 8, true
+	case engine.Q5_1:
+		return 9, true
+	case engine.IQ4_NL:
+		return 10, true
 	}
 	return 0, false
 }

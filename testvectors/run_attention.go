@@ -8,7 +8,14 @@ import (
 )
 
 func init() {
-	register("attention", func(r *Run, v *Vector) (map[string][]float64, error) {
+	register("attention", attentionRunner(false))
+	register("attention_mass", attentionRunner(true))
+}
+
+// attentionRunner runs Attention, or with mass AttentionMass, whose mass tensor starts as
+// the input mass0 and is read back as the output mass.
+func attentionRunner(withMass bool) func(r *Run, v *Vector) (map[string][]float64, error) {
+	return func(r *Run, v *Vector) (map[string][]float64, error) {
 		var p shaders.AttentionParams
 		var neox, maxPos int
 		for name, dst := range map[string]*int{
@@ -69,8 +76,17 @@ func init() {
 		if err != nil {
 			return nil, err
 		}
-		return r.Submit(func(rec *engine.Recorder) error { return r.Ops.Attention(rec, q, k, val, rope, out, scratch, p) }, map[string]*engine.Tensor{"out": out})
-	})
+		if !withMass {
+			return r.Submit(func(rec *engine.Recorder) error { return r.Ops.Attention(rec, q, k, val, rope, out, scratch, p) }, map[string]*engine.Tensor{"out": out})
+		}
+		mass, err := r.Input(v, "mass0")
+		if err != nil {
+			return nil, err
+		}
+		return r.Submit(func(rec *engine.Recorder) error {
+			return r.Ops.AttentionMass(rec, q, k, val, rope, out, scratch, mass, p)
+		}, map[string]*engine.Tensor{"out": out, "mass": mass})
+	}
 }
 
 // temp allocates a tensor the run releases after the vector.

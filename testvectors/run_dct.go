@@ -53,6 +53,9 @@ func init() {
 			}
 			*dst = n
 		}
+		if err := ablation(v, &p); err != nil {
+			return nil, err
+		}
 		p.Batches, p.BatchStride = 1, p.Span
 		// compressed in place in a copy of x; the m rows are then copied into the
 		// poisoned output
@@ -86,6 +89,9 @@ func init() {
 			}
 			*dst = n
 		}
+		if err := ablation(v, &p); err != nil {
+			return nil, err
+		}
 		cache, err := r.Input(v, "cache")
 		if err != nil {
 			return nil, err
@@ -108,6 +114,30 @@ func init() {
 		}
 		return map[string][]float64{"y": y}, nil
 	})
+}
+
+// ablation reads the optional keep ("low" | "high") and scale ("amplitude" | "energy")
+// parameters of a compression vector; absent, they are the method's low and amplitude.
+func ablation(v *Vector, p *shaders.CompressParams) error {
+	if keep, ok := v.Params["keep"]; ok {
+		switch keep {
+		case "low":
+		case "high":
+			p.KeepHigh = true
+		default:
+			return fmt.Errorf("vector %s: keep %v: want low or high", v.Name, keep)
+		}
+	}
+	if scale, ok := v.Params["scale"]; ok {
+		switch scale {
+		case "amplitude":
+		case "energy":
+			p.EnergyScale = true
+		default:
+			return fmt.Errorf("vector %s: scale %v: want amplitude or energy", v.Name, scale)
+		}
+	}
+	return nil
 }
 
 // dctScratch allocates an f32 scratch tensor of n elements for the run.

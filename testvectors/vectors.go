@@ -188,6 +188,20 @@ func (a *Array) EngineDType() (engine.DType, error) {
 		return engine.Q8_0, nil
 	case "q4_0":
 		return engine.Q4_0, nil
+	case "q4_k":
+		return engine.Q4_K, nil
+	case "q5_k":
+		return engine.Q5_K, nil
+	case "q6_k":
+		return engine.Q6_K, nil
+	case "q4_1":
+		return engine.Q4_1, nil
+	case "q5_0":
+		return engine.Q5_0, nil
+	case "q5_1":
+		return engine.Q5_1, nil
+	case "iq4_nl":
+		return engine.IQ4_NL, nil
 	case "u32", "i32":
 		return engine.U32, nil
 	}
@@ -252,6 +266,16 @@ func (a *Array) byteLen() (int, error) {
 			return n / 32 * 34, nil
 		}
 		return n / 32 * 18, nil
+	case "q4_k", "q5_k", "q6_k":
+		if len(a.Shape) == 0 || a.Shape[len(a.Shape)-1]%256 != 0 {
+			return 0, fmt.Errorf("%s arrays need rows of a multiple of 256, shape %v", a.DType, a.Shape)
+		}
+		return n / 256 * map[string]int{"q4_k": 144, "q5_k": 176, "q6_k": 210}[a.DType], nil
+	case "q4_1", "q5_0", "q5_1", "iq4_nl":
+		if len(a.Shape) == 0 || a.Shape[len(a.Shape)-1]%32 != 0 {
+			return 0, fmt.Errorf("%s arrays need rows of a multiple of 32, shape %v", a.DType, a.Shape)
+		}
+		return n / 32 * map[string]int{"q4_1": 20, "q5_0": 22, "q5_1": 24, "iq4_nl": 18}[a.DType], nil
 	}
 	return 0, fmt.Errorf("unknown dtype %q", a.DType)
 }

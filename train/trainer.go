@@ -122,6 +122,9 @@ type buffers struct {
 // New prepares training of m (loaded from f) under cfg.
 func New(m *llama.Model, f *gguf.File, cfg Config) (*Trainer, error) {
 	h := m.H
+	if err := m.PlainForward(); err != nil {
+		return nil, fmt.Errorf("training this model: %w", err)
+	}
 	if cfg.SeqLen < 2 {
 		return nil, fmt.Errorf("training sequences need at least 2 tokens, got %d", cfg.SeqLen)
 	}

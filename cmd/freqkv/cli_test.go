@@ -168,18 +168,19 @@ func TestBadFlags(t *testing.T) {
 	}{
 		{[]string{}, "Usage"},
 		{[]string{"frobnicate"}, "unknown command"},
-		{[]string{"generate"}, "-m MODEL"},
+		{[]string{"generate", "--tokenizer", "tok.bin"}, "without -m"},
 		{[]string{"generate", "-m", "/nonexistent.gguf"}, "nonexistent"},
-		{[]string{"generate", "-m", model, "--cache", "lru"}, "full, window or freqkv"},
-		{[]string{"generate", "-m", model, "--kv", "f8"}, "f16 or f32"},
+		{[]string{"generate", "-m", model, "--cache", "lru"}, "full, window, freqkv or h2o"},
+		{[]string{"generate", "-m", model, "--kv", "f8"}, "--kv \"f8\": use f16, f32, q8_0 or q4_0"},
+		{[]string{"generate", "-m", model, "--kv-v", "q5_0"}, "--kv-v \"q5_0\": use f16, f32, q8_0 or q4_0"},
 		{[]string{"generate", "-m", model, "--cache-size", "8", "--sink", "4", "--recent", "4"}, "sink"},
 		{[]string{"generate", "-m", model, "--ratio", "1.5"}, "--ratio 1.5: retaining ratio 1.5 is outside (0, 1)"},
 		{[]string{"generate", "-m", model, "--ratio", "NaN"}, "--ratio NaN"},
 		{[]string{"generate", "-m", model, "--cache-size", "0"}, "--cache-size 0: a freqkv cache of 0 rows holds nothing"},
 		{[]string{"generate", "-m", model, "--cache", "full", "--cache-size", "-5"}, "--cache-size -5"},
 		{[]string{"generate", "-m", model, "--cache", "window", "--cache-size", "4", "--sink", "4"}, "--cache-size 4, --sink 4: a window of 4 rows"},
-		{[]string{"generate", "-m", model, "--cache", "full", "--ratio", "0.3"}, "--ratio applies to --cache freqkv, not full"},
-		{[]string{"generate", "-m", model, "--cache", "window", "--recent", "2"}, "--recent applies to --cache freqkv, not window"},
+		{[]string{"generate", "-m", model, "--cache", "full", "--ratio", "0.3"}, "--ratio applies to --cache freqkv or h2o, not full"},
+		{[]string{"generate", "-m", model, "--cache", "window", "--recent", "2"}, "--recent applies to --cache freqkv or h2o, not window"},
 		{[]string{"generate", "-m", model, "--batch", "0"}, "--batch 0 must be at least 1"},
 		{[]string{"generate", "-m", model, "--cache-size", "100000000", "--kv", "f32"}, "the most that fits is --cache-size"},
 		{[]string{"generate", "-m", model, "--cache", "full", "--cache-size", "100000000"}, "the most that fits is --cache-size"},
@@ -198,6 +199,7 @@ func TestBadFlags(t *testing.T) {
 		{[]string{"bench", "--preset", "huge"}, "tiny, medium"},
 		{[]string{"bench", "--ctx", "12,x"}, "not a positive integer"},
 		{[]string{"bench", "--cache", "full,lru"}, "lru"},
+		{[]string{"bench", "--compress", "later"}, "--compress \"later\": use spread, whole"},
 		{[]string{"info"}, "MODEL"},
 		{[]string{"convert", "-m", model}, "--tokenizer"},
 		{[]string{"tokenize", "-m", model, "--ids", "--pieces"}, "exclude"},
@@ -265,5 +267,35 @@ func TestTokenizeSharedVectors(t *testing.T) {
 			require.NoError(t, err, "%s input %d", name, i)
 			require.Equal(t, strings.Join(strings.Fields(want[i]), " "), strings.TrimSpace(string(got)), "%s input %d %q", name, i, text)
 		}
+	}
+}
+
+// TestBenchCompressSchedules: bench measures both compression schedules side by side and
+// reports the time between tokens, the compressing steps' times and the dispatches per
+// decode step.
+func TestBenchCompressSchedules(t *testing.T) {
+	gputest.Device(t)
+	r := runCLI(t, "bench", "--ctx", "40", "--decode", "60", "--cache", "freqkv", "--cache-size", "32", "--compress", "spread,whole", "--json")
+	require.Equal(t, 0, r.code, r.stderr)
+	var out struct {
+		Results []struct {
+			Cache        string  `json:"cache"`
+			Compressions int     `json:"compressions"`
+			P50          float64 `json:"step_p50_ms"`
+			Max          float64 `json:"step_max_ms"`
+			CompressMax  float64 `json:"compress_step_max_ms"`
+			Dispatches   int     `json:"decode_dispatches"`
+		} `json:"results"`
+	}
+	require.NoError(t, json.Unmarshal([]byte(r.stdout), &out), r.stdout)
+	require.Len(t, out.Results, 2)
+	for i, want := range []string{"freqkv", "freqkv-whole"} {
+		row := out.Results[i]
+		require.Equal(t, want, row.Cache)
+		require.Greater(t, row.Compressions, 1)
+		require.Greater(t, row.P50, 0.0)
+		require.GreaterOrEqual(t, row.Max, row.P50)
+		require.Greater(t, row.CompressMax, 0.0)
+		require.Greater(t, row.Dispatches, 10)
 	}
 }

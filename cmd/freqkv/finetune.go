@@ -155,7 +155,7 @@ func runFinetune(args []string) error {
 		return err
 	}
 	defer dev.Close()
-	m, err := llama.Load(dev, f, llama.LoadOptions{})
+	m, err := llama.Load(dev, f, llama.LoadOptions{BackwardTypes: true})
 	if err != nil {
 		return err
 	}
@@ -393,15 +393,27 @@ func trainSpec(fs *pflag.FlagSet, cf *cacheFlags, dev *engine.Device, trained, c
 	if fs.Changed("kv") && cf.kv != "f32" {
 		return kvcache.Spec{}, usagef("--kv %s: training keeps keys and values in f32", cf.kv)
 	}
+	for _, f := range []struct{ name, v string }{{"kv-k", cf.kvK}, {"kv-v", cf.kvV}} {
+		if fs.Changed(f.name) && f.v != "f32" {
+			return kvcache.Spec{}, usagef("--%s %s: training keeps keys and values in f32", f.name, f.v)
+		}
+	}
 	if fs.Changed("batch") {
 		return kvcache.Spec{}, usagef("--batch does not apply to finetune: each cache segment runs as one step")
 	}
-	cf.kv = "f32"
+	cf.kv, cf.kvK, cf.kvV = "f32", "", ""
 	size := trained
 	if kinds[0] == kvcache.Full {
 		size = ctx
 	}
-	return cf.spec(dev, kinds[0], size)
+	s, err := cf.spec(dev, kinds[0], size)
+	if err != nil {
+		return s, err
+	}
+	if err := s.CheckMethodOnly(); err != nil { // h2o, ablations, per-layer: inference only
+		return s, cf.explain(s, err)
+	}
+	return s, nil
 }
 
 // writeAdapter writes a to path through a temporary file.

@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"sort"
+	"strings"
 
 	"github.com/freqkv/freqkv/engine"
 	"github.com/freqkv/freqkv/kvcache"
@@ -22,11 +23,15 @@ func init() {
 // gpuType says which type the GPU kernels use for a tensor type.
 func gpuType(t ggml.Type) string {
 	switch t {
-	case ggml.F32, ggml.F16, ggml.Q8_0, ggml.Q4_0:
+	case ggml.F32, ggml.F16, ggml.Q8_0, ggml.Q4_0, ggml.Q4_K, ggml.Q5_K, ggml.Q6_K,
+		ggml.Q4_1, ggml.Q5_0, ggml.Q5_1, ggml.IQ4_NL:
 		return t.String()
 	case ggml.BF16:
 		return "F16 (converted at load)"
 	default:
+		if !t.CanDequantize() {
+			return "unsupported: loading refuses it"
+		}
 		return "Q8_0 (converted at load)"
 	}
 }
@@ -55,9 +60,11 @@ func runInfo(args []string) error {
 	if err != nil {
 		return err
 	}
-	if err := model.CheckTensors(f, h); err != nil {
-		return err
+	problems, unused := model.TensorReport(f, h)
+	if len(problems) > 0 {
+		return model.CheckTensors(f, h)
 	}
+	ignored := model.IgnoredKeys(f)
 	types := map[string]int{}
 	var params uint64
 	for _, t := range f.Tensors {
@@ -98,7 +105,8 @@ func runInfo(args []string) error {
 		enc.SetIndent("", "  ")
 		return enc.Encode(map[string]any{
 			"file": mf.path, "gguf_version": f.Version, "hparams": h, "parameters": params, "tensor_types": types,
-			"tokenizer": tokDesc, "freqkv_default": specJSON(spec), "kv_memory": mems,
+			"tokenizer": tokDesc, "freqkv_default": specJSON(spec), "kv_memory": mems, "rope_type": h.RopeType(),
+			"unused_tensors": unused, "ignored_keys": ignored,
 		})
 	}
 	format := fmt.Sprintf("GGUF v%d", f.Version)
@@ -112,7 +120,13 @@ func runInfo(args []string) error {
 	if h.RopeNeoX {
 		rope = "split halves (NeoX)"
 	}
-	fmt.Fprintf(stdout, "rope         %s, dim %d, base %g, scaling %s x%g\n", rope, h.RopeDim, h.RopeBase, h.RopeScaling, h.RopeScale)
+	fmt.Fprintf(stdout, "rope         %s, dim %d, base %g, type %s%s\n", rope, h.RopeDim, h.RopeBase, h.RopeType(), ropeDetail(h))
+	if h.QKNorm {
+		fmt.Fprintf(stdout, "attention    RMS-normalised queries and keys per head before RoPE\n")
+	}
+	if h.SlidingWindow > 0 {
+		fmt.Fprintf(stdout, "attention    sliding window of %d tokens on every layer\n", h.SlidingWindow)
+	}
 	fmt.Fprintf(stdout, "context      %d (trained), rms eps %.3g, vocab %d, output %s\n", h.ContextLength, h.RMSEps, h.Vocab, map[bool]string{true: "tied to token_embd", false: "separate"}[h.TiedOutput])
 	names := make([]string, 0, len(types))
 	for n := range types {
@@ -128,6 +142,12 @@ func runInfo(args []string) error {
 			}
 		}
 		fmt.Fprintf(stdout, "tensors      %3d x %-5s -> GPU %s\n", types[n], n, gpuType(t))
+	}
+	if len(unused) > 0 {
+		fmt.Fprintf(stdout, "unused       %d tensors the engine would not use, so it refuses the file: %s\n", len(unused), listSome(unused, 6))
+	}
+	if len(ignored) > 0 {
+		fmt.Fprintf(stdout, "ignored keys %s (unknown to the engine; llama.cpp ignores unknown keys too)\n", listSome(ignored, 6))
 	}
 	fmt.Fprintf(stdout, "tokenizer    %s\n", tokDesc)
 	fmt.Fprintf(stdout, "KV cache (f16; %s):\n", describe(spec))
@@ -146,4 +166,37 @@ func isGGUF(path string) bool {
 	var magic [4]byte
 	_, err = io.ReadFull(f, magic[:])
 	return err == nil && string(magic[:]) == "GGUF"
+}
+
+// ropeDetail describes the rope type's parameters.
+func ropeDetail(h model.HParams) string {
+	var parts []string
+	if h.RopeScaling != "none" {
+		parts = append(parts, fmt.Sprintf("%s x%g", h.RopeScaling, h.RopeScale))
+	}
+	if h.RopeScaling == "yarn" {
+		y := h.Yarn
+		parts = append(parts, fmt.Sprintf("original context %d, ext %g, attn %g, beta %g/%g", y.OrigContext, y.ExtFactor, y.AttnFactor, y.BetaFast, y.BetaSlow))
+	}
+	if h.RopeFactors {
+		parts = append(parts, "per-frequency factors from rope_freqs.weight")
+	}
+	if h.LongRope {
+		parts = append(parts, fmt.Sprintf("rope_factors_short up to %d positions, rope_factors_long past them", h.LongRopeContext))
+	}
+	if h.RopeAttnFactor != 0 {
+		parts = append(parts, fmt.Sprintf("cos and sin scaled by %g", h.RopeAttnFactor))
+	}
+	if len(parts) == 0 {
+		return ", no scaling"
+	}
+	return " (" + strings.Join(parts, "; ") + ")"
+}
+
+// listSome joins the first n names and counts the rest.
+func listSome(names []string, n int) string {
+	if len(names) <= n {
+		return strings.Join(names, ", ")
+	}
+	return fmt.Sprintf("%s and %d more", strings.Join(names[:n], ", "), len(names)-n)
 }

@@ -25,6 +25,9 @@ type command struct {
 	args    string
 	summary string
 	run     func(args []string) error
+	// ownSignals: the command handles SIGINT and SIGTERM itself (serve
+	// drains, chat stops a reply) instead of the default of signals.go.
+	ownSignals bool
 }
 
 var commands []command
@@ -60,7 +63,9 @@ func run(args []string) int {
 	}
 	for _, c := range commands {
 		if c.name == args[0] {
-			handleSignals()
+			if !c.ownSignals {
+				handleSignals()
+			}
 			err := c.run(args[1:])
 			if ferr := stdout.flush(); err == nil {
 				err = ferr

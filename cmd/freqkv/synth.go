@@ -18,7 +18,7 @@ func runSynth(args []string) error {
 minimal SentencePiece vocabulary) to a file, so other engines can run the same model:
 bench/peer compares freqkv and llama.cpp on these files.`)
 	preset := fs.String("preset", "medium", "model shape: tiny, medium or llama2-7b-4l")
-	weights := fs.String("weights", "", "weight type: f32, f16, q8_0 or q4_0 (default: the preset's)")
+	weights := fs.String("weights", "", "weight type: "+weightTypeNames+" (default: the preset's)")
 	seed := fs.Uint64("seed", 1, "weights are a function of the seed and each tensor's name")
 	out := fs.StringP("output", "o", "", "GGUF file to write")
 	if err := parse(fs, args); err != nil {

@@ -2,6 +2,7 @@ package cpuref
 
 import (
 	"fmt"
+	"sort"
 
 	"github.com/freqkv/freqkv/freqkv"
 )
@@ -33,9 +34,11 @@ func positions(first, n int) []int {
 	return p
 }
 
-// fullCache keeps every row: row j has position j.
+// fullCache keeps every row: row j has position j. With a sliding window W (Mistral), the
+// query at row r sees only rows r-W+1..r, at their own positions.
 type fullCache struct {
 	keys, values [][]float64
+	window       int // 0: no window
 }
 
 func (c *fullCache) put(first int, keys, values [][]float64) ([]view, error) {
@@ -44,7 +47,11 @@ func (c *fullCache) put(first int, keys, values [][]float64) ([]view, error) {
 	views := make([]view, len(keys))
 	for i := range views {
 		r := first + i
-		views[i] = view{keys: c.keys[:r+1], values: c.values[:r+1], keyPos: positions(0, r+1), queryPos: r}
+		lo := 0
+		if c.window > 0 {
+			lo = max(0, r-c.window+1)
+		}
+		views[i] = view{keys: c.keys[lo : r+1], values: c.values[lo : r+1], keyPos: positions(lo, r+1-lo), queryPos: r}
 	}
 	return views, nil
 }
@@ -144,3 +151,90 @@ func (c *freqkvCache) put(_ int, keys, values [][]float64) ([]view, error) {
 }
 
 func (c *freqkvCache) held() (keys, values [][]float64) { return c.ref.Keys(), c.ref.Values() }
+
+// heavyCache is the h2o policy (kvcache's HeavyHitter): on FreqKV's schedule, each KV head
+// keeps of the span [S, S+L) the m rows that received the most attention so far (ties to
+// the older row), in order, then the R recent rows. Heads keep different rows, so a cache
+// row is composite: head g's channels of row i are head g's i-th kept row; row i has
+// position i. mass[g][i] is the attention row i received from the query heads of g.
+type heavyCache struct {
+	cfg          freqkv.Config
+	kvHeads, hd  int
+	keys, values [][]float64
+	mass         [][]float64 // [kv head][row]
+}
+
+func newHeavyCache(cfg freqkv.Config, kvHeads, headDim int) *heavyCache {
+	return &heavyCache{cfg: cfg, kvHeads: kvHeads, hd: headDim, mass: make([][]float64, kvHeads)}
+}
+
+func (c *heavyCache) put(_ int, keys, values [][]float64) ([]view, error) {
+	n, rows := c.cfg.CacheSize, len(c.keys)
+	if rows == n {
+		c.evict()
+		rows = len(c.keys)
+	}
+	if rows+len(keys) > n {
+		// The eviction would need the attention of this group's earlier tokens.
+		return nil, fmt.Errorf("cpuref: an h2o cache takes a group only up to its next eviction (%d rows free, %d tokens); feed tokens one by one", n-rows, len(keys))
+	}
+	for i := range keys {
+		c.keys = append(c.keys, append([]float64(nil), keys[i]...))
+		c.values = append(c.values, append([]float64(nil), values[i]...))
+		for g := range c.mass {
+			c.mass[g] = append(c.mass[g], 0)
+		}
+	}
+	views := make([]view, len(keys))
+	for i := range views {
+		r := rows + i
+		views[i] = view{keys: c.keys[:r+1], values: c.values[:r+1], keyPos: positions(0, r+1), queryPos: r}
+	}
+	return views, nil
+}
+
+func (c *heavyCache) evict() {
+	s, l, m, r := c.cfg.Sink, c.cfg.Span(), c.cfg.Kept(), c.cfg.Recent
+	rows := s + m + r
+	keys, values := make([][]float64, rows), make([][]float64, rows)
+	for i := range rows {
+		keys[i] = make([]float64, c.kvHeads*c.hd)
+		values[i] = make([]float64, c.kvHeads*c.hd)
+	}
+	for g := range c.kvHeads {
+		span := make([]int, l)
+		for i := range span {
+			span[i] = s + i
+		}
+		mass := c.mass[g]
+		sort.SliceStable(span, func(a, b int) bool { return mass[span[a]] > mass[span[b]] })
+		kept := append([]int(nil), span[:m]...)
+		sort.Ints(kept)
+		src := make([]int, 0, rows)
+		for i := range s {
+			src = append(src, i)
+		}
+		src = append(src, kept...)
+		for j := range r {
+			src = append(src, s+l+j)
+		}
+		next := make([]float64, rows)
+		lo, hi := g*c.hd, (g+1)*c.hd
+		for i, from := range src {
+			copy(keys[i][lo:hi], c.keys[from][lo:hi])
+			copy(values[i][lo:hi], c.values[from][lo:hi])
+			next[i] = mass[from]
+		}
+		c.mass[g] = next
+	}
+	c.keys, c.values = keys, values
+}
+
+// addMass adds the probabilities one query head of KV head g gave rows 0.. .
+func (c *heavyCache) addMass(g int, probs []float64) {
+	for j, p := range probs {
+		c.mass[g][j] += p
+	}
+}
+
+func (c *heavyCache) held() (keys, values [][]float64) { return c.keys, c.values }

@@ -1,5 +1,5 @@
-// Package cpuref is the float64 CPU reference forward pass of LLaMA-family models (llama,
-// qwen2), the judge of the GPU runtime. It shares no code with the GPU path: every weight is
+// Package cpuref is the float64 CPU reference forward pass of LLaMA-family models (llama
+// with its linear, YaRN and Llama 3 rope types and sliding windows; qwen2; qwen3), the judge of the GPU runtime. It shares no code with the GPU path: every weight is
 // dequantised to float64 once, and every operation is a plain loop written for reading, in
 // the order of llama2.c's run.c.
 //
@@ -33,6 +33,9 @@ type Model struct {
 	Layers         []Layer
 	OutputNorm     []float64 // (dim,)
 	Output         []float64 // (vocab, dim); the token embedding itself when tied
+	RopeFactors    []float64 // (rope_dim/2,): rope_freqs.weight (Llama 3), nil where absent
+	RopeLong       []float64 // (rope_dim/2,): phi3's longrope factors for long contexts, nil where absent
+	RopeShort      []float64 // (rope_dim/2,): and for contexts within the original one
 }
 
 // Layer holds one transformer block's weights; q_dim = heads*head_dim, kv_dim = kv_heads*head_dim.
@@ -42,6 +45,8 @@ type Layer struct {
 	WK         []float64 // (kv_dim, dim)
 	WV         []float64 // (kv_dim, dim)
 	BQ, BK, BV []float64 // (q_dim,), (kv_dim,), (kv_dim,): qwen2's biases, nil where absent
+	QNorm      []float64 // (head_dim,): qwen3's per-head query RMS norm, nil where absent
+	KNorm      []float64 // (head_dim,): qwen3's per-head key RMS norm
 	WO         []float64 // (dim, q_dim)
 	FFNNorm    []float64 // (dim,)
 	WGate      []float64 // (ffn, dim)
@@ -66,6 +71,12 @@ func Load(f *gguf.File) (*Model, error) {
 		OutputNorm:     l.tensor("output_norm.weight"),
 	}
 	m.Output = m.TokenEmbedding
+	if hp.RopeFactors {
+		m.RopeFactors = l.tensor("rope_freqs.weight")
+	}
+	if hp.LongRope {
+		m.RopeLong, m.RopeShort = l.tensor("rope_factors_long.weight"), l.tensor("rope_factors_short.weight")
+	}
 	if !hp.TiedOutput {
 		m.Output = l.tensor("output.weight")
 	}
@@ -73,18 +84,20 @@ func Load(f *gguf.File) (*Model, error) {
 		p := fmt.Sprintf("blk.%d.", i)
 		m.Layers[i] = Layer{
 			AttnNorm: l.tensor(p + "attn_norm.weight"),
-			WQ:       l.tensor(p + "attn_q.weight"),
-			WK:       l.tensor(p + "attn_k.weight"),
-			WV:       l.tensor(p + "attn_v.weight"),
-			BQ:       l.optional(p + "attn_q.bias"),
-			BK:       l.optional(p + "attn_k.bias"),
-			BV:       l.optional(p + "attn_v.bias"),
-			WO:       l.tensor(p + "attn_output.weight"),
-			FFNNorm:  l.tensor(p + "ffn_norm.weight"),
-			WGate:    l.tensor(p + "ffn_gate.weight"),
-			WUp:      l.tensor(p + "ffn_up.weight"),
-			WDown:    l.tensor(p + "ffn_down.weight"),
+
+			BQ:      l.optional(p + "attn_q.bias"),
+			BK:      l.optional(p + "attn_k.bias"),
+			BV:      l.optional(p + "attn_v.bias"),
+			WO:      l.tensor(p + "attn_output.weight"),
+			QNorm:   l.optional(p + "attn_q_norm.weight"),
+			KNorm:   l.optional(p + "attn_k_norm.weight"),
+			FFNNorm: l.tensor(p + "ffn_norm.weight"),
+
+			WDown: l.tensor(p + "ffn_down.weight"),
 		}
+	}
+	for i := range m.Layers {
+		l.projections(&m.Layers[i], fmt.Sprintf("blk.%d.", i), hp)
 	}
 	if l.err != nil {
 		return nil, l.err
@@ -156,6 +169,13 @@ func (m *Model) check() error {
 	want("token embedding", m.TokenEmbedding, hp.Vocab*dim, false)
 	want("output norm", m.OutputNorm, dim, false)
 	want("output", m.Output, hp.Vocab*dim, false)
+	if hp.RopeFactors {
+		want("rope factors", m.RopeFactors, hp.RopeDim/2, false)
+	}
+	if hp.LongRope {
+		want("long rope factors", m.RopeLong, hp.RopeDim/2, false)
+		want("short rope factors", m.RopeShort, hp.RopeDim/2, false)
+	}
 	for i, w := range m.Layers {
 		p := fmt.Sprintf("layer %d ", i)
 		want(p+"attn norm", w.AttnNorm, dim, false)
@@ -166,10 +186,37 @@ func (m *Model) check() error {
 		want(p+"bk", w.BK, kv, true)
 		want(p+"bv", w.BV, kv, true)
 		want(p+"wo", w.WO, dim*q, false)
+		if hp.QKNorm {
+			want(p+"q norm", w.QNorm, hp.HeadDim(), false)
+			want(p+"k norm", w.KNorm, hp.HeadDim(), false)
+		}
 		want(p+"ffn norm", w.FFNNorm, dim, false)
 		want(p+"w gate", w.WGate, ffn*dim, false)
 		want(p+"w up", w.WUp, ffn*dim, false)
 		want(p+"w down", w.WDown, dim*ffn, false)
 	}
 	return errors.Join(errs...)
+}
+
+// projections loads a layer's Q, K, V, gate and up matrices, cutting phi3's fused attn_qkv
+// (rows of Q, then K, then V) and ffn_up (rows of the gate, then up) apart.
+func (l *loader) projections(w *Layer, p string, hp model.HParams) {
+	dim := hp.Dim
+	if hp.FusedQKV {
+		qkv := l.tensor(p + "attn_qkv.weight")
+		q, kv := hp.Heads*hp.HeadDim()*dim, hp.KVDim()*dim
+		if len(qkv) == q+2*kv {
+			w.WQ, w.WK, w.WV = qkv[:q], qkv[q:q+kv], qkv[q+kv:]
+		}
+	} else {
+		w.WQ, w.WK, w.WV = l.tensor(p+"attn_q.weight"), l.tensor(p+"attn_k.weight"), l.tensor(p+"attn_v.weight")
+	}
+	if hp.FusedGateUp {
+		gu := l.tensor(p + "ffn_up.weight")
+		if n := hp.FFN * dim; len(gu) == 2*n {
+			w.WGate, w.WUp = gu[:n], gu[n:]
+		}
+	} else {
+		w.WGate, w.WUp = l.tensor(p+"ffn_gate.weight"), l.tensor(p+"ffn_up.weight")
+	}
 }

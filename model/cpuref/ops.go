@@ -64,34 +64,3 @@ func softmax(x []float64) {
 		x[i] /= sum
 	}
 }
-
-// ropeParams is what RoPE needs from the hyper-parameters.
-type ropeParams struct {
-	headDim int     // values per head
-	dim     int     // leading values of each head that are rotated, even; the rest pass through
-	base    float64 // frequency base
-	scale   float64 // linear scaling: positions are divided by it (1 for none)
-	neox    bool    // pairs (i, i+dim/2) (qwen2) instead of adjacent pairs (2i, 2i+1) (llama)
-}
-
-// rope returns a copy of x (whole heads) with each head rotated to position pos: pair i of
-// dim/2 turns by the angle (pos/scale) * base^(-2i/dim), as llama.cpp's ggml_rope_ext with
-// freq_scale = 1/scale (and llama2.c's run.c, where dim = head_dim and scale = 1).
-func rope(x []float64, pos int, p ropeParams) []float64 {
-	out := append([]float64(nil), x...)
-	half := p.dim / 2
-	for i := range half {
-		angle := float64(pos) / p.scale * math.Pow(p.base, -2*float64(i)/float64(p.dim))
-		sin, cos := math.Sincos(angle)
-		a, b := 2*i, 2*i+1
-		if p.neox {
-			a, b = i, i+half
-		}
-		for head := 0; head < len(out); head += p.headDim {
-			x0, x1 := out[head+a], out[head+b]
-			out[head+a] = x0*cos - x1*sin
-			out[head+b] = x0*sin + x1*cos
-		}
-	}
-	return out
-}

@@ -26,19 +26,27 @@ func (m *Model) NewSession(spec kvcache.Spec) (*Session, error) {
 	if err := spec.Validate(); err != nil {
 		return nil, fmt.Errorf("cpuref: %w", err)
 	}
+	if m.HP.SlidingWindow > 0 && spec.Kind != kvcache.Full {
+		return nil, fmt.Errorf("cpuref: a model with a sliding window of %d runs under the full policy (masked to the window), not %v", m.HP.SlidingWindow, spec.Kind)
+	}
 	s := &Session{m: m, spec: spec, caches: make([]layerCache, m.HP.Layers)}
 	for i := range s.caches {
 		switch spec.Kind {
 		case kvcache.Full:
-			s.caches[i] = &fullCache{}
+			s.caches[i] = &fullCache{window: m.HP.SlidingWindow}
 		case kvcache.Window:
 			s.caches[i] = &windowCache{size: spec.Size, sink: spec.Sink, start: spec.Sink}
 		case kvcache.FreqKV:
-			ref, err := freqkv.NewRefCache(spec.FreqKV(), m.HP.KVDim())
+			if err := spec.CheckLayers(m.HP.Layers); err != nil {
+				return nil, fmt.Errorf("cpuref: %w", err)
+			}
+			ref, err := freqkv.NewRefCache(spec.LayerFreqKV(i), m.HP.KVDim())
 			if err != nil {
 				return nil, fmt.Errorf("cpuref: %w", err)
 			}
 			s.caches[i] = &freqkvCache{ref: ref}
+		case kvcache.HeavyHitter:
+			s.caches[i] = newHeavyCache(spec.FreqKV(), m.HP.KVHeads, m.HP.HeadDim())
 		default:
 			return nil, fmt.Errorf("cpuref: no reference for the %v cache policy", spec.Kind)
 		}
@@ -109,8 +117,8 @@ func (s *Session) ForwardGroup(tokens []int) ([][]float64, error) {
 		v := make([][]float64, len(x))
 		for i := range x {
 			xb := rmsnorm(x[i], w.AttnNorm, hp.RMSEps)
-			q[i] = matmul(w.WQ, xb, w.BQ)
-			k[i] = matmul(w.WK, xb, w.BK)
+			q[i] = headNorm(matmul(w.WQ, xb, w.BQ), w.QNorm, hp.HeadDim(), hp.RMSEps)
+			k[i] = headNorm(matmul(w.WK, xb, w.BK), w.KNorm, hp.HeadDim(), hp.RMSEps)
 			v[i] = matmul(w.WV, xb, w.BV)
 		}
 		views, err := s.caches[l].put(s.tokens, k, v)
@@ -118,7 +126,8 @@ func (s *Session) ForwardGroup(tokens []int) ([][]float64, error) {
 			return nil, err // not reached: the caches accept what the checks above let through
 		}
 		for i := range x {
-			add(x[i], matmul(w.WO, s.attention(q[i], views[i]), nil))
+			mass, _ := s.caches[l].(*heavyCache)
+			add(x[i], matmul(w.WO, s.attention(q[i], views[i], mass), nil))
 		}
 		// feed-forward: rmsnorm, silu(gate) * up, down
 		for i := range x {
@@ -137,10 +146,11 @@ func (s *Session) ForwardGroup(tokens []int) ([][]float64, error) {
 // attention of one query q (heads*head_dim,) over the rows of v, -> (heads*head_dim,).
 // The query and every key are rotated to their positions; query head h reads kv head
 // h / (heads/kv_heads); scores are scaled by 1/sqrt(head_dim).
-func (s *Session) attention(q []float64, v view) []float64 {
+// With mass, each head's probabilities are added to the rows' attention mass (h2o).
+func (s *Session) attention(q []float64, v view, mass *heavyCache) []float64 {
 	hp := s.m.HP
 	hd := hp.HeadDim()
-	rp := ropeParams{headDim: hd, dim: hp.RopeDim, base: hp.RopeBase, scale: hp.RopeScale, neox: hp.RopeNeoX}
+	rp := newRopeParams(s.m, s.spec.Size)
 	q = rope(q, v.queryPos, rp)
 	keys := make([][]float64, len(v.keys))
 	for j, key := range v.keys {
@@ -162,6 +172,9 @@ func (s *Session) attention(q []float64, v view) []float64 {
 			scores[j] = dot * scale
 		}
 		softmax(scores)
+		if mass != nil {
+			mass.addMass(h/kvMul, scores)
+		}
 		oh := out[h*hd : (h+1)*hd]
 		for j, value := range v.values {
 			for i := range oh {

@@ -33,14 +33,18 @@ func Dequantize(t Type, data []byte, n int) ([]float32, error) {
 type decoder func(dst []float32, block []byte)
 
 var decoders = map[Type]decoder{
-	F32:  decodeF32,
-	F16:  decodeF16,
-	BF16: decodeBF16,
-	Q4_0: decodeQ4_0,
-	Q4_1: decodeQ4_1,
-	Q8_0: decodeQ8_0,
-	Q4_K: decodeQ4_K,
-	Q6_K: decodeQ6_K,
+	F32:    decodeF32,
+	F16:    decodeF16,
+	BF16:   decodeBF16,
+	Q4_0:   decodeQ4_0,
+	Q4_1:   decodeQ4_1,
+	Q5_0:   decodeQ5_0,
+	Q5_1:   decodeQ5_1,
+	IQ4_NL: decodeIQ4_NL,
+	Q8_0:   decodeQ8_0,
+	Q4_K:   decodeQ4_K,
+	Q5_K:   decodeQ5_K,
+	Q6_K:   decodeQ6_K,
 }
 
 // CanDequantize reports whether Dequantize supports t.
@@ -86,6 +90,45 @@ func decodeQ4_1(dst []float32, b []byte) {
 	}
 }
 
+// Q5_0: f16 scale d, a little-endian u32 qh, then nibbles as in Q4_0; bit j
+// of qh is bit 4 of element j. x = (q-16)*d.
+func decodeQ5_0(dst []float32, b []byte) {
+	d := f16At(b)
+	qh := binary.LittleEndian.Uint32(b[2:])
+	for j, q := range b[6 : 6+QK/2] {
+		lo := int(q&0x0f) | int(qh>>j&1)<<4
+		hi := int(q>>4) | int(qh>>(j+16)&1)<<4
+		dst[j] = float32(lo-16) * d
+		dst[j+QK/2] = float32(hi-16) * d
+	}
+}
+
+// Q5_1: f16 scale d, f16 minimum m, u32 qh, nibbles; x = q*d + m, q as in Q5_0
+// without the offset.
+func decodeQ5_1(dst []float32, b []byte) {
+	d, m := f16At(b), f16At(b[2:])
+	qh := binary.LittleEndian.Uint32(b[4:])
+	for j, q := range b[8 : 8+QK/2] {
+		lo := q&0x0f | byte(qh>>j&1)<<4
+		hi := q>>4 | byte(qh>>(j+16)&1)<<4
+		dst[j] = float32(float32(lo)*d) + m
+		dst[j+QK/2] = float32(float32(hi)*d) + m
+	}
+}
+
+// IQ4NLValues is IQ4_NL's non-linear grid (ggml's kvalues_iq4nl).
+var IQ4NLValues = [16]int8{-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113}
+
+// IQ4_NL: f16 scale d, then nibbles as in Q4_0 indexing IQ4NLValues;
+// x = d*value.
+func decodeIQ4_NL(dst []float32, b []byte) {
+	d := f16At(b)
+	for j, q := range b[2 : 2+QK/2] {
+		dst[j] = d * float32(IQ4NLValues[q&0x0f])
+		dst[j+QK/2] = d * float32(IQ4NLValues[q>>4])
+	}
+}
+
 // Q4_K super-block of 256: f16 d, f16 dmin, 12 bytes of packed 6-bit scales
 // and mins for 8 sub-blocks of 32, then 128 bytes of nibbles. Each 32 bytes of
 // nibbles hold two sub-blocks: low nibbles first, then high nibbles.
@@ -104,6 +147,30 @@ func decodeQ4_K(dst []float32, b []byte) {
 		for l := range 32 {
 			out[l] = float32(d1*float32(q[l]&0x0f)) - mm1
 			out[32+l] = float32(d2*float32(q[l]>>4)) - mm2
+		}
+	}
+}
+
+// Q5_K super-block of 256: f16 d, f16 dmin, 12 bytes of scales and mins as
+// in Q4_K, 32 bytes qh, then 128 bytes of nibbles as in Q4_K. Element l of
+// sub-block j adds 16 when bit j of qh[l] is set. x = d*scale*q - dmin*min.
+func decodeQ5_K(dst []float32, b []byte) {
+	d, dmin := f16At(b), f16At(b[2:])
+	scales := b[4:16]
+	qh := b[16:48]
+	qs := b[48 : 48+QKK/2]
+	for k := range 4 {
+		sc1, m1 := scaleMinK4(2*k, scales)
+		sc2, m2 := scaleMinK4(2*k+1, scales)
+		d1, mm1 := d*float32(sc1), dmin*float32(m1)
+		d2, mm2 := d*float32(sc2), dmin*float32(m2)
+		q := qs[32*k : 32*k+32]
+		out := dst[64*k : 64*k+64]
+		for l := range 32 {
+			lo := q[l]&0x0f | (qh[l]>>(2*k)&1)<<4
+			hi := q[l]>>4 | (qh[l]>>(2*k+1)&1)<<4
+			out[l] = float32(d1*float32(lo)) - mm1
+			out[32+l] = float32(d2*float32(hi)) - mm2
 		}
 	}
 }

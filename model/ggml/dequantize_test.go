@@ -37,6 +37,25 @@ func refQ4_1(b []byte, i int) float64 {
 	return refF16(le16(b, 0))*float64(nibble32(b[4:], i)) + refF16(le16(b, 2))
 }
 
+// Q5_0 and Q5_1: d (and m), qh u32, qs[16]; element i has the nibble of Q4_0's layout plus
+// 16 * bit i of qh.
+func q5(b []byte, qhAt, i int) int {
+	qh := uint32(b[qhAt]) | uint32(b[qhAt+1])<<8 | uint32(b[qhAt+2])<<16 | uint32(b[qhAt+3])<<24
+	return nibble32(b[qhAt+4:], i) + 16*int(qh>>i%2)
+}
+
+func refQ5_0(b []byte, i int) float64 { return refF16(le16(b, 0)) * float64(q5(b, 2, i)-16) }
+
+func refQ5_1(b []byte, i int) float64 {
+	return refF16(le16(b, 0))*float64(q5(b, 4, i)) + refF16(le16(b, 2))
+}
+
+// IQ4_NL: d, qs[16] indexing llama.cpp's grid, written out again here.
+func refIQ4_NL(b []byte, i int) float64 {
+	grid := []float64{-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113}
+	return refF16(le16(b, 0)) * grid[nibble32(b[2:], i)]
+}
+
 // Q4_K: d, dmin, scales[12], qs[128]. Sub-block j = i/32 of 8. The 6-bit
 // scale and min of sub-blocks 0..3 are bits 0..5 of scales[j] and
 // scales[j+4]; those of sub-blocks 4..7 have their low 4 bits in the low and
@@ -61,6 +80,29 @@ func refQ4_K(b []byte, i int) float64 {
 	} else {
 		q /= 16
 	}
+	return d*float64(scale)*float64(q) - dmin*float64(mn)
+}
+
+// Q5_K: d, dmin, scales[12] as in Q4_K, qh[32], qs[128] as in Q4_K; element
+// i = 32j + l has the nibble of Q4_K's layout plus 16 when bit j of qh[l] is set.
+func refQ5_K(b []byte, i int) float64 {
+	d, dmin := refF16(le16(b, 0)), refF16(le16(b, 2))
+	sc, qh, qs := b[4:16], b[16:48], b[48:]
+	j, l := i/32, i%32
+	var scale, mn int
+	if j < 4 {
+		scale, mn = int(sc[j]%64), int(sc[j+4]%64)
+	} else {
+		scale = int(sc[j+4]%16) + 16*int(sc[j-4]/64)
+		mn = int(sc[j+4]/16) + 16*int(sc[j]/64)
+	}
+	q := int(qs[32*(j/2)+l])
+	if j%2 == 0 {
+		q %= 16
+	} else {
+		q /= 16
+	}
+	q += 16 * (int(qh[l]) >> j % 2)
 	return d*float64(scale)*float64(q) - dmin*float64(mn)
 }
 
@@ -102,7 +144,11 @@ var refCases = []refCase{
 	{Q8_0, refQ8_0, []int{0}},
 	{Q4_0, refQ4_0, []int{0}},
 	{Q4_1, refQ4_1, []int{0, 2}},
+	{Q5_0, refQ5_0, []int{0}},
+	{Q5_1, refQ5_1, []int{0, 2}},
+	{IQ4_NL, refIQ4_NL, []int{0}},
 	{Q4_K, refQ4_K, []int{0, 2}},
+	{Q5_K, refQ5_K, []int{0, 2}},
 	{Q6_K, refQ6_K, []int{208}},
 }
 
@@ -138,7 +184,7 @@ func TestDequantizeMatchesReference(t *testing.T) {
 					g := float64(got[b*bs+i])
 					// A few float32 roundings of products apart at most.
 					tol := 4e-7*math.Abs(want) + 1e-30
-					if c.typ == Q4_K || c.typ == Q4_1 {
+					if c.typ == Q4_K || c.typ == Q5_K || c.typ == Q4_1 || c.typ == Q5_1 {
 						// a*b - c: cancellation makes the error relative to the terms.
 						tol = 4e-7 * (math.Abs(want) + 2*refF16Abs(block))
 					}
@@ -201,8 +247,8 @@ func TestDequantizeRejectsBadInput(t *testing.T) {
 	assert.ErrorContains(t, err, "need 18 bytes, got 17")
 	_, err = Dequantize(Q4_0, make([]byte, 36), 32)
 	assert.Error(t, err)
-	_, err = Dequantize(Q5_K, make([]byte, 176), 256)
-	assert.ErrorContains(t, err, "Q5_K")
+	_, err = Dequantize(IQ4_XS, make([]byte, 136), 256)
+	assert.ErrorContains(t, err, "IQ4_XS")
 	_, err = Dequantize(Type(4), nil, 0)
 	assert.ErrorContains(t, err, "type(4)")
 	_, err = Dequantize(F32, nil, -1)
@@ -242,5 +288,17 @@ func TestTypeNames(t *testing.T) {
 	assert.True(t, Q6_K.Known())
 	assert.False(t, Type(31).Known())
 	assert.True(t, Q4_K.CanDequantize())
+	assert.True(t, Q5_K.CanDequantize())
 	assert.False(t, Q4_K.CanQuantize())
+}
+
+func TestCheckScales(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	for _, c := range refCases {
+		data := randomBlocks(rng, c, 3)
+		require.NoError(t, CheckScales(c.typ, data))
+		off := c.scaleAt[len(c.scaleAt)-1]
+		binary.LittleEndian.PutUint16(data[2*c.typ.BlockBytes()+off:], 0x7c00) // +Inf
+		assert.ErrorContains(t, CheckScales(c.typ, data), "block 2 has a non-finite scale (+Inf", c.typ.String())
+	}
 }

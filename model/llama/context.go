@@ -41,6 +41,7 @@ type Context struct {
 	ids              *engine.Tensor // u32 (1, chunk)
 	x, xb            *engine.Tensor // (chunk, dim) residual stream and normed input
 	q, k, v, att     *engine.Tensor // (chunk, heads*hd) / (chunk, kvHeads*hd)
+	qn, kn           *engine.Tensor // qwen3: q and k normalised per head; nil otherwise
 	gate, up, hidden *engine.Tensor // (chunk, ffn)
 	last             *engine.Tensor // (1, dim) last row, normed
 	lastRaw          *engine.Tensor // (1, dim)
@@ -50,8 +51,11 @@ type Context struct {
 	scratch          *engine.Tensor // attention scratch
 	targets, nll     *engine.Tensor // perplexity: u32 and f32 (1, chunk)
 
-	tokens  int             // tokens consumed
-	profile *engine.Profile // set by WithProfile
+	tokens int // tokens consumed
+	// lastDispatches is the dispatches of the last greedy Next's submit
+	// (benchmarks).
+	lastDispatches int
+	profile        *engine.Profile // set by WithProfile
 }
 
 // NewContext allocates activations and a KV cache. Errors about the cache are kvcache's
@@ -65,6 +69,11 @@ func (m *Model) NewContext(opts ContextOptions) (*Context, error) {
 	if most := m.maxChunk(); opts.MaxChunk > most {
 		return nil, &ChunkTooLargeError{Chunk: opts.MaxChunk, Max: most, Limit: m.dev.MaxBinding()}
 	}
+	if opts.Cache.Size > 0 {
+		// A step never stores more rows than the cache is long, and a window's ring grows
+		// with the chunk: a longer chunk would only cost memory.
+		opts.MaxChunk = min(opts.MaxChunk, opts.Cache.Size)
+	}
 	if opts.Logits {
 		// The logits of a chunk must fit one binding.
 		maxRows := int(m.dev.MaxBinding() / uint64(4*h.Vocab))
@@ -73,6 +82,7 @@ func (m *Model) NewContext(opts ContextOptions) (*Context, error) {
 		}
 		opts.MaxChunk = min(opts.MaxChunk, maxRows)
 	}
+	opts.Cache = m.slidingWindow(opts.Cache)
 	cache, err := kvcache.New(m.dev, m.ops, m.CacheGeometry(), opts.Cache, opts.MaxChunk)
 	if err != nil {
 		return nil, err
@@ -93,7 +103,11 @@ func (m *Model) NewContext(opts ContextOptions) (*Context, error) {
 // every pipeline they use is compiled now rather than on the first token:
 // lavapipe compiles each with LLVM, which costs milliseconds apiece.
 func (c *Context) warmUp() error {
-	for _, t := range []int{1, min(c.chunk, c.Cache.View().Cap)} {
+	most := c.Cache.View().Cap
+	for l := range c.m.H.Layers { // layers may hold fewer rows (per-layer geometry)
+		most = min(most, c.Cache.LayerView(l).Cap)
+	}
+	for _, t := range []int{1, min(c.chunk, most)} {
 		rec := c.m.dev.NewRecorder()
 		err := c.record(rec, t, false)
 		if err == nil && c.opts.Logits {
@@ -130,6 +144,10 @@ func (c *Context) alloc() error {
 	c.k = t("k", engine.F32, n, h.KVHeads*hd)
 	c.v = t("v", engine.F32, n, h.KVHeads*hd)
 	c.att = t("att", engine.F32, n, h.Heads*hd)
+	if h.QKNorm {
+		c.qn = t("q_normed", engine.F32, n, h.Heads*hd)
+		c.kn = t("k_normed", engine.F32, n, h.KVHeads*hd)
+	}
 	c.gate = t("gate", engine.F32, n, h.FFN)
 	c.up = t("up", engine.F32, n, h.FFN)
 	c.hidden = t("hidden", engine.F32, n, h.FFN)
@@ -144,10 +162,9 @@ func (c *Context) alloc() error {
 	c.logits = t("logits", engine.F32, logitRows, h.Vocab)
 	c.argmax = t("argmax", engine.U32, 1, 1)
 	maxPos := c.Cache.MaxPosition()
-	table := shaders.RopeTable(maxPos, h.RopeDim, h.RopeBase, h.RopeScale)
 	c.rope = t("rope", engine.F32, maxPos, h.RopeDim)
 	if err == nil {
-		err = c.rope.UploadF32(table)
+		err = c.uploadRope(maxPos)
 	}
 	c.scratch = t("attn_scratch", engine.F32, 1, max(1, c.maxAttentionScratch()))
 	return err
@@ -155,7 +172,7 @@ func (c *Context) alloc() error {
 
 // Release frees the context's buffers and cache.
 func (c *Context) Release() {
-	for _, t := range []*engine.Tensor{c.ids, c.x, c.xb, c.q, c.k, c.v, c.att, c.gate, c.up, c.hidden, c.last, c.lastRaw, c.logits, c.argmax, c.rope, c.scratch, c.targets, c.nll} {
+	for _, t := range []*engine.Tensor{c.ids, c.x, c.xb, c.q, c.k, c.v, c.att, c.qn, c.kn, c.gate, c.up, c.hidden, c.last, c.lastRaw, c.logits, c.argmax, c.rope, c.scratch, c.targets, c.nll} {
 		if t != nil {
 			t.Release()
 		}
@@ -213,24 +230,34 @@ func row(t *engine.Tensor, i int) (buf *engine.Buffer, off uint64, size uint64) 
 // so the pass reads top to bottom and is checked once per layer.
 func (c *Context) record(rec *engine.Recorder, t int, allLogits bool) error {
 	m, o, h := c.m, c.ops, c.m.H
-	view := c.Cache.View()
-	slots := shaders.KVSlots{T: t, Rows: view.Rows, Sink: view.Sink, Cap: view.Cap, Dim: h.KVHeads * h.HeadDim()}
-	ap := c.attnParams(t, view)
 	eps := float32(h.RMSEps)
 	rec.Check(o.Embedding(rec, c.ids, m.tokEmbd, c.x, t))
 	if err := rec.Err(); err != nil {
 		return fmt.Errorf("embedding: %w", err)
 	}
+	queries, keys := c.q, c.k
+	if h.QKNorm {
+		queries, keys = c.qn, c.kn
+	}
 	for i, l := range m.layers {
+		// layers of a cache with per-layer geometry hold different numbers of rows
+		view := c.Cache.LayerView(i)
+		slots := shaders.KVSlots{T: t, Rows: view.Rows, Sink: view.Sink, Cap: view.Cap, Dim: h.KVHeads * h.HeadDim()}
+		ap := c.attnParams(t, view)
 		k, v := c.Cache.K(i), c.Cache.V(i)
 		// attention: x += Wo · attend(q, cache + this chunk's k, v)
 		rec.Check(o.RMSNorm(rec, c.x, l.attnNorm, c.xb, t, h.Dim, eps))
 		rec.Check(o.MatMul(rec, c.xb, l.wq, c.q, t, shaders.MatMulOptions{Bias: l.bq}))
 		rec.Check(o.MatMul(rec, c.xb, l.wk, c.k, t, shaders.MatMulOptions{Bias: l.bk}))
 		rec.Check(o.MatMul(rec, c.xb, l.wv, c.v, t, shaders.MatMulOptions{Bias: l.bv}))
-		rec.Check(o.StoreKV(rec, c.k, k, slots))
+		rec.Check(c.qkNorm(rec, l, t))
+		rec.Check(o.StoreKV(rec, keys, k, slots))
 		rec.Check(o.StoreKV(rec, c.v, v, slots))
-		rec.Check(o.Attention(rec, c.q, k, v, c.rope, c.att, c.scratch, ap))
+		if mt, ok := c.Cache.(kvcache.MassTracker); ok { // h2o: attention also accumulates per-row mass
+			rec.Check(o.AttentionMass(rec, queries, k, v, c.rope, c.att, c.scratch, mt.Mass(i), ap))
+		} else {
+			rec.Check(o.Attention(rec, queries, k, v, c.rope, c.att, c.scratch, ap))
+		}
 		rec.Check(o.MatMul(rec, c.att, l.wo, c.x, t, shaders.MatMulOptions{Accumulate: true}))
 		// feed-forward: x += Wdown · (silu(Wgate · xb) * (Wup · xb))
 		rec.Check(o.RMSNorm(rec, c.x, l.ffnNorm, c.xb, t, h.Dim, eps))

@@ -40,6 +40,12 @@ type Model struct {
 	layers  []layer
 	outNorm *engine.Tensor // (1, dim)
 	output  *engine.Weight // (vocab, dim); the embedding table when tied
+
+	// ropeFactors are rope_freqs.weight's per-pair divisors (Llama 3), nil
+	// without; they shape each context's rope table.
+	ropeFactors []float64
+	// ropeLong and ropeShort are phi3's longrope divisors, nil without.
+	ropeLong, ropeShort []float64
 }
 
 type layer struct {
@@ -47,6 +53,8 @@ type layer struct {
 	wq         *engine.Weight // (heads*headDim, dim)
 	wk, wv     *engine.Weight // (kvHeads*headDim, dim)
 	bq, bk, bv *engine.Tensor // qwen2 only: (1, out)
+	qNorm      *engine.Tensor // qwen3 only: (1, headDim), per head before RoPE
+	kNorm      *engine.Tensor
 	wo         *engine.Weight // (dim, heads*headDim)
 	ffnNorm    *engine.Tensor // (1, dim)
 	wGate      *engine.Weight // (ffn, dim)
@@ -60,6 +68,10 @@ type LoadOptions struct {
 	Tokenizer string
 	// Progress, if set, is called after each tensor with bytes done and total.
 	Progress func(done, total int64)
+	// BackwardTypes keeps matrices in the types the backward kernels read
+	// (f32, f16, q8_0, q4_0) for training: the block types read natively
+	// for inference are converted to q8_0 at load instead.
+	BackwardTypes bool
 }
 
 // ErrNoTokenizer says a model file is not GGUF and no llama2.c tokenizer was given
@@ -126,7 +138,7 @@ func Load(dev *engine.Device, f *gguf.File, opts LoadOptions) (*Model, error) {
 		return nil, err
 	}
 	m := &Model{H: h, Tok: tok, dev: dev, ops: shaders.New(dev)}
-	up := uploader{dev: dev, f: f, converted: map[string][]string{}, progress: opts.Progress}
+	up := uploader{dev: dev, f: f, converted: map[string][]string{}, progress: opts.Progress, backwardTypes: opts.BackwardTypes}
 	for _, t := range f.Tensors {
 		up.total += int64(t.Bytes())
 	}
@@ -135,21 +147,27 @@ func Load(dev *engine.Device, f *gguf.File, opts LoadOptions) (*Model, error) {
 		p := fmt.Sprintf("blk.%d.", i)
 		l := layer{
 			attnNorm: up.vector(p + "attn_norm.weight"),
-			wq:       up.weight(p + "attn_q.weight"),
-			wk:       up.weight(p + "attn_k.weight"),
-			wv:       up.weight(p + "attn_v.weight"),
 			wo:       up.weight(p + "attn_output.weight"),
 			ffnNorm:  up.vector(p + "ffn_norm.weight"),
-			wGate:    up.weight(p + "ffn_gate.weight"),
-			wUp:      up.weight(p + "ffn_up.weight"),
 			wDown:    up.weight(p + "ffn_down.weight"),
 		}
+		l.wq, l.wk, l.wv = up.qkv(p, h)
+		l.wGate, l.wUp = up.gateUp(p, h)
 		// Q/K/V biases: qwen2 has them; llama files may too (llama.cpp
 		// loads them wherever present, and so do we).
 		l.bq, l.bk, l.bv = up.optional(p+"attn_q.bias"), up.optional(p+"attn_k.bias"), up.optional(p+"attn_v.bias")
+		if h.QKNorm {
+			l.qNorm, l.kNorm = up.vector(p+"attn_q_norm.weight"), up.vector(p+"attn_k_norm.weight")
+		}
 		m.layers = append(m.layers, l)
 	}
 	m.outNorm = up.vector("output_norm.weight")
+	if h.RopeFactors {
+		m.ropeFactors = up.host("rope_freqs.weight")
+	}
+	if h.LongRope {
+		m.ropeLong, m.ropeShort = up.host("rope_factors_long.weight"), up.host("rope_factors_short.weight")
+	}
 	if h.TiedOutput {
 		m.output = m.tokEmbd
 	} else {
@@ -210,7 +228,7 @@ func (m *Model) all() []releaser {
 		add(m.output)
 	}
 	for _, l := range m.layers {
-		add(l.attnNorm, l.wq, l.wk, l.wv, l.bq, l.bk, l.bv, l.wo, l.ffnNorm, l.wGate, l.wUp, l.wDown)
+		add(l.attnNorm, l.wq, l.wk, l.wv, l.bq, l.bk, l.bv, l.qNorm, l.kNorm, l.wo, l.ffnNorm, l.wGate, l.wUp, l.wDown)
 	}
 	return out
 }
@@ -226,6 +244,8 @@ type uploader struct {
 	total     int64
 	progress  func(done, total int64)
 	converted map[string][]string
+	// backwardTypes: convert what the backward kernels can't read (LoadOptions)
+	backwardTypes bool
 }
 
 func (u *uploader) info(name string) (*gguf.TensorInfo, []byte, bool) {
@@ -261,16 +281,39 @@ func deviceType(t ggml.Type) (engine.DType, bool) {
 		return engine.Q8_0, false
 	case ggml.Q4_0:
 		return engine.Q4_0, false
+	case ggml.Q4_K:
+		return engine.Q4_K, false
+	case ggml.Q5_K:
+		return engine.Q5_K, false
+	case ggml.Q6_K:
+		return engine.Q6_K, false
+	case ggml.Q4_1:
+		return engine.Q4_1, false
+	case ggml.Q5_0:
+		return engine.Q5_0, false
+	case ggml.Q5_1:
+		return engine.Q5_1, false
+	case ggml.IQ4_NL:
+		return engine.IQ4_NL, false
 	case ggml.BF16:
 		return engine.F16, true
 	default:
-		// K-quants and the rest: requantised to Q8_0, whose error (< 0.4%
-		// of a block's max) is far below theirs.
+		// The rest (those Dequantize takes): requantised to Q8_0, whose
+		// error (< 0.4% of a block's max) is far below theirs.
 		return engine.Q8_0, true
 	}
 }
 
 func (u *uploader) weight(name string) *engine.Weight {
+	if ws := u.split(name); ws != nil {
+		return ws[0]
+	}
+	return nil
+}
+
+// split uploads a matrix as consecutive blocks of rows, one weight each
+// (fused matrices); no counts: the whole matrix as one weight.
+func (u *uploader) split(name string, counts ...int) []*engine.Weight {
 	t, data, ok := u.info(name)
 	if !ok {
 		return nil
@@ -280,7 +323,17 @@ func (u *uploader) weight(name string) *engine.Weight {
 		return nil
 	}
 	cols, rows := int(t.Dims[0]), int(t.Dims[1])
+	if counts == nil {
+		counts = []int{rows}
+	}
+	if err := ggml.CheckScales(t.Type, data); err != nil {
+		u.err = fmt.Errorf("tensor %q: %w", name, err)
+		return nil
+	}
 	dt, convert := deviceType(t.Type)
+	if u.backwardTypes && dt != engine.F32 && dt != engine.F16 && dt != engine.Q8_0 && dt != engine.Q4_0 {
+		dt, convert = engine.Q8_0, true
+	}
 	if dt == engine.Q8_0 && cols%32 != 0 {
 		dt = engine.F16
 	}
@@ -302,13 +355,24 @@ func (u *uploader) weight(name string) *engine.Weight {
 		key := fmt.Sprintf("%s -> %s", t.Type, dt)
 		u.converted[key] = append(u.converted[key], name)
 	}
-	w, err := u.dev.UploadWeight(name, dt, rows, cols, data, 0)
-	if err != nil {
-		u.err = err
-		return nil
+	rowBytes := len(data) / rows
+	var out []*engine.Weight
+	r0 := 0
+	for _, n := range counts {
+		label := name
+		if len(counts) > 1 {
+			label = fmt.Sprintf("%s[%d:%d]", name, r0, r0+n)
+		}
+		w, err := u.dev.UploadWeight(label, dt, n, cols, data[r0*rowBytes:(r0+n)*rowBytes], 0)
+		if err != nil {
+			u.err = err
+			return nil
+		}
+		u.bytes += int64(w.Bytes())
+		out = append(out, w)
+		r0 += n
 	}
-	u.bytes += int64(w.Bytes())
-	return w
+	return out
 }
 
 // optional uploads a 1-D tensor if the file has it.
@@ -317,6 +381,25 @@ func (u *uploader) optional(name string) *engine.Tensor {
 		return nil
 	}
 	return u.vector(name)
+}
+
+// host reads a tensor into host memory (rope factors shape a table built
+// on the host).
+func (u *uploader) host(name string) []float64 {
+	t, data, ok := u.info(name)
+	if !ok {
+		return nil
+	}
+	vals, err := ggml.Dequantize(t.Type, data, int(t.Elements()))
+	if err != nil {
+		u.err = fmt.Errorf("tensor %q: %w", name, err)
+		return nil
+	}
+	out := make([]float64, len(vals))
+	for i, v := range vals {
+		out[i] = float64(v)
+	}
+	return out
 }
 
 // vector uploads a 1-D tensor (norm weights, biases) as f32.

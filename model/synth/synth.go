@@ -19,6 +19,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 
 	"github.com/freqkv/freqkv/model/ggml"
@@ -27,7 +28,7 @@ import (
 
 // Spec is the shape of a synthetic model.
 type Spec struct {
-	Arch       string    // "llama" (adjacent-pair RoPE) or "qwen2" (NeoX RoPE, Q/K/V biases)
+	Arch       string    // "llama" (adjacent-pair RoPE), "qwen2" (NeoX RoPE, Q/K/V biases) or "qwen3" (NeoX, Q/K norms) or "phi3" (NeoX, fused attn_qkv and gate/up)
 	Dim        int       // embedding length
 	Layers     int       // transformer blocks
 	Heads      int       // query heads; Dim is a multiple of it, head_dim = Dim/Heads is even
@@ -35,10 +36,52 @@ type Spec struct {
 	FFN        int       // feed-forward hidden size
 	Vocab      int       // tokens, at least the 259 of <unk>, <s>, </s> and the byte tokens
 	Context    int       // trained context length written to the metadata
-	WeightType ggml.Type // F32, F16, Q8_0 or Q4_0 for the 2D matrices; norms and biases are F32
+	WeightType ggml.Type // F32, F16, Q8_0, Q4_0 or a K-quant (random blocks) for the 2D matrices; norms and biases are F32
 	Tied       bool      // no output.weight: the classifier is token_embd.weight
 	RopeBase   float64   // rope.freq_base
 	Seed       uint64    // weights are a function of Seed and the tensor name
+
+	// HeadDim, if set, is attention.key_length/value_length: a head width
+	// other than Dim/Heads (qwen3 writes it always).
+	HeadDim int
+	// Llama3, if set, writes rope_freqs.weight as llama.cpp's converter does
+	// for a Llama 3.1 rope_scaling of type "llama3".
+	Llama3 *Llama3Rope
+	// Yarn, if set, writes rope.scaling.type "yarn" with this factor and
+	// original context (llama.cpp's converter for a rope_scaling of type yarn).
+	Yarn *YarnRope
+	// LongRope, if set (phi3), writes rope_factors_long/short.weight, the
+	// original context and rope.scaling.attn_factor as llama.cpp's converter
+	// does for Phi-3's longrope.
+	LongRope *LongRope
+	// SlidingWindow, if positive, writes attention.sliding_window.
+	SlidingWindow int
+}
+
+// Llama3Rope is Hugging Face's rope_scaling of type "llama3".
+type Llama3Rope struct {
+	Factor, LowFreqFactor, HighFreqFactor float64
+	OrigContext                           int
+}
+
+// LongRope is Phi-3's longrope: the factors are made up here (short ones
+// near 1, long ones up to about 8), deterministically.
+type LongRope struct {
+	OrigContext int // original_max_position_embeddings; Context is the extended one
+}
+
+// YarnRope is a rope_scaling of type "yarn".
+type YarnRope struct {
+	Factor      float64
+	OrigContext int
+}
+
+// headDim is the width of one attention head.
+func (s Spec) headDim() int {
+	if s.HeadDim > 0 {
+		return s.HeadDim
+	}
+	return s.Dim / s.Heads
 }
 
 // Tiny is a model small enough for exhaustive float64 tests: GQA, two layers, vocabulary 320.
@@ -66,12 +109,14 @@ const firstFiller = 3 + 256
 // Validate reports why s cannot be written.
 func (s Spec) Validate() error {
 	switch {
-	case s.Arch != "llama" && s.Arch != "qwen2":
-		return fmt.Errorf("synth: architecture %q, want \"llama\" or \"qwen2\"", s.Arch)
+	case s.Arch != "llama" && s.Arch != "qwen2" && s.Arch != "qwen3" && s.Arch != "phi3":
+		return fmt.Errorf("synth: architecture %q, want \"llama\", \"qwen2\", \"qwen3\" or \"phi3\"", s.Arch)
 	case s.Dim < 1 || s.Layers < 1 || s.Heads < 1 || s.KVHeads < 1 || s.FFN < 1 || s.Context < 1:
 		return fmt.Errorf("synth: dim %d, layers %d, heads %d, kv heads %d, ffn %d, context %d must all be positive",
 			s.Dim, s.Layers, s.Heads, s.KVHeads, s.FFN, s.Context)
-	case s.Dim%s.Heads != 0 || (s.Dim/s.Heads)%2 != 0:
+	case s.HeadDim < 0 || s.HeadDim%2 != 0:
+		return fmt.Errorf("synth: head dim %d must be even", s.HeadDim)
+	case s.HeadDim == 0 && (s.Dim%s.Heads != 0 || (s.Dim/s.Heads)%2 != 0):
 		return fmt.Errorf("synth: dim %d over %d heads must give an even head dimension", s.Dim, s.Heads)
 	case s.Heads%s.KVHeads != 0:
 		return fmt.Errorf("synth: kv heads %d must divide heads %d", s.KVHeads, s.Heads)
@@ -81,13 +126,22 @@ func (s Spec) Validate() error {
 		return fmt.Errorf("synth: rope base %g must be positive", s.RopeBase)
 	}
 	switch s.WeightType {
-	case ggml.F32, ggml.F16, ggml.Q8_0, ggml.Q4_0:
+	case ggml.F32, ggml.F16, ggml.Q8_0, ggml.Q4_0, ggml.Q4_1, ggml.Q5_0, ggml.Q5_1, ggml.IQ4_NL, ggml.Q4_K, ggml.Q5_K, ggml.Q6_K:
 	default:
-		return fmt.Errorf("synth: weight type %v, want F32, F16, Q8_0 or Q4_0", s.WeightType)
+		return fmt.Errorf("synth: weight type %v, want F32, F16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, IQ4_NL, Q4_K, Q5_K or Q6_K", s.WeightType)
 	}
 	// Every matrix row is Dim or FFN long (ffn_down's); quantized blocks must tile it.
-	if bs := s.WeightType.BlockSize(); s.Dim%bs != 0 || s.FFN%bs != 0 {
-		return fmt.Errorf("synth: dim %d and ffn %d must be multiples of %v's block of %d", s.Dim, s.FFN, s.WeightType, bs)
+	if bs := s.WeightType.BlockSize(); s.Dim%bs != 0 || s.FFN%bs != 0 || s.Heads*s.headDim()%bs != 0 {
+		return fmt.Errorf("synth: dim %d, ffn %d and heads*head dim %d must be multiples of %v's block of %d", s.Dim, s.FFN, s.Heads*s.headDim(), s.WeightType, bs)
+	}
+	if s.Llama3 != nil && (s.Arch != "llama" || !(s.Llama3.Factor > 0) || !(s.Llama3.HighFreqFactor > s.Llama3.LowFreqFactor) || s.Llama3.OrigContext < 1) {
+		return fmt.Errorf("synth: llama3 rope %+v: llama only, positive factor and context, high frequency factor above low", *s.Llama3)
+	}
+	if s.LongRope != nil && (s.Arch != "phi3" || s.LongRope.OrigContext < 2 || s.LongRope.OrigContext >= s.Context) {
+		return fmt.Errorf("synth: longrope: phi3 only, original context %d in 2..context %d", s.LongRope.OrigContext, s.Context)
+	}
+	if s.Yarn != nil && (!(s.Yarn.Factor > 0) || s.Yarn.OrigContext < 1) {
+		return fmt.Errorf("synth: yarn rope %+v: factor and original context must be positive", *s.Yarn)
 	}
 	return nil
 }
@@ -179,10 +233,10 @@ func writeHeader(w io.Writer, kv []gguf.KV, tensors []tensor) error {
 func metadata(s Spec) []gguf.KV {
 	a := s.Arch + "."
 	eps := float32(1e-5)
-	if s.Arch == "qwen2" {
+	if s.Arch != "llama" {
 		eps = 1e-6
 	}
-	headDim := s.Dim / s.Heads
+	headDim := s.headDim()
 	kv := []gguf.KV{
 		{Key: "general.architecture", Value: s.Arch},
 		{Key: "general.name", Value: fmt.Sprintf("synthetic %s %dx%d seed %d", s.Arch, s.Layers, s.Dim, s.Seed)},
@@ -196,6 +250,23 @@ func metadata(s Spec) []gguf.KV {
 		{Key: a + "rope.freq_base", Value: float32(s.RopeBase)},
 		{Key: a + "rope.dimension_count", Value: uint32(headDim)},
 		{Key: a + "attention.layer_norm_rms_epsilon", Value: eps},
+	}
+	if s.HeadDim > 0 || s.Arch == "qwen3" {
+		kv = append(kv, gguf.KV{Key: a + "attention.key_length", Value: uint32(headDim)},
+			gguf.KV{Key: a + "attention.value_length", Value: uint32(headDim)})
+	}
+	if s.Yarn != nil {
+		kv = append(kv, gguf.KV{Key: a + "rope.scaling.type", Value: "yarn"},
+			gguf.KV{Key: a + "rope.scaling.factor", Value: float32(s.Yarn.Factor)},
+			gguf.KV{Key: a + "rope.scaling.original_context_length", Value: uint32(s.Yarn.OrigContext)})
+	}
+	if s.SlidingWindow > 0 {
+		kv = append(kv, gguf.KV{Key: a + "attention.sliding_window", Value: uint32(s.SlidingWindow)})
+	}
+	if r := s.LongRope; r != nil {
+		scale := float64(s.Context) / float64(r.OrigContext)
+		kv = append(kv, gguf.KV{Key: a + "rope.scaling.original_context_length", Value: uint32(r.OrigContext)},
+			gguf.KV{Key: a + "rope.scaling.attn_factor", Value: float32(math.Sqrt(1 + math.Log(scale)/math.Log(float64(r.OrigContext))))})
 	}
 	tokens, scores, types := vocabulary(s.Vocab)
 	return append(kv,
@@ -218,6 +289,20 @@ func fileType(t ggml.Type) uint32 {
 		return 2 // LLAMA_FTYPE_MOSTLY_Q4_0
 	case ggml.Q8_0:
 		return 7 // LLAMA_FTYPE_MOSTLY_Q8_0
+	case ggml.Q4_K:
+		return 15 // LLAMA_FTYPE_MOSTLY_Q4_K_M
+	case ggml.Q5_K:
+		return 17 // LLAMA_FTYPE_MOSTLY_Q5_K_M
+	case ggml.Q6_K:
+		return 18 // LLAMA_FTYPE_MOSTLY_Q6_K
+	case ggml.Q4_1:
+		return 3 // LLAMA_FTYPE_MOSTLY_Q4_1
+	case ggml.Q5_0:
+		return 8 // LLAMA_FTYPE_MOSTLY_Q5_0
+	case ggml.Q5_1:
+		return 9 // LLAMA_FTYPE_MOSTLY_Q5_1
+	case ggml.IQ4_NL:
+		return 25 // LLAMA_FTYPE_MOSTLY_IQ4_NL
 	default:
 		return 0 // LLAMA_FTYPE_ALL_F32
 	}

@@ -187,3 +187,28 @@ func TestParseLlama2cErrors(t *testing.T) {
 	_, err := ReadLlama2c(t.TempDir() + "/missing.bin")
 	assert.ErrorContains(t, err, "missing.bin")
 }
+
+// TestLlama2cEncodeSpecial: control tokens written in the text become their
+// ids only through EncodeSpecial, and the text around them is encoded as
+// Encode would encode it alone.
+func TestLlama2cEncodeSpecial(t *testing.T) {
+	v, err := ReadLlama2c(shareddata.Path(t, "models/tok512.bin"))
+	require.NoError(t, err)
+	tok, err := New(v)
+	require.NoError(t, err)
+	once, err := tok.Encode("Once upon", false)
+	require.NoError(t, err)
+	end, err := tok.Encode("The end.", false)
+	require.NoError(t, err)
+	// llama2.c stores BOS and EOS as "\n<s>\n" and "\n</s>\n".
+	got, err := tok.EncodeSpecial(tok.Piece(1)+"Once upon"+tok.Piece(2)+"The end.", false)
+	require.NoError(t, err)
+	want := append(append(append([]int32{1}, once...), 2), end...)
+	assert.Equal(t, want, got)
+	plain, err := tok.Encode(tok.Piece(1)+"Once upon", false)
+	require.NoError(t, err)
+	assert.NotContains(t, plain, int32(1))
+	same, err := tok.EncodeSpecial("Once upon", true)
+	require.NoError(t, err)
+	assert.Equal(t, append([]int32{1}, once...), same[:1+len(once)])
+}

@@ -28,6 +28,12 @@ type Tokenizer interface {
 	// user-defined tokens are, as llama.cpp does without parse_special. EOS
 	// is never appended.
 	Encode(text string, addBOS bool) ([]int32, error)
+	// EncodeSpecial is Encode with control tokens written in the text
+	// (e.g. "<|im_start|>", "</s>") recognised as their single ids, as
+	// llama.cpp does with parse_special: for prompts rendered by a chat
+	// template, never for user text. The text between them is encoded as
+	// Encode encodes a text alone.
+	EncodeSpecial(text string, addBOS bool) ([]int32, error)
 	// Decode returns the text of ids. Control and unknown tokens decode to
 	// nothing, byte tokens to their raw byte, and with SentencePiece
 	// vocabularies the space prefix of the first token (or of a token after
@@ -167,6 +173,32 @@ func (t *tokenizer) Encode(text string, addBOS bool) ([]int32, error) {
 	return out, nil
 }
 
+func (t *tokenizer) EncodeSpecial(text string, addBOS bool) ([]int32, error) {
+	frags := t.partitionBy(text, t.control)
+	if len(frags) == 1 && frags[0].id < 0 {
+		return t.Encode(text, addBOS)
+	}
+	var out []int32
+	if addBOS {
+		if t.bos < 0 {
+			return nil, errors.New("tokenizer: encode: BOS requested, but the vocabulary has no BOS token")
+		}
+		out = append(out, t.bos)
+	}
+	for _, f := range frags {
+		if f.id >= 0 {
+			out = append(out, f.id)
+			continue
+		}
+		ids, err := t.Encode(f.text, false)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, ids...)
+	}
+	return out, nil
+}
+
 func (t *tokenizer) Decode(ids []int32) (string, error) {
 	var b strings.Builder
 	prev := int32(-1)
@@ -204,6 +236,9 @@ type table struct {
 	// userDefined are the ids split out of text before encoding, longest
 	// text first (llama.cpp's tokenizer_st_partition order).
 	userDefined []int32
+	// control are the control tokens, longest first: what EncodeSpecial
+	// splits out.
+	control []int32
 }
 
 func newTable(v *Vocab) (*table, error) {
@@ -258,10 +293,13 @@ func newTable(v *Vocab) (*table, error) {
 		if typ == TypeUserDefined {
 			t.userDefined = append(t.userDefined, int32(id))
 		}
+		if typ == TypeControl {
+			t.control = append(t.control, int32(id))
+		}
 	}
-	slices.SortStableFunc(t.userDefined, func(a, b int32) int {
-		return cmp.Compare(len(t.tokens[b]), len(t.tokens[a]))
-	})
+	longestFirst := func(a, b int32) int { return cmp.Compare(len(t.tokens[b]), len(t.tokens[a])) }
+	slices.SortStableFunc(t.userDefined, longestFirst)
+	slices.SortStableFunc(t.control, longestFirst)
 	return t, nil
 }
 
@@ -314,12 +352,15 @@ type fragment struct {
 
 // partition splits user-defined tokens out of text, trying the longest
 // first, as llama.cpp's tokenizer_st_partition does without parse_special.
-func (t *table) partition(text string) []fragment {
+func (t *table) partition(text string) []fragment { return t.partitionBy(text, t.userDefined) }
+
+// partitionBy splits the tokens ids (longest first) out of text.
+func (t *table) partitionBy(text string, ids []int32) []fragment {
 	if text == "" {
 		return nil
 	}
 	frags := []fragment{{text: text, id: -1}}
-	if len(t.userDefined) == 0 {
+	if len(ids) == 0 {
 		return frags
 	}
 	// Fragments are pieces of text, so a token whose first two bytes never
@@ -329,7 +370,7 @@ func (t *table) partition(text string) []fragment {
 		p := uint16(text[i])<<8 | uint16(text[i+1])
 		pairs[p/64] |= 1 << (p % 64)
 	}
-	for _, id := range t.userDefined {
+	for _, id := range ids {
 		special := t.tokens[id]
 		if len(special) >= 2 {
 			p := uint16(special[0])<<8 | uint16(special[1])

@@ -5,7 +5,11 @@ dct2      params L, C.  x f32 [L, C] -> y [L, C] = scipy.fft.dct(x, type=2, norm
 dct3      params L, C.  x f32 [L, C] -> y [L, C] = scipy.fft.dct(x, type=3, norm="ortho", axis=0)
           (the inverse of dct2)
 compress  params L, m, C.  x f32 [L, C] -> y [m, C] = sqrt(m/L) * dct3(dct2(x)[:m])
-compress_cache  params S, L, m, R, C, batches, stride, dtype ("f32" | "f16").
+          with the optional ablation params keep ("low" | "high") and scale ("amplitude" |
+          "energy"): y = c * dct3(dct2(x)[k0:k0+m]), k0 = 0 (low) or L-m (high),
+          c = sqrt(m/L) (amplitude: the mean of the span is kept) or 1 (energy: with
+          orthonormal transforms the m rows hold exactly the kept coefficients' energy).
+compress_cache  params S, L, m, R, C, batches, stride, dtype ("f32" | "f16"), and keep/scale.
           cache [batches*stride, C] of dtype; in place, in each matrix b (rows
           b*stride..): sinks [0, S) stay, [S, S+L) become the m compressed rows, the R
           recent rows [S+L, S+L+R) move to [S+m, S+m+R). Output y [batches, S+m+R, C]:
@@ -24,9 +28,11 @@ RTOL_F32 = 1e-5
 RTOL_F16 = 2.0 ** -11 + 2e-5
 
 
-def compress(x, m):
+def compress(x, m, keep="low", scale="amplitude"):
     L = x.shape[0]
-    return np.sqrt(m / L) * fft.dct(fft.dct(x, type=2, norm="ortho", axis=0)[:m], type=3, norm="ortho", axis=0)
+    k0 = 0 if keep == "low" else L - m
+    c = np.sqrt(m / L) if scale == "amplitude" else 1.0
+    return c * fft.dct(fft.dct(x, type=2, norm="ortho", axis=0)[k0:k0 + m], type=3, norm="ortho", axis=0)
 
 
 class Inputs:
@@ -100,4 +106,30 @@ def cases():
         name = "compress_cache/%s/S%d_L%d_m%d_R%d_C%d_b%d_stride%d" % (dt, S, L, m, R, C, batches, stride)
         rtol = RTOL_F16 if dt == "f16" else RTOL_F32
         out.append(vector(name, "compress_cache", params, {"cache": ce}, {"y": output(want, 0, rtol, dtype="f32")}))
+
+    # The ablations (appended last so the cases above keep their inputs): every mix of
+    # keep and scale on radix, odd and Bluestein lengths, and in a cache with sinks,
+    # recent rows and several matrices.
+    for keep, scale in (("high", "amplitude"), ("low", "energy"), ("high", "energy")):
+        tag = "keep_%s_scale_%s" % (keep, scale)
+        for L, m, C in [(2, 1, 1), (3, 1, 8), (8, 3, 8), (16, 8, 8), (37, 18, 8), (100, 29, 8), (127, 64, 8),
+                        (1024, 512, 2), (4092, 2046, 1)]:
+            xe, x = ins.matrix((L, C))
+            out.append(vector("compress/%s/L%d_m%d_C%d" % (tag, L, m, C), "compress",
+                              {"L": L, "m": m, "C": C, "keep": keep, "scale": scale},
+                              {"x": xe}, {"y": output(compress(x, m, keep, scale), 0, RTOL_F32, dtype="f32")}))
+        for S, L, m, R, C, batches, stride, dt in [(4, 12, 6, 3, 6, 2, 20, "f32"), (2, 37, 11, 30, 10, 3, 71, "f16"),
+                                                   (4, 252, 126, 0, 16, 2, 256, "f16")]:
+            ce, cache = ins.matrix((batches * stride, C), dt)
+            want = []
+            for b in range(batches):
+                mat = cache[b * stride:(b + 1) * stride]
+                y = compress(mat[S:S + L], m, keep, scale)
+                want.append(np.concatenate([mat[:S], y, mat[S + L:S + L + R]]))
+            want = np.stack(want)
+            params = {"S": S, "L": L, "m": m, "R": R, "C": C, "batches": batches, "stride": stride, "dtype": dt,
+                      "keep": keep, "scale": scale}
+            name = "compress_cache/%s/%s/S%d_L%d_m%d_R%d_C%d_b%d_stride%d" % (tag, dt, S, L, m, R, C, batches, stride)
+            rtol = RTOL_F16 if dt == "f16" else RTOL_F32
+            out.append(vector(name, "compress_cache", params, {"cache": ce}, {"y": output(want, 0, rtol, dtype="f32")}))
     return out
