@@ -15,6 +15,12 @@ const (
 	// attentionTrainHB bounds the heads a forward invocation keeps (each adds
 	// two head-dim vectors of private memory).
 	attentionTrainHB = 4
+	// attentionTrainLoopBudget bounds the loop iterations one invocation runs
+	// in one dispatch: llvmpipe (lavapipe) ends every loop of an invocation
+	// once their iterations together reach 65535 (gallivm's
+	// LP_MAX_TGSI_LOOP_ITERATIONS), silently, so the launchers split the long
+	// loop into dispatches. The counts below assume no loop is unrolled.
+	attentionTrainLoopBudget = 60000
 )
 
 // TrainAttentionParams describes the attention of one training group: T
@@ -55,11 +61,36 @@ type attentionTrainUniform struct {
 	heads, kvHeads    uint32
 	scale             float32
 	accPrefix, accOwn uint32 // dkv: 1 adds into the rows of the prefix / the own rows
+	lo, hi            uint32 // the dispatch's chunk of keys (forward, dq) or queries (dkv)
 }
 
-func (p TrainAttentionParams) words() []uint32 {
+func (p TrainAttentionParams) words(lo, hi int) []uint32 {
 	return words(attentionTrainUniform{t: uint32(p.T), prefix: uint32(p.P), heads: uint32(p.Heads), kvHeads: uint32(p.KVHeads),
-		scale: p.Scale, accPrefix: b2u(p.AccumulatePrefix), accOwn: b2u(p.AccumulateOwn)})
+		scale: p.Scale, accPrefix: b2u(p.AccumulatePrefix), accOwn: b2u(p.AccumulateOwn), lo: uint32(lo), hi: uint32(hi)})
+}
+
+// chunk is how many keys (forward, dq) or queries (dkv) one dispatch takes
+// so that an invocation's loop iterations stay within
+// attentionTrainLoopBudget: fixed iterations outside the long loop, per
+// iterations inside one of its steps (counted from the WGSL, inner loops
+// included).
+func chunk(fixed, per int) int {
+	return max(1, (attentionTrainLoopBudget-fixed)/per)
+}
+
+// keyChunk is the keys per forward or dq dispatch. Forward per key: the
+// score loop D·(1+HB), the rescale HB·(1+D), the value loop D·(1+HB); dq:
+// two loops of D·(1+HB) and HB. Both load and store HB·D values outside.
+func (p TrainAttentionParams) keyChunk() int {
+	d, hb := p.HeadDim, p.headBlock()
+	return chunk(4*hb*d+4*hb, 1+hb+d*(2+3*hb))
+}
+
+// queryChunk is the queries per dkv dispatch: per query G heads of two loops
+// of D; 3·D to load and store the row.
+func (p TrainAttentionParams) queryChunk() int {
+	d, g := p.HeadDim, p.Heads/p.KVHeads
+	return chunk(3*d, 1+g*(1+2*d))
 }
 
 // grid is the dkv pass's: a workgroup per attentionTrainWG rows of one head.
@@ -124,7 +155,15 @@ func (o *Ops) AttentionTrain(rec *engine.Recorder, q, k, v, out, stats *engine.T
 	if err != nil {
 		return err
 	}
-	return rec.Dispatch(kern, p.words(), engine.Grid(p.T*p.Heads/p.headBlock(), attentionTrainWG), q.Binding(), k.Binding(), v.Binding(), out.Binding(), stats.Binding())
+	rows, step := p.P+p.T, p.keyChunk()
+	for lo := 0; lo < rows; lo += step {
+		// queries whose keys ended before lo return at once
+		if err := rec.Dispatch(kern, p.words(lo, min(rows, lo+step)), engine.Grid(p.T*p.Heads/p.headBlock(), attentionTrainWG),
+			q.Binding(), k.Binding(), v.Binding(), out.Binding(), stats.Binding()); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // AttentionTrainBackward records the gradients of AttentionTrain given dout
@@ -156,14 +195,31 @@ func (o *Ops) AttentionTrainBackward(rec *engine.Recorder, q, k, v, out, dout, s
 	if err != nil {
 		return err
 	}
-	if err := rec.Dispatch(kq, p.words(), engine.Grid(p.T*p.Heads/p.headBlock(), attentionTrainWG),
-		q.Binding(), k.Binding(), v.Binding(), out.Binding(), dout.Binding(), stats.Binding(), dq.Binding()); err != nil {
-		return err
+	rows, step := p.P+p.T, p.keyChunk()
+	for lo := 0; lo < rows; lo += step {
+		if err := rec.Dispatch(kq, p.words(lo, min(rows, lo+step)), engine.Grid(p.T*p.Heads/p.headBlock(), attentionTrainWG),
+			q.Binding(), k.Binding(), v.Binding(), out.Binding(), dout.Binding(), stats.Binding(), dq.Binding()); err != nil {
+			return err
+		}
 	}
 	kkv, err := o.kernel("attention_train_dkv.wgsl", "dkv_pass", p.consts())
 	if err != nil {
 		return err
 	}
-	return rec.Dispatch(kkv, p.words(), p.grid(p.P+p.T, p.KVHeads),
-		q.Binding(), k.Binding(), v.Binding(), dout.Binding(), stats.Binding(), dk.Binding(), dv.Binding())
+	step = p.queryChunk()
+	for lo := 0; lo < p.T; lo += step {
+		hi := min(p.T, lo+step)
+		c := p
+		grid := p.grid(p.P+hi, p.KVHeads) // rows past P+hi see none of these queries
+		if lo > 0 {
+			c.AccumulatePrefix, c.AccumulateOwn = true, true // add to the first chunk's rows
+		} else {
+			grid = p.grid(rows, p.KVHeads) // the first chunk writes every row
+		}
+		if err := rec.Dispatch(kkv, c.words(lo, hi), grid,
+			q.Binding(), k.Binding(), v.Binding(), dout.Binding(), stats.Binding(), dk.Binding(), dv.Binding()); err != nil {
+			return err
+		}
+	}
+	return nil
 }

@@ -5,8 +5,10 @@
 // O(t * heads) whatever the prefix.
 //
 // Bindings: @binding(0) uniform Params; q, k, v (read) f32; out (read_write) f32
-//   [t, heads, D]; stats (read_write) f32 [t, heads, 2] (only element 0 written).
-// Dispatch: engine.Grid(t * heads / HB, WG), one invocation per (query, block of HB heads
+//   [t, heads, D]; stats (read_write) f32 [t, heads, 2] (element 0 the result; element 1
+//   scratch between chunks, overwritten by the dq pass).
+// Dispatch: engine.Grid(t * heads / HB, WG) per chunk of keys [lo, hi), in order (see
+//   Chunks in the common file), one invocation per (query, block of HB heads
 //   of one KV head): each key and value row loaded serves HB heads. Barrier-free.
 // Constants: WG, D (head dim), G (query heads per KV head), HB (heads per invocation,
 //   a divisor of G).
@@ -38,14 +40,30 @@ fn forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: 
   for (var e = 0u; e < HBD; e++) {
     qv[e] = q[qo + e] * p.scale;
   }
+  let n = visible(t);
+  if (p.lo >= n) {
+    return; // finished by an earlier chunk of keys
+  }
+  // A chunk after the first resumes from the running max, sum and unnormalised output
+  // the previous one left in stats[.., 0], stats[.., 1] and out.
   var m = array<f32, HB>();
   var l = array<f32, HB>();
+  var acc = array<f32, HBD>();
   for (var b = 0u; b < HB; b++) {
     m[b] = -3.4028234663852886e38;
+    if (p.lo != 0u) {
+      let th = t * p.heads + h0 + b;
+      m[b] = stats[2u * th];
+      l[b] = stats[2u * th + 1u];
+    }
   }
-  var acc = array<f32, HBD>();
-  let n = visible(t);
-  for (var j = 0u; j < n; j++) {
+  if (p.lo != 0u) {
+    for (var e = 0u; e < HBD; e++) {
+      acc[e] = out[qo + e];
+    }
+  }
+  let hi = min(n, p.hi);
+  for (var j = p.lo; j < hi; j++) {
     let kb = j * kw + g * D;
     // explicit initialisers: naga hoists bare loop-body declarations and zeroes them once
     var s = array<f32, HB>();
@@ -75,10 +93,18 @@ fn forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: 
       }
     }
   }
+  let last = hi == n;
   for (var b = 0u; b < HB; b++) {
+    let th = t * p.heads + h0 + b;
+    let r = select(1.0, 1.0 / l[b], last);
     for (var d = 0u; d < D; d++) {
-      out[qo + b * D + d] = acc[b * D + d] / l[b];
+      out[qo + b * D + d] = acc[b * D + d] * r;
     }
-    stats[2u * (t * p.heads + h0 + b)] = m[b] + log(l[b]);
+    if (last) {
+      stats[2u * th] = m[b] + log(l[b]);
+    } else {
+      stats[2u * th] = m[b];
+      stats[2u * th + 1u] = l[b];
+    }
   }
 }

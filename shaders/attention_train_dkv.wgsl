@@ -8,7 +8,9 @@
 //
 // Bindings: @binding(0) uniform Params; q, k, v, dout (read) f32; stats (read) f32
 //   [t, heads, 2]; dk, dv (read_write) f32 [prefix + t, kv_heads, D].
-// Dispatch: (ceil((prefix + t) / WG), kv_heads, 1): one invocation per (row, KV head), a
+// Dispatch: (ceil((prefix + t) / WG), kv_heads, 1) per chunk of queries [lo, hi) (the first
+//   with the caller's acc flags, later ones adding; a later chunk may skip the rows past
+//   prefix + hi, which it doesn't touch): one invocation per (row, KV head), a
 //   workgroup per WG rows of one KV head, which loops over the queries in lockstep, so q,
 //   dout and stats are read at workgroup-uniform addresses (broadcast loads on GPUs; in
 //   the per-invocation layout, own rows start at different queries and read different q
@@ -45,11 +47,13 @@ fn dkv_pass(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id)
   var gv = array<f32, D>();
   // Query t sees row j when t + prefix >= j; the workgroup starts at its first row's first
   // query, and the rows not yet visible are masked.
-  var tlo = 0u;
+  // This dispatch takes the queries [lo, hi) (see Chunks in the common file).
+  var tlo = p.lo;
   if (j0 > p.prefix) {
-    tlo = j0 - p.prefix;
+    tlo = max(tlo, j0 - p.prefix);
   }
-  for (var t = tlo; t < p.t; t++) {
+  let thi = min(p.hi, p.t);
+  for (var t = tlo; t < thi; t++) {
     let vis = j <= p.prefix + t;
     for (var hh = 0u; hh < G; hh++) {
       let th = t * p.heads + g * G + hh;

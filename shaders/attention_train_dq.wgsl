@@ -2,11 +2,12 @@
 // logsumexp L = stats[t, h, 0] and delta = sum(dout * out) (written to stats[t, h, 1] for
 // the dkv pass), recomputing every score instead of storing it:
 //   p_j = exp(scale * q . k_j - L), dp_j = dout . v_j, ds_j = p_j (dp_j - delta)
-//   dq = scale * sum_j ds_j k_j                                     (overwritten)
+//   dq = scale * sum_j ds_j k_j          (the chunk of keys [0, hi) overwrites, later ones add)
 //
 // Bindings: @binding(0) uniform Params; q, k, v, out, dout (read) f32; stats (read_write)
 //   f32 [t, heads, 2]; dq (read_write) f32 [t, heads, D].
-// Dispatch: engine.Grid(t * heads / HB, WG), one invocation per (query, block of HB heads
+// Dispatch: engine.Grid(t * heads / HB, WG) per chunk of keys [lo, hi), in order (see
+//   Chunks in the common file), one invocation per (query, block of HB heads
 //   of one KV head; each key and value row loaded serves HB heads), barrier-free.
 // Record it before attention_train_dkv.wgsl, which reads the deltas.
 // Constants: WG, D, G, HB (a divisor of G).
@@ -48,12 +49,17 @@ fn dq_pass(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: 
       gv[e] = dout[qo + e];
       delta[b] += gv[e] * out[qo + e];
     }
-    stats[2u * (th0 + b) + 1u] = delta[b];
+    if (p.lo == 0u) {
+      stats[2u * (th0 + b) + 1u] = delta[b];
+    }
     lse[b] = stats[2u * (th0 + b)];
   }
   var acc = array<f32, HBD>();
-  let n = visible(t);
-  for (var j = 0u; j < n; j++) {
+  let n = min(visible(t), p.hi);
+  if (p.lo >= n) {
+    return; // this chunk of keys is past the query's last
+  }
+  for (var j = p.lo; j < n; j++) {
     let kb = j * kw + g * D;
     // explicit initialisers: naga hoists bare loop-body declarations and zeroes them once
     var s = array<f32, HB>();
@@ -78,6 +84,10 @@ fn dq_pass(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: 
     }
   }
   for (var e = 0u; e < HBD; e++) {
-    dq[qo + e] = acc[e] * p.scale;
+    var a = acc[e] * p.scale;
+    if (p.lo != 0u) {
+      a += dq[qo + e];
+    }
+    dq[qo + e] = a;
   }
 }

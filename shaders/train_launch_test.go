@@ -74,5 +74,5 @@ func TestTrainAttentionTakesRealisticGroup(t *testing.T) {
 	defer rec.Discard()
 	require.NoError(t, ops.AttentionTrain(rec, q, kv, kv, dq, stats, p))
 	require.NoError(t, ops.AttentionTrainBackward(rec, q, kv, kv, q, q, stats, dq, dk, dv, p))
-	require.Equal(t, 3, rec.Dispatches)
+	require.GreaterOrEqual(t, rec.Dispatches, 3)
 }

@@ -9,11 +9,11 @@ checked against central finite differences of <out, dout> on the first cases.
 Params T, P, heads, kv_heads, head_dim, scale, acc_prefix, acc_own. With an accumulate flag
 the initial dk0/dv0 rows are random and added; rows that are overwritten hold NaN in dk0/dv0.
 Tolerance: 1e-5 relative to the largest |output| (lse: 1e-6 relative; f32 sums over
-<= 32 rows of <= 80 products).
+<= 304 rows of <= 128 products).
 """
 import numpy as np
 
-from common import array, output, rng, uniform, vector
+from common import array, output, rng, uniform, vector, xorshift_array
 
 
 def f32(x):
@@ -75,11 +75,21 @@ def cases():
     specs = [  # T, P, heads, kv_heads, head_dim, acc_prefix, acc_own
         (1, 0, 1, 1, 1, 0, 0), (3, 0, 2, 1, 4, 0, 0), (5, 4, 4, 2, 8, 1, 0), (4, 7, 6, 2, 6, 1, 1),
         (9, 12, 2, 2, 16, 0, 1), (17, 5, 4, 1, 32, 1, 0), (6, 9, 2, 1, 80, 0, 0),
-        (40, 30, 2, 1, 4, 1, 1), (70, 0, 3, 3, 2, 0, 0)]  # several workgroups (32 rows) per head
+        (40, 30, 2, 1, 4, 1, 1), (70, 0, 3, 3, 2, 0, 0),  # several workgroups (32 rows) per head
+        # Past llvmpipe's 65535 loop iterations per invocation (shaders/attention_train.go splits
+        # the loops into chunks): the dkv pass's 300 queries x 2 heads x 2 x 64 (dk, dv were
+        # wrong before), the forward's and dq's 304 keys x 2 x 128; inputs from xorshift.
+        (300, 0, 2, 1, 64, 0, 0), (4, 300, 1, 1, 128, 1, 0)]
     for idx, (T, P, H, KVH, D, accp, acco) in enumerate(specs):
         scale = 1.0 / np.sqrt(D)
-        q, k, v = f32(uniform(r, (T, H, D), 1.5)), f32(uniform(r, (P + T, KVH, D), 1.5)), f32(uniform(r, (P + T, KVH, D)))
-        dout = f32(uniform(r, (T, H, D)))
+        if T * H * D + (P + T) * KVH * D > 20000:
+            seed = 1601 + 4 * idx
+            (eq, q), (ek, k) = xorshift_array("f32", (T, H, D), seed, 1.5), xorshift_array("f32", (P + T, KVH, D), seed + 1, 1.5)
+            (ev, v), (ed, dout) = xorshift_array("f32", (P + T, KVH, D), seed + 2), xorshift_array("f32", (T, H, D), seed + 3)
+        else:
+            q, k, v = f32(uniform(r, (T, H, D), 1.5)), f32(uniform(r, (P + T, KVH, D), 1.5)), f32(uniform(r, (P + T, KVH, D)))
+            dout = f32(uniform(r, (T, H, D)))
+            eq, ek, ev, ed = array("f32", q), array("f32", k), array("f32", v), array("f32", dout)
         o, lse, probs = forward(q, k, v, P, scale)
         dq, dk, dv = backward(q, k, v, dout, probs, scale)
         if idx < 4:
@@ -88,14 +98,13 @@ def cases():
                   "acc_prefix": accp, "acc_own": acco}
         name = "T%d_P%d_H%d_KV%d_D%d" % (T, P, H, KVH, D)
         out.append(vector("attention_train_fwd/" + name, "attention_train_fwd", params,
-                          {"q": array("f32", q), "k": array("f32", k), "v": array("f32", v)},
+                          {"q": eq, "k": ek, "v": ev},
                           {"out": output(o, 0, 1e-5), "lse": output(lse, 0, 1e-6)}))
         o32, lse32 = f32(o), f32(lse)
         # the backward gets the forward's f32 results; recompute the reference from them
         stats0 = np.stack([lse32, np.full_like(lse32, np.nan)], axis=-1)
         delta = (dout * o32).sum(-1)
-        ins = {"q": array("f32", q), "k": array("f32", k), "v": array("f32", v), "out": array("f32", o32),
-               "dout": array("f32", dout), "stats0": array("f32", stats0)}
+        ins = {"q": eq, "k": ek, "v": ev, "out": array("f32", o32), "dout": ed, "stats0": array("f32", stats0)}
         if accp or acco:
             dk0, dv0 = f32(uniform(r, k.shape)), f32(uniform(r, v.shape))
             if not accp:
