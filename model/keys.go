@@ -76,7 +76,7 @@ func (r *reader) unsupportedKeys() {
 			continue
 		}
 		what, bad := mathKeys[rest]
-		if !bad {
+		if !bad || r.skip[rest] {
 			continue
 		}
 		if v, _ := r.f.Value(key); neutral(v) {

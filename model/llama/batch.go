@@ -36,6 +36,9 @@ func (m *Model) NewBatch(rows int) (*Batch, error) {
 		return nil, fmt.Errorf("batch of %d rows: want at least 1", rows)
 	}
 	h := m.H
+	if h.QKNorm || h.PostNorms || h.GELU || h.EmbedScale || h.AttnSoftcap > 0 || h.FinalSoftcap > 0 || h.QueryScale > 0 || h.WindowPattern > 0 {
+		return nil, fmt.Errorf("batched decoding does not implement the %s architecture's forward pass; decode one sequence at a time", h.Arch)
+	}
 	hd := h.HeadDim()
 	b := &Batch{m: m, max: rows}
 	var err error
