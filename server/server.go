@@ -109,7 +109,8 @@ func New(cfg Config) (*Server, error) {
 			}
 		}
 	}
-	if !cfg.NoBatch {
+	// Models whose forward the batch step does not rebuild decode per session.
+	if !cfg.NoBatch && cfg.Model.Batchable() == nil {
 		b, err := cfg.Model.NewBatch(cfg.Parallel)
 		if err != nil {
 			s.Close()

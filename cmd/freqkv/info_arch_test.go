@@ -60,3 +60,19 @@ func TestInfoRopeTypeAndUnusedTensors(t *testing.T) {
 	require.Equal(t, 1, r.code)
 	require.Contains(t, r.stderr, `tensor "blk.0.attn_output.bias" is not used by the llama architecture`)
 }
+
+// TestInfoAndGenerateGemma2: info describes Gemma 2's window layers, softcaps
+// and blocks; generate runs it under freqkv (the local layers in a window).
+func TestInfoAndGenerateGemma2(t *testing.T) {
+	spec := synth.Spec{Arch: "gemma2", Dim: 32, Layers: 2, Heads: 2, KVHeads: 1, HeadDim: 16, FFN: 64, Vocab: 272, Context: 64, WeightType: ggml.F32,
+		RopeBase: 10000, Seed: 3, Tied: true, SlidingWindow: 8, AttnSoftcap: 50, FinalSoftcap: 30}
+	path := filepath.Join(t.TempDir(), "gemma2.gguf")
+	require.NoError(t, synth.Write(path, spec))
+	r := runCLI(t, "info", path)
+	require.Equal(t, 0, r.code, r.stderr)
+	require.Contains(t, r.stdout, "sliding window of 8 tokens on layers i with i % 2 < 1")
+	require.Contains(t, r.stdout, "attention-logit softcap 50, final-logit softcap 30")
+	require.Contains(t, r.stdout, "GELU (tanh) gating, post-attention and post-FFN norms")
+	r = runCLI(t, "generate", "-m", path, "-n", "20", "-p", "ab", "--cache", "freqkv", "--cache-size", "16")
+	require.Equal(t, 0, r.code, r.stderr)
+}
