@@ -58,7 +58,7 @@ type Server struct {
 	Weights    int64 // device bytes of the weights
 	PerSession int64 // device bytes of one session (KV cache and activations)
 
-	batch     *llama.Batch   // nil with NoBatch
+	batch     *llama.Batch   // nil with NoBatch, or for a model the batch does not run
 	decodeCh  chan decodeReq // decode steps waiting for the batcher
 	decoding  atomic.Int64   // sessions in their decode loop
 	stop      chan struct{}
