@@ -93,4 +93,11 @@ func TestCompressorAblations(t *testing.T) {
 	}
 	_, err = ParseKeep("mid")
 	require.Error(t, err)
+	var k Keep
+	require.NoError(t, k.UnmarshalText([]byte("high")))
+	require.Equal(t, KeepHigh, k)
+	var sc Scale
+	require.NoError(t, sc.UnmarshalText([]byte("energy")))
+	require.Equal(t, ScaleEnergy, sc)
+	require.Error(t, sc.UnmarshalText([]byte("loud")))
 }

@@ -173,3 +173,19 @@ func TestSelectHeavy(t *testing.T) {
 	require.Equal(t, []int{2, 3, 5, 8, 9}, idx) // 7, then the tie 5/5, then recent 8, 9
 	require.Equal(t, []float32{9, 5, 5, 7, 4, 4, 0, 0, 0, 0}, next)
 }
+
+// Saving what the state format cannot hold (h2o's masses, per-layer row counts) is an
+// error, never a state that would resume differently.
+func TestStateRefusesH2OAndPerLayer(t *testing.T) {
+	dev := gputest.Device(t)
+	for _, spec := range []Spec{
+		DefaultSpec(HeavyHitter, 16, engine.F32),
+		{Kind: FreqKV, Size: 16, Sink: 2, Ratios: []float64{0.5, 0.25}, Storage: engine.F32},
+	} {
+		p, err := New(dev, nil, Geometry{2, 1, 4}, spec, 8)
+		require.NoError(t, err)
+		_, err = SaveState(p)
+		require.Error(t, err, "%v", spec.Kind)
+		p.Release()
+	}
+}

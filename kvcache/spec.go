@@ -312,3 +312,23 @@ func (e *DeviceLimitError) Error() string {
 	return fmt.Sprintf("kvcache: a %v cache of %d rows needs %d bytes for one layer's %s keys (%d rows), over the device's storage binding limit of %d bytes; at most %d rows fit",
 		e.Spec.Kind, e.Spec.Size, e.Bytes, e.Spec.Storage, e.Rows, e.Limit, e.MaxSize)
 }
+
+// CheckMethodOnly refuses, as a *SpecError, what only the inference caches implement: the
+// h2o policy, FreqKV's ablations (Keep, Scale) and per-layer geometry. Code that implements
+// the full, window and FreqKV policies as the method defines them (training) calls it, so
+// such a spec is an error there rather than silently run as plain FreqKV.
+func (s Spec) CheckMethodOnly() error {
+	switch {
+	case s.Kind == HeavyHitter:
+		return specErr("the h2o policy is implemented for inference only; use full, window or freqkv", ParamKind)
+	case s.Keep != freqkv.KeepLow:
+		return specErr(fmt.Sprintf("keep %v is an inference-only ablation", s.Keep), ParamKeep)
+	case s.Scale != freqkv.ScaleAmplitude:
+		return specErr(fmt.Sprintf("scale %v is an inference-only ablation", s.Scale), ParamScale)
+	case len(s.Ratios) > 0:
+		return specErr("per-layer ratios are implemented for inference only", ParamRatios)
+	case len(s.Sizes) > 0:
+		return specErr("per-layer sizes are implemented for inference only", ParamSizes)
+	}
+	return nil
+}

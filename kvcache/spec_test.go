@@ -92,3 +92,17 @@ func TestGeometryBytes(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, int64(2*100*3*4*8*4), b)
 }
+
+func TestCheckMethodOnly(t *testing.T) {
+	require.NoError(t, DefaultSpec(FreqKV, 64, engine.F32).CheckMethodOnly())
+	require.NoError(t, DefaultSpec(Window, 64, engine.F32).CheckMethodOnly())
+	for _, s := range []Spec{
+		DefaultSpec(HeavyHitter, 64, engine.F32),
+		{Kind: FreqKV, Size: 64, Sink: 4, Ratio: 0.5, Keep: freqkv.KeepHigh, Storage: engine.F32},
+		{Kind: FreqKV, Size: 64, Sink: 4, Ratio: 0.5, Scale: freqkv.ScaleEnergy, Storage: engine.F32},
+		{Kind: FreqKV, Size: 64, Sink: 4, Ratios: []float64{0.5, 0.25}, Storage: engine.F32},
+	} {
+		var se *SpecError
+		require.ErrorAs(t, s.CheckMethodOnly(), &se, "%+v", s)
+	}
+}

@@ -92,6 +92,10 @@ func internals(p Policy) (s *store, rows, compressions *int, c *committer, err e
 	case *window:
 		return p.s, &p.rows, nil, &p.c, nil
 	case *freqKV:
+		if p.layers != nil {
+			// each layer's row count would need saving too
+			return nil, nil, nil, nil, fmt.Errorf("kvcache: saving a freqkv cache with per-layer geometry is not implemented")
+		}
 		return p.s, &p.rows, &p.compressions, &p.c, nil
 	}
 	return nil, nil, nil, nil, fmt.Errorf("kvcache: cannot save a %T", p)

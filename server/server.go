@@ -58,6 +58,7 @@ type Server struct {
 	Weights    int64 // device bytes of the weights
 	PerSession int64 // device bytes of one session (KV cache and activations)
 
+	kvBytes   int64
 	batch     *llama.Batch   // nil with NoBatch, or for a model the batch does not run
 	decodeCh  chan decodeReq // decode steps waiting for the batcher
 	decoding  atomic.Int64   // sessions in their decode loop
@@ -109,6 +110,9 @@ func New(cfg Config) (*Server, error) {
 			}
 		}
 	}
+	for _, se := range s.sessions {
+		s.kvBytes += se.ctx.Cache.Stats().Bytes
+	}
 	// Models whose forward the batch step does not rebuild decode per session.
 	if !cfg.NoBatch && cfg.Model.Batchable() == nil {
 		b, err := cfg.Model.NewBatch(cfg.Parallel)
@@ -130,14 +134,9 @@ func New(cfg Config) (*Server, error) {
 	return s, nil
 }
 
-// KVBytes is what the sessions' caches hold, all together.
-func (s *Server) KVBytes() int64 {
-	var n int64
-	for _, se := range s.sessions {
-		n += se.ctx.Cache.Stats().Bytes
-	}
-	return n
-}
+// KVBytes is what the sessions' caches hold, all together: fixed at start,
+// so it is read without touching caches that steps are using.
+func (s *Server) KVBytes() int64 { return s.kvBytes }
 
 // Close releases the sessions; no request may be running.
 func (s *Server) Close() {

@@ -43,6 +43,9 @@ func Plan(spec kvcache.Spec, t int) (Schedule, error) {
 	if err := spec.Validate(); err != nil {
 		return Schedule{}, err
 	}
+	if err := spec.CheckMethodOnly(); err != nil {
+		return Schedule{}, err
+	}
 	if spec.Storage != engine.F32 {
 		return Schedule{}, &kvcache.SpecError{Params: []kvcache.Param{kvcache.ParamStorage},
 			Msg: fmt.Sprintf("training keeps keys and values in f32, not %s", spec.Storage)}

@@ -198,6 +198,9 @@ func checkSpec(s kvcache.Spec) error {
 	if err := s.Validate(); err != nil {
 		return fmt.Errorf("trainref: %w", err)
 	}
+	if err := s.CheckMethodOnly(); err != nil {
+		return fmt.Errorf("trainref: %w", err)
+	}
 	return nil
 }
 

@@ -65,12 +65,12 @@ func (c *cacheFlags) add(fs *pflag.FlagSet, def string, many bool, sizeHelp stri
 	if many {
 		fs.StringVar(&c.kinds, "cache", def, "cache policies to compare, comma-separated, of "+kindNames())
 	} else {
-		fs.StringVar(&c.kinds, "cache", def, "KV cache policy: full (every token), window (StreamingLLM: sinks + most recent rows) or freqkv")
+		fs.StringVar(&c.kinds, "cache", def, "KV cache policy: full (every token), window (StreamingLLM: sinks + most recent rows), freqkv, or h2o (heavy-hitter eviction on freqkv's schedule)")
 	}
 	fs.IntVar(&c.size, "cache-size", 0, "cache rows N: a full cache's context in tokens, the rows a window query sees, a freqkv cache's rows ("+sizeHelp+")")
-	fs.IntVar(&c.sink, "sink", d.Sink, "sink rows S kept forever (window, freqkv)")
-	fs.IntVar(&c.recent, "recent", d.Recent, "recent rows R a compression leaves alone (freqkv)")
-	fs.Float64Var(&c.ratio, "ratio", d.Ratio, "retaining ratio g in (0, 1): the share of the old span a compression keeps (freqkv)")
+	fs.IntVar(&c.sink, "sink", d.Sink, "sink rows S kept forever (window, freqkv, h2o)")
+	fs.IntVar(&c.recent, "recent", d.Recent, "recent rows R a compression or eviction leaves alone (freqkv, h2o)")
+	fs.Float64Var(&c.ratio, "ratio", d.Ratio, "retaining ratio g in (0, 1): the share of the old span a compression keeps (freqkv; h2o: the share of its rows an eviction keeps)")
 	fs.StringVar(&c.keep, "keep", d.Keep.String(), "ablation (freqkv): keep the low (the method) or the high DCT frequencies of a span")
 	fs.StringVar(&c.scale, "scale", d.Scale.String(), "ablation (freqkv): scale a compression's output by sqrt(m/L) (amplitude: keeps the mean, the method) or 1 (energy: keeps the kept coefficients' energy)")
 	fs.StringVar(&c.ratios, "ratio-per-layer", "", "per-layer retaining ratios (freqkv), one per layer: 0.25,0.5,... or @FILE of numbers; replaces --ratio")

@@ -33,7 +33,7 @@ func runChat(args []string) error {
 			"past the model's context without truncation; it says so once when it does.\n"+
 			"Without -m it chats with the embedded stories260K, a story model with no chat template:\n"+
 			"the plain template joins the turns into one story that you and the model write in turn.\n"+
-			"Without a terminal it reads one message per line from stdin and prints one reply per line.\n\n"+chatHelp)
+			"Without a terminal it reads one message per line from stdin and prints each reply followed\nby a newline.\n\n"+chatHelp)
 	var mf modelFlags
 	mf.add(fs)
 	system := fs.String("system", "", "system prompt")

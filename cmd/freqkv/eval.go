@@ -61,7 +61,7 @@ type evalCaches struct {
 
 func (e *evalCaches) add(fs *pflag.FlagSet) {
 	e.cf.add(fs, "full,window,freqkv", true, "default: the model's trained context")
-	fs.Lookup("cache").Usage = "caches to compare in one run, comma-separated: full, window, freqkv, each optionally with its own parameters after colons, e.g. freqkv:keep=high or freqkv:scale=energy:ratio=0.25 or freqkv:ratios=0.25/0.5/0.75 (size, sink, recent, ratio, keep, scale, ratios, sizes; per-layer lists slash-separated)"
+	fs.Lookup("cache").Usage = "caches to compare in one run, comma-separated: full, window, freqkv, h2o, each optionally with its own parameters after colons, e.g. freqkv:keep=high or freqkv:scale=energy:ratio=0.25 or freqkv:ratios=0.25/0.5/0.75 (size, sink, recent, ratio, keep, scale, ratios, sizes; per-layer lists slash-separated)"
 }
 
 // cacheEntry is one --cache item: its name as given, its policy, its own parameters.

@@ -161,6 +161,8 @@ func TestEvalBadInput(t *testing.T) {
 		{[]string{"eval", "passkey", "--cache", "freqkv:ratio=1.5"}, "ratio"},
 		{[]string{"perplexity", "--text", text, "--cache", "window", "--keep", "high"}, "--keep applies to --cache freqkv"},
 		{[]string{"perplexity", "--text", text, "--cache", "freqkv", "--scale", "loud"}, "--scale"},
+		{[]string{"finetune", "--text", text, "-o", filepath.Join(dir, "a.gguf"), "--cache", "h2o"}, "inference only"},
+		{[]string{"finetune", "--text", text, "-o", filepath.Join(dir, "a.gguf"), "--cache", "freqkv", "--scale", "energy"}, "inference-only"},
 		{[]string{"eval", "repeat", "--text", text, "--gaps", "100000000"}, "need"},
 		{[]string{"eval", "repeat", "--text", text, "--gaps", "-5"}, "negative"},
 		{[]string{"eval", "ppl-curve", "--text", text, "--ctx", "0"}, "positive"},

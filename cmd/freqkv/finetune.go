@@ -398,7 +398,14 @@ func trainSpec(fs *pflag.FlagSet, cf *cacheFlags, dev *engine.Device, trained, c
 	if kinds[0] == kvcache.Full {
 		size = ctx
 	}
-	return cf.spec(dev, kinds[0], size)
+	s, err := cf.spec(dev, kinds[0], size)
+	if err != nil {
+		return s, err
+	}
+	if err := s.CheckMethodOnly(); err != nil { // h2o, ablations, per-layer: inference only
+		return s, cf.explain(s, err)
+	}
+	return s, nil
 }
 
 // writeAdapter writes a to path through a temporary file.

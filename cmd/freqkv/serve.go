@@ -117,7 +117,7 @@ func runServe(args []string) error {
 	})
 	if err != nil {
 		if limit > 0 && strings.Contains(err.Error(), "memory limit") {
-			return fmt.Errorf("%w (--parallel, --cache-size, --memory)", err)
+			return usagef("%v (--parallel, --cache-size, --memory)", err)
 		}
 		return cf.explain(spec, err)
 	}

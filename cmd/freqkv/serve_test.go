@@ -270,3 +270,27 @@ func TestChatSaveCacheResumesExactly(t *testing.T) {
 	require.Greater(t, len(strings.TrimSpace(second)), 10, second)
 	require.True(t, strings.HasSuffix(first, second), "resumed reply %q is not the end of the first run's %q", second, first)
 }
+
+// TestServeBadFlags: usage errors, including sessions that do not fit the
+// memory given, exit 2 with one line.
+func TestServeBadFlags(t *testing.T) {
+	gputest.Device(t)
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"serve", "--parallel", "0"}, "--parallel 0"},
+		{[]string{"serve", "--queue", "-1"}, "--queue"},
+		{[]string{"serve", "--port", "70000"}, "--port"},
+		{[]string{"serve", "--memory", "lots"}, "--memory"},
+		{[]string{"serve", "--memory", "1MiB"}, "over the memory limit of 1.0 MiB"},
+		{[]string{"serve", "--chat-template", "nope"}, "neither a built-in"},
+		{[]string{"chat", "-n", "0"}, "-n 0"},
+		{[]string{"chat", "--chat-template", "nope"}, "neither a built-in"},
+	} {
+		r := runCLI(t, c.args...)
+		require.Equal(t, 2, r.code, "freqkv %v: %s", c.args, r.stderr)
+		require.Contains(t, r.stderr, c.want)
+		require.Equal(t, 1, strings.Count(strings.TrimSpace(r.stderr), "\n")+1, r.stderr)
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/freqkv/freqkv/engine"
+	"github.com/freqkv/freqkv/kvcache"
 	"github.com/freqkv/freqkv/shaders"
 )
 
@@ -225,7 +226,7 @@ func (b *Batch) record(rec *engine.Recorder, ctxs []*Context) error {
 		// bindings cannot start at an arbitrary row, so rows are copied to
 		// and from one-row tensors.
 		for i, c := range ctxs {
-			view := c.Cache.View()
+			view := c.Cache.LayerView(li) // layers may differ (per-layer geometry)
 			slots := shaders.KVSlots{T: 1, Rows: view.Rows, Sink: view.Sink, Cap: view.Cap, Dim: kvDim}
 			steps := []func() error{
 				func() error { return copyRow(rec, b.k, i, b.kRow, 0) },
@@ -234,6 +235,9 @@ func (b *Batch) record(rec *engine.Recorder, ctxs []*Context) error {
 				func() error { return o.StoreKV(rec, b.kRow, c.Cache.K(li), slots) },
 				func() error { return o.StoreKV(rec, b.vRow, c.Cache.V(li), slots) },
 				func() error {
+					if mt, ok := c.Cache.(kvcache.MassTracker); ok { // h2o accumulates attention mass
+						return o.AttentionMass(rec, b.qRow, c.Cache.K(li), c.Cache.V(li), c.rope, b.attRow, c.scratch, mt.Mass(li), c.attnParams(1, view))
+					}
 					return o.Attention(rec, b.qRow, c.Cache.K(li), c.Cache.V(li), c.rope, b.attRow, c.scratch, c.attnParams(1, view))
 				},
 				func() error { return copyRow(rec, b.attRow, 0, b.att, i) },

@@ -24,8 +24,10 @@ func TestBatchStepEqualsSolo(t *testing.T) {
 		kvcache.DefaultSpec(kvcache.FreqKV, 48, engine.F32),
 		kvcache.DefaultSpec(kvcache.Window, 24, engine.F32),
 		{Kind: kvcache.Full, Size: 128, Storage: engine.F32},
+		kvcache.DefaultSpec(kvcache.HeavyHitter, 32, engine.F32),
+		{Kind: kvcache.FreqKV, Size: 40, Sink: 4, Ratios: []float64{0.25, 0.5, 0.5, 0.5, 0.75}, Sizes: []int{40, 24, 32, 40, 28}, Storage: engine.F32},
 	}
-	prompts := []string{"Once upon a time", "Tom had a red ball", "The sun was hot", "Lily went to"}
+	prompts := []string{"Once upon a time", "Tom had a red ball", "The sun was hot", "Lily went to", "The dog ran", "A big tree"}
 	const steps = 60
 	newCtx := func(i int) (*llama.Context, []int32) {
 		c, err := m.NewContext(llama.ContextOptions{Cache: specs[i], MaxChunk: 16})
