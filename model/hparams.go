@@ -78,6 +78,21 @@ type HParams struct {
 	// 0, every layer (Mistral); n > 0, layer i when i%n < n-1 (Gemma 2: 2,
 	// the even layers), the others attending globally.
 	WindowPattern int `json:",omitempty"`
+	// LocalRopeBase, if positive, is the rope base of the sliding-window
+	// layers, which rotate without scaling (Gemma 3: 10000, while the global
+	// layers use RopeBase and the file's scaling).
+	LocalRopeBase float64 `json:",omitempty"`
+}
+
+// LayerRope returns the hyper-parameters layer i rotates with: h itself, or
+// for a local layer of a model with its own local rope base, that base
+// without scaling (llama.cpp's freq_base_swa and freq_scale_swa = 1).
+func (h HParams) LayerRope(i int) HParams {
+	if h.LocalRopeBase == 0 || !h.LocalLayer(i) {
+		return h
+	}
+	h.RopeBase, h.RopeScaling, h.RopeScale, h.Yarn = h.LocalRopeBase, "none", 1, Yarn{}
+	return h
 }
 
 // LocalLayer reports whether layer i attends through the sliding window.
@@ -195,7 +210,7 @@ func (h HParams) Validate() error {
 	for _, f := range []struct {
 		name string
 		v    float64
-	}{{"attention softcap", h.AttnSoftcap}, {"final softcap", h.FinalSoftcap}, {"query scale", h.QueryScale}} {
+	}{{"attention softcap", h.AttnSoftcap}, {"final softcap", h.FinalSoftcap}, {"query scale", h.QueryScale}, {"local rope base", h.LocalRopeBase}} {
 		if !(f.v >= 0) || math.IsInf(f.v, 0) {
 			return fmt.Errorf("model: %s %v is not a finite non-negative number", f.name, f.v)
 		}
@@ -232,6 +247,9 @@ type architecture struct {
 	// gemma2: embedding scale, GELU gating, post-norms, softcaps, the
 	// sliding window on even layers; its softcap keys are read, not refused.
 	gemma2 bool
+	// gemma3: Gemma 2's blocks without softcaps, with Q/K norms, a global
+	// layer every 6th and a rope base of its own on the local layers.
+	gemma3 bool
 }
 
 var architectures = map[string]architecture{
@@ -240,7 +258,11 @@ var architectures = map[string]architecture{
 	"qwen3":  {ropeNeoX: true, qkNorm: true},
 	"phi3":   {ropeNeoX: true, fusedGateUp: true, ignoresWindow: true, longRope: true},
 	"gemma2": {ropeNeoX: true, gemma2: true},
+	"gemma3": {ropeNeoX: true, qkNorm: true, gemma3: true},
 }
+
+// gemma3Keys are the math keys gemma3 reads rather than refuses.
+var gemma3Keys = map[string]bool{"rope.freq_base_swa": true}
 
 // gemma2Keys are the math keys gemma2 reads rather than refuses.
 var gemma2Keys = map[string]bool{"attention.logit_softcapping": true, "final_logit_softcapping": true}
@@ -320,6 +342,21 @@ func HParamsFromGGUF(f *gguf.File) (HParams, error) {
 			h.QueryScale = 1 / math.Sqrt(float64(h.Dim/h.Heads))
 		}
 		r.skip = gemma2Keys
+	}
+	if a.gemma3 {
+		h.EmbedScale, h.GELU, h.PostNorms = true, true, true
+		if h.SlidingWindow > 0 {
+			h.WindowPattern = 6 // llama.cpp: set_swa_pattern(6), every 6th layer global
+			h.LocalRopeBase = r.optionalFloat("rope.freq_base_swa", 10000)
+		}
+		if h.Layers == 62 && h.Heads > 0 {
+			// llama.cpp's Gemma 3 27B (known by its 62 layers): query_pre_attn_scalar = dim/heads
+			h.QueryScale = 1 / math.Sqrt(float64(h.Dim/h.Heads))
+		}
+		if h.RopeScaling == "yarn" {
+			r.fail(fmt.Errorf("model: key %q: yarn on gemma3 is unsupported (linear is)", r.prefix+"rope.scaling.type"))
+		}
+		r.skip = gemma3Keys
 	}
 	if a.fusedGateUp {
 		h.FusedGateUp = true

@@ -103,6 +103,9 @@ func IgnoredKeys(f *gguf.File) []string {
 		if usedKeys[rest] && !(rest == "attention.sliding_window" && architectures[arch].ignoresWindow) {
 			continue
 		}
+		if rest == "rope.freq_base_swa" && architectures[arch].gemma3 {
+			continue // read
+		}
 		if _, refused := mathKeys[rest]; refused {
 			continue // neutral values only; others fail HParamsFromGGUF
 		}

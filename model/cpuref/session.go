@@ -142,7 +142,7 @@ func (s *Session) ForwardGroup(tokens []int) ([][]float64, error) {
 		}
 		for i := range x {
 			mass, _ := s.caches[l].(*heavyCache)
-			o := matmul(w.WO, s.attention(q[i], views[i], mass), nil)
+			o := matmul(w.WO, s.attention(q[i], views[i], mass, l), nil)
 			if hp.PostNorms {
 				o = rmsnorm(o, w.PostAttn, hp.RMSEps)
 			}
@@ -179,10 +179,14 @@ func (s *Session) ForwardGroup(tokens []int) ([][]float64, error) {
 // h / (heads/kv_heads); scores are scaled by 1/sqrt(head_dim) (or the model's query
 // scale), then softcapped where the model says (gemma2).
 // With mass, each head's probabilities are added to the rows' attention mass (h2o).
-func (s *Session) attention(q []float64, v view, mass *heavyCache) []float64 {
+func (s *Session) attention(q []float64, v view, mass *heavyCache, layer int) []float64 {
 	hp := s.m.HP
 	hd := hp.HeadDim()
 	rp := newRopeParams(s.m, s.spec.Size)
+	if hp.LocalRopeBase > 0 && hp.LocalLayer(layer) {
+		// gemma3's local layers: their own base, unscaled
+		rp.base, rp.scale, rp.yarn, rp.factors = hp.LocalRopeBase, 1, false, nil
+	}
 	q = rope(q, v.queryPos, rp)
 	keys := make([][]float64, len(v.keys))
 	for j, key := range v.keys {

@@ -50,6 +50,7 @@ type Context struct {
 	logits           *engine.Tensor // (chunk or 1, vocab)
 	argmax           *engine.Tensor // u32 (1, 1)
 	rope             *engine.Tensor // rope table (MaxPosition, ropeDim)
+	ropeLocal        *engine.Tensor // gemma3: the local layers' table; nil otherwise
 	scratch          *engine.Tensor // attention scratch
 	targets, nll     *engine.Tensor // perplexity: u32 and f32 (1, chunk)
 
@@ -168,6 +169,9 @@ func (c *Context) alloc() error {
 	c.argmax = t("argmax", engine.U32, 1, 1)
 	maxPos := c.Cache.MaxPosition()
 	c.rope = t("rope", engine.F32, maxPos, h.RopeDim)
+	if h.LocalRopeBase > 0 {
+		c.ropeLocal = t("rope_local", engine.F32, maxPos, h.RopeDim)
+	}
 	if err == nil {
 		err = c.uploadRope(maxPos)
 	}
@@ -177,7 +181,7 @@ func (c *Context) alloc() error {
 
 // Release frees the context's buffers and cache.
 func (c *Context) Release() {
-	for _, t := range []*engine.Tensor{c.ids, c.x, c.xb, c.q, c.k, c.v, c.att, c.qn, c.kn, c.gate, c.up, c.hidden, c.last, c.lastRaw, c.logits, c.argmax, c.rope, c.scratch, c.targets, c.nll, c.post, c.logitsRaw} {
+	for _, t := range []*engine.Tensor{c.ids, c.x, c.xb, c.q, c.k, c.v, c.att, c.qn, c.kn, c.gate, c.up, c.hidden, c.last, c.lastRaw, c.logits, c.argmax, c.rope, c.scratch, c.targets, c.nll, c.post, c.logitsRaw, c.ropeLocal} {
 		if t != nil {
 			t.Release()
 		}
@@ -273,7 +277,7 @@ func (c *Context) record(rec *engine.Recorder, t int, allLogits bool) error {
 		if mt, ok := c.Cache.(kvcache.MassTracker); ok { // h2o: attention also accumulates per-row mass
 			rec.Check(o.AttentionMass(rec, queries, k, v, c.rope, c.att, c.scratch, mt.Mass(i), ap))
 		} else {
-			rec.Check(o.Attention(rec, queries, k, v, c.rope, c.att, c.scratch, ap))
+			rec.Check(o.Attention(rec, queries, k, v, c.layerRope(i), c.att, c.scratch, ap))
 		}
 		c.residual(rec, c.att, l.wo, l.postAttn, t)
 		// feed-forward: x += Wdown · (silu(Wgate · xb) * (Wup · xb)) (gemma2: gelu)

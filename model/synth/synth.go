@@ -59,6 +59,9 @@ type Spec struct {
 	// AttnSoftcap and FinalSoftcap (gemma2) write attention.logit_softcapping
 	// and final_logit_softcapping.
 	AttnSoftcap, FinalSoftcap float64
+	// LinearRope, if set, writes rope.scaling.type "linear" with this factor
+	// (Gemma 3 4B and up: 8, on the global layers only).
+	LinearRope float64
 }
 
 // Llama3Rope is Hugging Face's rope_scaling of type "llama3".
@@ -112,8 +115,10 @@ const firstFiller = 3 + 256
 // Validate reports why s cannot be written.
 func (s Spec) Validate() error {
 	switch {
-	case s.Arch != "llama" && s.Arch != "qwen2" && s.Arch != "qwen3" && s.Arch != "phi3" && s.Arch != "gemma2":
-		return fmt.Errorf("synth: architecture %q, want \"llama\", \"qwen2\", \"qwen3\", \"phi3\" or \"gemma2\"", s.Arch)
+	case s.Arch != "llama" && s.Arch != "qwen2" && s.Arch != "qwen3" && s.Arch != "phi3" && s.Arch != "gemma2" && s.Arch != "gemma3":
+		return fmt.Errorf("synth: architecture %q, want \"llama\", \"qwen2\", \"qwen3\", \"phi3\", \"gemma2\" or \"gemma3\"", s.Arch)
+	case s.Arch == "gemma3" && (!s.Tied || s.Llama3 != nil || s.Yarn != nil || s.LongRope != nil):
+		return fmt.Errorf("synth: gemma3 is tied, without llama3, yarn or longrope")
 	case s.Arch == "gemma2" && (!s.Tied || s.RopeBase != 10000 || s.Llama3 != nil || s.Yarn != nil || s.LongRope != nil):
 		// llama.cpp's converter drops lm_head and writes no rope keys for Gemma 2
 		return fmt.Errorf("synth: gemma2 is tied, with rope base 10000 and no rope scaling")
@@ -257,11 +262,19 @@ func metadata(s Spec) []gguf.KV {
 		{Key: a + "attention.head_count_kv", Value: uint32(s.KVHeads)},
 		{Key: a + "attention.layer_norm_rms_epsilon", Value: eps},
 	}
-	if s.Arch != "gemma2" { // Gemma 2's converter writes no rope keys (base 10000, every dimension)
+	switch s.Arch {
+	case "gemma2": // Gemma 2's converter writes no rope keys (base 10000, every dimension)
+	case "gemma3": // Gemma 3's writes the base only
+		kv = append(kv, gguf.KV{Key: a + "rope.freq_base", Value: float32(s.RopeBase)})
+	default:
 		kv = append(kv, gguf.KV{Key: a + "rope.freq_base", Value: float32(s.RopeBase)},
 			gguf.KV{Key: a + "rope.dimension_count", Value: uint32(headDim)})
 	}
-	if s.HeadDim > 0 || s.Arch == "qwen3" || s.Arch == "gemma2" {
+	if s.LinearRope != 0 {
+		kv = append(kv, gguf.KV{Key: a + "rope.scaling.type", Value: "linear"},
+			gguf.KV{Key: a + "rope.scaling.factor", Value: float32(s.LinearRope)})
+	}
+	if s.HeadDim > 0 || s.Arch == "qwen3" || s.Arch == "gemma2" || s.Arch == "gemma3" {
 		kv = append(kv, gguf.KV{Key: a + "attention.key_length", Value: uint32(headDim)},
 			gguf.KV{Key: a + "attention.value_length", Value: uint32(headDim)})
 	}
