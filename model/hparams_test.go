@@ -474,3 +474,51 @@ func TestHParamsGemma2(t *testing.T) {
 	require.NoError(t, err)
 	require.ErrorContains(t, CheckTensors(f, h), `tensor "blk.0.post_attention_norm.weight" is missing`)
 }
+
+// TestHParamsGemma3: a global layer every 6th, the local layers' own rope
+// base (rope.freq_base_swa when present, else 10000) without scaling.
+func TestHParamsGemma3(t *testing.T) {
+	s := qwenLike()
+	s.arch, s.tied, s.layers = "gemma3", true, 7
+	s.extraKV = []gguf.KV{
+		{Key: "gemma3.attention.sliding_window", Value: uint32(512)},
+		{Key: "gemma3.rope.scaling.type", Value: "linear"}, {Key: "gemma3.rope.scaling.factor", Value: float32(8)},
+		{Key: "gemma3.attention.key_length", Value: uint32(4)}, {Key: "gemma3.attention.value_length", Value: uint32(4)},
+	}
+	s.extra = map[string][]uint64{}
+	for i := range 7 {
+		for _, n := range []string{"post_attention_norm", "post_ffw_norm"} {
+			s.extra[fmt.Sprintf("blk.%d.%s.weight", i, n)] = []uint64{16}
+		}
+		for _, n := range []string{"attn_q_norm", "attn_k_norm"} {
+			s.extra[fmt.Sprintf("blk.%d.%s.weight", i, n)] = []uint64{4}
+		}
+	}
+	f := s.build(t)
+	h, err := HParamsFromGGUF(f)
+	require.NoError(t, err)
+	require.NoError(t, CheckTensors(f, h))
+	assert.True(t, h.QKNorm && h.EmbedScale && h.GELU && h.PostNorms)
+	var local []int
+	for i := range 7 {
+		if h.LocalLayer(i) {
+			local = append(local, i)
+		}
+	}
+	assert.Equal(t, []int{0, 1, 2, 3, 4, 6}, local)
+	assert.Equal(t, 10000.0, h.LayerRope(0).RopeBase)
+	assert.Equal(t, "none", h.LayerRope(0).RopeScaling)
+	assert.Equal(t, 1e6, h.LayerRope(5).RopeBase)
+	assert.Equal(t, 8.0, h.LayerRope(5).RopeScale)
+
+	s.extraKV = append(s.extraKV, gguf.KV{Key: "gemma3.rope.freq_base_swa", Value: float32(20000)})
+	f = s.build(t)
+	h, err = HParamsFromGGUF(f)
+	require.NoError(t, err)
+	assert.Equal(t, 20000.0, h.LayerRope(0).RopeBase)
+	assert.Empty(t, IgnoredKeys(f))
+
+	s.extraKV = append(s.extraKV, gguf.KV{Key: "gemma3.final_logit_softcapping", Value: float32(30)})
+	_, err = HParamsFromGGUF(s.build(t))
+	require.ErrorContains(t, err, "final-logit softcapping is unsupported")
+}

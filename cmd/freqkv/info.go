@@ -130,6 +130,9 @@ func runInfo(args []string) error {
 	case h.SlidingWindow > 0:
 		fmt.Fprintf(stdout, "attention    sliding window of %d tokens on layers i with i %% %d < %d (a window cache there; the chosen policy elsewhere)\n", h.SlidingWindow, h.WindowPattern, h.WindowPattern-1)
 	}
+	if h.LocalRopeBase > 0 {
+		fmt.Fprintf(stdout, "rope         window layers: base %g, unscaled\n", h.LocalRopeBase)
+	}
 	if h.AttnSoftcap > 0 || h.FinalSoftcap > 0 || h.QueryScale > 0 {
 		fmt.Fprintf(stdout, "attention    query scale %.4g, attention-logit softcap %g, final-logit softcap %g\n", h.AttentionScale(), h.AttnSoftcap, h.FinalSoftcap)
 	}

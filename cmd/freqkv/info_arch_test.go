@@ -76,3 +76,19 @@ func TestInfoAndGenerateGemma2(t *testing.T) {
 	r = runCLI(t, "generate", "-m", path, "-n", "20", "-p", "ab", "--cache", "freqkv", "--cache-size", "16")
 	require.Equal(t, 0, r.code, r.stderr)
 }
+
+// TestInfoAndGenerateGemma3: info names the local layers' rope base; generate
+// runs it under freqkv.
+func TestInfoAndGenerateGemma3(t *testing.T) {
+	spec := synth.Spec{Arch: "gemma3", Dim: 32, Layers: 6, Heads: 2, KVHeads: 1, HeadDim: 16, FFN: 64, Vocab: 272, Context: 64, WeightType: ggml.F32,
+		RopeBase: 1e6, Seed: 3, Tied: true, SlidingWindow: 8, LinearRope: 8}
+	path := filepath.Join(t.TempDir(), "gemma3.gguf")
+	require.NoError(t, synth.Write(path, spec))
+	r := runCLI(t, "info", path)
+	require.Equal(t, 0, r.code, r.stderr)
+	require.Contains(t, r.stdout, "sliding window of 8 tokens on layers i with i % 6 < 5")
+	require.Contains(t, r.stdout, "window layers: base 10000, unscaled")
+	require.Contains(t, r.stdout, "RMS-normalised queries and keys")
+	r = runCLI(t, "generate", "-m", path, "-n", "20", "-p", "ab", "--cache", "freqkv", "--cache-size", "16")
+	require.Equal(t, 0, r.code, r.stderr)
+}
