@@ -14,7 +14,7 @@ import (
 
 // HParams are the hyper-parameters of a LLaMA-family transformer.
 type HParams struct {
-	Arch          string // GGUF architecture: "llama", "qwen2" or "qwen3"
+	Arch          string // GGUF architecture: "llama", "qwen2", "qwen3", "phi3", "gemma2" or "gemma3"
 	ContextLength int    // positions the model was trained for (as the file states)
 	Dim           int    // embedding width
 	Layers        int
