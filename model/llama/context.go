@@ -275,7 +275,7 @@ func (c *Context) record(rec *engine.Recorder, t int, allLogits bool) error {
 		rec.Check(o.StoreKV(rec, keys, k, slots))
 		rec.Check(o.StoreKV(rec, c.v, v, slots))
 		if mt, ok := c.Cache.(kvcache.MassTracker); ok { // h2o: attention also accumulates per-row mass
-			rec.Check(o.AttentionMass(rec, queries, k, v, c.rope, c.att, c.scratch, mt.Mass(i), ap))
+			rec.Check(o.AttentionMass(rec, queries, k, v, c.layerRope(i), c.att, c.scratch, mt.Mass(i), ap))
 		} else {
 			rec.Check(o.Attention(rec, queries, k, v, c.layerRope(i), c.att, c.scratch, ap))
 		}
