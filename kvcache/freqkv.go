@@ -24,6 +24,8 @@ type freqKV struct {
 	lrows        []int           // rows of each layer (per-layer geometry only)
 	s            *store
 	scratch      *engine.Tensor
+	staging      *engine.Tensor // f32 spans of quantised matrices (quant.go); nil without
+	perPass      int            // quantised matrices compressed per staging pass
 	rows         int
 	compressions int
 	c            committer
@@ -49,30 +51,23 @@ func newFreqKV(dev *engine.Device, ops *shaders.Ops, g Geometry, spec Spec) (Pol
 		}
 		f.lrows = make([]int, g.Layers)
 	}
-	most := 0
-	for _, n := range s.counts {
-		most = max(most, n)
-	}
-	elems := shaders.CompressScratch(f.params(most), 0)
-	for l := range f.layers {
-		elems = max(elems, shaders.CompressScratch(f.layerParams(l), 0))
-	}
-	f.scratch, err = dev.NewTensor("freqkv compression scratch", engine.F32, 1, elems)
-	if err != nil {
-		s.release()
-		return nil, fmt.Errorf("kvcache: freqkv scratch: %w", err)
+	if err := f.allocWork(dev); err != nil {
+		f.Release()
+		return nil, err
 	}
 	if f.layers != nil {
 		for l := range f.layers {
-			if err := ops.PrepareCompress(s.k(l), f.scratch, f.layerParams(l)); err != nil {
-				f.Release()
-				return nil, fmt.Errorf("kvcache: freqkv: layer %d: %w", l, err)
+			for _, m := range []*engine.Tensor{s.k(l), s.v(l)} {
+				if err := f.compressMatrices(nil, m, 1, s.cap, f.layerParams(l)); err != nil {
+					f.Release()
+					return nil, fmt.Errorf("kvcache: freqkv: layer %d: %w", l, err)
+				}
 			}
 		}
 		return f, nil
 	}
 	for i := range s.arenas {
-		if err := ops.PrepareCompress(s.arena(i), f.scratch, f.params(s.counts[i])); err != nil {
+		if err := f.compressArena(nil, i); err != nil {
 			f.Release()
 			return nil, fmt.Errorf("kvcache: freqkv: %w", err)
 		}
@@ -84,7 +79,7 @@ func newFreqKV(dev *engine.Device, ops *shaders.Ops, g Geometry, spec Spec) (Pol
 func (f *freqKV) layerParams(l int) shaders.CompressParams {
 	c := f.layers[l]
 	return shaders.CompressParams{Sink: c.Sink, Span: c.Span(), Kept: c.Kept(), Recent: c.Recent,
-		Channels: f.s.g.Channels(), Batches: 1, BatchStride: f.s.stride,
+		Channels: f.s.g.Channels(), Batches: 1, BatchStride: f.s.cap,
 		KeepHigh: c.Keep == freqkv.KeepHigh, EnergyScale: c.Scale == freqkv.ScaleEnergy}
 }
 
@@ -99,7 +94,7 @@ func (f *freqKV) nextPerLayer(rec *engine.Recorder, n int) (int, error) {
 		}
 		if steps[0].Kind == freqkv.StepCompress {
 			for _, m := range []*engine.Tensor{f.s.k(l), f.s.v(l)} {
-				if err := f.ops.Compress(rec, m, f.scratch, f.layerParams(l)); err != nil {
+				if err := f.compressMatrices(rec, m, 1, f.s.cap, f.layerParams(l)); err != nil {
 					return 0, fmt.Errorf("kvcache: freqkv compression of layer %d: %w", l, err)
 				}
 			}
@@ -120,11 +115,71 @@ func (f *freqKV) nextPerLayer(rec *engine.Recorder, n int) (int, error) {
 	return allowed, nil
 }
 
-// params is the compression of n matrices of an arena.
-func (f *freqKV) params(n int) shaders.CompressParams {
+// params is the compression of n matrices stride rows apart.
+func (f *freqKV) params(n, stride int) shaders.CompressParams {
 	return shaders.CompressParams{Sink: f.cfg.Sink, Span: f.cfg.Span(), Kept: f.cfg.Kept(), Recent: f.cfg.Recent,
-		Channels: f.s.g.Channels(), Batches: n, BatchStride: f.s.stride,
+		Channels: f.s.g.Channels(), Batches: n, BatchStride: stride,
 		KeepHigh: f.cfg.Keep == freqkv.KeepHigh, EnergyScale: f.cfg.Scale == freqkv.ScaleEnergy}
+}
+
+// allocWork allocates the compression's f32 scratch, and the staging of quantised matrices.
+func (f *freqKV) allocWork(dev *engine.Device) error {
+	elems, quantMost := 0, 0
+	for _, a := range f.s.arenas {
+		if shaders.IsQuantKV(a.dtype) {
+			quantMost = max(quantMost, a.count)
+		} else if f.layers == nil {
+			elems = max(elems, shaders.CompressScratch(f.params(a.count, a.stride), 0))
+		}
+	}
+	quant := quantMost > 0
+	for l := range f.layers {
+		if !quant || !shaders.IsQuantKV(f.s.spec.KeyType()) || !shaders.IsQuantKV(f.s.spec.ValueType()) {
+			elems = max(elems, shaders.CompressScratch(f.layerParams(l), 0))
+		}
+	}
+	if quant {
+		if f.layers != nil {
+			quantMost = 1 // per-layer geometry compresses one matrix at a time
+		}
+		f.perPass = stagingMatrices(f.s.bytes, f.stagingRows(), f.s.g.Channels(), quantMost)
+		var err error
+		f.staging, err = dev.NewTensor("freqkv quantised span staging", engine.F32, f.perPass*f.stagingRows(), f.s.g.Channels())
+		if err != nil {
+			return fmt.Errorf("kvcache: freqkv staging: %w", err)
+		}
+		if f.layers == nil {
+			elems = max(elems, shaders.CompressScratch(stagingParams(f.params(f.perPass, 0)), 0))
+		}
+		for l := range f.layers {
+			elems = max(elems, shaders.CompressScratch(stagingParams(f.layerParams(l)), 0))
+		}
+	}
+	var err error
+	f.scratch, err = dev.NewTensor("freqkv compression scratch", engine.F32, 1, elems)
+	if err != nil {
+		return fmt.Errorf("kvcache: freqkv scratch: %w", err)
+	}
+	return nil
+}
+
+// compressArena records the compression of arena i's matrices (rec nil: compiles its
+// kernels and uploads its tables only).
+func (f *freqKV) compressArena(rec *engine.Recorder, i int) error {
+	a := f.s.arenas[i]
+	return f.compressMatrices(rec, f.s.arena(i), a.count, a.stride, f.params(a.count, a.stride))
+}
+
+// compressMatrices records the compression p of the n matrices of t, stride rows apart, in
+// place (f32, f16) or through the staging (q8_0, q4_0); rec nil: prepares only.
+func (f *freqKV) compressMatrices(rec *engine.Recorder, t *engine.Tensor, n, stride int, p shaders.CompressParams) error {
+	if shaders.IsQuantKV(t.DType) {
+		return f.compressQuant(rec, t, n, stride, p)
+	}
+	if rec == nil {
+		return f.ops.PrepareCompress(t, f.scratch, p)
+	}
+	return f.ops.Compress(rec, t, f.scratch, p)
 }
 
 func (f *freqKV) Spec() Spec { return f.s.spec }
@@ -143,7 +198,7 @@ func (f *freqKV) Next(rec *engine.Recorder, n int) (int, error) {
 	}
 	if steps[0].Kind == freqkv.StepCompress {
 		for i := range f.s.arenas {
-			if err := f.ops.Compress(rec, f.s.arena(i), f.scratch, f.params(f.s.counts[i])); err != nil {
+			if err := f.compressArena(rec, i); err != nil {
 				return 0, fmt.Errorf("kvcache: freqkv compression: %w", err)
 			}
 		}
@@ -196,9 +251,11 @@ func (f *freqKV) Reset() {
 
 func (f *freqKV) Release() {
 	f.s.release()
-	if f.scratch != nil {
-		f.scratch.Release()
-		f.scratch = nil
+	for _, t := range []**engine.Tensor{&f.scratch, &f.staging} {
+		if *t != nil {
+			(*t).Release()
+			*t = nil
+		}
 	}
 	if f.ownOps {
 		f.ops.Release()

@@ -26,6 +26,7 @@ type heavy struct {
 	mass       *engine.Tensor // f32 [layers, massStride]: layer l's [kvHeads, cap] at l*massStride
 	massStride int            // floats per layer, kvHeads*cap rounded up to a binding offset
 	idx, temp  *engine.Tensor // u32 [layers*kvHeads*keep], u32 KeepRowsTemp
+	staging    *engine.Tensor // f32 [cap, C]: one quantised matrix, dequantised (nil without)
 	rows       int
 	evictions  int
 	c          committer
@@ -48,9 +49,10 @@ func newHeavy(dev *engine.Device, ops *shaders.Ops, g Geometry, spec Spec) (Poli
 	}
 	h := &heavy{dev: dev, ops: ops, cfg: cfg, s: s}
 	keep := cfg.Kept() + cfg.Recent
-	most := 0
-	for _, n := range s.counts {
-		most = max(most, n)
+	most, quant := 0, false
+	for _, a := range s.arenas {
+		most = max(most, a.count)
+		quant = quant || shaders.IsQuantKV(a.dtype)
 	}
 	t := func(name string, dt engine.DType, rows, cols int) *engine.Tensor {
 		if err != nil {
@@ -65,20 +67,22 @@ func newHeavy(dev *engine.Device, ops *shaders.Ops, g Geometry, spec Spec) (Poli
 	h.massStride = (g.KVHeads*spec.Size + align - 1) / align * align
 	h.mass = t("h2o attention mass", engine.F32, g.Layers, h.massStride)
 	h.idx = t("h2o kept rows", engine.U32, 1, g.Layers*g.KVHeads*keep)
-	h.temp = t("h2o compaction temp", engine.U32, 1, shaders.KeepRowsTemp(h.params(0, most), spec.Storage))
+	words := 0
+	for _, a := range s.arenas {
+		words = max(words, shaders.KeepRowsTemp(h.params(0, a.count, a.stride), a.dtype))
+	}
+	if quant {
+		words = max(words, shaders.KeepRowsTemp(h.params(0, 1, s.cap), engine.F32))
+		h.staging = t("h2o quantised matrix staging", engine.F32, s.cap, g.Channels())
+	}
+	h.temp = t("h2o compaction temp", engine.U32, 1, words)
 	if err == nil {
 		err = h.zeroMass()
 	}
 	if err == nil {
 		// compile the compaction's kernels now, not at the first eviction
 		rec := dev.NewRecorder()
-		first := 0
-		for i := range s.arenas {
-			if err = ops.KeepRows(rec, s.arena(i), h.idx, h.temp, h.params(first, s.counts[i])); err != nil {
-				break
-			}
-			first += s.counts[i]
-		}
+		err = h.compact(rec)
 		rec.Discard()
 	}
 	if err != nil {
@@ -88,9 +92,49 @@ func newHeavy(dev *engine.Device, ops *shaders.Ops, g Geometry, spec Spec) (Poli
 	return h, nil
 }
 
-func (h *heavy) params(first, n int) shaders.KeepRowsParams {
+func (h *heavy) params(first, n, stride int) shaders.KeepRowsParams {
 	return shaders.KeepRowsParams{Sink: h.cfg.Sink, Keep: h.cfg.Kept() + h.cfg.Recent, KVHeads: h.s.g.KVHeads, HeadDim: h.s.g.HeadDim,
-		Batches: n, BatchStride: h.s.stride, FirstMatrix: first, Layers: h.s.g.Layers}
+		Batches: n, BatchStride: stride, FirstMatrix: first, Layers: h.s.g.Layers}
+}
+
+// compact records the compaction of every matrix to the rows in idx: whole arenas at once
+// when K and V share one plain type (matrices K, V, K, V... in arena order); else matrix by
+// matrix, a quantised one dequantised into the staging, compacted in f32 and its kept rows
+// [S, S+m+R) quantised back.
+func (h *heavy) compact(rec *engine.Recorder) error {
+	sp := h.s.spec
+	if sp.KeyType() == sp.ValueType() && !shaders.IsQuantKV(sp.KeyType()) {
+		first := 0
+		for i, a := range h.s.arenas {
+			if err := h.ops.KeepRows(rec, h.s.arena(i), h.idx, h.temp, h.params(first, a.count, a.stride)); err != nil {
+				return err
+			}
+			first += a.count
+		}
+		return nil
+	}
+	for i, m := range h.s.matrices {
+		if !shaders.IsQuantKV(m.DType) {
+			if err := h.ops.KeepRows(rec, m, h.idx, h.temp, h.params(i, 1, h.s.cap)); err != nil {
+				return err
+			}
+			continue
+		}
+		keep := h.cfg.Kept() + h.cfg.Recent
+		all := shaders.QuantRows{T: h.s.cap, Cap: h.s.cap, Dim: h.s.g.Channels(), Batches: 1, F32Stride: h.s.cap}
+		if err := h.ops.DequantizeKV(rec, m, h.staging, all); err != nil {
+			return err
+		}
+		if err := h.ops.KeepRows(rec, h.staging, h.idx, h.temp, h.params(i, 1, h.s.cap)); err != nil {
+			return err
+		}
+		back := all
+		back.T, back.Rows, back.F32First = keep, h.cfg.Sink, h.cfg.Sink
+		if err := h.ops.QuantizeKV(rec, h.staging, m, back); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func (h *heavy) zeroMass() error {
@@ -156,14 +200,7 @@ func (h *heavy) evict(rec *engine.Recorder) error {
 	if err := h.mass.Buf.Write(h.mass.Offset, mb); err != nil {
 		return err
 	}
-	first := 0
-	for i := range h.s.arenas {
-		if err := h.ops.KeepRows(rec, h.s.arena(i), h.idx, h.temp, h.params(first, h.s.counts[i])); err != nil {
-			return err
-		}
-		first += h.s.counts[i]
-	}
-	return nil
+	return h.compact(rec)
 }
 
 // SelectHeavy is the eviction rule, on the CPU: mass holds, for each of heads (layer, KV
@@ -220,7 +257,7 @@ func (h *heavy) Reset() {
 
 func (h *heavy) Release() {
 	h.s.release()
-	for _, t := range []*engine.Tensor{h.mass, h.idx, h.temp} {
+	for _, t := range []*engine.Tensor{h.mass, h.idx, h.temp, h.staging} {
 		if t != nil {
 			t.Release()
 		}

@@ -76,6 +76,10 @@ func TestHeavyHitterEviction(t *testing.T) {
 		{"f32, recent rows, groups", Geometry{2, 2, 4}, Spec{Kind: HeavyHitter, Size: 24, Sink: 2, Recent: 3, Ratio: 0.5, Storage: engine.F32}, 120, 7},
 		{"f16, token by token", Geometry{3, 2, 6}, Spec{Kind: HeavyHitter, Size: 20, Sink: 4, Ratio: 0.3, Storage: engine.F16}, 80, 1},
 		{"f16 one head, no sinks, big groups", Geometry{1, 1, 8}, Spec{Kind: HeavyHitter, Size: 40, Ratio: 0.6, Recent: 5, Storage: engine.F16}, 200, 30},
+		// quantised: compacted in f32 and quantised back, which with blocks inside one head
+		// (head dim 32) gives back the same blocks, so the rows are still exact copies
+		{"q8_0 head dim 32, groups", Geometry{2, 2, 32}, Spec{Kind: HeavyHitter, Size: 24, Sink: 2, Recent: 3, Ratio: 0.5, Storage: engine.Q8_0}, 100, 7},
+		{"keys q4_0, values f16", Geometry{1, 2, 32}, Spec{Kind: HeavyHitter, Size: 20, Sink: 1, Ratio: 0.4, Storage: engine.Q4_0}.WithValueType(engine.F16), 80, 5},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := rand.New(rand.NewPCG(3, uint64(tc.tokens)))

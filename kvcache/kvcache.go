@@ -44,19 +44,41 @@ func (g Geometry) Channels() int { return g.KVHeads * g.HeadDim }
 // full cache of rows tokens takes, and (without a window ring's or an arena's padding)
 // what any cache of rows rows takes.
 func (g Geometry) Bytes(storage engine.DType, rows int) (int64, error) {
-	rb, err := storage.RowBytes(g.Channels())
+	return g.KVBytes(storage, storage, rows)
+}
+
+// KVBytes is Bytes with keys stored as k and values as v.
+func (g Geometry) KVBytes(k, v engine.DType, rows int) (int64, error) {
+	kb, err := k.RowBytes(g.Channels())
 	if err != nil {
 		return 0, fmt.Errorf("kvcache: %w", err)
 	}
-	return 2 * int64(rows) * int64(g.Layers) * int64(rb), nil
+	vb, err := v.RowBytes(g.Channels())
+	if err != nil {
+		return 0, fmt.Errorf("kvcache: %w", err)
+	}
+	return int64(rows) * int64(g.Layers) * int64(kb+vb), nil
 }
 
-func (g Geometry) validate(storage engine.DType) error {
-	switch {
-	case g.Layers < 1 || g.KVHeads < 1 || g.HeadDim < 1:
+// SpecBytes is the memory of rows rows of keys and values stored as spec says.
+func (g Geometry) SpecBytes(spec Spec, rows int) (int64, error) {
+	return g.KVBytes(spec.KeyType(), spec.ValueType(), rows)
+}
+
+func (g Geometry) validate(spec Spec) error {
+	if g.Layers < 1 || g.KVHeads < 1 || g.HeadDim < 1 {
 		return fmt.Errorf("kvcache: %d layers, %d KV heads and head dim %d must all be positive", g.Layers, g.KVHeads, g.HeadDim)
-	case storage == engine.F16 && g.Channels()%2 != 0:
-		return &SpecError{Params: []Param{ParamStorage}, Msg: fmt.Sprintf("f16 storage needs an even row width, got %d KV heads x %d", g.KVHeads, g.HeadDim)}
+	}
+	for _, c := range []struct {
+		t engine.DType
+		p Param
+	}{{spec.KeyType(), ParamStorage}, {spec.ValueType(), ParamValueStorage}} {
+		if c.t == engine.F16 && g.Channels()%2 != 0 {
+			return &SpecError{Params: []Param{c.p}, Msg: fmt.Sprintf("f16 storage needs an even row width, got %d KV heads x %d", g.KVHeads, g.HeadDim)}
+		}
+		if err := g.quantFits(c.t); err != nil {
+			return &SpecError{Params: []Param{c.p}, Msg: err.Error()}
+		}
 	}
 	return nil
 }
@@ -69,7 +91,7 @@ func New(dev *engine.Device, ops *shaders.Ops, g Geometry, spec Spec, maxChunk i
 	if err := spec.Validate(); err != nil {
 		return nil, err
 	}
-	if err := g.validate(spec.Storage); err != nil {
+	if err := g.validate(spec); err != nil {
 		return nil, err
 	}
 	if err := spec.CheckLayers(g.Layers); err != nil {
@@ -139,41 +161,74 @@ type Policy interface {
 const Unbounded = int(^uint(0) >> 1)
 
 // store holds the K and V matrices of every layer, [cap, C] each, packed into as few
-// buffers as the storage binding limit allows (so a compression of every layer takes
-// as few dispatches as possible). Matrix 2l is layer l's K, 2l+1 its V. Matrices are
-// stride rows apart, stride >= cap chosen so every matrix starts at a binding offset
-// the device accepts.
+// buffers (arenas) as the storage binding limit allows (so a compression of every layer
+// takes as few dispatches as possible). With one storage type matrix 2l is layer l's K and
+// 2l+1 its V, all in the same arenas; with keys and values of different types the keys
+// fill arenas of their own and the values others. Matrices of an arena are stride rows
+// apart, stride >= cap chosen so every matrix starts at a binding offset the device accepts.
 type store struct {
 	g        Geometry
 	spec     Spec
 	cap      int
-	stride   int              // rows between matrices in an arena
-	arenas   []*engine.Buffer // each holds perArena matrices (the last one fewer)
-	counts   []int            // matrices in each arena
-	matrices []*engine.Tensor // views, 2 per layer
+	arenas   []arena
+	matrices []*engine.Tensor // views, 2 per layer: K of layer l at 2l, V at 2l+1
 	bytes    int64
+}
+
+// arena is one buffer of count matrices of one storage type, stride rows apart.
+type arena struct {
+	buf    *engine.Buffer
+	dtype  engine.DType
+	count  int
+	stride int
 }
 
 // newStore allocates the matrices of capRows rows each; extra is how many rows the policy
 // needs beyond spec.Size (capRows = spec.Size + extra), so a limit error can say which Size fits.
 func newStore(dev *engine.Device, g Geometry, spec Spec, extra int) (*store, error) {
-	capRows := spec.Size + extra
-	what := spec.Kind.String()
-	c := g.Channels()
-	rowBytes, err := spec.Storage.RowBytes(c)
-	if err != nil {
-		return nil, fmt.Errorf("kvcache: %w", err)
+	s := &store{g: g, spec: spec, cap: spec.Size + extra, matrices: make([]*engine.Tensor, 2*g.Layers)}
+	if spec.KeyType() == spec.ValueType() {
+		all := make([]int, 2*g.Layers)
+		for i := range all {
+			all[i] = i
+		}
+		if err := s.family(dev, spec.KeyType(), all, extra); err != nil {
+			return nil, err
+		}
+		return s, nil
 	}
-	matrixBytes := uint64(capRows) * rowBytes
+	keys, values := make([]int, g.Layers), make([]int, g.Layers)
+	for l := range keys {
+		keys[l], values[l] = 2*l, 2*l+1
+	}
+	if err := s.family(dev, spec.KeyType(), keys, extra); err != nil {
+		return nil, err
+	}
+	if err := s.family(dev, spec.ValueType(), values, extra); err != nil {
+		s.release()
+		return nil, err
+	}
+	return s, nil
+}
+
+// family allocates arenas of type dt for the matrices listed (indices into s.matrices).
+func (s *store) family(dev *engine.Device, dt engine.DType, list []int, extra int) error {
+	what := s.spec.Kind.String()
+	c := s.g.Channels()
+	rowBytes, err := dt.RowBytes(c)
+	if err != nil {
+		return fmt.Errorf("kvcache: %w", err)
+	}
+	matrixBytes := uint64(s.cap) * rowBytes
 	limit := dev.MaxBinding()
 	if matrixBytes > limit {
-		return nil, &DeviceLimitError{Spec: spec, Rows: capRows, Bytes: matrixBytes, Limit: limit, MaxSize: max(0, int(limit/rowBytes)-extra)}
+		return &DeviceLimitError{Spec: s.spec, Rows: s.cap, Bytes: matrixBytes, Limit: limit, MaxSize: max(0, int(limit/rowBytes)-extra)}
 	}
 	align := uint64(dev.Limits.MinStorageBufferOffsetAlignment)
 	if align == 0 {
 		align = 256
 	}
-	stride := capRows
+	stride := s.cap
 	for uint64(stride)*rowBytes%align != 0 {
 		stride++
 	}
@@ -185,24 +240,24 @@ func newStore(dev *engine.Device, g Geometry, spec Spec, extra int) (*store, err
 	if maxBuf := dev.Limits.MaxBufferSize; maxBuf > 8 && strideBytes <= maxBuf-8 {
 		per = min(per, int((maxBuf-8)/strideBytes))
 	}
-	s := &store{g: g, spec: spec, cap: capRows, stride: stride}
-	total := 2 * g.Layers
-	for first := 0; first < total; first += per {
-		n := min(per, total-first)
+	for first := 0; first < len(list); first += per {
+		n := min(per, len(list)-first)
 		size := uint64(n-1)*strideBytes + matrixBytes
-		buf, err := dev.NewBuffer(fmt.Sprintf("kv %s [%d:%d]", what, first, first+n), size)
+		if shaders.IsQuantKV(dt) {
+			size += 16 // the vectorised attention reads the last block in whole 16-byte words
+		}
+		buf, err := dev.NewBuffer(fmt.Sprintf("kv %s %s [%d:%d]", what, dt, first, first+n), size)
 		if err != nil {
 			s.release()
-			return nil, fmt.Errorf("kvcache: %s: %w", what, err)
+			return fmt.Errorf("kvcache: %s: %w", what, err)
 		}
-		s.arenas = append(s.arenas, buf)
-		s.counts = append(s.counts, n)
+		s.arenas = append(s.arenas, arena{buf: buf, dtype: dt, count: n, stride: stride})
 		s.bytes += int64(size)
 		for i := 0; i < n; i++ {
-			s.matrices = append(s.matrices, &engine.Tensor{Buf: buf, Offset: uint64(i) * strideBytes, DType: spec.Storage, Rows: capRows, Cols: c})
+			s.matrices[list[first+i]] = &engine.Tensor{Buf: buf, Offset: uint64(i) * strideBytes, DType: dt, Rows: s.cap, Cols: c}
 		}
 	}
-	return s, nil
+	return nil
 }
 
 func (s *store) k(layer int) *engine.Tensor { return s.matrices[2*s.layer(layer)] }
@@ -215,14 +270,15 @@ func (s *store) layer(l int) int {
 	return l
 }
 
-// arena is the i-th buffer as one tensor of counts[i] matrices stride rows apart.
+// arena is the i-th buffer as one tensor of its matrices.
 func (s *store) arena(i int) *engine.Tensor {
-	return &engine.Tensor{Buf: s.arenas[i], DType: s.spec.Storage, Rows: (s.counts[i]-1)*s.stride + s.cap, Cols: s.g.Channels()}
+	a := s.arenas[i]
+	return &engine.Tensor{Buf: a.buf, DType: a.dtype, Rows: (a.count-1)*a.stride + s.cap, Cols: s.g.Channels()}
 }
 
 func (s *store) release() {
-	for _, b := range s.arenas {
-		b.Release()
+	for _, a := range s.arenas {
+		a.buf.Release()
 	}
 	s.arenas, s.matrices = nil, nil
 }

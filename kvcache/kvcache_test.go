@@ -50,6 +50,18 @@ func readRows(t *testing.T, c *engine.Tensor, n int) [][]float64 {
 	raw, err := c.Buf.Read(c.Offset, uint64(n)*rb)
 	require.NoError(t, err)
 	out := make([][]float64, n)
+	if c.DType == engine.Q8_0 || c.DType == engine.Q4_0 {
+		gt := map[engine.DType]ggml.Type{engine.Q8_0: ggml.Q8_0, engine.Q4_0: ggml.Q4_0}[c.DType]
+		f, err := ggml.Dequantize(gt, raw, n*c.Cols)
+		require.NoError(t, err)
+		for i := range out {
+			out[i] = make([]float64, c.Cols)
+			for j := range out[i] {
+				out[i][j] = float64(f[i*c.Cols+j])
+			}
+		}
+		return out
+	}
 	for i := range out {
 		out[i] = make([]float64, c.Cols)
 		for j := range out[i] {
@@ -417,8 +429,8 @@ func TestConstructionErrors(t *testing.T) {
 	require.ErrorContains(t, err, "must all be positive")
 	_, err = New(dev, nil, Geometry{Layers: 1, KVHeads: 1, HeadDim: 3}, Spec{Kind: Full, Size: 8, Storage: engine.F16}, 1)
 	require.ErrorContains(t, err, "f16 storage needs an even row width")
-	_, err = New(dev, nil, Geometry{Layers: 1, KVHeads: 1, HeadDim: 4}, Spec{Kind: Full, Size: 8, Storage: engine.Q8_0}, 1)
-	require.ErrorContains(t, err, "use f16 or f32")
+	_, err = New(dev, nil, Geometry{Layers: 1, KVHeads: 1, HeadDim: 4}, Spec{Kind: Full, Size: 8, Storage: engine.U32}, 1)
+	require.ErrorContains(t, err, "use f32, f16, q8_0 or q4_0")
 
 	// over the binding limit: the error says how many rows would fit
 	big := Geometry{Layers: 1, KVHeads: 8, HeadDim: 128}

@@ -97,8 +97,30 @@ type Spec struct {
 	// their maximum, the rows every layer's storage has); one entry per layer.
 	Ratios []float64
 	Sizes  []int
-	// Storage is the element type of the stored keys and values: engine.F16 or engine.F32.
+	// Storage is the element type of the stored keys, and of the values unless ValueStorage
+	// says otherwise: engine.F32, engine.F16, or ggml's engine.Q8_0 or engine.Q4_0 blocks
+	// (quant.go: blocks of 32 consecutive channels of a row, quantised on store, dequantised
+	// by attention, and by a FreqKV compression, which works in f32 and quantises back).
 	Storage engine.DType
+	// ValueStorage, when not nil, is the element type of the stored values (nil: Storage).
+	ValueStorage *engine.DType
+}
+
+// KeyType is the element type of the stored keys.
+func (s Spec) KeyType() engine.DType { return s.Storage }
+
+// ValueType is the element type of the stored values.
+func (s Spec) ValueType() engine.DType {
+	if s.ValueStorage != nil {
+		return *s.ValueStorage
+	}
+	return s.Storage
+}
+
+// WithValueType is s with its values stored as t (its keys as before).
+func (s Spec) WithValueType(t engine.DType) Spec {
+	s.ValueStorage = &t
+	return s
 }
 
 // DefaultSpec is kind's reference geometry for a cache of size rows stored as storage:
@@ -118,7 +140,7 @@ func DefaultSpec(kind Kind, size int, storage engine.DType) Spec {
 // Uses reports whether kind reads parameter p.
 func (k Kind) Uses(p Param) bool {
 	switch p {
-	case ParamKind, ParamSize, ParamStorage:
+	case ParamKind, ParamSize, ParamStorage, ParamValueStorage:
 		return true
 	case ParamSink:
 		return k == Window || k == FreqKV || k == HeavyHitter
@@ -169,11 +191,13 @@ const (
 	ParamRatios  Param = "ratios"
 	ParamSizes   Param = "sizes"
 	ParamStorage Param = "storage"
+	// ParamValueStorage is the values' element type where it differs from the keys'.
+	ParamValueStorage Param = "value storage"
 )
 
 // Params lists every Param.
 func Params() []Param {
-	return []Param{ParamKind, ParamSize, ParamSink, ParamRecent, ParamRatio, ParamKeep, ParamScale, ParamRatios, ParamSizes, ParamStorage}
+	return []Param{ParamKind, ParamSize, ParamSink, ParamRecent, ParamRatio, ParamKeep, ParamScale, ParamRatios, ParamSizes, ParamStorage, ParamValueStorage}
 }
 
 // SpecError says why a Spec cannot run, in terms of its parameters.
@@ -193,8 +217,11 @@ func (s Spec) Validate() error {
 	default:
 		return specErr(fmt.Sprintf("unknown cache policy %v; the policies are %s", s.Kind, kindList()), ParamKind)
 	}
-	if s.Storage != engine.F32 && s.Storage != engine.F16 {
-		return specErr(fmt.Sprintf("KV storage %s is not supported; use f16 or f32", s.Storage), ParamStorage)
+	if !storable(s.Storage) {
+		return specErr(fmt.Sprintf("KV storage %s is not supported; use %s", s.Storage, storageList), ParamStorage)
+	}
+	if !storable(s.ValueType()) {
+		return specErr(fmt.Sprintf("KV value storage %s is not supported; use %s", s.ValueType(), storageList), ParamValueStorage)
 	}
 	if s.Size < 1 {
 		return specErr(fmt.Sprintf("a %v cache of %d rows holds nothing; the size must be at least 1", s.Kind, s.Size), ParamSize)

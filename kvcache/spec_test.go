@@ -41,7 +41,8 @@ func TestValidateNamesTheParameters(t *testing.T) {
 		msg    string
 	}{
 		{Spec{Kind: 0, Size: 8, Storage: engine.F16}, []Param{ParamKind}, "unknown cache policy Kind(0)"},
-		{Spec{Kind: Full, Size: 8, Storage: engine.Q8_0}, []Param{ParamStorage}, "KV storage q8_0 is not supported"},
+		{Spec{Kind: Full, Size: 8, Storage: engine.U32}, []Param{ParamStorage}, "KV storage u32 is not supported"},
+		{Spec{Kind: Full, Size: 8, Storage: engine.Q8_0}.WithValueType(engine.U32), []Param{ParamValueStorage}, "KV value storage u32 is not supported"},
 		{Spec{Kind: Full, Size: 0, Storage: engine.F16}, []Param{ParamSize}, "a full cache of 0 rows holds nothing"},
 		{Spec{Kind: Window, Size: -3, Storage: engine.F16}, []Param{ParamSize}, "a window cache of -3 rows"},
 		{Spec{Kind: Full, Size: 8, Sink: 4, Storage: engine.F16}, []Param{ParamSink, ParamKind}, "a full cache has no sink parameter"},
@@ -75,7 +76,7 @@ func TestValidateNamesTheParameters(t *testing.T) {
 func TestUses(t *testing.T) {
 	for _, p := range Params() {
 		for _, k := range Kinds() {
-			want := p == ParamKind || p == ParamSize || p == ParamStorage ||
+			want := p == ParamKind || p == ParamSize || p == ParamStorage || p == ParamValueStorage ||
 				(p == ParamSink && k != Full) || ((p == ParamRecent || p == ParamRatio) && (k == FreqKV || k == HeavyHitter)) ||
 				((p == ParamKeep || p == ParamScale || p == ParamRatios || p == ParamSizes) && k == FreqKV)
 			require.Equal(t, want, k.Uses(p), "%v uses %v", k, p)
@@ -91,6 +92,20 @@ func TestGeometryBytes(t *testing.T) {
 	b, err = Geometry{Layers: 3, KVHeads: 4, HeadDim: 8}.Bytes(engine.F32, 100)
 	require.NoError(t, err)
 	require.Equal(t, int64(2*100*3*4*8*4), b)
+	// stories260K (5 layers, 4 KV heads x 8) at 512 rows: 32 channels are one block a row
+	st := Geometry{Layers: 5, KVHeads: 4, HeadDim: 8}
+	for _, c := range []struct {
+		spec Spec
+		want int64
+	}{
+		{Spec{Storage: engine.Q8_0}, 2 * 512 * 5 * 34},
+		{Spec{Storage: engine.Q4_0}, 2 * 512 * 5 * 18},
+		{Spec{Storage: engine.Q8_0}.WithValueType(engine.F16), 512 * 5 * (34 + 64)},
+	} {
+		b, err = st.SpecBytes(c.spec, 512)
+		require.NoError(t, err)
+		require.Equal(t, c.want, b)
+	}
 }
 
 func TestCheckMethodOnly(t *testing.T) {

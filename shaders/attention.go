@@ -200,15 +200,18 @@ func (o *Ops) attention(rec *engine.Recorder, q, k, v, rope, out, scratch, mass 
 		if c == nil {
 			return fmt.Errorf("attention: cache tensor is nil")
 		}
-		if c.DType != engine.F32 && c.DType != engine.F16 {
-			return fmt.Errorf("attention: cache %q is %s, want f32 or f16", c.Buf.Label, c.DType)
+		switch c.DType {
+		case engine.F32, engine.F16:
+		case engine.Q8_0, engine.Q4_0:
+			if kvWidth%32 != 0 {
+				return fmt.Errorf("attention: a %s cache needs rows of whole 32-channel blocks, got %d KV heads x %d", c.DType, p.KVHeads, p.HeadDim)
+			}
+		default:
+			return fmt.Errorf("attention: cache %q is %s, want f32, f16, q8_0 or q4_0", c.Buf.Label, c.DType)
 		}
 		if c.Cols != kvWidth || c.Rows < p.Cap {
 			return fmt.Errorf("attention: cache %q is [%d,%d], want at least [%d,%d] (Cap, KVHeads*HeadDim)", c.Buf.Label, c.Rows, c.Cols, p.Cap, kvWidth)
 		}
-	}
-	if k.DType != v.DType {
-		return fmt.Errorf("attention: key cache is %s but value cache is %s", k.DType, v.DType)
 	}
 	pl := p.plan()
 	if n := p.visible(p.T - 1); rope.Cols != p.RopeDim || rope.Rows < n {
@@ -227,7 +230,8 @@ func (o *Ops) attention(rec *engine.Recorder, q, k, v, rope, out, scratch, mass 
 
 	consts := engine.Constants{
 		"WG": u(attentionWG), "D": u(p.HeadDim), "RD": u(p.RopeDim), "G": u(p.Heads / p.KVHeads),
-		"C": u(pl.chunk), "NEOX": fmt.Sprint(p.NeoX), "F16": fmt.Sprint(k.DType == engine.F16),
+		"C": u(pl.chunk), "NEOX": fmt.Sprint(p.NeoX),
+		"KT": u(qtype(k.DType)), "VT": u(qtype(v.DType)),
 		"CAP": strconv.FormatFloat(float64(p.Softcap), 'e', -1, 32), // a WGSL float literal
 	}
 	file := "attention.wgsl"
@@ -248,7 +252,11 @@ func (o *Ops) attention(rec *engine.Recorder, q, k, v, rope, out, scratch, mass 
 		}
 		kernels[i] = kn
 	}
-	bind := []engine.Binding{q.Binding(), k.Binding(), v.Binding(), rope.Binding(), out.Binding(), scratch.Binding()}
+	kb, vb, err := cacheBindings(k, v, pl.vec4)
+	if err != nil {
+		return err
+	}
+	bind := []engine.Binding{q.Binding(), kb, vb, rope.Binding(), out.Binding(), scratch.Binding()}
 	var massK [2]*engine.Kernel
 	if mass != nil {
 		mc := engine.Constants{"WG": u(attentionWG), "C": u(pl.chunk), "G": u(p.Heads / p.KVHeads)}
@@ -307,4 +315,28 @@ func (o *Ops) attention(rec *engine.Recorder, q, k, v, rope, out, scratch, mass 
 		}
 	}
 	return nil
+}
+
+// cacheBindings binds the caches. attention_vec4.wgsl reads them as vec4 words, so a
+// binding must cover whole 16-byte words: f32 and f16 rows always do (D is a multiple of
+// 16), but q8_0/q4_0 rows (34 or 18 bytes a block) need the binding rounded up into the
+// buffer's slack (kvcache allocates 16 bytes after quantised matrices).
+func cacheBindings(k, v *engine.Tensor, vec4 bool) (kb, vb engine.Binding, err error) {
+	bind := func(c *engine.Tensor) (engine.Binding, error) {
+		b := c.Binding()
+		if !vec4 || !IsQuantKV(c.DType) {
+			return b, nil
+		}
+		b.Size = (c.Bytes() + 15) &^ 15
+		if c.Offset+b.Size > c.Buf.Size() {
+			return b, fmt.Errorf("attention: %s cache %q of %d bytes at offset %d is read in 16-byte words, and its buffer of %d bytes ends before the last word; allocate it with 16 bytes of slack",
+				c.DType, c.Buf.Label, c.Bytes(), c.Offset, c.Buf.Size())
+		}
+		return b, nil
+	}
+	if kb, err = bind(k); err != nil {
+		return kb, vb, err
+	}
+	vb, err = bind(v)
+	return kb, vb, err
 }

@@ -24,7 +24,8 @@
 //
 // Bindings (all entry points): @binding(0) uniform Params; then
 //   q (read) f32 [T, H*D], not rotated
-//   k, v (read) array<u32>: cache rows [cap, KVH*D], f32 bits or two f16 per word
+//   k, v (read) array<u32>: cache rows [cap, KVH*D], f32 bits, two f16 per word,
+//     or q8_0/q4_0 blocks of 32 channels (kvquant_decode.wgsl), dequantised on read
 //   rope (read) f32 [maxPos, RD]: (cos, sin) of pair i at position pos at pos*RD + 2i
 //   out (read_write) f32 [T, H*D]
 //   sc (read_write) f32 scratch: qr [tc, H, D] at q_off, scores [tc, H, stride]
@@ -33,8 +34,9 @@
 // attention_vec4.wgsl is the same computation, vectorised for head dims that
 // are multiples of 16; this file serves the other shapes.
 // Constants: WG, D (head dim), RD (rotary dims), G (query heads per KV head),
-//   C (keys per softmax/values chunk), NEOX, F16 (bools), CAP (f32: the
-//   attention-logit softcap, 0 for none).
+//   C (keys per softmax/values chunk), NEOX (bool), KT and VT (key and value
+//   storage: 0 f32, 1 f16, 2 q8_0, 3 q4_0), CAP (f32: the attention-logit
+//   softcap, 0 for none).
 
 #include "attention_params.wgsl"
 
@@ -49,6 +51,10 @@
 const HALF = RD / 2u;
 
 #include "attention_common.wgsl"
+#include "kvquant_decode.wgsl"
+
+fn kWord(i: u32) -> u32 { return k[i]; }
+fn vWord(i: u32) -> u32 { return v[i]; }
 
 // capScore is Gemma 2's attention-logit softcapping, CAP*tanh(s/CAP), when
 // CAP > 0 (the argument clamped where f32 tanh is already ±1).
@@ -60,22 +66,41 @@ fn capScore(s: f32) -> f32 {
 }
 
 fn kAt(e: u32) -> f32 {
-  if (F16) {
+  if (KT >= 2u) {
+    return qDecode(KT, e, kWord(qScaleAt(KT, e) >> 2u), kWord(qByteAt(KT, e) >> 2u));
+  }
+  if (KT == 1u) {
     return unpack2x16float(k[e >> 1u])[e & 1u];
   }
   return bitcast<f32>(k[e]);
 }
 
+fn vAt(e: u32) -> f32 {
+  if (VT >= 2u) {
+    return qDecode(VT, e, vWord(qScaleAt(VT, e) >> 2u), vWord(qByteAt(VT, e) >> 2u));
+  }
+  if (VT == 1u) {
+    return unpack2x16float(v[e >> 1u])[e & 1u];
+  }
+  return bitcast<f32>(v[e]);
+}
+
 // kPair loads cache elements e and e+1 (e even).
 fn kPair(e: u32) -> vec2<f32> {
-  if (F16) {
+  if (KT >= 2u) {
+    return vec2<f32>(kAt(e), kAt(e + 1u));
+  }
+  if (KT == 1u) {
     return unpack2x16float(k[e >> 1u]);
   }
   return vec2<f32>(bitcast<f32>(k[e]), bitcast<f32>(k[e + 1u]));
 }
 
 fn vPair(e: u32) -> vec2<f32> {
-  if (F16) {
+  if (VT >= 2u) {
+    return vec2<f32>(vAt(e), vAt(e + 1u));
+  }
+  if (VT == 1u) {
     return unpack2x16float(v[e >> 1u]);
   }
   return vec2<f32>(bitcast<f32>(v[e]), bitcast<f32>(v[e + 1u]));

@@ -17,14 +17,15 @@
 // computed on a repeated valid row and get probability 0.
 //
 // Bindings: as attention.wgsl, with k, v as array<vec4<u32>> (8 halves or 4
-// f32 per word) and q, rope, out, sc as array<vec4<f32>>.
+// f32 per word, or q8_0/q4_0 blocks read word by word) and q, rope, out, sc as array<vec4<f32>>.
 // Dispatch (per query chunk): qrope over (query, head, octet job); scores
 // over x = blocks of 8 keys, y = (query, KV head); softmax over (query, head,
 // chunk); values over (query, KV head, chunk, 16 dims); combine over (query,
 // head, 4 dims).
 // Constants: WG, D (multiple of 16), RD (multiple of 8; of 16 with NEOX), G,
-//   KVH (KV heads), C (chunk keys, a multiple of 8), NEOX, F16, ROT_JOBS (see qrope),
-//   CAP (f32: the attention-logit softcap, 0 for none).
+//   KVH (KV heads), C (chunk keys, a multiple of 8), NEOX, KT, VT (as
+//   attention.wgsl), ROT_JOBS (see qrope), CAP (f32: the attention-logit softcap,
+//   0 for none).
 
 #include "attention_params.wgsl"
 
@@ -41,6 +42,7 @@ const HALF = RD / 2u;
 const WIDTH = KVH * D; // elements per cache row
 
 #include "attention_common.wgsl"
+#include "kvquant_decode.wgsl"
 
 // capScores is Gemma 2's attention-logit softcapping, CAP*tanh(s/CAP), when
 // CAP > 0 (the argument clamped where f32 tanh is already ±1).
@@ -70,9 +72,52 @@ fn unpack4(w: vec2<u32>) -> vec4<f32> {
   return vec4<f32>(unpack2x16float(w.x), unpack2x16float(w.y));
 }
 
+fn kWord(i: u32) -> u32 { return k[i >> 2u][i & 3u]; }
+fn vWord(i: u32) -> u32 { return v[i >> 2u][i & 3u]; }
+
+// qOct decodes elements e..e+7 of a quantised cache (e a multiple of 8, so one block)
+// from sw, the word holding the block's scale, and w0..w2, the words from the one holding
+// the first of the 8 bytes (q8_0: one value each; q4_0: the low or high nibbles) on: the
+// bytes start on an even address, so they span two words or straddle three.
+fn qOct(t: u32, e: u32, sw: u32, w0: u32, w1: u32, w2: u32) -> Oct {
+  let d = unpack2x16float(sw)[(qScaleAt(t, e) >> 1u) & 1u];
+  var lo = w0;
+  var hi = w1;
+  if ((qByteAt(t, e) & 3u) != 0u) {
+    lo = (w0 >> 16u) | (w1 << 16u);
+    hi = (w1 >> 16u) | (w2 << 16u);
+  }
+  // vector ops only: a private array indexed in a loop spills on CPU adapters
+  if (t == 2u) {
+    let sh = vec4<u32>(24u, 16u, 8u, 0u);
+    return Oct(vec4<f32>(bitcast<vec4<i32>>(vec4<u32>(lo) << sh) >> vec4<u32>(24u)) * d,
+               vec4<f32>(bitcast<vec4<i32>>(vec4<u32>(hi) << sh) >> vec4<u32>(24u)) * d);
+  }
+  let sh = vec4<u32>(0u, 8u, 16u, 24u) + select(0u, 4u, (e % 32u) >= 16u);
+  return Oct((vec4<f32>((vec4<u32>(lo) >> sh) & vec4<u32>(15u)) - 8.0) * d,
+             (vec4<f32>((vec4<u32>(hi) >> sh) & vec4<u32>(15u)) - 8.0) * d);
+}
+
+// kqOct and vqOct load the words qOct needs (the third only when the bytes straddle it,
+// so no word past the block is read).
+fn kqOct(e: u32) -> Oct {
+  let a = qByteAt(KT, e);
+  let w = a >> 2u;
+  return qOct(KT, e, kWord(qScaleAt(KT, e) >> 2u), kWord(w), kWord(w + 1u), kWord(select(w, w + 2u, (a & 3u) != 0u)));
+}
+
+fn vqOct(e: u32) -> Oct {
+  let a = qByteAt(VT, e);
+  let w = a >> 2u;
+  return qOct(VT, e, vWord(qScaleAt(VT, e) >> 2u), vWord(w), vWord(w + 1u), vWord(select(w, w + 2u, (a & 3u) != 0u)));
+}
+
 // kOct loads cache elements e..e+7 (e a multiple of 8).
 fn kOct(e: u32) -> Oct {
-  if (F16) {
+  if (KT >= 2u) {
+    return kqOct(e);
+  }
+  if (KT == 1u) {
     let w = k[e / 8u];
     return Oct(unpack4(w.xy), unpack4(w.zw));
   }
@@ -80,7 +125,10 @@ fn kOct(e: u32) -> Oct {
 }
 
 fn vOct(e: u32) -> Oct {
-  if (F16) {
+  if (VT >= 2u) {
+    return vqOct(e);
+  }
+  if (VT == 1u) {
     let w = v[e / 8u];
     return Oct(unpack4(w.xy), unpack4(w.zw));
   }

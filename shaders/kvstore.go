@@ -48,9 +48,10 @@ type kvstoreUniform struct {
 	t, rows, sink, cap, dim uint32
 }
 
-// StoreKV records writing src (f32 [T, Dim]) into cache (f32 or f16
-// [>= Cap, Dim]) at the slots of logical rows Rows..Rows+T-1. An f16 cache
-// needs an even Dim and rounds to nearest (pack2x16float).
+// StoreKV records writing src (f32 [T, Dim]) into cache (f32, f16, q8_0 or
+// q4_0 [>= Cap, Dim]) at the slots of logical rows Rows..Rows+T-1. An f16 cache
+// needs an even Dim and rounds to nearest (pack2x16float); a q8_0 or q4_0 cache
+// a multiple of 32 and quantises each row's blocks (QuantizeKV).
 func (o *Ops) StoreKV(rec *engine.Recorder, src, cache *engine.Tensor, p KVSlots) error {
 	if err := p.check(); err != nil {
 		return fmt.Errorf("kvstore: %w", err)
@@ -72,8 +73,10 @@ func (o *Ops) StoreKV(rec *engine.Recorder, src, cache *engine.Tensor, p KVSlots
 			return fmt.Errorf("kvstore: an f16 cache needs an even row width, got Dim = %d", p.Dim)
 		}
 		entry, invocations = "store_f16", p.T*p.Dim/2
+	case engine.Q8_0, engine.Q4_0:
+		return o.QuantizeKV(rec, src, cache, QuantRows{T: p.T, Rows: p.Rows, Sink: p.Sink, Cap: p.Cap, Dim: p.Dim, Batches: 1, F32Stride: p.T})
 	default:
-		return fmt.Errorf("kvstore: cache %q is %s, want f32 or f16", cache.Buf.Label, cache.DType)
+		return fmt.Errorf("kvstore: cache %q is %s, want f32, f16, q8_0 or q4_0", cache.Buf.Label, cache.DType)
 	}
 	if cache.Buf == src.Buf {
 		return fmt.Errorf("kvstore: cache %q shares a buffer with src; WebGPU forbids binding one buffer read-only and writable in a dispatch", cache.Buf.Label)

@@ -24,6 +24,8 @@ var uniformOf = map[string]any{
 	"embedding.wgsl":      embeddingUniform{},
 	"embedding_k.wgsl":    embeddingUniform{},
 	"kvstore.wgsl":        kvstoreUniform{},
+	"kvquant_store.wgsl":  kvquantUniform{},
+	"kvquant_load.wgsl":   kvquantUniform{},
 	"loss.wgsl":           lossUniform{},
 	"matmul.wgsl":         matmulUniform{},
 	"matmul_k.wgsl":       matmulUniform{},

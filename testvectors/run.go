@@ -160,6 +160,18 @@ func (r *Run) Read(t *engine.Tensor) ([]float64, error) {
 	}
 	n := t.Rows * t.Cols
 	out := make([]float64, n)
+	if t.DType == engine.Q8_0 || t.DType == engine.Q4_0 {
+		// quantised tensors (KV caches) read back through the CPU's ggml decoder
+		gt := map[engine.DType]ggml.Type{engine.Q8_0: ggml.Q8_0, engine.Q4_0: ggml.Q4_0}[t.DType]
+		f, err := ggml.Dequantize(gt, b, n)
+		if err != nil {
+			return nil, fmt.Errorf("read %s tensor: %w", t.DType, err)
+		}
+		for i, x := range f {
+			out[i] = float64(x)
+		}
+		return out, nil
+	}
 	for i := range out {
 		switch t.DType {
 		case engine.F32:

@@ -390,10 +390,15 @@ func trainSpec(fs *pflag.FlagSet, cf *cacheFlags, dev *engine.Device, trained, c
 	if fs.Changed("kv") && cf.kv != "f32" {
 		return kvcache.Spec{}, usagef("--kv %s: training keeps keys and values in f32", cf.kv)
 	}
+	for _, f := range []struct{ name, v string }{{"kv-k", cf.kvK}, {"kv-v", cf.kvV}} {
+		if fs.Changed(f.name) && f.v != "f32" {
+			return kvcache.Spec{}, usagef("--%s %s: training keeps keys and values in f32", f.name, f.v)
+		}
+	}
 	if fs.Changed("batch") {
 		return kvcache.Spec{}, usagef("--batch does not apply to finetune: each cache segment runs as one step")
 	}
-	cf.kv = "f32"
+	cf.kv, cf.kvK, cf.kvV = "f32", "", ""
 	size := trained
 	if kinds[0] == kvcache.Full {
 		size = ctx

@@ -140,7 +140,7 @@ func runGenerate(args []string) error {
 		return cf.explain(spec, err)
 	}
 	cs := ctx.Cache.Stats()
-	full, err := m.CacheGeometry().Bytes(spec.Storage, ctx.Tokens())
+	full, err := m.CacheGeometry().SpecBytes(spec, ctx.Tokens())
 	if err != nil {
 		return err
 	}

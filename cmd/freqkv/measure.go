@@ -75,12 +75,12 @@ func measure(m *llama.Model, opts llama.ContextOptions, tokens, decode int, prof
 		}
 	}
 	st := ctx.Cache.Stats()
-	full, err := m.CacheGeometry().Bytes(opts.Cache.Storage, tokens+decode)
+	full, err := m.CacheGeometry().SpecBytes(opts.Cache, tokens+decode)
 	if err != nil {
 		return measurement{}, err
 	}
 	meas := measurement{
-		Policy: opts.Cache.Kind.String(), KV: opts.Cache.Storage.String(), Tokens: tokens,
+		Policy: opts.Cache.Kind.String(), KV: kvName(opts.Cache), Tokens: tokens,
 		PrefillTPS: rate(tokens, prefill), Decoded: decode, DecodeTPS: rate(decode, dec),
 		KVBytes: st.Bytes, FullKVBytes: full, Rows: st.Rows, Compressions: st.Compressions, DecodeKernels: kernels,
 	}

@@ -31,5 +31,5 @@ func (m *Model) slidingWindow(spec kvcache.Spec) kvcache.Spec {
 	if w == 0 || spec.Kind == kvcache.Full && spec.Size <= w {
 		return spec
 	}
-	return kvcache.Spec{Kind: kvcache.Window, Size: w, Storage: spec.Storage}
+	return kvcache.Spec{Kind: kvcache.Window, Size: w, Storage: spec.Storage, ValueStorage: spec.ValueStorage}
 }

@@ -30,6 +30,17 @@ func (c *Context) ReadKV(layer int) (keys, values [][]float32, err error) {
 			return nil, err
 		}
 		out := make([][]float32, rows)
+		if t.DType == engine.Q8_0 || t.DType == engine.Q4_0 {
+			gt := map[engine.DType]ggml.Type{engine.Q8_0: ggml.Q8_0, engine.Q4_0: ggml.Q4_0}[t.DType]
+			f, err := ggml.Dequantize(gt, b, rows*t.Cols)
+			if err != nil {
+				return nil, err
+			}
+			for r := range out {
+				out[r] = f[r*t.Cols : (r+1)*t.Cols]
+			}
+			return out, nil
+		}
 		for r := range out {
 			out[r] = make([]float32, t.Cols)
 			for i := range out[r] {
