@@ -31,7 +31,9 @@ func (d *Device) NewBuffer(label string, size uint64) (*Buffer, error) {
 	b, err := d.dev.CreateBuffer(&wgpu.BufferDescriptor{
 		Label: label,
 		Size:  alloc,
-		Usage: wgpu.BufferUsageStorage | wgpu.BufferUsageCopySrc | wgpu.BufferUsageCopyDst,
+		// Uniform too: kernels may read small activations (a decode step's x)
+		// through a uniform binding, the fast load path on CPU adapters.
+		Usage: wgpu.BufferUsageStorage | wgpu.BufferUsageUniform | wgpu.BufferUsageCopySrc | wgpu.BufferUsageCopyDst,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("allocate buffer %q (%d bytes): %w", label, alloc, err)

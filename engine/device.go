@@ -216,6 +216,7 @@ func Open(opts Options) (*Device, error) {
 	al := info.Limits
 	limits := wgpu.DefaultLimits()
 	limits.MaxStorageBufferBindingSize = al.MaxStorageBufferBindingSize
+	limits.MaxUniformBufferBindingSize = max(limits.MaxUniformBufferBindingSize, al.MaxUniformBufferBindingSize)
 	limits.MaxBufferSize = al.MaxBufferSize
 	limits.MaxComputeWorkgroupStorageSize = al.MaxComputeWorkgroupStorageSize
 	limits.MaxComputeInvocationsPerWorkgroup = al.MaxComputeInvocationsPerWorkgroup
@@ -279,6 +280,9 @@ func (d *Device) Close() {
 
 // MaxBinding is the largest storage-buffer range one binding may cover.
 func (d *Device) MaxBinding() uint64 { return d.Limits.MaxStorageBufferBindingSize }
+
+// MaxUniformBinding is the largest range one uniform binding may cover.
+func (d *Device) MaxUniformBinding() uint64 { return d.Limits.MaxUniformBufferBindingSize }
 
 // AllocatedBytes reports the bytes currently held in device buffers.
 func (d *Device) AllocatedBytes() int64 { return d.allocated.Load() }

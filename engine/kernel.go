@@ -22,6 +22,10 @@ type Kernel struct {
 	layout     *wgpu.BindGroupLayout
 	bindings   []bindingDecl
 	bindGroups map[bindKey]*wgpu.BindGroup
+	// retired is the previous generation of bindGroups, released when the current one
+	// fills up in turn: a bind group may still be in a pass being recorded when its
+	// generation is evicted, and releasing it then makes wgpu abort when the pass ends.
+	retired []*wgpu.BindGroup
 }
 
 type bindingDecl struct {
@@ -57,7 +61,9 @@ var bindingRE = regexp.MustCompile(`@group\(0\)\s*@binding\((\d+)\)\s*var<(unifo
 
 // parseBindings derives the bind-group layout from the shader source, so the
 // WGSL file is the one place that states it. Binding 0 must be the uniform
-// parameter block; the rest are storage buffers.
+// parameter block; the rest are storage buffers, or read-only uniform buffers
+// (var<uniform>): on llvmpipe a uniform load at a uniform index is one scalar
+// load and a broadcast, where a storage load is a loop over the SIMD lanes.
 func parseBindings(src string) ([]bindingDecl, error) {
 	var out []bindingDecl
 	for _, m := range bindingRE.FindAllStringSubmatch(src, -1) {
@@ -70,8 +76,8 @@ func parseBindings(src string) ([]bindingDecl, error) {
 		if int(b.index) != i {
 			return nil, fmt.Errorf("bindings must be numbered 0..n-1 without gaps, found @binding(%d) at position %d", b.index, i)
 		}
-		if b.uniform != (i == 0) {
-			return nil, fmt.Errorf("@binding(0) must be the var<uniform> parameter block and only it")
+		if i == 0 && !b.uniform {
+			return nil, fmt.Errorf("@binding(0) must be the var<uniform> parameter block")
 		}
 	}
 	if len(out) == 0 || len(out) > 8 {
@@ -133,8 +139,10 @@ func (d *Device) Kernel(name, src, entry string, c Constants) (*Kernel, error) {
 	for i, b := range decls {
 		e := wgpu.BindGroupLayoutEntry{Binding: b.index, Visibility: wgpu.ShaderStageCompute}
 		switch {
-		case b.uniform:
+		case b.uniform && b.index == 0:
 			e.Buffer = wgpu.BufferBindingLayout{Type: wgpu.BufferBindingTypeUniform, HasDynamicOffset: true, MinBindingSize: paramSlot}
+		case b.uniform:
+			e.Buffer = wgpu.BufferBindingLayout{Type: wgpu.BufferBindingTypeUniform}
 		case b.readOnly:
 			e.Buffer = wgpu.BufferBindingLayout{Type: wgpu.BufferBindingTypeReadOnlyStorage}
 		default:
@@ -190,7 +198,14 @@ func (k *Kernel) bindGroup(params *Buffer, bufs []Binding) (*wgpu.BindGroup, err
 		if b.Offset+b.size() > b.Buf.alloc {
 			return nil, fmt.Errorf("kernel %s: binding %d (%q) range %d+%d exceeds its %d bytes", k.Name, i+1, b.Buf.Label, b.Offset, b.size(), b.Buf.alloc)
 		}
-		if b.size() > k.dev.MaxBinding() {
+		if k.bindings[i+1].uniform {
+			if b.size() > k.dev.MaxUniformBinding() {
+				return nil, fmt.Errorf("kernel %s: uniform binding %d (%q) is %d bytes, over the device's maxUniformBufferBindingSize %d", k.Name, i+1, b.Buf.Label, b.size(), k.dev.MaxUniformBinding())
+			}
+			if b.Offset%uint64(k.dev.Limits.MinUniformBufferOffsetAlignment) != 0 {
+				return nil, fmt.Errorf("kernel %s: uniform binding %d (%q) at offset %d is not aligned to %d bytes", k.Name, i+1, b.Buf.Label, b.Offset, k.dev.Limits.MinUniformBufferOffsetAlignment)
+			}
+		} else if b.size() > k.dev.MaxBinding() {
 			return nil, fmt.Errorf("kernel %s: binding %d (%q) is %d bytes, over the device's maxStorageBufferBindingSize %d; bind it in chunks", k.Name, i+1, b.Buf.Label, b.size(), k.dev.MaxBinding())
 		}
 		key.bufs[i+1], key.offsets[i+1], key.sizes[i+1] = b.Buf.id, b.Offset, b.size()
@@ -210,8 +225,12 @@ func (k *Kernel) bindGroup(params *Buffer, bufs []Binding) (*wgpu.BindGroup, err
 	// Bind groups hold their buffers alive; cap the cache so kernels bound to
 	// short-lived buffers (tests, benchmarks) don't grow without bound.
 	if len(k.bindGroups) >= 4096 {
-		for kk, old := range k.bindGroups {
+		for _, old := range k.retired {
 			old.Release()
+		}
+		k.retired = k.retired[:0]
+		for kk, old := range k.bindGroups {
+			k.retired = append(k.retired, old)
 			delete(k.bindGroups, kk)
 		}
 	}
@@ -221,6 +240,9 @@ func (k *Kernel) bindGroup(params *Buffer, bufs []Binding) (*wgpu.BindGroup, err
 
 func (k *Kernel) release() {
 	for _, bg := range k.bindGroups {
+		bg.Release()
+	}
+	for _, bg := range k.retired {
 		bg.Release()
 	}
 	k.pipeline.Release()

@@ -29,6 +29,53 @@ type freqKV struct {
 	rows         int
 	compressions int
 	c            committer
+	sp           *spread // nil: every compression is done whole when needed
+}
+
+// Schedule says when a FreqKV cache does a compression's work. Either way the rows are
+// those of FREQKV.md; only the order of float32 sums differs.
+type Schedule uint8
+
+const (
+	// Spread (the default) accumulates each span row's share of the next compression a
+	// few rows per step as rows arrive (shaders.SpreadAccumulate), so the step that
+	// compresses only writes the result: no decode step stalls for the whole compression.
+	// It falls back to Whole for a compression whose rows arrived in large chunks
+	// (prefill), and altogether where it does not fit (SpreadFits).
+	Spread Schedule = iota
+	// Whole compresses every layer in the step that needs it (shaders.Compress, FFT).
+	Whole
+)
+
+// spread is the state of Spread. The matrices (K and V of every layer) are split into
+// phases that take turns, one phase a step, so each step updates a fraction of the
+// accumulator with several rows at once rather than all of it with one or two rows (the
+// accumulator's read-modify-write is most of the cost). acc (one per arena) holds, for
+// the matrices of phase i, the shares of span rows [0, done[i]) of the compression to come.
+type spread struct {
+	table  *engine.Tensor   // f32 [L][m]
+	accs   []*engine.Tensor // f32 [matrices][m][C] per arena
+	phases [][2]int         // matrix ranges [first, end), counted over all arenas
+	done   []int
+	turn   int // the phase of the next step
+	budget int // span rows a phase takes per turn at most, short of catching up
+	writes int // compressions written out from acc (tests)
+}
+
+// spreadPhases is how many phases the matrices are split into (at most).
+const spreadPhases = 4
+
+// maxSpreadTable bounds the [L][m] table of a spread compression.
+const maxSpreadTable = 64 << 20
+
+// SpreadFits says whether a cache of this geometry and configuration can spread its
+// compressions: channels a multiple of 4 and an m x L table of at most 64 MiB (caches
+// up to about 5.8K rows at ratio 0.5).
+func SpreadFits(dev *engine.Device, g Geometry, cfg freqkv.Config) bool {
+	l, m := cfg.Span(), cfg.Kept()
+	tb := shaders.SpreadTableBytes(l, m)
+	return g.Channels()%4 == 0 && m < l && tb <= maxSpreadTable && tb <= dev.MaxBinding() &&
+		uint64(2*g.Layers*m*g.Channels())*4 <= dev.MaxBinding()
 }
 
 // newFreqKV returns a FreqKV cache: Cap = Size rows per layer, compressed as
@@ -72,7 +119,133 @@ func newFreqKV(dev *engine.Device, ops *shaders.Ops, g Geometry, spec Spec) (Pol
 			return nil, fmt.Errorf("kvcache: freqkv: %w", err)
 		}
 	}
+	// The spread schedule tables the method's compression (low frequencies, amplitude
+	// scale), one geometry for every layer; the ablations and per-layer plans compress whole.
+	if spec.Compress == Spread && !shaders.IsQuantKV(spec.KeyType()) && !shaders.IsQuantKV(spec.ValueType()) && cfg.Keep == freqkv.KeepLow && cfg.Scale == freqkv.ScaleAmplitude && SpreadFits(dev, g, cfg) {
+		if err := f.newSpread(dev); err != nil {
+			f.Release()
+			return nil, fmt.Errorf("kvcache: freqkv: %w", err)
+		}
+	}
 	return f, nil
+}
+
+func (f *freqKV) newSpread(dev *engine.Device) error {
+	l, m := f.cfg.Span(), f.cfg.Kept()
+	table, err := shaders.SpreadTable(l, m)
+	if err != nil {
+		return err
+	}
+	// Each phase must take a row per step and catch up on the m+R rows a
+	// compression leaves before the next one, Period() steps later.
+	total := 2 * f.s.g.Layers
+	np := min(spreadPhases, total)
+	sp := &spread{budget: np * (ceilDiv(m+f.cfg.Recent, f.cfg.Period()) + 1), done: make([]int, np)}
+	for i := range np {
+		sp.phases = append(sp.phases, [2]int{i * total / np, (i + 1) * total / np})
+	}
+	f.sp = sp
+	if sp.table, err = dev.NewTensor("freqkv spread table", engine.F32, l, m); err != nil {
+		return err
+	}
+	if err := sp.table.UploadF32(table); err != nil {
+		return err
+	}
+	for i, a := range f.s.arenas {
+		n := a.count
+		acc, err := dev.NewTensor(fmt.Sprintf("freqkv spread acc %d", i), engine.F32, n*m, f.s.g.Channels())
+		if err != nil {
+			return err
+		}
+		sp.accs = append(sp.accs, acc)
+		if err := f.ops.PrepareSpread(f.s.arena(i), sp.table, acc, f.params(n, a.stride)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func ceilDiv(a, b int) int { return (a + b - 1) / b }
+
+// eachArena calls fn with the part of matrices [lo, hi) (counted over all arenas) in
+// arena i, as a first matrix and a count within it, for every arena holding some.
+func (f *freqKV) eachArena(lo, hi int, fn func(i, first, count int) error) error {
+	start := 0 // arena i's first matrix
+	for i, ar := range f.s.arenas {
+		count := ar.count
+		if a, b := max(lo, start), min(hi, start+count); a < b {
+			if err := fn(i, a-start, b-a); err != nil {
+				return fmt.Errorf("kvcache: freqkv spread compression: %w", err)
+			}
+		}
+		start += count
+	}
+	return nil
+}
+
+// accumulate records the shares of span rows [done, done+n) of phase ph's matrices.
+func (f *freqKV) accumulate(rec *engine.Recorder, ph, n int) error {
+	sp := f.sp
+	j0, r := sp.done[ph], sp.phases[ph]
+	sp.done[ph] += n
+	return f.eachArena(r[0], r[1], func(i, first, count int) error {
+		return f.ops.SpreadAccumulate(rec, f.s.arena(i), sp.table, sp.accs[i], f.arenaParams(i), first, count, j0, n)
+	})
+}
+
+// compress records the compression a full cache needs: finished from the accumulator
+// when every phase holds the shares of at least m span rows and lags by at most a turn's
+// budget (decode), else whole (the rows came in large chunks).
+func (f *freqKV) compress(rec *engine.Recorder) error {
+	sp := f.sp
+	l, m := f.cfg.Span(), f.cfg.Kept()
+	finish := sp != nil
+	if sp != nil {
+		for _, d := range sp.done {
+			finish = finish && d >= m && l-d <= sp.budget
+		}
+	}
+	if finish {
+		for ph, r := range sp.phases {
+			if err := f.eachArena(r[0], r[1], func(i, first, count int) error {
+				return f.ops.SpreadFinish(rec, f.s.arena(i), sp.table, sp.accs[i], f.arenaParams(i), first, count, sp.done[ph])
+			}); err != nil {
+				return err
+			}
+		}
+		if err := f.eachArena(0, 2*f.s.g.Layers, func(i, _, _ int) error {
+			return f.ops.SpreadMoveRecent(rec, f.s.arena(i), sp.accs[i], f.arenaParams(i))
+		}); err != nil {
+			return err
+		}
+		clear(sp.done)
+		sp.writes++
+		return nil
+	}
+	for i := range f.s.arenas {
+		if err := f.ops.Compress(rec, f.s.arena(i), f.scratch, f.arenaParams(i)); err != nil {
+			return fmt.Errorf("kvcache: freqkv compression: %w", err)
+		}
+	}
+	if sp != nil {
+		clear(sp.done) // the next shares start new sums
+	}
+	return nil
+}
+
+// advance records one phase's turn: the span rows stored so far that the next
+// compression takes, up to the budget, or more to catch up by the compression (after
+// a prefill), at most 4 budgets.
+func (f *freqKV) advance(rec *engine.Recorder) error {
+	sp := f.sp
+	ph := sp.turn
+	sp.turn = (sp.turn + 1) % len(sp.phases)
+	pending := max(0, min(f.rows-f.cfg.Sink, f.cfg.Span())-sp.done[ph])
+	turns := (f.cfg.CacheSize-f.rows)/len(sp.phases) + 1
+	if n := min(pending, max(sp.budget, min(4*sp.budget, ceilDiv(pending, turns)))); n > 0 {
+		return f.accumulate(rec, ph, n)
+	}
+	return nil
 }
 
 // layerParams is the compression of one matrix (K or V) of layer l's own geometry.
@@ -163,6 +336,12 @@ func (f *freqKV) allocWork(dev *engine.Device) error {
 	return nil
 }
 
+// arenaParams is the compression of arena i's matrices.
+func (f *freqKV) arenaParams(i int) shaders.CompressParams {
+	a := f.s.arenas[i]
+	return f.params(a.count, a.stride)
+}
+
 // compressArena records the compression of arena i's matrices (rec nil: compiles its
 // kernels and uploads its tables only).
 func (f *freqKV) compressArena(rec *engine.Recorder, i int) error {
@@ -197,14 +376,16 @@ func (f *freqKV) Next(rec *engine.Recorder, n int) (int, error) {
 		return 0, fmt.Errorf("kvcache: %w", err)
 	}
 	if steps[0].Kind == freqkv.StepCompress {
-		for i := range f.s.arenas {
-			if err := f.compressArena(rec, i); err != nil {
-				return 0, fmt.Errorf("kvcache: freqkv compression: %w", err)
-			}
+		if err := f.compress(rec); err != nil {
+			return 0, err
 		}
 		f.rows -= steps[0].Rows
 		f.compressions++
 		steps = steps[1:]
+	} else if f.sp != nil {
+		if err := f.advance(rec); err != nil {
+			return 0, err
+		}
 	}
 	f.c.allowed = steps[0].Rows
 	return f.c.allowed, nil
@@ -247,10 +428,22 @@ func (f *freqKV) Reset() {
 		f.lrows[l] = 0
 	}
 	f.c = committer{}
+	if f.sp != nil {
+		clear(f.sp.done) // the next shares start new sums
+		f.sp.turn = 0
+	}
 }
 
 func (f *freqKV) Release() {
 	f.s.release()
+	if f.sp != nil {
+		for _, t := range append([]*engine.Tensor{f.sp.table}, f.sp.accs...) {
+			if t != nil {
+				t.Release()
+			}
+		}
+		f.sp = nil
+	}
 	for _, t := range []**engine.Tensor{&f.scratch, &f.staging} {
 		if *t != nil {
 			(*t).Release()

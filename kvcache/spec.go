@@ -104,6 +104,10 @@ type Spec struct {
 	Storage engine.DType
 	// ValueStorage, when not nil, is the element type of the stored values (nil: Storage).
 	ValueStorage *engine.DType
+	// Compress is when a FreqKV cache does a compression's work (freqkv): the zero value
+	// Spread accumulates it over the steps before; Whole does it in the step that needs it.
+	// Either way the cache holds the same rows, up to the order of float32 sums.
+	Compress Schedule
 }
 
 // KeyType is the element type of the stored keys.
@@ -236,6 +240,9 @@ func (s Spec) Validate() error {
 		if u.set && !s.Kind.Uses(u.p) {
 			return specErr(fmt.Sprintf("a %v cache has no %s parameter", s.Kind, u.p), u.p, ParamKind)
 		}
+	}
+	if s.Compress != Spread && s.Kind != FreqKV {
+		return specErr(fmt.Sprintf("a %v cache never compresses; only freqkv takes a compression schedule", s.Kind), ParamKind)
 	}
 	switch s.Kind {
 	case Window:

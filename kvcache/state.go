@@ -81,6 +81,11 @@ func LoadState(p Policy, st *State) error {
 		*comp = st.Compressions
 	}
 	*tokens = committer{tokens: st.Tokens}
+	if f, ok := p.(*freqKV); ok && f.sp != nil {
+		// The loaded rows come without the spread schedule's partial sums: start them
+		// afresh (the next compression catches up, or is done whole).
+		clear(f.sp.done)
+	}
 	return nil
 }
 

@@ -3,6 +3,7 @@ package shaders
 import (
 	"fmt"
 	"math"
+	"strings"
 
 	"github.com/freqkv/freqkv/engine"
 )
@@ -17,6 +18,12 @@ type MatMulOptions struct {
 	Bias *engine.Tensor
 	// Kernel forces a kernel (tests, benchmarks); zero picks by adapter and shape.
 	Kernel MatMulKernel
+	// StorageX keeps x in a storage binding in the rows kernel, where it would
+	// otherwise go through a uniform binding (tests, benchmarks).
+	StorageX bool
+	// UniformX reads x through a uniform binding in the rows kernel for f32 and
+	// f16 weights too, where it fits (tests, benchmarks).
+	UniformX bool
 	// NarrowLoads forces the 32-bit-load kernels of matmul.wgsl for f32 and
 	// f16 weights even where K allows the 16-byte loads of matmul_vec4.wgsl
 	// (tests, benchmarks).
@@ -173,6 +180,13 @@ func (o *Ops) MatMul(rec *engine.Recorder, x *engine.Tensor, w *engine.Weight, y
 		return fmt.Errorf("%s: %d rows of x are too many for the %s kernel", what, m, kern)
 	}
 	file, perInv := matmulShader(w.DType, k, opt.NarrowLoads)
+	xBinding := x.Binding()
+	// x through a uniform binding: measured faster for the block types (whose
+	// matvec loads 4-8 x values per weight word), not for f16 (BenchmarkMatVecUniformX,
+	// BenchmarkMediumDecodeUniformX); tests force it for f32/f16 with UniformX.
+	uniformX := kern == MatMulRows && !opt.StorageX && !o.StorageX &&
+		(file == "matmul_q.wgsl" || opt.UniformX && file == "matmul_vec4.wgsl") &&
+		uint64(4*m*k) <= o.Dev.MaxUniformBinding() && x.Offset%uint64(o.Dev.Limits.MinUniformBufferOffsetAlignment) == 0
 	var entry string
 	var wg int
 	c := engine.Constants{"WTYPE": u(code), "TM": u(tiledTM), "TN": u(tiledTN), "R": u(perInv)}
@@ -196,6 +210,13 @@ func (o *Ops) MatMul(rec *engine.Recorder, x *engine.Tensor, w *engine.Weight, y
 		return fmt.Errorf("%s: unknown kernel %s", what, kern)
 	}
 	c["WG"] = u(wg)
+	if uniformX {
+		// The rows kernel with x in a uniform binding (matmul_*_ux.wgsl): the
+		// binding covers exactly x's m rows, the array's declared size.
+		file = strings.TrimSuffix(file, ".wgsl") + "_ux.wgsl"
+		c["XV"] = u(m * k / 4)
+		xBinding = engine.Binding{Buf: x.Buf, Offset: x.Offset, Size: uint64(4 * m * k)}
+	}
 	kernel, err := o.kernel(file, entry, c)
 	if err != nil {
 		return err
@@ -215,7 +236,7 @@ func (o *Ops) MatMul(rec *engine.Recorder, x *engine.Tensor, w *engine.Weight, y
 		case MatMulTiled:
 			groups = [3]uint32{uint32(ceilDiv(ceilDiv(rows, tiledTN), wg)), uint32(ceilDiv(m, tiledTM)), 1}
 		}
-		if err := rec.Dispatch(kernel, params, groups, x.Binding(), part.Binding(), biasBinding, y.Binding()); err != nil {
+		if err := rec.Dispatch(kernel, params, groups, xBinding, part.Binding(), biasBinding, y.Binding()); err != nil {
 			return fmt.Errorf("%s part %d: %w", what, i, err)
 		}
 	}

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"testing"
 	"time"
 
@@ -190,6 +191,55 @@ func BenchmarkPrefill(b *testing.B) {
 			b.Run(fmt.Sprintf("M%d_N%d_K%d/%s", m, n, k, bt.dt), func(b *testing.B) {
 				products := runProduct(b, ops, x, w, y, m, shaders.MatMulOptions{})
 				b.ReportMetric(2*float64(m*n*k)*float64(products)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
+			})
+		}
+	}
+}
+
+// BenchmarkMatVecUniformX compares the rows kernel with x in a storage binding
+// and in a uniform one side by side: rounds alternate between the two in one
+// process (the machine is shared, so only ratios measured together mean
+// anything), and the ratio of their median times is reported.
+func BenchmarkMatVecUniformX(b *testing.B) {
+	dev := gputest.Device(b)
+	ops := shaders.New(dev)
+	for _, s := range [][2]int{{1024, 1024}, {2816, 1024}, {1024, 2816}} {
+		n, k := s[0], s[1]
+		x, y := benchTensor(b, dev, 1, k), benchTensor(b, dev, 1, n)
+		for _, bt := range benchTypes[1:] {
+			w := benchWeight(b, dev, bt.dt, bt.gt, n, k)
+			b.Run(fmt.Sprintf("%dx%d/%s", n, k, bt.dt), func(b *testing.B) {
+				opts := []shaders.MatMulOptions{{Kernel: shaders.MatMulRows, StorageX: true}, {Kernel: shaders.MatMulRows, UniformX: true}}
+				var times [2][]time.Duration
+				round := func(opt shaders.MatMulOptions) time.Duration {
+					rec := ops.Dev.NewRecorder()
+					for range matmulReps {
+						if err := ops.MatMul(rec, x, w, y, 1, opt); err != nil {
+							b.Fatal(err)
+						}
+					}
+					start := time.Now()
+					if err := rec.SubmitAndWait(); err != nil {
+						b.Fatal(err)
+					}
+					return time.Since(start)
+				}
+				round(opts[0])
+				round(opts[1])
+				for b.Loop() {
+					for i, opt := range opts {
+						times[i] = append(times[i], round(opt))
+					}
+				}
+				med := func(d []time.Duration) float64 {
+					d = append([]time.Duration(nil), d...)
+					slices.Sort(d)
+					return d[len(d)/2].Seconds()
+				}
+				gbs := func(i int) float64 { return float64(w.Bytes()) * matmulReps / med(times[i]) / 1e9 }
+				b.ReportMetric(gbs(0), "GB/s-storage")
+				b.ReportMetric(gbs(1), "GB/s-uniform")
+				b.ReportMetric(med(times[0])/med(times[1]), "speedup")
 			})
 		}
 	}

@@ -79,6 +79,9 @@ type Ops struct {
 	Dev    *engine.Device
 	tables dctTables
 	knobs  dctKnobs
+	// StorageX makes every matrix product read x through a storage binding,
+	// as before uniform-x decode kernels existed (side-by-side benchmarks).
+	StorageX bool
 }
 
 // New returns the launchers for a device.

@@ -15,7 +15,7 @@ func TestSourceIncludes(t *testing.T) {
 		require.NoError(t, err, f)
 		require.NotContains(t, src, "\n#include \"", f)
 	}
-	for _, f := range []string{"matmul.wgsl", "matmul_vec4.wgsl", "matmul_q.wgsl"} {
+	for _, f := range []string{"matmul.wgsl", "matmul_vec4.wgsl", "matmul_q.wgsl", "matmul_vec4_ux.wgsl", "matmul_q_ux.wgsl"} {
 		src, err := Source(f)
 		require.NoError(t, err)
 		require.Equal(t, 1, strings.Count(src, "fn store("), f)

@@ -8,22 +8,35 @@ import (
 )
 
 type matmulVariant struct {
-	kern   shaders.MatMulKernel
-	narrow bool
+	kern     shaders.MatMulKernel
+	narrow   bool
+	storageX bool
+	uniformX bool
 }
 
 func (v matmulVariant) String() string {
+	s := v.kern.String()
 	if v.narrow {
-		return v.kern.String() + "/narrow"
+		s += "/narrow"
 	}
-	return v.kern.String()
+	if v.storageX {
+		s += "/storage-x"
+	}
+	if v.uniformX {
+		s += "/uniform-x"
+	}
+	return s
 }
 
-// Every kernel (rows, groups, tiled) with and without wide loads.
+// Every kernel (rows, groups, tiled) with and without wide loads, and the
+// rows kernel with x in a storage binding as well as in a uniform one.
 var variants = func() []matmulVariant {
 	var out []matmulVariant
 	for _, k := range shaders.MatMulKernels {
-		out = append(out, matmulVariant{k, false}, matmulVariant{k, true})
+		out = append(out, matmulVariant{kern: k}, matmulVariant{kern: k, narrow: true})
+		if k == shaders.MatMulRows {
+			out = append(out, matmulVariant{kern: k, storageX: true}, matmulVariant{kern: k, uniformX: true})
+		}
 	}
 	return out
 }()
@@ -85,7 +98,7 @@ func init() {
 			if err != nil {
 				return nil, err
 			}
-			opt.Kernel, opt.NarrowLoads = kern, variant.narrow
+			opt.Kernel, opt.NarrowLoads, opt.StorageX, opt.UniformX = kern, variant.narrow, variant.storageX, variant.uniformX
 			got, err = r.Submit(func(rec *engine.Recorder) error { return r.Ops.MatMul(rec, x, w, y, m, opt) }, map[string]*engine.Tensor{"y": y})
 			if err != nil {
 				return nil, fmt.Errorf("kernel %s: %w", variant, err)

@@ -49,6 +49,7 @@ func runBench(args []string) error {
 	decode := fs.Int("decode", 32, "tokens to decode after each fill")
 	var cf cacheFlags
 	cf.add(fs, "full,freqkv", true, "default: the model's trained context; a full cache always holds each --ctx plus --decode")
+	compress := fs.String("compress", "spread", "freqkv compression schedules to compare: spread (accumulated over the steps before, no stalling step), whole (every layer in the step that needs it), or spread,whole")
 	asJSON := fs.Bool("json", false, "print JSON")
 	profile := fs.Bool("profile", false, "also print the GPU time per kernel of one decode step (timestamp queries)")
 	if err := parse(fs, args); err != nil {
@@ -61,6 +62,17 @@ func runBench(args []string) error {
 	policies, err := cf.policies()
 	if err != nil {
 		return err
+	}
+	var schedules []kvcache.Schedule
+	for _, c := range strings.Split(*compress, ",") {
+		switch strings.TrimSpace(c) {
+		case "spread":
+			schedules = append(schedules, kvcache.Spread)
+		case "whole":
+			schedules = append(schedules, kvcache.Whole)
+		default:
+			return usagef("--compress %q: use spread, whole or spread,whole", c)
+		}
 	}
 	if *decode < 1 {
 		return usagef("--decode %d must be at least 1", *decode)
@@ -116,7 +128,14 @@ func runBench(args []string) error {
 			if i == 0 && k != kvcache.Full {
 				header = append(header, describe(spec))
 			}
-			runs = append(runs, run{c, spec})
+			if k != kvcache.FreqKV {
+				runs = append(runs, run{c, spec})
+				continue
+			}
+			for _, sch := range schedules {
+				spec.Compress = sch
+				runs = append(runs, run{c, spec})
+			}
 		}
 	}
 	var rows []measurement
@@ -150,13 +169,18 @@ func runBench(args []string) error {
 	}
 	fmt.Fprintf(stdout, "%d decode tokens after each fill\n\n", *decode)
 	tw := tabwriter.NewWriter(stdout, 2, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "context\tcache\tprefill tok/s\tdecode tok/s\tKV held\tfull KV\trows\tcompressions\tcompress ms\t")
+	fmt.Fprintln(tw, "context\tcache\tprefill tok/s\tdecode tok/s\tstep p50/p99/max ms\tcompressing step p50/max ms\tdispatches\tKV held\tfull KV\trows\tcompressions\tcompress ms\t")
 	for _, r := range rows {
 		cms := "-"
 		if r.CompressGPUMs > 0 {
 			cms = fmt.Sprintf("%.2f", r.CompressGPUMs)
 		}
-		fmt.Fprintf(tw, "%d\t%s\t%.1f\t%.1f\t%s\t%s\t%d\t%d\t%s\t\n", r.Tokens, r.Policy, r.PrefillTPS, r.DecodeTPS, humanBytes(r.KVBytes), humanBytes(r.FullKVBytes), r.Rows, r.Compressions, cms)
+		steps := fmt.Sprintf("%.1f/%.1f/%.1f", r.StepP50Ms, r.StepP99Ms, r.StepMaxMs)
+		csteps := "-"
+		if r.CompressStepMaxMs > 0 {
+			csteps = fmt.Sprintf("%.1f/%.1f", r.CompressStepP50Ms, r.CompressStepMaxMs)
+		}
+		fmt.Fprintf(tw, "%d\t%s\t%.1f\t%.1f\t%s\t%s\t%d\t%s\t%s\t%d\t%d\t%s\t\n", r.Tokens, r.Policy, r.PrefillTPS, r.DecodeTPS, steps, csteps, r.DecodeDispatches, humanBytes(r.KVBytes), humanBytes(r.FullKVBytes), r.Rows, r.Compressions, cms)
 	}
 	if err := tw.Flush(); err != nil {
 		return err

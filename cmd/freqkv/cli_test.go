@@ -199,6 +199,7 @@ func TestBadFlags(t *testing.T) {
 		{[]string{"bench", "--preset", "huge"}, "tiny, medium"},
 		{[]string{"bench", "--ctx", "12,x"}, "not a positive integer"},
 		{[]string{"bench", "--cache", "full,lru"}, "lru"},
+		{[]string{"bench", "--compress", "later"}, "--compress \"later\": use spread, whole"},
 		{[]string{"info"}, "MODEL"},
 		{[]string{"convert", "-m", model}, "--tokenizer"},
 		{[]string{"tokenize", "-m", model, "--ids", "--pieces"}, "exclude"},
@@ -266,5 +267,35 @@ func TestTokenizeSharedVectors(t *testing.T) {
 			require.NoError(t, err, "%s input %d", name, i)
 			require.Equal(t, strings.Join(strings.Fields(want[i]), " "), strings.TrimSpace(string(got)), "%s input %d %q", name, i, text)
 		}
+	}
+}
+
+// TestBenchCompressSchedules: bench measures both compression schedules side by side and
+// reports the time between tokens, the compressing steps' times and the dispatches per
+// decode step.
+func TestBenchCompressSchedules(t *testing.T) {
+	gputest.Device(t)
+	r := runCLI(t, "bench", "--ctx", "40", "--decode", "60", "--cache", "freqkv", "--cache-size", "32", "--compress", "spread,whole", "--json")
+	require.Equal(t, 0, r.code, r.stderr)
+	var out struct {
+		Results []struct {
+			Cache        string  `json:"cache"`
+			Compressions int     `json:"compressions"`
+			P50          float64 `json:"step_p50_ms"`
+			Max          float64 `json:"step_max_ms"`
+			CompressMax  float64 `json:"compress_step_max_ms"`
+			Dispatches   int     `json:"decode_dispatches"`
+		} `json:"results"`
+	}
+	require.NoError(t, json.Unmarshal([]byte(r.stdout), &out), r.stdout)
+	require.Len(t, out.Results, 2)
+	for i, want := range []string{"freqkv", "freqkv-whole"} {
+		row := out.Results[i]
+		require.Equal(t, want, row.Cache)
+		require.Greater(t, row.Compressions, 1)
+		require.Greater(t, row.P50, 0.0)
+		require.GreaterOrEqual(t, row.Max, row.P50)
+		require.Greater(t, row.CompressMax, 0.0)
+		require.Greater(t, row.Dispatches, 10)
 	}
 }

@@ -2,9 +2,11 @@ package main
 
 import (
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/freqkv/freqkv/engine"
+	"github.com/freqkv/freqkv/kvcache"
 	"github.com/freqkv/freqkv/model/llama"
 )
 
@@ -21,7 +23,16 @@ type measurement struct {
 	FullKVBytes   int64   `json:"full_kv_bytes"`
 	Rows          int     `json:"cache_rows"`
 	Compressions  int     `json:"compressions"`
-	CompressGPUMs float64 `json:"compress_gpu_ms"` // mean GPU time of one compression (all layers), when profiled
+	CompressGPUMs float64 `json:"compress_gpu_ms"` // GPU time of one whole compression (all layers, after a prefill), when profiled
+	// Time between tokens over the decode loop (ms): median, 99th percentile, largest.
+	StepP50Ms float64 `json:"step_p50_ms"`
+	StepP99Ms float64 `json:"step_p99_ms"`
+	StepMaxMs float64 `json:"step_max_ms"`
+	// The decode steps that compressed the cache: their median and largest time (ms).
+	CompressStepP50Ms float64 `json:"compress_step_p50_ms,omitempty"`
+	CompressStepMaxMs float64 `json:"compress_step_max_ms,omitempty"`
+	// DecodeDispatches is the compute dispatches of the last decode step.
+	DecodeDispatches int `json:"decode_dispatches"`
 	// DecodeKernels is the GPU time per kernel of one profiled decode step.
 	DecodeKernels []engine.KernelTime `json:"decode_kernels,omitempty"`
 }
@@ -57,13 +68,25 @@ func measure(m *llama.Model, opts llama.ContextOptions, tokens, decode int, prof
 	prefill := time.Since(start)
 	s := &llama.Sampler{}
 	next := ids[len(ids)-1]
+	steps := make([]time.Duration, decode)
+	var compressing []time.Duration
 	start = time.Now()
+	last := start
 	for i := 0; i < decode; i++ {
+		before := ctx.Cache.Stats().Compressions
 		if next, err = ctx.Next([]int32{next}, s, nil); err != nil {
 			return measurement{}, fmt.Errorf("decode step %d: %w", i, err)
 		}
+		now := time.Now()
+		steps[i], last = now.Sub(last), now
+		if ctx.Cache.Stats().Compressions != before {
+			compressing = append(compressing, steps[i])
+		}
 	}
 	dec := time.Since(start)
+	dispatches := ctx.LastDispatches()
+	slices.Sort(steps)
+	slices.Sort(compressing)
 	dev := m.Device()
 	var kernels []engine.KernelTime
 	if profile && dev.Timestamps {
@@ -83,6 +106,12 @@ func measure(m *llama.Model, opts llama.ContextOptions, tokens, decode int, prof
 		Policy: opts.Cache.Kind.String(), KV: kvName(opts.Cache), Tokens: tokens,
 		PrefillTPS: rate(tokens, prefill), Decoded: decode, DecodeTPS: rate(decode, dec),
 		KVBytes: st.Bytes, FullKVBytes: full, Rows: st.Rows, Compressions: st.Compressions, DecodeKernels: kernels,
+		StepP50Ms: quantileMs(steps, 0.5), StepP99Ms: quantileMs(steps, 0.99), StepMaxMs: quantileMs(steps, 1),
+		CompressStepP50Ms: quantileMs(compressing, 0.5), CompressStepMaxMs: quantileMs(compressing, 1),
+		DecodeDispatches: dispatches,
+	}
+	if opts.Cache.Kind == kvcache.FreqKV && opts.Cache.Compress == kvcache.Whole {
+		meas.Policy += "-whole"
 	}
 	if profile && st.Compressions > 0 && dev.Timestamps {
 		if meas.CompressGPUMs, err = compressTime(m, opts); err != nil {
@@ -90,6 +119,14 @@ func measure(m *llama.Model, opts llama.ContextOptions, tokens, decode int, prof
 		}
 	}
 	return meas, nil
+}
+
+// quantileMs is the q-quantile of sorted durations in milliseconds (0 for none).
+func quantileMs(d []time.Duration, q float64) float64 {
+	if len(d) == 0 {
+		return 0
+	}
+	return d[min(len(d)-1, int(q*float64(len(d))))].Seconds() * 1e3
 }
 
 func rate(n int, d time.Duration) float64 {

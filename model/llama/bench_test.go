@@ -3,6 +3,7 @@ package llama_test
 import (
 	"fmt"
 	"path/filepath"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -109,5 +110,49 @@ func BenchmarkFreqKVvsFull(b *testing.B) {
 				}
 			})
 		}
+	}
+}
+
+// BenchmarkMediumDecodeUniformX: decode of the medium model with the decode
+// matvec reading x through a uniform binding (the default on CPU adapters for
+// q8_0 and q4_0 weights) against a storage binding, rounds alternating in one process; reports the
+// median decode tok/s of each and their ratio.
+func BenchmarkMediumDecodeUniformX(b *testing.B) {
+	for _, wt := range []ggml.Type{ggml.F16, ggml.Q8_0, ggml.Q4_0} {
+		m := medium(b, wt) // outside b.Run: the files live in the parent's TempDir
+		b.Run(wt.String(), func(b *testing.B) {
+			ctx, err := m.NewContext(llama.ContextOptions{Cache: kvcache.Spec{Kind: kvcache.Full, Size: 1024, Storage: engine.F16}})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer ctx.Release()
+			ids := make([]int32, 64)
+			for i := range ids {
+				ids[i] = int32(i*7 + 3)
+			}
+			if err := ctx.Prefill(ids); err != nil {
+				b.Fatal(err)
+			}
+			s := &llama.Sampler{}
+			next := int32(1)
+			var tps [2][]float64
+			for b.Loop() {
+				for i, storage := range []bool{true, false} {
+					m.Ops().StorageX = storage
+					start := time.Now()
+					for range 4 {
+						if next, err = ctx.Next([]int32{next}, s, nil); err != nil {
+							b.Fatal(err)
+						}
+					}
+					tps[i] = append(tps[i], 4/time.Since(start).Seconds())
+				}
+			}
+			m.Ops().StorageX = false
+			med := func(v []float64) float64 { v = slices.Clone(v); slices.Sort(v); return v[len(v)/2] }
+			b.ReportMetric(med(tps[0]), "tok/s-storage-x")
+			b.ReportMetric(med(tps[1]), "tok/s-uniform-x")
+			b.ReportMetric(med(tps[1])/med(tps[0]), "speedup")
+		})
 	}
 }

@@ -54,8 +54,11 @@ type Context struct {
 	scratch          *engine.Tensor // attention scratch
 	targets, nll     *engine.Tensor // perplexity: u32 and f32 (1, chunk)
 
-	tokens  int             // tokens consumed
-	profile *engine.Profile // set by WithProfile
+	tokens int // tokens consumed
+	// lastDispatches is the dispatches of the last greedy Next's submit
+	// (benchmarks).
+	lastDispatches int
+	profile        *engine.Profile // set by WithProfile
 }
 
 // NewContext allocates activations and a KV cache. Errors about the cache are kvcache's

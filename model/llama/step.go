@@ -80,6 +80,10 @@ func (c *Context) feed(tokens []int32, allLogits bool, after chunkFn) (*engine.R
 	return rec, nil
 }
 
+// LastDispatches is the compute dispatches of the last greedy Next's submit
+// (benchmarks count them per decode step).
+func (c *Context) LastDispatches() int { return c.lastDispatches }
+
 // Prefill feeds tokens and leaves the last token's logits on the device.
 func (c *Context) Prefill(tokens []int32) error {
 	rec, err := c.feed(tokens, false, nil)
@@ -101,6 +105,7 @@ func (c *Context) Next(tokens []int32, s *Sampler, history []int32) (int32, erro
 		if err := c.ops.Argmax(rec, c.logits, c.argmax, vocab); err != nil {
 			return 0, err
 		}
+		c.lastDispatches = rec.Dispatches
 		rb := rec.ReadBack(c.argmax.Buf, c.argmax.Offset, 4)
 		if err := rec.SubmitAndWait(); err != nil {
 			return 0, err
