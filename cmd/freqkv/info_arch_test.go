@@ -63,7 +63,7 @@ func TestInfoRopeTypeAndUnusedTensors(t *testing.T) {
 
 // TestInfoAndGenerateGemma2: info describes Gemma 2's window layers, softcaps
 // and blocks; generate runs it under freqkv (the local layers in a window),
-// with f16 and q8_0 KV.
+// and with a q8_0 KV cache under window.
 func TestInfoAndGenerateGemma2(t *testing.T) {
 	spec := synth.Spec{Arch: "gemma2", Dim: 32, Layers: 2, Heads: 2, KVHeads: 1, HeadDim: 32, FFN: 64, Vocab: 272, Context: 64, WeightType: ggml.F32,
 		RopeBase: 10000, Seed: 3, Tied: true, SlidingWindow: 8, AttnSoftcap: 50, FinalSoftcap: 30}
@@ -76,7 +76,7 @@ func TestInfoAndGenerateGemma2(t *testing.T) {
 	require.Contains(t, r.stdout, "GELU (tanh) gating, post-attention and post-FFN norms")
 	r = runCLI(t, "generate", "-m", path, "-n", "20", "-p", "ab", "--cache", "freqkv", "--cache-size", "16")
 	require.Equal(t, 0, r.code, r.stderr)
-	r = runCLI(t, "generate", "-m", path, "-n", "20", "-p", "ab", "--cache", "freqkv", "--cache-size", "16", "--kv", "q8_0")
+	r = runCLI(t, "generate", "-m", path, "-n", "20", "-p", "ab", "--cache", "window", "--cache-size", "16", "--kv", "q8_0")
 	require.Equal(t, 0, r.code, r.stderr)
 }
 
