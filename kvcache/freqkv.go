@@ -223,7 +223,7 @@ func (f *freqKV) compress(rec *engine.Recorder) error {
 		return nil
 	}
 	for i := range f.s.arenas {
-		if err := f.ops.Compress(rec, f.s.arena(i), f.scratch, f.arenaParams(i)); err != nil {
+		if err := f.compressArena(rec, i); err != nil {
 			return fmt.Errorf("kvcache: freqkv compression: %w", err)
 		}
 	}

@@ -36,6 +36,7 @@ func BenchmarkStories260K(b *testing.B) {
 				require.NoError(b, err)
 			}
 			b.ReportMetric(float64(cfg.SeqLen*b.N)/b.Elapsed().Seconds(), "tok/s")
+			b.ReportMetric(float64(tr.Bytes())/(1<<20), "train-MiB")
 		})
 		b.Run(c.Kind.String()+"/forward", func(b *testing.B) {
 			for range b.N {

@@ -2,6 +2,7 @@ package train
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -31,6 +32,10 @@ const (
 )
 
 var matNames = [numMats]string{"attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down"}
+
+// ErrParamTooLarge is wrapped by errors of a trainable tensor that does not
+// fit one storage binding of the device in f32.
+var ErrParamTooLarge = errors.New("trainable tensor too large")
 
 // Param is one trainable f32 tensor on the device with its gradient and
 // AdamW moments. Value is a one-part weight so the matrix kernels read it;
@@ -82,7 +87,7 @@ func newParam(dev *engine.Device, name string, rows, cols int, init []float32, d
 	}
 	if len(p.Value.Parts) != 1 {
 		p.release()
-		return nil, fmt.Errorf("parameter %s [%d,%d] exceeds one storage binding; training needs it in one", name, rows, cols)
+		return nil, fmt.Errorf("%w: parameter %s [%d,%d] is %d bytes in f32, over the device's storage binding limit of %d", ErrParamTooLarge, name, rows, cols, 4*rows*cols, dev.MaxBinding())
 	}
 	zero := make([]byte, 4*rows*cols)
 	for _, dst := range []**engine.Tensor{&p.Grad, &p.M, &p.V} {

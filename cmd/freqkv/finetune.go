@@ -195,6 +195,9 @@ func runFinetune(args []string) error {
 	}
 	tr, err := train.New(m, f, train.Config{Cache: cache, SeqLen: *ctxLen, Rank: *rank, Alpha: *alpha,
 		Embeddings: *embd || all, Norms: *norms, All: all, Seed: *seed})
+	if errors.Is(err, train.ErrParamTooLarge) {
+		return usagef("%v; leave it frozen (--train-embeddings=false for the embedding) or train LoRA adapters", err)
+	}
 	if err != nil {
 		return cf.explain(cache, err)
 	}
