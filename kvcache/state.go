@@ -103,6 +103,9 @@ func internals(p Policy) (s *store, rows, compressions *int, c *committer, err e
 		}
 		return p.s, &p.rows, &p.compressions, &p.c, nil
 	}
+	if _, ok := p.(*layered); ok {
+		return nil, nil, nil, nil, fmt.Errorf("kvcache: a cache with separate sliding-window layers (gemma2, gemma3) cannot be saved or loaded")
+	}
 	return nil, nil, nil, nil, fmt.Errorf("kvcache: cannot save a %T", p)
 }
 

@@ -14,7 +14,7 @@ import (
 
 // HParams are the hyper-parameters of a LLaMA-family transformer.
 type HParams struct {
-	Arch          string // GGUF architecture: "llama", "qwen2" or "qwen3"
+	Arch          string // GGUF architecture: "llama", "qwen2", "qwen3", "phi3", "gemma2" or "gemma3"
 	ContextLength int    // positions the model was trained for (as the file states)
 	Dim           int    // embedding width
 	Layers        int
@@ -58,6 +58,60 @@ type HParams struct {
 	// FusedGateUp: ffn_up holds the gate's rows, then the up projection's,
 	// and there is no ffn_gate (phi3).
 	FusedGateUp bool `json:",omitempty"`
+
+	// Gemma 2: the embedding is scaled by sqrt(Dim), the feed-forward gate
+	// is GELU (tanh approximation), the attention output and the
+	// feed-forward output are RMS-normalised (post_attention_norm,
+	// post_ffw_norm) before they join the residual stream.
+	EmbedScale bool `json:",omitempty"`
+	GELU       bool `json:",omitempty"`
+	PostNorms  bool `json:",omitempty"`
+	// AttnSoftcap and FinalSoftcap, if positive, cap attention scores
+	// (after scaling) and logits as c*tanh(x/c) (Gemma 2).
+	AttnSoftcap  float64 `json:",omitempty"`
+	FinalSoftcap float64 `json:",omitempty"`
+	// QueryScale multiplies queries before the dot product; 0 means
+	// 1/sqrt(HeadDim()). Gemma 2 27B's is 1/sqrt(Dim/Heads), as llama.cpp
+	// decides by its layer count (the GGUF does not store it).
+	QueryScale float64 `json:",omitempty"`
+	// WindowPattern, with SlidingWindow, says which layers have the window:
+	// 0, every layer (Mistral); n > 0, layer i when i%n < n-1 (Gemma 2: 2,
+	// the even layers), the others attending globally.
+	WindowPattern int `json:",omitempty"`
+	// LocalRopeBase, if positive, is the rope base of the sliding-window
+	// layers, which rotate without scaling (Gemma 3: 10000, while the global
+	// layers use RopeBase and the file's scaling).
+	LocalRopeBase float64 `json:",omitempty"`
+}
+
+// LayerRope returns the hyper-parameters layer i rotates with: h itself, or
+// for a local layer of a model with its own local rope base, that base
+// without scaling (llama.cpp's freq_base_swa and freq_scale_swa = 1).
+func (h HParams) LayerRope(i int) HParams {
+	if h.LocalRopeBase == 0 || !h.LocalLayer(i) {
+		return h
+	}
+	h.RopeBase, h.RopeScaling, h.RopeScale, h.Yarn = h.LocalRopeBase, "none", 1, Yarn{}
+	return h
+}
+
+// LocalLayer reports whether layer i attends through the sliding window.
+func (h HParams) LocalLayer(i int) bool {
+	if h.SlidingWindow == 0 {
+		return false
+	}
+	if h.WindowPattern == 0 {
+		return true
+	}
+	return i%h.WindowPattern < h.WindowPattern-1
+}
+
+// AttentionScale is the factor queries are multiplied by before the dot product.
+func (h HParams) AttentionScale() float64 {
+	if h.QueryScale > 0 {
+		return h.QueryScale
+	}
+	return 1 / math.Sqrt(float64(h.HeadDim()))
 }
 
 // Yarn is YaRN rope scaling as llama.cpp applies it (ggml's rope_yarn).
@@ -150,8 +204,16 @@ func (h HParams) Validate() error {
 	if h.LongRope && (h.LongRopeContext <= 0 || h.LongRopeContext > maxSize) {
 		return fmt.Errorf("model: longrope original context %d is outside 1..%d", h.LongRopeContext, maxSize)
 	}
-	if h.SlidingWindow < 0 {
-		return fmt.Errorf("model: sliding window %d is negative", h.SlidingWindow)
+	if h.SlidingWindow < 0 || h.WindowPattern < 0 {
+		return fmt.Errorf("model: sliding window %d or its layer pattern %d is negative", h.SlidingWindow, h.WindowPattern)
+	}
+	for _, f := range []struct {
+		name string
+		v    float64
+	}{{"attention softcap", h.AttnSoftcap}, {"final softcap", h.FinalSoftcap}, {"query scale", h.QueryScale}, {"local rope base", h.LocalRopeBase}} {
+		if !(f.v >= 0) || math.IsInf(f.v, 0) {
+			return fmt.Errorf("model: %s %v is not a finite non-negative number", f.name, f.v)
+		}
 	}
 	return nil
 }
@@ -182,14 +244,28 @@ type architecture struct {
 	// ignoresWindow: llama.cpp ignores attention.sliding_window (with a
 	// warning) for this architecture, and so does the engine.
 	ignoresWindow bool
+	// gemma2: embedding scale, GELU gating, post-norms, softcaps, the
+	// sliding window on even layers; its softcap keys are read, not refused.
+	gemma2 bool
+	// gemma3: Gemma 2's blocks without softcaps, with Q/K norms, a global
+	// layer every 6th and a rope base of its own on the local layers.
+	gemma3 bool
 }
 
 var architectures = map[string]architecture{
-	"llama": {ropeFactors: true},
-	"qwen2": {ropeNeoX: true, biases: true},
-	"qwen3": {ropeNeoX: true, qkNorm: true},
-	"phi3":  {ropeNeoX: true, fusedGateUp: true, ignoresWindow: true, longRope: true},
+	"llama":  {ropeFactors: true},
+	"qwen2":  {ropeNeoX: true, biases: true},
+	"qwen3":  {ropeNeoX: true, qkNorm: true},
+	"phi3":   {ropeNeoX: true, fusedGateUp: true, ignoresWindow: true, longRope: true},
+	"gemma2": {ropeNeoX: true, gemma2: true},
+	"gemma3": {ropeNeoX: true, qkNorm: true, gemma3: true},
 }
+
+// gemma3Keys are the math keys gemma3 reads rather than refuses.
+var gemma3Keys = map[string]bool{"rope.freq_base_swa": true}
+
+// gemma2Keys are the math keys gemma2 reads rather than refuses.
+var gemma2Keys = map[string]bool{"attention.logit_softcapping": true, "final_logit_softcapping": true}
 
 // defaultRopeBase is llama.cpp's rope.freq_base when a file omits it.
 const defaultRopeBase = 10000
@@ -254,6 +330,34 @@ func HParamsFromGGUF(f *gguf.File) (HParams, error) {
 	if !a.ignoresWindow {
 		h.SlidingWindow = r.optionalSize("attention.sliding_window", 0)
 	}
+	if a.gemma2 {
+		h.EmbedScale, h.GELU, h.PostNorms = true, true, true
+		h.AttnSoftcap = r.optionalFloat("attention.logit_softcapping", 0)
+		h.FinalSoftcap = r.optionalFloat("final_logit_softcapping", 0)
+		if h.SlidingWindow > 0 {
+			h.WindowPattern = 2 // llama.cpp: set_swa_pattern(2), the even layers local
+		}
+		if h.Layers == 46 && h.Heads > 0 {
+			// llama.cpp's Gemma 2 27B (known by its 46 layers): query_pre_attn_scalar = dim/heads
+			h.QueryScale = 1 / math.Sqrt(float64(h.Dim/h.Heads))
+		}
+		r.skip = gemma2Keys
+	}
+	if a.gemma3 {
+		h.EmbedScale, h.GELU, h.PostNorms = true, true, true
+		if h.SlidingWindow > 0 {
+			h.WindowPattern = 6 // llama.cpp: set_swa_pattern(6), every 6th layer global
+			h.LocalRopeBase = r.optionalFloat("rope.freq_base_swa", 10000)
+		}
+		if h.Layers == 62 && h.Heads > 0 {
+			// llama.cpp's Gemma 3 27B (known by its 62 layers): query_pre_attn_scalar = dim/heads
+			h.QueryScale = 1 / math.Sqrt(float64(h.Dim/h.Heads))
+		}
+		if h.RopeScaling == "yarn" {
+			r.fail(fmt.Errorf("model: key %q: yarn on gemma3 is unsupported (linear is)", r.prefix+"rope.scaling.type"))
+		}
+		r.skip = gemma3Keys
+	}
 	if a.fusedGateUp {
 		h.FusedGateUp = true
 		_, h.FusedQKV = f.Tensor("blk.0.attn_qkv.weight")
@@ -276,6 +380,7 @@ type reader struct {
 	f      *gguf.File
 	prefix string
 	err    error
+	skip   map[string]bool // math keys the architecture reads (not refused)
 }
 
 func (r *reader) fail(err error) {
@@ -502,6 +607,10 @@ func TensorReport(f *gguf.File, h HParams) (problems []error, unused []string) {
 		if h.QKNorm {
 			want(p+"attn_q_norm.weight", hd)
 			want(p+"attn_k_norm.weight", hd)
+		}
+		if h.PostNorms {
+			want(p+"post_attention_norm.weight", dim)
+			want(p+"post_ffw_norm.weight", dim)
 		}
 	}
 	for _, t := range f.Tensors {

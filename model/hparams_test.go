@@ -417,3 +417,108 @@ func TestHParamsPhi3(t *testing.T) {
 	assert.Equal(t, []string{"phi3.attention.sliding_window"}, IgnoredKeys(f))
 	require.NoError(t, CheckTensors(f, h))
 }
+
+// TestHParamsGemma2: the softcaps are read (not refused), the window falls on
+// the even layers, llama.cpp's 27B query scale is kept, the post-norms are
+// required, and other math keys are still refused.
+func TestHParamsGemma2(t *testing.T) {
+	s := qwenLike()
+	s.arch = "gemma2"
+	s.tied = true
+	s.extraKV = []gguf.KV{
+		{Key: "gemma2.attention.logit_softcapping", Value: float32(50)},
+		{Key: "gemma2.final_logit_softcapping", Value: float32(30)},
+		{Key: "gemma2.attention.sliding_window", Value: uint32(4096)},
+	}
+	s.extra = map[string][]uint64{}
+	for i := range 2 {
+		s.extra[fmt.Sprintf("blk.%d.post_attention_norm.weight", i)] = []uint64{16}
+		s.extra[fmt.Sprintf("blk.%d.post_ffw_norm.weight", i)] = []uint64{16}
+	}
+	f := s.build(t)
+	h, err := HParamsFromGGUF(f)
+	require.NoError(t, err)
+	assert.True(t, h.EmbedScale && h.GELU && h.PostNorms && h.RopeNeoX)
+	assert.Equal(t, 50.0, h.AttnSoftcap)
+	assert.Equal(t, 30.0, h.FinalSoftcap)
+	assert.Equal(t, 4096, h.SlidingWindow)
+	assert.Equal(t, []bool{true, false, true, false}, []bool{h.LocalLayer(0), h.LocalLayer(1), h.LocalLayer(2), h.LocalLayer(3)})
+	assert.InDelta(t, 0.5, h.AttentionScale(), 1e-12, "1/sqrt(head dim 4)")
+	assert.Empty(t, IgnoredKeys(f))
+	require.NoError(t, CheckTensors(f, h))
+
+	h.Layers = 46 // Gemma 2 27B: llama.cpp scales queries by 1/sqrt(dim/heads)
+	s.layers = 46
+	s.extra = nil
+	s.skip = nil
+	for i := range 46 {
+		if s.extra == nil {
+			s.extra = map[string][]uint64{}
+		}
+		s.extra[fmt.Sprintf("blk.%d.post_attention_norm.weight", i)] = []uint64{16}
+		s.extra[fmt.Sprintf("blk.%d.post_ffw_norm.weight", i)] = []uint64{16}
+	}
+	s.extraKV = append(s.extraKV, gguf.KV{Key: "gemma2.attention.key_length", Value: uint32(8)}, gguf.KV{Key: "gemma2.attention.value_length", Value: uint32(8)})
+	h27, err := HParamsFromGGUF(s.build(t))
+	require.NoError(t, err)
+	assert.InDelta(t, 0.5, h27.AttentionScale(), 1e-12, "1/sqrt(16/4), not 1/sqrt(key length 8)")
+
+	s.layers, s.extra = 2, nil
+	s.extraKV = []gguf.KV{{Key: "gemma2.embedding_scale", Value: float32(2)}}
+	_, err = HParamsFromGGUF(s.build(t))
+	require.ErrorContains(t, err, `"gemma2.embedding_scale": embedding scaling is unsupported`)
+	s.extraKV = nil
+	s.skip = map[string]bool{"blk.1.post_ffw_norm.weight": true}
+	f = s.build(t)
+	h, err = HParamsFromGGUF(f)
+	require.NoError(t, err)
+	require.ErrorContains(t, CheckTensors(f, h), `tensor "blk.0.post_attention_norm.weight" is missing`)
+}
+
+// TestHParamsGemma3: a global layer every 6th, the local layers' own rope
+// base (rope.freq_base_swa when present, else 10000) without scaling.
+func TestHParamsGemma3(t *testing.T) {
+	s := qwenLike()
+	s.arch, s.tied, s.layers = "gemma3", true, 7
+	s.extraKV = []gguf.KV{
+		{Key: "gemma3.attention.sliding_window", Value: uint32(512)},
+		{Key: "gemma3.rope.scaling.type", Value: "linear"}, {Key: "gemma3.rope.scaling.factor", Value: float32(8)},
+		{Key: "gemma3.attention.key_length", Value: uint32(4)}, {Key: "gemma3.attention.value_length", Value: uint32(4)},
+	}
+	s.extra = map[string][]uint64{}
+	for i := range 7 {
+		for _, n := range []string{"post_attention_norm", "post_ffw_norm"} {
+			s.extra[fmt.Sprintf("blk.%d.%s.weight", i, n)] = []uint64{16}
+		}
+		for _, n := range []string{"attn_q_norm", "attn_k_norm"} {
+			s.extra[fmt.Sprintf("blk.%d.%s.weight", i, n)] = []uint64{4}
+		}
+	}
+	f := s.build(t)
+	h, err := HParamsFromGGUF(f)
+	require.NoError(t, err)
+	require.NoError(t, CheckTensors(f, h))
+	assert.True(t, h.QKNorm && h.EmbedScale && h.GELU && h.PostNorms)
+	var local []int
+	for i := range 7 {
+		if h.LocalLayer(i) {
+			local = append(local, i)
+		}
+	}
+	assert.Equal(t, []int{0, 1, 2, 3, 4, 6}, local)
+	assert.Equal(t, 10000.0, h.LayerRope(0).RopeBase)
+	assert.Equal(t, "none", h.LayerRope(0).RopeScaling)
+	assert.Equal(t, 1e6, h.LayerRope(5).RopeBase)
+	assert.Equal(t, 8.0, h.LayerRope(5).RopeScale)
+
+	s.extraKV = append(s.extraKV, gguf.KV{Key: "gemma3.rope.freq_base_swa", Value: float32(20000)})
+	f = s.build(t)
+	h, err = HParamsFromGGUF(f)
+	require.NoError(t, err)
+	assert.Equal(t, 20000.0, h.LayerRope(0).RopeBase)
+	assert.Empty(t, IgnoredKeys(f))
+
+	s.extraKV = append(s.extraKV, gguf.KV{Key: "gemma3.final_logit_softcapping", Value: float32(30)})
+	_, err = HParamsFromGGUF(s.build(t))
+	require.ErrorContains(t, err, "final-logit softcapping is unsupported")
+}

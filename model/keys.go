@@ -76,7 +76,7 @@ func (r *reader) unsupportedKeys() {
 			continue
 		}
 		what, bad := mathKeys[rest]
-		if !bad {
+		if !bad || r.skip[rest] {
 			continue
 		}
 		if v, _ := r.f.Value(key); neutral(v) {
@@ -102,6 +102,9 @@ func IgnoredKeys(f *gguf.File) []string {
 		}
 		if usedKeys[rest] && !(rest == "attention.sliding_window" && architectures[arch].ignoresWindow) {
 			continue
+		}
+		if rest == "rope.freq_base_swa" && architectures[arch].gemma3 {
+			continue // read
 		}
 		if _, refused := mathKeys[rest]; refused {
 			continue // neutral values only; others fail HParamsFromGGUF

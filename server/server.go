@@ -59,7 +59,7 @@ type Server struct {
 	PerSession int64 // device bytes of one session (KV cache and activations)
 
 	kvBytes   int64
-	batch     *llama.Batch   // nil with NoBatch
+	batch     *llama.Batch   // nil with NoBatch, or for a model the batch does not run
 	decodeCh  chan decodeReq // decode steps waiting for the batcher
 	decoding  atomic.Int64   // sessions in their decode loop
 	stop      chan struct{}
@@ -113,7 +113,8 @@ func New(cfg Config) (*Server, error) {
 	for _, se := range s.sessions {
 		s.kvBytes += se.ctx.Cache.Stats().Bytes
 	}
-	if !cfg.NoBatch {
+	// Models whose forward the batch step does not rebuild decode per session.
+	if !cfg.NoBatch && cfg.Model.Batchable() == nil {
 		b, err := cfg.Model.NewBatch(cfg.Parallel)
 		if err != nil {
 			s.Close()

@@ -3,6 +3,7 @@ package shaders
 import (
 	"fmt"
 	"math"
+	"strconv"
 
 	"github.com/freqkv/freqkv/engine"
 )
@@ -30,6 +31,9 @@ type AttentionParams struct {
 	Window                              int  // 0: no window. Else query t (logical row r=Rows+t) sees sinks plus logical rows [lo, r], lo = max(Sink, r-Window+1)
 	Cap                                 int  // physical rows of the cache tensors; slot(j) as in StoreKV
 	Scale                               float32
+	// Softcap, if positive, caps every scaled score s as Softcap*tanh(s/Softcap)
+	// before the softmax (Gemma 2's attention-logit softcapping); 0 leaves scores as they are.
+	Softcap float32
 }
 
 // Positions: with no window, key j has position j and query t has position
@@ -59,6 +63,8 @@ func (p AttentionParams) check() error {
 		return fmt.Errorf("Rows = %d, Sink = %d, Window = %d, Cap = %d: want Rows, Sink, Window >= 0 and 1 <= Cap, Sink <= Cap", p.Rows, p.Sink, p.Window, p.Cap)
 	case math.IsNaN(float64(p.Scale)) || math.IsInf(float64(p.Scale), 0):
 		return fmt.Errorf("scale %g is not finite", p.Scale)
+	case !(p.Softcap >= 0) || math.IsInf(float64(p.Softcap), 0):
+		return fmt.Errorf("softcap %g is not a finite non-negative number", p.Softcap)
 	}
 	if err := checkRope("attention", p.HeadDim, p.RopeDim, 2, 1); err != nil {
 		return err
@@ -226,6 +232,7 @@ func (o *Ops) attention(rec *engine.Recorder, q, k, v, rope, out, scratch, mass 
 		"WG": u(attentionWG), "D": u(p.HeadDim), "RD": u(p.RopeDim), "G": u(p.Heads / p.KVHeads),
 		"C": u(pl.chunk), "NEOX": fmt.Sprint(p.NeoX),
 		"KT": u(qtype(k.DType)), "VT": u(qtype(v.DType)),
+		"CAP": strconv.FormatFloat(float64(p.Softcap), 'e', -1, 32), // a WGSL float literal
 	}
 	file := "attention.wgsl"
 	rotJobs := p.RopeDim / 2 // qrope jobs that rotate: pairs

@@ -35,7 +35,8 @@
 // are multiples of 16; this file serves the other shapes.
 // Constants: WG, D (head dim), RD (rotary dims), G (query heads per KV head),
 //   C (keys per softmax/values chunk), NEOX (bool), KT and VT (key and value
-//   storage: 0 f32, 1 f16, 2 q8_0, 3 q4_0).
+//   storage: 0 f32, 1 f16, 2 q8_0, 3 q4_0), CAP (f32: the attention-logit
+//   softcap, 0 for none).
 
 #include "attention_params.wgsl"
 
@@ -54,6 +55,15 @@ const HALF = RD / 2u;
 
 fn kWord(i: u32) -> u32 { return k[i]; }
 fn vWord(i: u32) -> u32 { return v[i]; }
+
+// capScore is Gemma 2's attention-logit softcapping, CAP*tanh(s/CAP), when
+// CAP > 0 (the argument clamped where f32 tanh is already ±1).
+fn capScore(s: f32) -> f32 {
+  if (CAP > 0.0) {
+    return CAP * tanh(clamp(s / CAP, -15.0, 15.0));
+  }
+  return s;
+}
 
 fn kAt(e: u32) -> f32 {
   if (KT >= 2u) {
@@ -173,7 +183,7 @@ fn scores(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) l
       }
     }
     for (var h = 0u; h < G; h++) {
-      sc[p.s_off + ((t * p.heads + g * G + h) * p.stride) + kk] = acc[h];
+      sc[p.s_off + ((t * p.heads + g * G + h) * p.stride) + kk] = capScore(acc[h]);
     }
   }
 }

@@ -24,7 +24,8 @@
 // head, 4 dims).
 // Constants: WG, D (multiple of 16), RD (multiple of 8; of 16 with NEOX), G,
 //   KVH (KV heads), C (chunk keys, a multiple of 8), NEOX, KT, VT (as
-//   attention.wgsl), ROT_JOBS (see qrope).
+//   attention.wgsl), ROT_JOBS (see qrope), CAP (f32: the attention-logit softcap,
+//   0 for none).
 
 #include "attention_params.wgsl"
 
@@ -42,6 +43,15 @@ const WIDTH = KVH * D; // elements per cache row
 
 #include "attention_common.wgsl"
 #include "kvquant_decode.wgsl"
+
+// capScores is Gemma 2's attention-logit softcapping, CAP*tanh(s/CAP), when
+// CAP > 0 (the argument clamped where f32 tanh is already ±1).
+fn capScores(s: vec4<f32>) -> vec4<f32> {
+  if (CAP > 0.0) {
+    return CAP * tanh(clamp(s / CAP, vec4<f32>(-15.0), vec4<f32>(15.0)));
+  }
+  return s;
+}
 
 // nextRow is the physical row of visible key kk+1, given r, that of key kk,
 // and slotLo = row(sp, sp.ns): consecutive keys are consecutive rows but at
@@ -264,8 +274,8 @@ fn scores(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) l
   // the score rows hold a multiple of 8 slots (see the launcher)
   let sb = p.s_off / 4u + (t * H + g * G) * (p.stride / 4u) + k0 / 4u;
   for (var h = 0u; h < G; h++) {
-    sc[sb + h * (p.stride / 4u)] = lo4[h];
-    sc[sb + h * (p.stride / 4u) + 1u] = hi4[h];
+    sc[sb + h * (p.stride / 4u)] = capScores(lo4[h]);
+    sc[sb + h * (p.stride / 4u) + 1u] = capScores(hi4[h]);
   }
 }
 

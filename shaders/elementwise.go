@@ -1,6 +1,9 @@
 package shaders
 
 import (
+	"fmt"
+	"math"
+
 	"github.com/freqkv/freqkv/engine"
 )
 
@@ -35,6 +38,21 @@ func (o *Ops) Add(rec *engine.Recorder, a, b, out *engine.Tensor, n int) error {
 // SwiGLU records out = silu(gate) * up over n elements.
 func (o *Ops) SwiGLU(rec *engine.Recorder, gate, up, out *engine.Tensor, n int) error {
 	return o.binary("swiglu", rec, gate, up, out, n, 0)
+}
+
+// GeGLU records out = gelu(gate) * up over n elements, GELU's tanh
+// approximation (Gemma's gelu_pytorch_tanh, ggml's gelu).
+func (o *Ops) GeGLU(rec *engine.Recorder, gate, up, out *engine.Tensor, n int) error {
+	return o.binary("geglu", rec, gate, up, out, n, 0)
+}
+
+// Softcap records out = limit * tanh(x / limit) over n elements (Gemma 2's
+// final-logit softcapping); limit must be positive.
+func (o *Ops) Softcap(rec *engine.Recorder, x, out *engine.Tensor, n int, limit float32) error {
+	if !(limit > 0) || math.IsInf(float64(limit), 0) {
+		return fmt.Errorf("elementwise.softcap: limit %g is not a positive number", limit)
+	}
+	return o.binary("softcap", rec, x, x, out, n, limit)
 }
 
 // Scale records out = x * alpha.

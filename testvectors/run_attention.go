@@ -34,6 +34,13 @@ func attentionRunner(withMass bool) func(r *Run, v *Vector) (map[string][]float6
 			return nil, err
 		}
 		p.Scale = float32(scale)
+		if _, ok := v.Params["softcap"]; ok {
+			c, err := v.Float("softcap")
+			if err != nil {
+				return nil, err
+			}
+			p.Softcap = float32(c)
+		}
 		base, err := v.Float("base")
 		if err != nil {
 			return nil, err

@@ -11,12 +11,11 @@ import (
 	"os/signal"
 	"strings"
 
-	"golang.org/x/term"
-
 	"github.com/freqkv/freqkv/chat"
 	"github.com/freqkv/freqkv/internal/outfile"
 	"github.com/freqkv/freqkv/kvcache"
 	"github.com/freqkv/freqkv/model/llama"
+	"golang.org/x/term"
 )
 
 func init() {

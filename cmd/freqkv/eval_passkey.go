@@ -3,13 +3,13 @@ package main
 import (
 	"encoding/json"
 	"fmt"
-	"github.com/freqkv/freqkv/internal/outfile"
 	"io"
 	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/freqkv/freqkv/eval"
+	"github.com/freqkv/freqkv/internal/outfile"
 )
 
 func runPasskey(args []string) error {

@@ -3,12 +3,12 @@ package main
 import (
 	"encoding/json"
 	"fmt"
-	"github.com/freqkv/freqkv/internal/outfile"
 	"io"
 	"path/filepath"
 	"time"
 
 	"github.com/freqkv/freqkv/eval"
+	"github.com/freqkv/freqkv/internal/outfile"
 )
 
 func runRepeat(args []string) error {

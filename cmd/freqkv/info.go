@@ -124,8 +124,20 @@ func runInfo(args []string) error {
 	if h.QKNorm {
 		fmt.Fprintf(stdout, "attention    RMS-normalised queries and keys per head before RoPE\n")
 	}
-	if h.SlidingWindow > 0 {
+	switch {
+	case h.SlidingWindow > 0 && h.WindowPattern == 0:
 		fmt.Fprintf(stdout, "attention    sliding window of %d tokens on every layer\n", h.SlidingWindow)
+	case h.SlidingWindow > 0:
+		fmt.Fprintf(stdout, "attention    sliding window of %d tokens on layers i with i %% %d < %d (a window cache there; the chosen policy elsewhere)\n", h.SlidingWindow, h.WindowPattern, h.WindowPattern-1)
+	}
+	if h.LocalRopeBase > 0 {
+		fmt.Fprintf(stdout, "rope         window layers: base %g, unscaled\n", h.LocalRopeBase)
+	}
+	if h.AttnSoftcap > 0 || h.FinalSoftcap > 0 || h.QueryScale > 0 {
+		fmt.Fprintf(stdout, "attention    query scale %.4g, attention-logit softcap %g, final-logit softcap %g\n", h.AttentionScale(), h.AttnSoftcap, h.FinalSoftcap)
+	}
+	if h.EmbedScale || h.GELU || h.PostNorms {
+		fmt.Fprintf(stdout, "blocks       embedding x sqrt(%d), GELU (tanh) gating, post-attention and post-FFN norms\n", h.Dim)
 	}
 	fmt.Fprintf(stdout, "context      %d (trained), rms eps %.3g, vocab %d, output %s\n", h.ContextLength, h.RMSEps, h.Vocab, map[bool]string{true: "tied to token_embd", false: "separate"}[h.TiedOutput])
 	names := make([]string, 0, len(types))

@@ -60,3 +60,38 @@ func TestInfoRopeTypeAndUnusedTensors(t *testing.T) {
 	require.Equal(t, 1, r.code)
 	require.Contains(t, r.stderr, `tensor "blk.0.attn_output.bias" is not used by the llama architecture`)
 }
+
+// TestInfoAndGenerateGemma2: info describes Gemma 2's window layers, softcaps
+// and blocks; generate runs it under freqkv (the local layers in a window),
+// and with a q8_0 KV cache under window.
+func TestInfoAndGenerateGemma2(t *testing.T) {
+	spec := synth.Spec{Arch: "gemma2", Dim: 32, Layers: 2, Heads: 2, KVHeads: 1, HeadDim: 32, FFN: 64, Vocab: 272, Context: 64, WeightType: ggml.F32,
+		RopeBase: 10000, Seed: 3, Tied: true, SlidingWindow: 8, AttnSoftcap: 50, FinalSoftcap: 30}
+	path := filepath.Join(t.TempDir(), "gemma2.gguf")
+	require.NoError(t, synth.Write(path, spec))
+	r := runCLI(t, "info", path)
+	require.Equal(t, 0, r.code, r.stderr)
+	require.Contains(t, r.stdout, "sliding window of 8 tokens on layers i with i % 2 < 1")
+	require.Contains(t, r.stdout, "attention-logit softcap 50, final-logit softcap 30")
+	require.Contains(t, r.stdout, "GELU (tanh) gating, post-attention and post-FFN norms")
+	r = runCLI(t, "generate", "-m", path, "-n", "20", "-p", "ab", "--cache", "freqkv", "--cache-size", "16")
+	require.Equal(t, 0, r.code, r.stderr)
+	r = runCLI(t, "generate", "-m", path, "-n", "20", "-p", "ab", "--cache", "window", "--cache-size", "16", "--kv", "q8_0")
+	require.Equal(t, 0, r.code, r.stderr)
+}
+
+// TestInfoAndGenerateGemma3: info names the local layers' rope base; generate
+// runs it under freqkv.
+func TestInfoAndGenerateGemma3(t *testing.T) {
+	spec := synth.Spec{Arch: "gemma3", Dim: 32, Layers: 6, Heads: 2, KVHeads: 1, HeadDim: 16, FFN: 64, Vocab: 272, Context: 64, WeightType: ggml.F32,
+		RopeBase: 1e6, Seed: 3, Tied: true, SlidingWindow: 8, LinearRope: 8}
+	path := filepath.Join(t.TempDir(), "gemma3.gguf")
+	require.NoError(t, synth.Write(path, spec))
+	r := runCLI(t, "info", path)
+	require.Equal(t, 0, r.code, r.stderr)
+	require.Contains(t, r.stdout, "sliding window of 8 tokens on layers i with i % 6 < 5")
+	require.Contains(t, r.stdout, "window layers: base 10000, unscaled")
+	require.Contains(t, r.stdout, "RMS-normalised queries and keys")
+	r = runCLI(t, "generate", "-m", path, "-n", "20", "-p", "ab", "--cache", "freqkv", "--cache-size", "16")
+	require.Equal(t, 0, r.code, r.stderr)
+}

@@ -1,5 +1,7 @@
 // Package cpuref is the float64 CPU reference forward pass of LLaMA-family models (llama
-// with its linear, YaRN and Llama 3 rope types and sliding windows; qwen2; qwen3), the judge of the GPU runtime. It shares no code with the GPU path: every weight is
+// with its linear, YaRN and Llama 3 rope types and sliding windows; qwen2; qwen3; phi3;
+// gemma2 with its embedding scale, GELU gating, post-norms, softcaps and sliding window on
+// alternate layers), the judge of the GPU runtime. It shares no code with the GPU path: every weight is
 // dequantised to float64 once, and every operation is a plain loop written for reading, in
 // the order of llama2.c's run.c.
 //
@@ -48,7 +50,9 @@ type Layer struct {
 	QNorm      []float64 // (head_dim,): qwen3's per-head query RMS norm, nil where absent
 	KNorm      []float64 // (head_dim,): qwen3's per-head key RMS norm
 	WO         []float64 // (dim, q_dim)
+	PostAttn   []float64 // (dim,): gemma2's norm of the attention output, nil where absent
 	FFNNorm    []float64 // (dim,)
+	PostFFN    []float64 // (dim,): gemma2's norm of the feed-forward output, nil where absent
 	WGate      []float64 // (ffn, dim)
 	WUp        []float64 // (ffn, dim)
 	WDown      []float64 // (dim, ffn)
@@ -85,13 +89,15 @@ func Load(f *gguf.File) (*Model, error) {
 		m.Layers[i] = Layer{
 			AttnNorm: l.tensor(p + "attn_norm.weight"),
 
-			BQ:      l.optional(p + "attn_q.bias"),
-			BK:      l.optional(p + "attn_k.bias"),
-			BV:      l.optional(p + "attn_v.bias"),
-			WO:      l.tensor(p + "attn_output.weight"),
-			QNorm:   l.optional(p + "attn_q_norm.weight"),
-			KNorm:   l.optional(p + "attn_k_norm.weight"),
-			FFNNorm: l.tensor(p + "ffn_norm.weight"),
+			BQ:       l.optional(p + "attn_q.bias"),
+			BK:       l.optional(p + "attn_k.bias"),
+			BV:       l.optional(p + "attn_v.bias"),
+			WO:       l.tensor(p + "attn_output.weight"),
+			QNorm:    l.optional(p + "attn_q_norm.weight"),
+			KNorm:    l.optional(p + "attn_k_norm.weight"),
+			FFNNorm:  l.tensor(p + "ffn_norm.weight"),
+			PostAttn: l.optional(p + "post_attention_norm.weight"),
+			PostFFN:  l.optional(p + "post_ffw_norm.weight"),
 
 			WDown: l.tensor(p + "ffn_down.weight"),
 		}
@@ -191,6 +197,10 @@ func (m *Model) check() error {
 			want(p+"k norm", w.KNorm, hp.HeadDim(), false)
 		}
 		want(p+"ffn norm", w.FFNNorm, dim, false)
+		if hp.PostNorms {
+			want(p+"post-attention norm", w.PostAttn, dim, false)
+			want(p+"post-ffn norm", w.PostFFN, dim, false)
+		}
 		want(p+"w gate", w.WGate, ffn*dim, false)
 		want(p+"w up", w.WUp, ffn*dim, false)
 		want(p+"w down", w.WDown, dim*ffn, false)

@@ -49,6 +49,26 @@ func swiglu(gate, up []float64) []float64 {
 	return out
 }
 
+// geglu: gelu(gate) * up, both (ffn,), GELU in its tanh approximation
+// 0.5 g (1 + tanh(sqrt(2/pi) (g + 0.044715 g^3))) (Gemma).
+func geglu(gate, up []float64) []float64 {
+	out := make([]float64, len(gate))
+	for i, g := range gate {
+		out[i] = 0.5 * g * (1 + math.Tanh(math.Sqrt(2/math.Pi)*(g+0.044715*g*g*g))) * up[i]
+	}
+	return out
+}
+
+// softcap: x = c * tanh(x / c) in place (Gemma 2); nothing for c = 0.
+func softcap(x []float64, c float64) {
+	if c == 0 {
+		return
+	}
+	for i, v := range x {
+		x[i] = c * math.Tanh(v/c)
+	}
+}
+
 // softmax turns x (n,) into probabilities in place, shifted by its maximum for stability.
 func softmax(x []float64) {
 	maxV := math.Inf(-1)

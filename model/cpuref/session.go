@@ -26,14 +26,24 @@ func (m *Model) NewSession(spec kvcache.Spec) (*Session, error) {
 	if err := spec.Validate(); err != nil {
 		return nil, fmt.Errorf("cpuref: %w", err)
 	}
-	if m.HP.SlidingWindow > 0 && spec.Kind != kvcache.Full {
+	if m.HP.SlidingWindow > 0 && m.HP.WindowPattern == 0 && spec.Kind != kvcache.Full {
 		return nil, fmt.Errorf("cpuref: a model with a sliding window of %d runs under the full policy (masked to the window), not %v", m.HP.SlidingWindow, spec.Kind)
 	}
 	s := &Session{m: m, spec: spec, caches: make([]layerCache, m.HP.Layers)}
 	for i := range s.caches {
+		if m.HP.WindowPattern > 0 && m.HP.LocalLayer(i) {
+			// Gemma 2's local layers: a full cache masked to the window at absolute
+			// positions, whatever the global layers' policy.
+			s.caches[i] = &fullCache{window: m.HP.SlidingWindow}
+			continue
+		}
+		window := m.HP.SlidingWindow
+		if m.HP.WindowPattern > 0 {
+			window = 0 // global layers
+		}
 		switch spec.Kind {
 		case kvcache.Full:
-			s.caches[i] = &fullCache{window: m.HP.SlidingWindow}
+			s.caches[i] = &fullCache{window: window}
 		case kvcache.Window:
 			s.caches[i] = &windowCache{size: spec.Size, sink: spec.Sink, start: spec.Sink}
 		case kvcache.FreqKV:
@@ -109,6 +119,11 @@ func (s *Session) ForwardGroup(tokens []int) ([][]float64, error) {
 	x := make([][]float64, len(tokens))
 	for i, t := range tokens {
 		x[i] = append([]float64(nil), s.m.TokenEmbedding[t*hp.Dim:(t+1)*hp.Dim]...)
+		if hp.EmbedScale {
+			for j := range x[i] {
+				x[i][j] *= math.Sqrt(float64(hp.Dim))
+			}
+		}
 	}
 	for l, w := range s.m.Layers {
 		// attention: rmsnorm, Q/K/V, cache the keys (before RoPE) and values, attend
@@ -127,17 +142,33 @@ func (s *Session) ForwardGroup(tokens []int) ([][]float64, error) {
 		}
 		for i := range x {
 			mass, _ := s.caches[l].(*heavyCache)
-			add(x[i], matmul(w.WO, s.attention(q[i], views[i], mass), nil))
+			o := matmul(w.WO, s.attention(q[i], views[i], mass, l), nil)
+			if hp.PostNorms {
+				o = rmsnorm(o, w.PostAttn, hp.RMSEps)
+			}
+			add(x[i], o)
 		}
-		// feed-forward: rmsnorm, silu(gate) * up, down
+		// feed-forward: rmsnorm, silu(gate) * up (gemma2: gelu), down
 		for i := range x {
 			xb := rmsnorm(x[i], w.FFNNorm, hp.RMSEps)
-			add(x[i], matmul(w.WDown, swiglu(matmul(w.WGate, xb, nil), matmul(w.WUp, xb, nil)), nil))
+			gate, up := matmul(w.WGate, xb, nil), matmul(w.WUp, xb, nil)
+			var hidden []float64
+			if hp.GELU {
+				hidden = geglu(gate, up)
+			} else {
+				hidden = swiglu(gate, up)
+			}
+			o := matmul(w.WDown, hidden, nil)
+			if hp.PostNorms {
+				o = rmsnorm(o, w.PostFFN, hp.RMSEps)
+			}
+			add(x[i], o)
 		}
 	}
 	logits := make([][]float64, len(x))
 	for i := range x {
 		logits[i] = matmul(s.m.Output, rmsnorm(x[i], s.m.OutputNorm, hp.RMSEps), nil)
+		softcap(logits[i], hp.FinalSoftcap)
 	}
 	s.tokens += len(tokens)
 	return logits, nil
@@ -145,12 +176,17 @@ func (s *Session) ForwardGroup(tokens []int) ([][]float64, error) {
 
 // attention of one query q (heads*head_dim,) over the rows of v, -> (heads*head_dim,).
 // The query and every key are rotated to their positions; query head h reads kv head
-// h / (heads/kv_heads); scores are scaled by 1/sqrt(head_dim).
+// h / (heads/kv_heads); scores are scaled by 1/sqrt(head_dim) (or the model's query
+// scale), then softcapped where the model says (gemma2).
 // With mass, each head's probabilities are added to the rows' attention mass (h2o).
-func (s *Session) attention(q []float64, v view, mass *heavyCache) []float64 {
+func (s *Session) attention(q []float64, v view, mass *heavyCache, layer int) []float64 {
 	hp := s.m.HP
 	hd := hp.HeadDim()
 	rp := newRopeParams(s.m, s.spec.Size)
+	if hp.LocalRopeBase > 0 && hp.LocalLayer(layer) {
+		// gemma3's local layers: their own base, unscaled
+		rp.base, rp.scale, rp.yarn, rp.factors = hp.LocalRopeBase, 1, false, nil
+	}
 	q = rope(q, v.queryPos, rp)
 	keys := make([][]float64, len(v.keys))
 	for j, key := range v.keys {
@@ -159,7 +195,7 @@ func (s *Session) attention(q []float64, v view, mass *heavyCache) []float64 {
 
 	out := make([]float64, len(q))
 	scores := make([]float64, len(keys))
-	scale := 1 / math.Sqrt(float64(hd))
+	scale := hp.AttentionScale()
 	kvMul := hp.Heads / hp.KVHeads // query heads per kv head (GQA)
 	for h := range hp.Heads {
 		qh := q[h*hd : (h+1)*hd]
@@ -171,6 +207,7 @@ func (s *Session) attention(q []float64, v view, mass *heavyCache) []float64 {
 			}
 			scores[j] = dot * scale
 		}
+		softcap(scores, hp.AttnSoftcap)
 		softmax(scores)
 		if mass != nil {
 			mass.addMass(h/kvMul, scores)

@@ -21,6 +21,8 @@ func (m *Model) PlainForward() error {
 		return fmt.Errorf("a rope attention factor of %g is not implemented here", h.RopeAttnFactor)
 	case h.QKNorm:
 		return fmt.Errorf("per-head query/key norms (%s) are not implemented here", h.Arch)
+	case h.EmbedScale || h.GELU || h.PostNorms || h.AttnSoftcap > 0 || h.FinalSoftcap > 0 || h.QueryScale > 0:
+		return fmt.Errorf("%s's embedding scale, GELU gating, post-norms and softcaps are not implemented here", h.Arch)
 	case h.SlidingWindow > 0:
 		return fmt.Errorf("a sliding attention window of %d is not implemented here", h.SlidingWindow)
 	}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 
+	"github.com/freqkv/freqkv/engine"
 	"github.com/freqkv/freqkv/model"
 )
 
@@ -93,5 +94,28 @@ func (c *Context) uploadRope(maxPos int) error {
 	if err != nil {
 		return err
 	}
-	return c.rope.UploadF32(ropeTable(maxPos, freq, mscale))
+	if err := c.rope.UploadF32(ropeTable(maxPos, freq, mscale)); err != nil {
+		return err
+	}
+	if c.ropeLocal == nil {
+		return nil
+	}
+	// Gemma 3's local layers: their own base, no scaling, no factors.
+	first := 0
+	for !c.m.H.LocalLayer(first) {
+		first++
+	}
+	freq, mscale, err = ropeFrequencies(c.m.H.LayerRope(first), nil)
+	if err != nil {
+		return err
+	}
+	return c.ropeLocal.UploadF32(ropeTable(maxPos, freq, mscale))
+}
+
+// layerRope is the rope table layer i rotates with.
+func (c *Context) layerRope(i int) *engine.Tensor {
+	if c.ropeLocal != nil && c.m.H.LocalLayer(i) {
+		return c.ropeLocal
+	}
+	return c.rope
 }

@@ -20,7 +20,9 @@ import (
 // llama.cpp's converter layout, gives the float64 CPU reference's logits
 // (which share no code with the GPU path) under each cache policy: Llama 3
 // rope factors, YaRN, qwen3's Q/K norms and head width, Mistral's sliding
-// window, phi3's fused projections.
+// window, phi3's fused projections, gemma2 (embedding scale, GELU, post-norms,
+// softcaps, a window on alternate layers), gemma3 (Q/K norms, a global layer
+// every 6th, the local layers' own rope base).
 func TestArchitectureParity(t *testing.T) {
 	dev := gputest.Device(t)
 	base := synth.Spec{Arch: "llama", Dim: 48, Layers: 2, Heads: 6, KVHeads: 2, FFN: 72, Vocab: 300, Context: 256, WeightType: ggml.F32, RopeBase: 10000, Seed: 11}
@@ -40,6 +42,16 @@ func TestArchitectureParity(t *testing.T) {
 	// Phi-3 128K's longrope: short factors up to 20 positions, long ones past.
 	longrope := phi3
 	longrope.LongRope, longrope.Seed = &synth.LongRope{OrigContext: 20}, 16
+	// Gemma 2: q width 64 != dim 48, tied, the window on layer 0 (and 2), both
+	// softcaps low enough to bite on these weights.
+	gemma2 := base
+	gemma2.Arch, gemma2.Layers, gemma2.HeadDim, gemma2.Heads, gemma2.KVHeads, gemma2.Tied, gemma2.Seed = "gemma2", 3, 16, 4, 2, true, 17
+	gemma2.SlidingWindow, gemma2.AttnSoftcap, gemma2.FinalSoftcap = 12, 0.5, 1.5
+	// Gemma 3: Q/K norms, layers 0-4 and 6 local (base 10000, unscaled), layer 5
+	// global (base 1e6, linear scaling by 4).
+	gemma3 := base
+	gemma3.Arch, gemma3.Dim, gemma3.Layers, gemma3.HeadDim, gemma3.Heads, gemma3.KVHeads, gemma3.FFN, gemma3.Tied, gemma3.Seed = "gemma3", 32, 7, 16, 2, 1, 48, true, 18
+	gemma3.SlidingWindow, gemma3.RopeBase, gemma3.LinearRope = 10, 1e6, 4
 	fkv := kvcache.Spec{Kind: kvcache.FreqKV, Size: 24, Sink: 2, Recent: 3, Ratio: 0.5, Storage: engine.F32}
 	win := kvcache.Spec{Kind: kvcache.Window, Size: 16, Sink: 2, Storage: engine.F32}
 	full := kvcache.Spec{Kind: kvcache.Full, Size: 256, Storage: engine.F32}
@@ -68,6 +80,13 @@ func TestArchitectureParity(t *testing.T) {
 		{name: "phi3-longrope-full", spec: longrope, cache: full, tokens: 40},
 		{name: "phi3-longrope-window-short", spec: longrope, cache: win, tokens: 50},
 		{name: "phi3-longrope-freqkv-long", spec: longrope, cache: fkv, tokens: 70, minComps: 3},
+		// Local layers keep a window of 12 whatever the policy; global ones the policy.
+		{name: "gemma2-full", spec: gemma2, cache: full, tokens: 40},
+		{name: "gemma2-window", spec: gemma2, cache: win, tokens: 50},
+		{name: "gemma2-freqkv", spec: gemma2, cache: fkv, tokens: 70, minComps: 3},
+		{name: "gemma3-full", spec: gemma3, cache: full, tokens: 40},
+		{name: "gemma3-window", spec: gemma3, cache: win, tokens: 50},
+		{name: "gemma3-freqkv", spec: gemma3, cache: fkv, tokens: 70, minComps: 3},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -31,10 +31,24 @@ type Batch struct {
 	picks            *engine.Tensor   // u32 (1, max): the rows' argmax gathered
 }
 
+// Batchable reports, as an error naming the architecture, a model whose
+// forward pass the batch step does not rebuild (qwen3's Q/K norms, gemma2):
+// such models decode one sequence at a time.
+func (m *Model) Batchable() error {
+	h := m.H
+	if h.QKNorm || h.PostNorms || h.GELU || h.EmbedScale || h.AttnSoftcap > 0 || h.FinalSoftcap > 0 || h.QueryScale > 0 || h.WindowPattern > 0 {
+		return fmt.Errorf("batched decoding does not implement the %s architecture's forward pass; decode one sequence at a time", h.Arch)
+	}
+	return nil
+}
+
 // NewBatch allocates a batch of up to rows contexts.
 func (m *Model) NewBatch(rows int) (*Batch, error) {
 	if rows < 1 {
 		return nil, fmt.Errorf("batch of %d rows: want at least 1", rows)
+	}
+	if err := m.Batchable(); err != nil {
+		return nil, err
 	}
 	h := m.H
 	hd := h.HeadDim()

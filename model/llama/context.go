@@ -43,11 +43,14 @@ type Context struct {
 	q, k, v, att     *engine.Tensor // (chunk, heads*hd) / (chunk, kvHeads*hd)
 	qn, kn           *engine.Tensor // qwen3: q and k normalised per head; nil otherwise
 	gate, up, hidden *engine.Tensor // (chunk, ffn)
+	post             *engine.Tensor // gemma2: (chunk, dim) a normalised block output; nil otherwise
+	logitsRaw        *engine.Tensor // gemma2: logits before the final softcap; nil otherwise
 	last             *engine.Tensor // (1, dim) last row, normed
 	lastRaw          *engine.Tensor // (1, dim)
 	logits           *engine.Tensor // (chunk or 1, vocab)
 	argmax           *engine.Tensor // u32 (1, 1)
 	rope             *engine.Tensor // rope table (MaxPosition, ropeDim)
+	ropeLocal        *engine.Tensor // gemma3: the local layers' table; nil otherwise
 	scratch          *engine.Tensor // attention scratch
 	targets, nll     *engine.Tensor // perplexity: u32 and f32 (1, chunk)
 
@@ -82,11 +85,11 @@ func (m *Model) NewContext(opts ContextOptions) (*Context, error) {
 		}
 		opts.MaxChunk = min(opts.MaxChunk, maxRows)
 	}
-	opts.Cache = m.slidingWindow(opts.Cache)
-	cache, err := kvcache.New(m.dev, m.ops, m.CacheGeometry(), opts.Cache, opts.MaxChunk)
+	cache, spec, err := m.newCache(opts.Cache, opts.MaxChunk)
 	if err != nil {
 		return nil, err
 	}
+	opts.Cache = spec
 	c := &Context{m: m, ops: m.ops, Cache: cache, opts: opts, chunk: opts.MaxChunk}
 	if err := c.alloc(); err != nil {
 		c.Release()
@@ -160,9 +163,18 @@ func (c *Context) alloc() error {
 		c.nll = t("nll", engine.F32, 1, n)
 	}
 	c.logits = t("logits", engine.F32, logitRows, h.Vocab)
+	if h.PostNorms {
+		c.post = t("post_norm", engine.F32, n, h.Dim)
+	}
+	if h.FinalSoftcap > 0 {
+		c.logitsRaw = t("logits_raw", engine.F32, logitRows, h.Vocab)
+	}
 	c.argmax = t("argmax", engine.U32, 1, 1)
 	maxPos := c.Cache.MaxPosition()
 	c.rope = t("rope", engine.F32, maxPos, h.RopeDim)
+	if h.LocalRopeBase > 0 {
+		c.ropeLocal = t("rope_local", engine.F32, maxPos, h.RopeDim)
+	}
 	if err == nil {
 		err = c.uploadRope(maxPos)
 	}
@@ -172,7 +184,7 @@ func (c *Context) alloc() error {
 
 // Release frees the context's buffers and cache.
 func (c *Context) Release() {
-	for _, t := range []*engine.Tensor{c.ids, c.x, c.xb, c.q, c.k, c.v, c.att, c.qn, c.kn, c.gate, c.up, c.hidden, c.last, c.lastRaw, c.logits, c.argmax, c.rope, c.scratch, c.targets, c.nll} {
+	for _, t := range []*engine.Tensor{c.ids, c.x, c.xb, c.q, c.k, c.v, c.att, c.qn, c.kn, c.gate, c.up, c.hidden, c.last, c.lastRaw, c.logits, c.argmax, c.rope, c.scratch, c.targets, c.nll, c.post, c.logitsRaw, c.ropeLocal} {
 		if t != nil {
 			t.Release()
 		}
@@ -196,14 +208,21 @@ func (c *Context) attnParams(t int, v kvcache.View) shaders.AttentionParams {
 	return shaders.AttentionParams{
 		T: t, Heads: h.Heads, KVHeads: h.KVHeads, HeadDim: h.HeadDim(), RopeDim: h.RopeDim, NeoX: h.RopeNeoX,
 		Rows: v.Rows, Sink: v.Sink, Window: v.Window, Cap: v.Cap,
-		Scale: float32(1 / math.Sqrt(float64(h.HeadDim()))),
+		Scale: float32(h.AttentionScale()), Softcap: float32(h.AttnSoftcap),
 	}
 }
 
 // maxAttentionScratch sizes the attention scratch for the most rows a
 // query of this context can ever see, for chunks of 1 and of c.chunk.
 func (c *Context) maxAttentionScratch() int {
-	v := c.Cache.View()
+	most := 0
+	for l := range c.m.H.Layers { // layers may differ (per-layer geometry, window layers)
+		most = max(most, c.layerAttentionScratch(c.Cache.LayerView(l)))
+	}
+	return most
+}
+
+func (c *Context) layerAttentionScratch(v kvcache.View) int {
 	most := 0
 	for _, t := range []int{1, c.chunk} {
 		w := v
@@ -231,7 +250,12 @@ func row(t *engine.Tensor, i int) (buf *engine.Buffer, off uint64, size uint64) 
 func (c *Context) record(rec *engine.Recorder, t int, allLogits bool) error {
 	m, o, h := c.m, c.ops, c.m.H
 	eps := float32(h.RMSEps)
-	rec.Check(o.Embedding(rec, c.ids, m.tokEmbd, c.x, t))
+	if h.EmbedScale { // gemma2: the embedding times sqrt(dim)
+		rec.Check(o.Embedding(rec, c.ids, m.tokEmbd, c.xb, t))
+		rec.Check(o.Scale(rec, c.xb, c.x, t*h.Dim, float32(math.Sqrt(float64(h.Dim)))))
+	} else {
+		rec.Check(o.Embedding(rec, c.ids, m.tokEmbd, c.x, t))
+	}
 	if err := rec.Err(); err != nil {
 		return fmt.Errorf("embedding: %w", err)
 	}
@@ -254,24 +278,28 @@ func (c *Context) record(rec *engine.Recorder, t int, allLogits bool) error {
 		rec.Check(o.StoreKV(rec, keys, k, slots))
 		rec.Check(o.StoreKV(rec, c.v, v, slots))
 		if mt, ok := c.Cache.(kvcache.MassTracker); ok { // h2o: attention also accumulates per-row mass
-			rec.Check(o.AttentionMass(rec, queries, k, v, c.rope, c.att, c.scratch, mt.Mass(i), ap))
+			rec.Check(o.AttentionMass(rec, queries, k, v, c.layerRope(i), c.att, c.scratch, mt.Mass(i), ap))
 		} else {
-			rec.Check(o.Attention(rec, queries, k, v, c.rope, c.att, c.scratch, ap))
+			rec.Check(o.Attention(rec, queries, k, v, c.layerRope(i), c.att, c.scratch, ap))
 		}
-		rec.Check(o.MatMul(rec, c.att, l.wo, c.x, t, shaders.MatMulOptions{Accumulate: true}))
-		// feed-forward: x += Wdown · (silu(Wgate · xb) * (Wup · xb))
+		c.residual(rec, c.att, l.wo, l.postAttn, t)
+		// feed-forward: x += Wdown · (silu(Wgate · xb) * (Wup · xb)) (gemma2: gelu)
 		rec.Check(o.RMSNorm(rec, c.x, l.ffnNorm, c.xb, t, h.Dim, eps))
 		rec.Check(o.MatMul(rec, c.xb, l.wGate, c.gate, t, shaders.MatMulOptions{}))
 		rec.Check(o.MatMul(rec, c.xb, l.wUp, c.up, t, shaders.MatMulOptions{}))
-		rec.Check(o.SwiGLU(rec, c.gate, c.up, c.hidden, t*h.FFN))
-		rec.Check(o.MatMul(rec, c.hidden, l.wDown, c.x, t, shaders.MatMulOptions{Accumulate: true}))
+		if h.GELU {
+			rec.Check(o.GeGLU(rec, c.gate, c.up, c.hidden, t*h.FFN))
+		} else {
+			rec.Check(o.SwiGLU(rec, c.gate, c.up, c.hidden, t*h.FFN))
+		}
+		c.residual(rec, c.hidden, l.wDown, l.postFFN, t)
 		if err := rec.Err(); err != nil {
 			return fmt.Errorf("layer %d: %w", i, err)
 		}
 	}
 	if allLogits {
 		rec.Check(o.RMSNorm(rec, c.x, m.outNorm, c.xb, t, h.Dim, eps))
-		rec.Check(o.MatMul(rec, c.xb, m.output, c.logits, t, shaders.MatMulOptions{}))
+		c.classify(rec, c.xb, t)
 		return rec.Err()
 	}
 	// Only the last token's logits: copy its row out (a binding offset would
@@ -279,8 +307,33 @@ func (c *Context) record(rec *engine.Recorder, t int, allLogits bool) error {
 	buf, off, size := row(c.x, t-1)
 	rec.Check(rec.Copy(buf, off, c.lastRaw.Buf, c.lastRaw.Offset, size))
 	rec.Check(o.RMSNorm(rec, c.lastRaw, m.outNorm, c.last, 1, h.Dim, eps))
-	rec.Check(o.MatMul(rec, c.last, m.output, c.logits, 1, shaders.MatMulOptions{}))
+	c.classify(rec, c.last, 1)
 	return rec.Err()
+}
+
+// residual records x += W·in for a block's output projection W; with a
+// post-norm (gemma2), x += rmsnorm(W·in) instead.
+func (c *Context) residual(rec *engine.Recorder, in *engine.Tensor, w *engine.Weight, post *engine.Tensor, t int) {
+	o, h := c.ops, c.m.H
+	if post == nil {
+		rec.Check(o.MatMul(rec, in, w, c.x, t, shaders.MatMulOptions{Accumulate: true}))
+		return
+	}
+	rec.Check(o.MatMul(rec, in, w, c.xb, t, shaders.MatMulOptions{}))
+	rec.Check(o.RMSNorm(rec, c.xb, post, c.post, t, h.Dim, float32(h.RMSEps)))
+	rec.Check(o.Axpy(rec, c.post, 0, c.x, 0, t*h.Dim, 1, 1))
+}
+
+// classify records the logits of t normalised rows, softcapped where the
+// model says (gemma2).
+func (c *Context) classify(rec *engine.Recorder, x *engine.Tensor, t int) {
+	o, m := c.ops, c.m
+	if m.H.FinalSoftcap == 0 {
+		rec.Check(o.MatMul(rec, x, m.output, c.logits, t, shaders.MatMulOptions{}))
+		return
+	}
+	rec.Check(o.MatMul(rec, x, m.output, c.logitsRaw, t, shaders.MatMulOptions{}))
+	rec.Check(o.Softcap(rec, c.logitsRaw, c.logits, t*m.H.Vocab, float32(m.H.FinalSoftcap)))
 }
 
 // CacheGeometry is the shape of the model's KV cache.

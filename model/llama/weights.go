@@ -57,6 +57,8 @@ type layer struct {
 	kNorm      *engine.Tensor
 	wo         *engine.Weight // (dim, heads*headDim)
 	ffnNorm    *engine.Tensor // (1, dim)
+	postAttn   *engine.Tensor // gemma2 only: (1, dim), the attention output's norm
+	postFFN    *engine.Tensor // gemma2 only: (1, dim), the feed-forward output's norm
 	wGate      *engine.Weight // (ffn, dim)
 	wUp        *engine.Weight // (ffn, dim)
 	wDown      *engine.Weight // (dim, ffn)
@@ -159,6 +161,9 @@ func Load(dev *engine.Device, f *gguf.File, opts LoadOptions) (*Model, error) {
 		if h.QKNorm {
 			l.qNorm, l.kNorm = up.vector(p+"attn_q_norm.weight"), up.vector(p+"attn_k_norm.weight")
 		}
+		if h.PostNorms {
+			l.postAttn, l.postFFN = up.vector(p+"post_attention_norm.weight"), up.vector(p+"post_ffw_norm.weight")
+		}
 		m.layers = append(m.layers, l)
 	}
 	m.outNorm = up.vector("output_norm.weight")
@@ -228,7 +233,7 @@ func (m *Model) all() []releaser {
 		add(m.output)
 	}
 	for _, l := range m.layers {
-		add(l.attnNorm, l.wq, l.wk, l.wv, l.bq, l.bk, l.bv, l.qNorm, l.kNorm, l.wo, l.ffnNorm, l.wGate, l.wUp, l.wDown)
+		add(l.attnNorm, l.wq, l.wk, l.wv, l.bq, l.bk, l.bv, l.qNorm, l.kNorm, l.wo, l.ffnNorm, l.postAttn, l.postFFN, l.wGate, l.wUp, l.wDown)
 	}
 	return out
 }

@@ -28,7 +28,7 @@ import (
 
 // Spec is the shape of a synthetic model.
 type Spec struct {
-	Arch       string    // "llama" (adjacent-pair RoPE), "qwen2" (NeoX RoPE, Q/K/V biases) or "qwen3" (NeoX, Q/K norms) or "phi3" (NeoX, fused attn_qkv and gate/up)
+	Arch       string    // "llama" (adjacent-pair RoPE), "qwen2" (NeoX RoPE, Q/K/V biases) or "qwen3" (NeoX, Q/K norms) or "phi3" (NeoX, fused attn_qkv and gate/up) or "gemma2" (NeoX, post-norms, tied, no rope keys)
 	Dim        int       // embedding length
 	Layers     int       // transformer blocks
 	Heads      int       // query heads; Dim is a multiple of it, head_dim = Dim/Heads is even
@@ -56,6 +56,12 @@ type Spec struct {
 	LongRope *LongRope
 	// SlidingWindow, if positive, writes attention.sliding_window.
 	SlidingWindow int
+	// AttnSoftcap and FinalSoftcap (gemma2) write attention.logit_softcapping
+	// and final_logit_softcapping.
+	AttnSoftcap, FinalSoftcap float64
+	// LinearRope, if set, writes rope.scaling.type "linear" with this factor
+	// (Gemma 3 4B and up: 8, on the global layers only).
+	LinearRope float64
 }
 
 // Llama3Rope is Hugging Face's rope_scaling of type "llama3".
@@ -109,8 +115,15 @@ const firstFiller = 3 + 256
 // Validate reports why s cannot be written.
 func (s Spec) Validate() error {
 	switch {
-	case s.Arch != "llama" && s.Arch != "qwen2" && s.Arch != "qwen3" && s.Arch != "phi3":
-		return fmt.Errorf("synth: architecture %q, want \"llama\", \"qwen2\", \"qwen3\" or \"phi3\"", s.Arch)
+	case s.Arch != "llama" && s.Arch != "qwen2" && s.Arch != "qwen3" && s.Arch != "phi3" && s.Arch != "gemma2" && s.Arch != "gemma3":
+		return fmt.Errorf("synth: architecture %q, want \"llama\", \"qwen2\", \"qwen3\", \"phi3\", \"gemma2\" or \"gemma3\"", s.Arch)
+	case s.Arch == "gemma3" && (!s.Tied || s.Llama3 != nil || s.Yarn != nil || s.LongRope != nil):
+		return fmt.Errorf("synth: gemma3 is tied, without llama3, yarn or longrope")
+	case s.Arch == "gemma2" && (!s.Tied || s.RopeBase != 10000 || s.Llama3 != nil || s.Yarn != nil || s.LongRope != nil):
+		// llama.cpp's converter drops lm_head and writes no rope keys for Gemma 2
+		return fmt.Errorf("synth: gemma2 is tied, with rope base 10000 and no rope scaling")
+	case s.Arch != "gemma2" && (s.AttnSoftcap != 0 || s.FinalSoftcap != 0):
+		return fmt.Errorf("synth: softcaps are gemma2's")
 	case s.Dim < 1 || s.Layers < 1 || s.Heads < 1 || s.KVHeads < 1 || s.FFN < 1 || s.Context < 1:
 		return fmt.Errorf("synth: dim %d, layers %d, heads %d, kv heads %d, ffn %d, context %d must all be positive",
 			s.Dim, s.Layers, s.Heads, s.KVHeads, s.FFN, s.Context)
@@ -247,11 +260,21 @@ func metadata(s Spec) []gguf.KV {
 		{Key: a + "feed_forward_length", Value: uint32(s.FFN)},
 		{Key: a + "attention.head_count", Value: uint32(s.Heads)},
 		{Key: a + "attention.head_count_kv", Value: uint32(s.KVHeads)},
-		{Key: a + "rope.freq_base", Value: float32(s.RopeBase)},
-		{Key: a + "rope.dimension_count", Value: uint32(headDim)},
 		{Key: a + "attention.layer_norm_rms_epsilon", Value: eps},
 	}
-	if s.HeadDim > 0 || s.Arch == "qwen3" {
+	switch s.Arch {
+	case "gemma2": // Gemma 2's converter writes no rope keys (base 10000, every dimension)
+	case "gemma3": // Gemma 3's writes the base only
+		kv = append(kv, gguf.KV{Key: a + "rope.freq_base", Value: float32(s.RopeBase)})
+	default:
+		kv = append(kv, gguf.KV{Key: a + "rope.freq_base", Value: float32(s.RopeBase)},
+			gguf.KV{Key: a + "rope.dimension_count", Value: uint32(headDim)})
+	}
+	if s.LinearRope != 0 {
+		kv = append(kv, gguf.KV{Key: a + "rope.scaling.type", Value: "linear"},
+			gguf.KV{Key: a + "rope.scaling.factor", Value: float32(s.LinearRope)})
+	}
+	if s.HeadDim > 0 || s.Arch == "qwen3" || s.Arch == "gemma2" || s.Arch == "gemma3" {
 		kv = append(kv, gguf.KV{Key: a + "attention.key_length", Value: uint32(headDim)},
 			gguf.KV{Key: a + "attention.value_length", Value: uint32(headDim)})
 	}
@@ -259,6 +282,12 @@ func metadata(s Spec) []gguf.KV {
 		kv = append(kv, gguf.KV{Key: a + "rope.scaling.type", Value: "yarn"},
 			gguf.KV{Key: a + "rope.scaling.factor", Value: float32(s.Yarn.Factor)},
 			gguf.KV{Key: a + "rope.scaling.original_context_length", Value: uint32(s.Yarn.OrigContext)})
+	}
+	if s.AttnSoftcap != 0 {
+		kv = append(kv, gguf.KV{Key: a + "attention.logit_softcapping", Value: float32(s.AttnSoftcap)})
+	}
+	if s.FinalSoftcap != 0 {
+		kv = append(kv, gguf.KV{Key: a + "final_logit_softcapping", Value: float32(s.FinalSoftcap)})
 	}
 	if s.SlidingWindow > 0 {
 		kv = append(kv, gguf.KV{Key: a + "attention.sliding_window", Value: uint32(s.SlidingWindow)})

@@ -84,14 +84,16 @@ func layout(s Spec) []tensor {
 				vec(p+"attn_k.bias", kvDim, bias),
 				vec(p+"attn_v.bias", kvDim, bias))
 		}
-		if s.Arch == "qwen3" {
+		if s.Arch == "qwen3" || s.Arch == "gemma3" {
 			ts = append(ts,
 				vec(p+"attn_q_norm.weight", hd, norm),
 				vec(p+"attn_k_norm.weight", hd, norm))
 		}
-		ts = append(ts,
-			mat(p+"attn_output.weight", qDim, dim),
-			vec(p+"ffn_norm.weight", dim, norm))
+		ts = append(ts, mat(p+"attn_output.weight", qDim, dim))
+		if s.Arch == "gemma2" || s.Arch == "gemma3" { // the converter has added 1 to every Gemma norm: these are the final weights
+			ts = append(ts, vec(p+"post_attention_norm.weight", dim, norm))
+		}
+		ts = append(ts, vec(p+"ffn_norm.weight", dim, norm))
 		if s.Arch == "phi3" {
 			ts = append(ts, mat(p+"ffn_down.weight", ffn, dim), mat(p+"ffn_up.weight", dim, 2*ffn))
 		} else {
@@ -99,6 +101,9 @@ func layout(s Spec) []tensor {
 				mat(p+"ffn_gate.weight", dim, ffn),
 				mat(p+"ffn_down.weight", ffn, dim),
 				mat(p+"ffn_up.weight", dim, ffn))
+		}
+		if s.Arch == "gemma2" || s.Arch == "gemma3" {
+			ts = append(ts, vec(p+"post_ffw_norm.weight", dim, norm))
 		}
 	}
 	ts = append(ts, vec("output_norm.weight", dim, norm))

@@ -2,7 +2,7 @@
 before RoPE, rotating keys and queries by position (float64 reference, from the rules).
 
 params: T, heads, kv_heads, head_dim, rope_dim, neox (0/1), rows, sink, window, cap, scale,
-cache ("f32" | "f16"), base, rope_scale, max_pos.
+cache ("f32" | "f16"), base, rope_scale, max_pos, softcap (0: none).
 inputs: q f32 [T, heads*head_dim] (not rotated); k, v [cap, kv_heads*head_dim] in the cache
 dtype (the physical cache: logical row j at slot(j)). The rope table (f32 [max_pos, rope_dim],
 interleaved cos, sin of theta_i = pos/rope_scale * base^(-2i/rope_dim)) is not stored: the
@@ -37,7 +37,7 @@ def rotate(x, pos, rd, base, rscale, neox):
     return y
 
 
-def reference(q, K, V, T, H, KVH, D, rd, neox, rows, sink, window, cap, scale, base, rscale):
+def reference(q, K, V, T, H, KVH, D, rd, neox, rows, sink, window, cap, scale, base, rscale, softcap=0.0):
     out = np.zeros((T, H * D))
     G = H // KVH
     max_pos = 0
@@ -58,6 +58,8 @@ def reference(q, K, V, T, H, KVH, D, rd, neox, rows, sink, window, cap, scale, b
             qv = rotate(q[t, h * D:(h + 1) * D][None, :], [qpos], rd, base, rscale, neox)[0]
             keys = rotate(K[slots, g * D:(g + 1) * D], kpos, rd, base, rscale, neox)
             s = keys @ qv * scale
+            if softcap > 0:
+                s = softcap * np.tanh(s / softcap)  # Gemma 2's attention-logit softcapping
             e = np.exp(s - s.max())
             out[t, h * D:(h + 1) * D] = (e / e.sum()) @ V[slots, g * D:(g + 1) * D]
     return out, max_pos
@@ -89,7 +91,18 @@ def cases():
         ("mqa_g8", 2, 8, 1, 64, 64, 0, 40, 0, 0, 64, "f32", 10000.0, 1.0),
         ("prefill_odd_rows", 9, 4, 2, 32, 16, 0, 13, 0, 0, 30, "f32", 10000.0, 1.0),
     ]
+    # Gemma 2's softcap (scores capped as c*tanh(s/c)), appended so the cases above keep
+    # their draws: the scalar and vec4 kernels, windows, f16, caps that bite hard and softly.
+    softcaps = {"softcap_decode_hd10": 1.0, "softcap_prefill_vec4": 2.0, "softcap_window_f16": 0.5,
+                "softcap_prefill_g2_neox": 4.0}
+    specs += [
+        ("softcap_decode_hd10", 1, 6, 3, 10, 6, 0, 40, 0, 0, 48, "f32", 10000.0, 1.0),
+        ("softcap_prefill_vec4", 9, 4, 2, 64, 64, 0, 13, 0, 0, 30, "f32", 10000.0, 1.0),
+        ("softcap_window_f16", 4, 4, 2, 64, 32, 0, 50, 4, 16, 24, "f16", 10000.0, 1.0),
+        ("softcap_prefill_g2_neox", 7, 4, 2, 16, 16, 1, 5, 0, 0, 16, "f32", 10000.0, 1.0),
+    ]
     for name, T, H, KVH, D, rd, neox, rows, sink, window, cap, ct, base, rscale in specs:
+        softcap = softcaps.get(name, 0.0)
         scale = float(np.float32(1.0 / np.sqrt(D)))
         q = uniform(r, (T, H * D), 2.5).astype(np.float32).astype(np.float64)
         kshape = [cap, KVH * D]
@@ -104,10 +117,10 @@ def cases():
             K = uniform(r, kshape, 2.5).astype(dt).astype(np.float64)
             V = uniform(r, kshape, 1.0).astype(dt).astype(np.float64)
             ke, ve = array(ct, K), array(ct, V)
-        want, max_pos = reference(q, K, V, T, H, KVH, D, rd, neox, rows, sink, window, cap, scale, base, rscale)
+        want, max_pos = reference(q, K, V, T, H, KVH, D, rd, neox, rows, sink, window, cap, scale, base, rscale, softcap)
         params = {"T": T, "heads": H, "kv_heads": KVH, "head_dim": D, "rope_dim": rd, "neox": neox, "rows": rows,
                   "sink": sink, "window": window, "cap": cap, "scale": scale, "cache": ct,
-                  "base": base, "rope_scale": rscale, "max_pos": max_pos}
+                  "base": base, "rope_scale": rscale, "max_pos": max_pos, "softcap": softcap}
         out.append(vector("attention/%s/%s" % (ct, name), "attention", params,
                           {"q": array("f32", q), "k": ke, "v": ve}, {"out": output(want, 0, 1e-5)}))
     return out
