@@ -3,6 +3,8 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"math"
+	"strconv"
 
 	"github.com/freqkv/freqkv/engine"
 	"github.com/freqkv/freqkv/testvectors"
@@ -50,7 +52,7 @@ func runVectors(args []string) error {
 			failed++
 		}
 		if *asJSON {
-			o := map[string]any{"name": v.Name, "kernel": v.Kernel, "shape": res.Shape, "max_abs": res.MaxAbs, "max_rel": res.MaxRel, "tolerance": res.Tol, "ok": ok}
+			o := map[string]any{"name": v.Name, "kernel": v.Kernel, "shape": res.Shape, "max_abs": jsonNumber(res.MaxAbs), "max_rel": jsonNumber(res.MaxRel), "tolerance": res.Tol, "ok": ok}
 			if res.Err != nil {
 				o["error"] = res.Err.Error()
 			}
@@ -83,4 +85,13 @@ func runVectors(args []string) error {
 		return fmt.Errorf("%d of %d vectors failed", failed, ran)
 	}
 	return nil
+}
+
+// jsonNumber is x for JSON, which has no NaN or infinities: those (a NaN output, an
+// infinite error) become the strings "NaN", "+Inf" and "-Inf".
+func jsonNumber(x float64) any {
+	if math.IsNaN(x) || math.IsInf(x, 0) {
+		return strconv.FormatFloat(x, 'g', -1, 64)
+	}
+	return x
 }
