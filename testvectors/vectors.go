@@ -327,6 +327,7 @@ func Judge(v *Vector, got map[string][]float64) Result {
 	}
 	sort.Strings(names)
 	var shapes []string
+	worst := -1.0
 	for _, name := range names {
 		want := v.Outputs[name]
 		shapes = append(shapes, fmt.Sprintf("%s%v", name, want.Shape))
@@ -355,9 +356,11 @@ func Judge(v *Vector, got map[string][]float64) Result {
 		if maxAbs > tol {
 			res.OK = false
 		}
-		res.MaxAbs, res.MaxRel = max(res.MaxAbs, maxAbs), max(res.MaxRel, rel)
-		if res.Tol == 0 || tol < res.Tol {
-			res.Tol = tol
+		// Report the output closest to (or furthest past) its own bound, so the printed
+		// error and tolerance belong to the same output.
+		if ratio := maxAbs / tol; worst < 0 || ratio > worst || math.IsNaN(ratio) {
+			worst = ratio
+			res.MaxAbs, res.MaxRel, res.Tol = maxAbs, rel, tol
 		}
 	}
 	res.Shape = strings.Join(shapes, " ")
