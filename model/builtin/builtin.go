@@ -12,10 +12,10 @@ import (
 	"github.com/freqkv/freqkv/model/llama2c"
 )
 
-//go:embed stories260K.bin
+//go:embed embedded/stories260K.bin
 var checkpoint []byte
 
-//go:embed tok512.bin
+//go:embed embedded/tok512.bin
 var tokenizer []byte
 
 // Name is how commands name the embedded model.
