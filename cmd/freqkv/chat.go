@@ -54,26 +54,12 @@ func runChat(args []string) error {
 	if err := checkSampler(&sf.s); err != nil {
 		return err
 	}
-	kinds, err := cf.policies()
+	cm, err := loadChatModel(&mf, &cf, *tplFlag, false)
 	if err != nil {
 		return err
 	}
-	if err := mf.check(); err != nil {
-		return err
-	}
-	dev, m, f, err := mf.loadFile(false)
-	if err != nil {
-		return err
-	}
-	defer dev.Close()
-	tpl, err := chatTemplate(*tplFlag, f, m)
-	if err != nil {
-		return err
-	}
-	spec, err := cf.spec(dev, kinds[0], m.H.ContextLength)
-	if err != nil {
-		return err
-	}
+	defer cm.dev.Close()
+	m, tpl, spec := cm.m, cm.tpl, cm.spec
 	opts := cf.options(spec)
 	lctx, err := cf.newContext(m, opts)
 	if err != nil {

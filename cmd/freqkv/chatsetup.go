@@ -4,6 +4,8 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/freqkv/freqkv/chat"
+	"github.com/freqkv/freqkv/engine"
+	"github.com/freqkv/freqkv/kvcache"
 	"github.com/freqkv/freqkv/model/gguf"
 	"github.com/freqkv/freqkv/model/llama"
 )
@@ -44,4 +46,38 @@ func chatTemplate(choice string, f *gguf.File, m *llama.Model) (*chat.Template, 
 		return nil, usagef("--chat-template: %v", err)
 	}
 	return tpl, nil
+}
+
+// chatModel is what chat and serve share: the model on a device, its chat template,
+// and the cache spec every conversation gets.
+type chatModel struct {
+	dev  *engine.Device
+	m    *llama.Model
+	tpl  *chat.Template
+	spec kvcache.Spec
+}
+
+// loadChatModel checks the flags, loads the model and picks its template and cache spec
+// (the first --cache policy). The caller closes dev.
+func loadChatModel(mf *modelFlags, cf *cacheFlags, template string, quiet bool) (*chatModel, error) {
+	kinds, err := cf.policies()
+	if err != nil {
+		return nil, err
+	}
+	if err := mf.check(); err != nil {
+		return nil, err
+	}
+	dev, m, f, err := mf.loadFile(quiet)
+	if err != nil {
+		return nil, err
+	}
+	tpl, err := chatTemplate(template, f, m)
+	if err == nil {
+		var spec kvcache.Spec
+		if spec, err = cf.spec(dev, kinds[0], m.H.ContextLength); err == nil {
+			return &chatModel{dev: dev, m: m, tpl: tpl, spec: spec}, nil
+		}
+	}
+	dev.Close()
+	return nil, err
 }

@@ -77,26 +77,12 @@ func runServe(args []string) error {
 		}
 		limit = v
 	}
-	kinds, err := cf.policies()
+	cm, err := loadChatModel(&mf, &cf, *tplFlag, true)
 	if err != nil {
 		return err
 	}
-	if err := mf.check(); err != nil {
-		return err
-	}
-	dev, m, f, err := mf.loadFile(true)
-	if err != nil {
-		return err
-	}
-	defer dev.Close()
-	tpl, err := chatTemplate(*tplFlag, f, m)
-	if err != nil {
-		return err
-	}
-	spec, err := cf.spec(dev, kinds[0], m.H.ContextLength)
-	if err != nil {
-		return err
-	}
+	defer cm.dev.Close()
+	dev, m, tpl, spec := cm.dev, cm.m, cm.tpl, cm.spec
 	opts := cf.options(spec)
 	if limit == 0 && dev.Info.IsCPU() {
 		limit = memAvailable()
