@@ -17,6 +17,9 @@ type Profile struct {
 	names      []string
 	n          uint32
 	Kernels    map[string]*KernelTime
+	// Phase, when set, prefixes the names of the kernels recorded after
+	// it ("backward/" + kernel), so one profile splits time by phase.
+	Phase string
 }
 
 // KernelTime is the GPU time spent in one kernel.
@@ -50,7 +53,7 @@ func (p *Profile) mark(r *Recorder, name string, begin bool) error {
 		return nil // full: later dispatches go unprofiled until collected
 	}
 	if begin {
-		p.names = append(p.names, name)
+		p.names = append(p.names, p.Phase+name)
 	}
 	if err := r.encoder().WriteTimestamp(p.qs, p.n); err != nil {
 		return fmt.Errorf("write timestamp: %w", err)

@@ -34,6 +34,7 @@ type Recorder struct {
 	Profile *Profile
 
 	Dispatches int // dispatches recorded since creation
+	Submits    int // command buffers submitted since creation
 }
 
 // Readback receives bytes copied from a buffer when its recorder completes.
@@ -262,6 +263,7 @@ func (r *Recorder) flush() error {
 		}
 	}
 	r.dev.queue.Submit(cmd)
+	r.Submits++
 	r.slots = 0
 	return r.err
 }

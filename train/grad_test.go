@@ -85,11 +85,43 @@ func relErr(a []float32, b []float64) float64 {
 	return math.Sqrt(num / den)
 }
 
+// activationModes are the ways a step gets the backward's activations:
+// every layer's kept from the forward (the default for small models), every
+// layer recomputed from its checkpoint, and the first layer kept, the
+// second recomputed. keep returns the Config.ActivationBytes of a mode and
+// the layers it must keep, given the bytes of one layer's activations.
+var activationModes = []struct {
+	name string
+	keep func(layers int, perLayer int64) (int64, int)
+}{
+	{"kept", func(layers int, _ int64) (int64, int) { return 0, layers }},
+	{"recomputed", func(int, int64) (int64, int) { return -1, 0 }},
+	{"first-kept", func(_ int, perLayer int64) (int64, int) { return perLayer, 1 }},
+}
+
+// newTrainer makes a trainer of cfg that keeps activations per mode.
+func newTrainer(t *testing.T, m *llama.Model, f *gguf.File, cfg train.Config, mode int) *train.Trainer {
+	tr, err := train.New(m, f, cfg)
+	require.NoError(t, err)
+	layers := m.H.Layers
+	require.Equal(t, layers, tr.KeptLayers(), "a small model keeps every layer by default")
+	budget, want := activationModes[mode].keep(layers, tr.KeptBytes()/int64(layers))
+	if budget != 0 {
+		tr.Release()
+		cfg.ActivationBytes = budget
+		tr, err = train.New(m, f, cfg)
+		require.NoError(t, err)
+	}
+	require.Equal(t, want, tr.KeptLayers())
+	return tr
+}
+
 // TestGradientsMatchReference: loss and the gradient of every trainable
 // tensor (LoRA on q, k, v, o with B non-zero, embedding, norms) of the GPU
 // step equal the float64 reference (trainref) over a sequence with five
-// compressions in the loop. Tolerance: relative 1e-4 norm-wise per tensor
-// (f32 kernels), 1e-5 on the loss.
+// compressions in the loop, with activations kept, recomputed, or both.
+// Tolerance: relative 1e-4 norm-wise per tensor (f32 kernels), 1e-5 on the
+// loss.
 func TestGradientsMatchReference(t *testing.T) {
 	dev := gputest.Device(t)
 	for mname, spec := range gradModels() {
@@ -98,42 +130,47 @@ func TestGradientsMatchReference(t *testing.T) {
 		require.NoError(t, err)
 		m := loadGPU(t, dev, f)
 		for cname, cache := range caches() {
-			t.Run(mname+"/"+cname, func(t *testing.T) {
-				tr, err := train.New(m, f, train.Config{Cache: cache, SeqLen: gradSeq, Rank: 3, Alpha: 5,
-					Embeddings: true, Norms: true, Seed: 1})
-				require.NoError(t, err)
-				defer tr.Release()
-				if cache.Kind == kvcache.FreqKV {
-					require.Equal(t, 5, tr.Schedule().Compressions())
-				}
-				p, err := trainref.NewLoRA(ref, trainref.LoRAOptions{Rank: 3, Alpha: 5, Embedding: true, Norms: true, BScale: 0.3, Seed: 9})
-				require.NoError(t, err)
-				require.Len(t, tr.Params, len(p.Tensors))
-				setParams(t, tr, p)
-				seq := randomSeq(gradSeq+1, spec.Vocab, 3)
-				toks := ints(seq)
-				wantLoss, want, err := trainref.LossAndGrads(ref, p, toks, cache)
-				require.NoError(t, err)
-				loss, got, err := tr.Gradients(seq)
-				require.NoError(t, err)
-				require.InDelta(t, wantLoss, loss, 1e-5*wantLoss, "loss")
-				names := make([]string, 0, len(want))
-				for n := range want {
-					names = append(names, n)
-				}
-				sort.Strings(names)
-				worst := 0.0
-				for _, n := range names {
-					e := relErr(got[n], want[n])
-					worst = max(worst, e)
-					if e >= 1e-4 {
-						t.Errorf("%s: relative error %.2e", n, e)
-					}
-				}
-				t.Logf("loss %.6f (ref %.6f), worst gradient relative error %.2e over %d tensors", loss, wantLoss, worst, len(names))
-			})
+			for mode, am := range activationModes {
+				t.Run(mname+"/"+cname+"/"+am.name, func(t *testing.T) {
+					tr := newTrainer(t, m, f, train.Config{Cache: cache, SeqLen: gradSeq, Rank: 3, Alpha: 5,
+						Embeddings: true, Norms: true, Seed: 1}, mode)
+					defer tr.Release()
+					gradientsMatch(t, tr, ref, spec, cache)
+				})
+			}
 		}
 	}
+}
+
+func gradientsMatch(t *testing.T, tr *train.Trainer, ref *cpuref.Model, spec synth.Spec, cache kvcache.Spec) {
+	if cache.Kind == kvcache.FreqKV {
+		require.Equal(t, 5, tr.Schedule().Compressions())
+	}
+	p, err := trainref.NewLoRA(ref, trainref.LoRAOptions{Rank: 3, Alpha: 5, Embedding: true, Norms: true, BScale: 0.3, Seed: 9})
+	require.NoError(t, err)
+	require.Len(t, tr.Params, len(p.Tensors))
+	setParams(t, tr, p)
+	seq := randomSeq(gradSeq+1, spec.Vocab, 3)
+	toks := ints(seq)
+	wantLoss, want, err := trainref.LossAndGrads(ref, p, toks, cache)
+	require.NoError(t, err)
+	loss, got, err := tr.Gradients(seq)
+	require.NoError(t, err)
+	require.InDelta(t, wantLoss, loss, 1e-5*wantLoss, "loss")
+	names := make([]string, 0, len(want))
+	for n := range want {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	worst := 0.0
+	for _, n := range names {
+		e := relErr(got[n], want[n])
+		worst = max(worst, e)
+		if e >= 1e-4 {
+			t.Errorf("%s: relative error %.2e", n, e)
+		}
+	}
+	t.Logf("loss %.6f (ref %.6f), worst gradient relative error %.2e over %d tensors", loss, wantLoss, worst, len(names))
 }
 
 // setParams gives the trainer the reference's tensors, and the reference
@@ -160,48 +197,50 @@ func ints(seq []int32) []int {
 
 // TestGradientsAllMatrices: training every matrix whole (q, k, v, o, gate,
 // up, down, the embedding, an untied classifier) and the norms, the
-// gradients equal the reference's, with FreqKV in the loop.
+// gradients equal the reference's, with FreqKV in the loop, activations
+// kept or recomputed.
 func TestGradientsAllMatrices(t *testing.T) {
 	dev := gputest.Device(t)
 	for mname, spec := range gradModels() {
-		t.Run(mname, func(t *testing.T) {
-			f := writeModel(t, spec)
-			ref, err := cpuref.Load(f)
-			require.NoError(t, err)
-			m := loadGPU(t, dev, f)
-			tr, err := train.New(m, f, train.Config{Cache: gradCache, SeqLen: gradSeq, All: true, Norms: true, Seed: 1})
-			require.NoError(t, err)
-			defer tr.Release()
-			p := trainref.Params{Alpha: 1, Tensors: map[string][]float64{}}
-			vals, err := tr.Values()
-			require.NoError(t, err)
-			for name, v := range vals {
-				p.Tensors[name] = make([]float64, len(v))
-				for i, x := range v {
-					p.Tensors[name][i] = float64(x)
+		f := writeModel(t, spec)
+		ref, err := cpuref.Load(f)
+		require.NoError(t, err)
+		m := loadGPU(t, dev, f)
+		for mode, am := range activationModes[:2] {
+			t.Run(mname+"/"+am.name, func(t *testing.T) {
+				tr := newTrainer(t, m, f, train.Config{Cache: gradCache, SeqLen: gradSeq, All: true, Norms: true, Seed: 1}, mode)
+				defer tr.Release()
+				p := trainref.Params{Alpha: 1, Tensors: map[string][]float64{}}
+				vals, err := tr.Values()
+				require.NoError(t, err)
+				for name, v := range vals {
+					p.Tensors[name] = make([]float64, len(v))
+					for i, x := range v {
+						p.Tensors[name][i] = float64(x)
+					}
 				}
-			}
-			want := 7*spec.Layers + 2*spec.Layers + 2 // matrices, norms, embedding, output norm
-			if !spec.Tied {
-				want++
-			}
-			require.Len(t, vals, want)
-			seq := randomSeq(gradSeq+1, spec.Vocab, 4)
-			wantLoss, grads, err := trainref.LossAndGrads(ref, p, ints(seq), gradCache)
-			require.NoError(t, err)
-			loss, got, err := tr.Gradients(seq)
-			require.NoError(t, err)
-			require.InDelta(t, wantLoss, loss, 1e-5*wantLoss)
-			worst := 0.0
-			for n, g := range grads {
-				e := relErr(got[n], g)
-				worst = max(worst, e)
-				if e >= 1e-4 {
-					t.Errorf("%s: relative error %.2e", n, e)
+				want := 7*spec.Layers + 2*spec.Layers + 2 // matrices, norms, embedding, output norm
+				if !spec.Tied {
+					want++
 				}
-			}
-			t.Logf("worst gradient relative error %.2e over %d tensors", worst, len(grads))
-		})
+				require.Len(t, vals, want)
+				seq := randomSeq(gradSeq+1, spec.Vocab, 4)
+				wantLoss, grads, err := trainref.LossAndGrads(ref, p, ints(seq), gradCache)
+				require.NoError(t, err)
+				loss, got, err := tr.Gradients(seq)
+				require.NoError(t, err)
+				require.InDelta(t, wantLoss, loss, 1e-5*wantLoss)
+				worst := 0.0
+				for n, g := range grads {
+					e := relErr(got[n], g)
+					worst = max(worst, e)
+					if e >= 1e-4 {
+						t.Errorf("%s: relative error %.2e", n, e)
+					}
+				}
+				t.Logf("worst gradient relative error %.2e over %d tensors", worst, len(grads))
+			})
+		}
 	}
 }
 

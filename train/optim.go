@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/freqkv/freqkv/engine"
 	"github.com/freqkv/freqkv/shaders"
 )
 
@@ -109,19 +110,17 @@ func (t *Trainer) run(seq []int32, backward bool) (float64, error) {
 			}
 		}
 	}
-	r := &recorder{rec: t.dev.NewRecorder()}
-	r.rec.Profile = t.Profile
+	r := t.newRecorder()
 	t.forward(r)
 	t.head(r, float32(1/float64(T)), backward)
 	if backward {
 		t.backward(r)
 	}
-	if r.err != nil {
-		r.rec.Discard()
-		return 0, r.err
+	var rb *engine.Readback
+	if r.err == nil {
+		rb = r.rec.ReadBack(t.b.nll.Buf, t.b.nll.Offset, uint64(4*T))
 	}
-	rb := r.rec.ReadBack(t.b.nll.Buf, t.b.nll.Offset, uint64(4*T))
-	if err := r.rec.SubmitAndWait(); err != nil {
+	if err := r.finish(); err != nil {
 		return 0, err
 	}
 	var sum float64
@@ -138,7 +137,8 @@ func (t *Trainer) Loss(seq []int32) (float64, error) { return t.run(seq, false) 
 // update clips and applies the accumulated gradients of k sequences.
 func (t *Trainer) update(opt Optim, k, step int) (float64, error) {
 	o, b := t.ops, &t.b
-	r := &recorder{rec: t.dev.NewRecorder()}
+	r := t.newRecorder()
+	r.phase("optimizer")
 	slot := 0
 	for _, p := range t.Params {
 		r.do("grad norm", func() error {
@@ -151,12 +151,11 @@ func (t *Trainer) update(opt Optim, k, step int) (float64, error) {
 	// their norm is k times that of the mean gradient
 	maxNorm := float32(opt.ClipNorm * float64(k))
 	r.do("grad norm", func() error { return o.GradNormFinish(r.rec, b.partials, slot, maxNorm, b.clip) })
-	norm := r.rec.ReadBack(b.clip.Buf, b.clip.Offset, 8)
-	if r.err != nil {
-		r.rec.Discard()
-		return 0, r.err
+	var norm *engine.Readback
+	if r.err == nil {
+		norm = r.rec.ReadBack(b.clip.Buf, b.clip.Offset, 8)
 	}
-	if err := r.rec.SubmitAndWait(); err != nil {
+	if err := r.finish(); err != nil {
 		return 0, err
 	}
 	g := float64(norm.Float32s()[0]) / float64(k)
@@ -164,7 +163,8 @@ func (t *Trainer) update(opt Optim, k, step int) (float64, error) {
 		t.zeroGrads()
 		return g, fmt.Errorf("%w: step %d: the gradient norm is %g; parameters are left as after step %d", ErrNotFinite, step, g, step-1)
 	}
-	r = &recorder{rec: t.dev.NewRecorder()}
+	r = t.newRecorder()
+	r.phase("optimizer")
 	for _, p := range t.Params {
 		ap := shaders.AdamWParams{LR: float32(opt.Rate(step)), Beta1: float32(opt.Beta1), Beta2: float32(opt.Beta2),
 			Eps: float32(opt.Eps), Step: step, GradScale: float32(1 / float64(k)), ZeroGrad: true}
@@ -173,24 +173,16 @@ func (t *Trainer) update(opt Optim, k, step int) (float64, error) {
 		}
 		r.do("adamw "+p.Name, func() error { return o.AdamW(r.rec, p.T(), p.Grad, p.M, p.V, b.clip, p.Elements(), ap) })
 	}
-	if r.err != nil {
-		r.rec.Discard()
-		return g, r.err
-	}
-	return g, r.rec.SubmitAndWait()
+	return g, r.finish()
 }
 
 // zeroGrads clears the accumulated gradients (after a failed step).
 func (t *Trainer) zeroGrads() {
-	r := &recorder{rec: t.dev.NewRecorder()}
+	r := t.newRecorder()
 	for _, p := range t.Params {
 		r.do("zero grads", func() error { return t.ops.Fill(r.rec, p.Grad, 0, p.Elements(), 0) })
 	}
-	if r.err != nil {
-		r.rec.Discard()
-		return
-	}
-	_ = r.rec.SubmitAndWait()
+	_ = r.finish()
 }
 
 // Gradients runs forward and backward over one sequence and returns its

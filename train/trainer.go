@@ -46,7 +46,18 @@ type Config struct {
 	All bool
 	// Seed draws the LoRA A matrices.
 	Seed uint64
+	// ActivationBytes bounds the device memory of kept activations: the
+	// layers whose activations over the whole sequence fit it (from the
+	// first layer up) keep them from the forward for the backward; the
+	// others are recomputed from their checkpointed input (one more
+	// forward of those layers). 0 means DefaultActivationBytes; a negative
+	// value keeps none (checkpointing only, the least memory).
+	ActivationBytes int64
 }
+
+// DefaultActivationBytes is Config.ActivationBytes when not set: small
+// models keep every layer's activations, large ones checkpoint.
+const DefaultActivationBytes = 512 << 20
 
 type loraPair struct{ A, B *Param }
 
@@ -75,6 +86,9 @@ type Trainer struct {
 	Profile *engine.Profile
 
 	b      buffers
+	kept   int   // layers whose activations are kept (0..kept-1), not recomputed
+	saved  int64 // bytes of the kept activations
+	counts Counts
 	unique []int // per segment: distinct ids of the current sequence (embedding gradient)
 	steps  int   // optimiser steps taken
 	before int64 // device bytes allocated before the trainer
@@ -90,23 +104,22 @@ type buffers struct {
 	posQ    []*engine.Tensor // per segment: u32 [tokens], the queries' positions
 	posRow  *engine.Tensor   // u32 [Cap]: 0, 1, 2, ...
 	posSink *engine.Tensor   // Window: u32 [T], the position of each query against the sinks
-	qsink   *engine.Tensor   // Window: [T, qdim] queries rotated for the sinks, and their gradient
-	dqs     *engine.Tensor
+	dqs     *engine.Tensor   // Window: [T, qdim] the gradient of the sink queries
 	dkv2    *engine.Tensor   // Window: [2T, kvd], dk rows then dv rows
 	index   []*engine.Tensor // per segment: embedding-gradient index
 
-	xin, xmid, xout, xb, xb2, dx, dxb *engine.Tensor // [segT, dim]
-	q, qrot, att, datt, dqrot, dq     *engine.Tensor // [segT, qdim]
-	k, v, dk, dv                      *engine.Tensor // [segT, kvd]
-	u                                 [numTargets]*engine.Tensor
-	du                                *engine.Tensor // [segT, rank]
-	gate, up, hidden                  *engine.Tensor // [segT, ffn]
-	dgate, dup, dhidden               *engine.Tensor
-	stats, inv                        *engine.Tensor
+	xin, xout, dx, dxb  *engine.Tensor // [segT, dim]
+	q, datt, dqrot, dq  *engine.Tensor // [segT, qdim]
+	k, v, dk, dv        *engine.Tensor // [segT, kvd]
+	du                  *engine.Tensor // [segT, rank]
+	dgate, dup, dhidden *engine.Tensor // [segT, ffn]
+	inv                 *engine.Tensor
+	shared              acts     // what a recomputed layer's backward reads ([segT] rows)
+	kept                [][]acts // per segment, per kept layer: that layer's activations
 
 	kc, vc, dkc, dvc           []*engine.Tensor // per layer [Cap, kvd]: cache (keys before RoPE) and its gradient
-	snapK, snapV               []*engine.Tensor // FreqKV: per layer, [segments*P, kvd] cache states
-	krot, dkrot, dkun          *engine.Tensor   // [Cap, kvd]
+	snapK, snapV               []*engine.Tensor // FreqKV: per recomputed layer, [segments*P, kvd] cache states
+	dkrot, dkun                *engine.Tensor   // [Cap, kvd]
 	adj                        *engine.Tensor   // [Cap, kvd] adjoint output
 	adjWork, adjWork2, dctWork *engine.Tensor
 	compScratch                *engine.Tensor
@@ -117,6 +130,22 @@ type buffers struct {
 	dwDummy            *engine.Tensor // dw sink for frozen norms [dim]
 	partials, clip     *engine.Tensor
 	slots              int
+}
+
+// acts are the activations of one layer over one segment that its backward
+// reads: the shared set, which the recompute fills again, or a kept set.
+type acts struct {
+	xmid, xb, xb2    *engine.Tensor             // [tokens, dim]: residual after attention, the norms' outputs
+	qrot, att, qsink *engine.Tensor             // [tokens, qdim]; qsink: Window, queries rotated for the sinks
+	u                [numTargets]*engine.Tensor // [tokens, rank]: x·Aᵀ of each LoRA pair
+	gate, up, hidden *engine.Tensor             // [tokens, ffn]
+	stats            *engine.Tensor             // [tokens, 2·heads]
+	krot             *engine.Tensor             // [rows+tokens, kvd]: the visible keys, rotated
+	vc               *engine.Tensor             // the visible values (a kept FreqKV state), nil: the layer's cache
+}
+
+func (a *acts) tensors() []*engine.Tensor {
+	return append([]*engine.Tensor{a.xmid, a.xb, a.xb2, a.qrot, a.att, a.qsink, a.gate, a.up, a.hidden, a.stats, a.krot, a.vc}, a.u[:]...)
 }
 
 // New prepares training of m (loaded from f) under cfg.
@@ -302,29 +331,30 @@ func (t *Trainer) alloc() error {
 		if err == nil {
 			err = b.posSink.Upload(u32le(sp))
 		}
-		b.qsink = ten("sink queries", engine.F32, T, qdim)
 		b.dqs = ten("sink query grads", engine.F32, T, qdim)
 		b.dkv2 = ten("key and value grads", engine.F32, 2*T, h.KVDim())
 	}
-	for _, p := range []**engine.Tensor{&b.xin, &b.xmid, &b.xout, &b.xb, &b.xb2, &b.dx, &b.dxb} {
+	for _, p := range []**engine.Tensor{&b.xin, &b.xout, &b.dx, &b.dxb} {
 		*p = ten("activation", engine.F32, S, h.Dim)
 	}
-	for _, p := range []**engine.Tensor{&b.q, &b.qrot, &b.att, &b.datt, &b.dqrot, &b.dq} {
+	for _, p := range []**engine.Tensor{&b.q, &b.datt, &b.dqrot, &b.dq} {
 		*p = ten("activation", engine.F32, S, qdim)
 	}
 	for _, p := range []**engine.Tensor{&b.k, &b.v, &b.dk, &b.dv} {
 		*p = ten("activation", engine.F32, S, kvd)
 	}
-	for _, p := range []**engine.Tensor{&b.gate, &b.up, &b.hidden, &b.dgate, &b.dup, &b.dhidden} {
+	for _, p := range []**engine.Tensor{&b.dgate, &b.dup, &b.dhidden} {
 		*p = ten("activation", engine.F32, S, h.FFN)
 	}
 	if t.cfg.Rank > 0 {
-		for i := range b.u {
-			b.u[i] = ten("lora u", engine.F32, S, t.cfg.Rank)
-		}
 		b.du = ten("lora du", engine.F32, S, t.cfg.Rank)
 	}
-	b.stats = ten("attention stats", engine.F32, S, 2*h.Heads)
+	if err == nil {
+		err = t.allocActs(nil, -1, S, capRows, &b.shared)
+	}
+	if err == nil {
+		err = t.allocKept()
+	}
 	b.inv = ten("norm scratch", engine.F32, 1, T)
 	for l := 0; l < h.Layers; l++ {
 		b.kc = append(b.kc, ten("k cache", engine.F32, capRows, kvd))
@@ -332,7 +362,6 @@ func (t *Trainer) alloc() error {
 		b.dkc = append(b.dkc, ten("k cache grad", engine.F32, capRows, kvd))
 		b.dvc = append(b.dvc, ten("v cache grad", engine.F32, capRows, kvd))
 	}
-	b.krot = ten("rotated keys", engine.F32, capRows, kvd)
 	b.dkrot = ten("rotated key grads", engine.F32, capRows, kvd)
 	b.dkun = ten("key grads", engine.F32, capRows, kvd)
 	if t.cfg.Cache.Kind == kvcache.FreqKV && len(t.sched.Segments) > 1 {
@@ -340,6 +369,10 @@ func (t *Trainer) alloc() error {
 		p := c.RowsAfterCompression()
 		n := len(t.sched.Segments) * p
 		for l := 0; l < h.Layers; l++ {
+			if l < t.kept {
+				b.snapK, b.snapV = append(b.snapK, nil), append(b.snapV, nil) // kept layers restore nothing
+				continue
+			}
 			b.snapK = append(b.snapK, ten("k states", engine.F32, n, kvd))
 			b.snapV = append(b.snapV, ten("v states", engine.F32, n, kvd))
 		}
@@ -376,6 +409,129 @@ func (t *Trainer) alloc() error {
 	return err
 }
 
+// allocActs allocates a set of activations for n tokens behind rows cache
+// rows; a kept set (seg >= 0) allocates only what its backward reads and
+// takes the rest from the shared set.
+func (t *Trainer) allocActs(shared *acts, seg, n, rows int, a *acts) error {
+	h, dev := t.h, t.dev
+	qdim, kvd := h.Heads*h.HeadDim(), h.KVDim()
+	name := "activation"
+	if shared != nil {
+		*a = *shared
+		name = fmt.Sprintf("kept activation (segment %d)", seg)
+	}
+	var err error
+	ten := func(p **engine.Tensor, rows, cols int) {
+		if err == nil {
+			*p, err = dev.NewTensor("train "+name, engine.F32, rows, cols)
+		}
+	}
+	for _, p := range []**engine.Tensor{&a.xmid, &a.xb} {
+		ten(p, n, h.Dim)
+	}
+	ten(&a.qrot, n, qdim)
+	ten(&a.att, n, qdim)
+	if t.sched.Window > 0 {
+		ten(&a.qsink, n, qdim)
+	}
+	if t.cfg.Rank > 0 {
+		for i := range a.u {
+			ten(&a.u[i], n, t.cfg.Rank)
+		}
+	}
+	ten(&a.gate, n, h.FFN)
+	ten(&a.up, n, h.FFN)
+	ten(&a.stats, n, 2*h.Heads)
+	ten(&a.krot, rows+n, kvd)
+	// the FFN's input and hidden rows are read back only by the weight
+	// gradients of matrices trained whole
+	if shared == nil || t.cfg.All {
+		ten(&a.xb2, n, h.Dim)
+		ten(&a.hidden, n, h.FFN)
+	}
+	// a FreqKV layer's cache changes after the segment: keep its values
+	if shared != nil && len(t.sched.Segments) > 1 {
+		ten(&a.vc, rows+n, kvd)
+	}
+	return err
+}
+
+// keptBytes is the device memory of one layer's kept activations over the
+// whole sequence.
+func (t *Trainer) keptBytes() int64 {
+	h := t.h
+	qdim, kvd := int64(h.Heads*h.HeadDim()), int64(h.KVDim())
+	var n int64
+	for _, s := range t.sched.Segments {
+		tok, all := int64(s.Tokens), int64(s.Rows+s.Tokens)
+		per := 2*int64(h.Dim) + 2*qdim + 2*int64(h.FFN) + 2*int64(h.Heads)
+		if t.sched.Window > 0 {
+			per += qdim
+		}
+		if t.cfg.Rank > 0 {
+			per += numTargets * int64(t.cfg.Rank)
+		}
+		if t.cfg.All {
+			per += int64(h.Dim + h.FFN)
+		}
+		n += 4 * (tok*per + all*kvd)
+		if len(t.sched.Segments) > 1 {
+			n += 4 * all * kvd
+		}
+	}
+	return n
+}
+
+// allocKept keeps the activations of as many layers as Config.ActivationBytes allows.
+func (t *Trainer) allocKept() error {
+	budget := t.cfg.ActivationBytes
+	if budget == 0 {
+		budget = DefaultActivationBytes
+	}
+	if per := t.keptBytes(); budget > 0 && per > 0 {
+		t.kept = int(min(int64(t.h.Layers), budget/per))
+	}
+	if t.kept == 0 {
+		return nil
+	}
+	before := t.dev.AllocatedBytes()
+	t.b.kept = make([][]acts, len(t.sched.Segments))
+	for g, s := range t.sched.Segments {
+		t.b.kept[g] = make([]acts, t.kept)
+		for l := range t.b.kept[g] {
+			if err := t.allocActs(&t.b.shared, g, s.Tokens, s.Rows, &t.b.kept[g][l]); err != nil {
+				return err
+			}
+		}
+	}
+	t.saved = t.dev.AllocatedBytes() - before
+	return nil
+}
+
+// acts is the activation set layer l uses over segment g.
+func (t *Trainer) acts(g, l int) *acts {
+	if l < t.kept {
+		return &t.b.kept[g][l]
+	}
+	return &t.b.shared
+}
+
+// values is the value cache layer l's attention reads over segment g.
+func (t *Trainer) values(a *acts, l int) *engine.Tensor {
+	if a.vc != nil {
+		return a.vc
+	}
+	return t.b.vc[l]
+}
+
+// KeptLayers is the number of layers whose activations are kept from the
+// forward (the others are recomputed in the backward), and KeptBytes their
+// device memory (part of Bytes).
+func (t *Trainer) KeptLayers() int { return t.kept }
+
+// KeptBytes is the device memory of the kept activations (part of Bytes).
+func (t *Trainer) KeptBytes() int64 { return t.saved }
+
 func (t *Trainer) compressParams() shaders.CompressParams {
 	c := t.cfg.Cache.FreqKV()
 	return shaders.CompressParams{Sink: c.Sink, Span: c.Span(), Kept: c.Kept(), Recent: c.Recent,
@@ -397,11 +553,24 @@ func (t *Trainer) Release() {
 	}
 	t.Params = nil
 	b := &t.b
-	all := []*engine.Tensor{b.ids, b.targets, b.dxf, b.posRow, b.posSink, b.qsink, b.dqs, b.dkv2, b.xin, b.xmid, b.xout, b.xb, b.xb2, b.dx, b.dxb,
-		b.q, b.qrot, b.att, b.datt, b.dqrot, b.dq, b.k, b.v, b.dk, b.dv, b.du, b.gate, b.up, b.hidden, b.dgate, b.dup, b.dhidden,
-		b.stats, b.inv, b.krot, b.dkrot, b.dkun, b.adj, b.adjWork, b.adjWork2, b.dctWork, b.compScratch,
+	all := []*engine.Tensor{b.ids, b.targets, b.dxf, b.posRow, b.posSink, b.dqs, b.dkv2, b.xin, b.xout, b.dx, b.dxb,
+		b.q, b.datt, b.dqrot, b.dq, b.k, b.v, b.dk, b.dv, b.du, b.dgate, b.dup, b.dhidden,
+		b.inv, b.dkrot, b.dkun, b.adj, b.adjWork, b.adjWork2, b.dctWork, b.compScratch,
 		b.hx, b.hn, b.dh, b.logits, b.nll, b.dwDummy, b.partials, b.clip}
-	all = append(all, b.u[:]...)
+	shared := map[*engine.Tensor]bool{}
+	for _, x := range b.shared.tensors() {
+		shared[x] = true
+	}
+	all = append(all, b.shared.tensors()...)
+	for _, seg := range b.kept {
+		for i := range seg {
+			for _, x := range seg[i].tensors() {
+				if !shared[x] {
+					all = append(all, x)
+				}
+			}
+		}
+	}
 	for _, list := range [][]*engine.Tensor{b.ckpt, b.posQ, b.index, b.kc, b.vc, b.dkc, b.dvc, b.snapK, b.snapV} {
 		all = append(all, list...)
 	}
@@ -412,6 +581,16 @@ func (t *Trainer) Release() {
 	}
 	t.b = buffers{}
 }
+
+// Counts are the GPU work a Trainer has recorded since it was made.
+type Counts struct {
+	Dispatches int // compute dispatches
+	Submits    int // command buffers submitted
+	Waits      int // times the host waited for the GPU
+}
+
+// Counts returns the work recorded so far (difference two to cost a step).
+func (t *Trainer) Counts() Counts { return t.counts }
 
 // Bytes is the device memory the trainer allocated: trainable parameters,
 // their gradients and AdamW moments, checkpoints, caches and one layer's
