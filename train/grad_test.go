@@ -139,6 +139,15 @@ func TestGradientsMatchReference(t *testing.T) {
 				})
 			}
 		}
+		// the compression adjoint through the DCT kernels instead of its matrix
+		t.Run(mname+"/freqkv/dct-adjoint", func(t *testing.T) {
+			defer func(v int) { *train.DenseAdjointMax = v }(*train.DenseAdjointMax)
+			*train.DenseAdjointMax = 0
+			tr := newTrainer(t, m, f, train.Config{Cache: gradCache, SeqLen: gradSeq, Rank: 3, Alpha: 5,
+				Embeddings: true, Norms: true, Seed: 1}, 1)
+			defer tr.Release()
+			gradientsMatch(t, tr, ref, spec, gradCache)
+		})
 	}
 }
 

@@ -130,6 +130,36 @@ func (t *Trainer) run(seq []int32, backward bool) (float64, error) {
 	return sum / float64(T), nil
 }
 
+// Prepare compiles every kernel a step runs by recording one step's passes
+// without running them, so the first real step's time is the step's.
+func (t *Trainer) Prepare() error {
+	if len(t.unique) != len(t.sched.Segments) {
+		t.unique = t.unique[:0]
+		for _, s := range t.sched.Segments {
+			t.unique = append(t.unique, s.Tokens) // the most a segment can have
+		}
+	}
+	r := t.newRecorder()
+	t.forward(r)
+	t.head(r, 1, true)
+	t.backward(r)
+	o, b := t.ops, &t.b
+	slot := 0
+	for _, p := range t.Params {
+		r.do("grad norm", func() error {
+			next, err := o.SumSquares(r.rec, p.Grad, p.Elements(), b.partials, slot)
+			slot = next
+			return err
+		})
+		r.do("adamw", func() error {
+			return o.AdamW(r.rec, p.T(), p.Grad, p.M, p.V, b.clip, p.Elements(), shaders.AdamWParams{LR: 1, Beta1: 0.9, Beta2: 0.999, Step: 1, GradScale: 1})
+		})
+	}
+	r.do("grad norm", func() error { return o.GradNormFinish(r.rec, b.partials, slot, 1, b.clip) })
+	r.rec.Discard()
+	return r.err
+}
+
 // Loss is the mean NLL of one sequence (T+1 tokens) under the training
 // forward, without gradients.
 func (t *Trainer) Loss(seq []int32) (float64, error) { return t.run(seq, false) }

@@ -355,22 +355,24 @@ func (t *Trainer) backward(r *recorder) {
 // adjoint records, in place, the gradient of the full cache that the
 // compression after a segment read, from the gradient of its output rows
 // [0, S+m+R): sinks pass through, the span gets the compression's adjoint,
-// the recent rows move back down.
+// the recent rows move back down. Every row of the result is written.
 func (t *Trainer) adjoint(r *recorder, d *engine.Tensor) {
 	b, o := &t.b, t.ops
 	c := t.cfg.Cache.FreqKV()
 	kvd := t.h.KVDim()
 	S, L, m, R := c.Sink, c.Span(), c.Kept(), c.Recent
-	r.do("adjoint", func() error { return o.Fill(r.rec, b.adj, 0, t.sched.Cap*kvd, 0) })
-	if S > 0 {
-		r.do("adjoint sinks", func() error { return o.Axpy(r.rec, d, 0, b.adj, 0, S*kvd, 1, 0) })
+	r.copyRows(d, 0, b.adj, 0, S, kvd)
+	if b.adjMat != nil {
+		r.do("compression adjoint", func() error {
+			return o.GEMM(r.rec, b.adjMat, d, b.adj, L, kvd, m, shaders.GEMMOptions{BOff: S * kvd, COff: S * kvd})
+		})
+	} else {
+		r.do("adjoint", func() error { return o.Fill(r.rec, b.adj, S*kvd, L*kvd, 0) })
+		r.do("compression adjoint", func() error {
+			return o.CompressAdjoint(r.rec, d, S, b.adj, S, b.adjWork, b.adjWork2, b.dctWork, L, m, kvd)
+		})
 	}
-	r.do("compression adjoint", func() error {
-		return o.CompressAdjoint(r.rec, d, S, b.adj, S, b.adjWork, b.adjWork2, b.dctWork, L, m, kvd)
-	})
-	if R > 0 {
-		r.do("adjoint recent", func() error { return o.Axpy(r.rec, d, (S+m)*kvd, b.adj, (S+L)*kvd, R*kvd, 1, 0) })
-	}
+	r.copyRows(d, S+m, b.adj, S+L, R, kvd)
 	r.copyRows(b.adj, 0, d, 0, t.sched.Cap, kvd)
 }
 

@@ -121,7 +121,8 @@ type buffers struct {
 	snapK, snapV               []*engine.Tensor // FreqKV: per recomputed layer, [segments*P, kvd] cache states
 	dkrot, dkun                *engine.Tensor   // [Cap, kvd]
 	adj                        *engine.Tensor   // [Cap, kvd] adjoint output
-	adjWork, adjWork2, dctWork *engine.Tensor
+	adjWork, adjWork2, dctWork *engine.Tensor   // the adjoint's DCT chain
+	adjMat                     *engine.Tensor   // or its matrix [L, m] (denseAdjointMax)
 	compScratch                *engine.Tensor
 
 	headRows           int
@@ -377,9 +378,16 @@ func (t *Trainer) alloc() error {
 			b.snapV = append(b.snapV, ten("v states", engine.F32, n, kvd))
 		}
 		b.adj = ten("adjoint", engine.F32, capRows, kvd)
-		b.adjWork = ten("adjoint work", engine.F32, c.Span(), kvd)
-		b.adjWork2 = ten("adjoint work", engine.F32, c.Span(), kvd)
-		b.dctWork = ten("dct scratch", engine.F32, 1, shaders.CompressAdjointScratch(c.Span(), c.Kept(), kvd))
+		if L, m := c.Span(), c.Kept(); L*m <= denseAdjointMax {
+			b.adjMat = ten("compression adjoint", engine.F32, L, m)
+			if err == nil {
+				err = b.adjMat.UploadF32(compressAdjointMatrix(L, m))
+			}
+		} else {
+			b.adjWork = ten("adjoint work", engine.F32, L, kvd)
+			b.adjWork2 = ten("adjoint work", engine.F32, L, kvd)
+			b.dctWork = ten("dct scratch", engine.F32, 1, shaders.CompressAdjointScratch(L, m, kvd))
+		}
 		cp := t.compressParams()
 		b.compScratch = ten("compression scratch", engine.F32, 1, shaders.CompressScratch(cp, 0))
 		if err == nil {
@@ -555,7 +563,7 @@ func (t *Trainer) Release() {
 	b := &t.b
 	all := []*engine.Tensor{b.ids, b.targets, b.dxf, b.posRow, b.posSink, b.dqs, b.dkv2, b.xin, b.xout, b.dx, b.dxb,
 		b.q, b.datt, b.dqrot, b.dq, b.k, b.v, b.dk, b.dv, b.du, b.dgate, b.dup, b.dhidden,
-		b.inv, b.dkrot, b.dkun, b.adj, b.adjWork, b.adjWork2, b.dctWork, b.compScratch,
+		b.inv, b.dkrot, b.dkun, b.adj, b.adjWork, b.adjWork2, b.dctWork, b.adjMat, b.compScratch,
 		b.hx, b.hn, b.dh, b.logits, b.nll, b.dwDummy, b.partials, b.clip}
 	shared := map[*engine.Tensor]bool{}
 	for _, x := range b.shared.tensors() {
