@@ -205,11 +205,8 @@ func (t *Trainer) forward(r *recorder) {
 			r.copyRows(b.xout, 0, b.ckpt[l+1], s.Start, s.Tokens, h.Dim)
 		}
 		if s.Compress {
-			cp := t.compressParams()
-			for l := 0; l < h.Layers; l++ {
-				r.do("compress", func() error { return t.ops.Compress(r.rec, b.kc[l], b.compScratch, cp) })
-				r.do("compress", func() error { return t.ops.Compress(r.rec, b.vc[l], b.compScratch, cp) })
-			}
+			// every layer's K and V in one call
+			r.do("compress", func() error { return t.ops.Compress(r.rec, b.kv, b.compScratch, t.compressParams()) })
 		}
 	}
 }

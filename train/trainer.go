@@ -118,6 +118,8 @@ type buffers struct {
 	kept                [][]acts // per segment, per kept layer: that layer's activations
 
 	kc, vc, dkc, dvc           []*engine.Tensor // per layer [Cap, kvd]: cache (keys before RoPE) and its gradient
+	kv                         *engine.Tensor   // the caches' buffer: kc[l], vc[l] are its matrices 2l, 2l+1
+	kvStride                   int              // rows from one matrix of kv to the next
 	snapK, snapV               []*engine.Tensor // FreqKV: per recomputed layer, [segments*P, kvd] cache states
 	dkrot, dkun                *engine.Tensor   // [Cap, kvd]
 	adj                        *engine.Tensor   // [Cap, kvd] adjoint output
@@ -357,9 +359,21 @@ func (t *Trainer) alloc() error {
 		err = t.allocKept()
 	}
 	b.inv = ten("norm scratch", engine.F32, 1, T)
+	// every layer's K and V cache in one buffer, so one call compresses them
+	// all; each matrix starts at a binding-aligned offset
+	b.kvStride = capRows
+	for (b.kvStride*kvd*4)%256 != 0 {
+		b.kvStride++
+	}
+	b.kv = ten("kv caches", engine.F32, 2*h.Layers*b.kvStride, kvd)
+	for l := 0; l < h.Layers && err == nil; l++ {
+		view := func(i int) *engine.Tensor {
+			return &engine.Tensor{Buf: b.kv.Buf, Offset: b.kv.Offset + uint64(i*b.kvStride*kvd*4), DType: engine.F32, Rows: capRows, Cols: kvd}
+		}
+		b.kc = append(b.kc, view(2*l))
+		b.vc = append(b.vc, view(2*l+1))
+	}
 	for l := 0; l < h.Layers; l++ {
-		b.kc = append(b.kc, ten("k cache", engine.F32, capRows, kvd))
-		b.vc = append(b.vc, ten("v cache", engine.F32, capRows, kvd))
 		b.dkc = append(b.dkc, ten("k cache grad", engine.F32, capRows, kvd))
 		b.dvc = append(b.dvc, ten("v cache grad", engine.F32, capRows, kvd))
 	}
@@ -391,7 +405,7 @@ func (t *Trainer) alloc() error {
 		cp := t.compressParams()
 		b.compScratch = ten("compression scratch", engine.F32, 1, shaders.CompressScratch(cp, 0))
 		if err == nil {
-			err = t.ops.PrepareCompress(b.kc[0], b.compScratch, cp)
+			err = t.ops.PrepareCompress(b.kv, b.compScratch, cp)
 		}
 	}
 	// the classifier runs in chunks of rows whose logits fit one binding
@@ -543,7 +557,7 @@ func (t *Trainer) KeptBytes() int64 { return t.saved }
 func (t *Trainer) compressParams() shaders.CompressParams {
 	c := t.cfg.Cache.FreqKV()
 	return shaders.CompressParams{Sink: c.Sink, Span: c.Span(), Kept: c.Kept(), Recent: c.Recent,
-		Channels: t.h.KVDim(), Batches: 1, BatchStride: t.sched.Cap}
+		Channels: t.h.KVDim(), Batches: 2 * t.h.Layers, BatchStride: t.b.kvStride}
 }
 
 func u32le(v []uint32) []byte {
@@ -579,7 +593,8 @@ func (t *Trainer) Release() {
 			}
 		}
 	}
-	for _, list := range [][]*engine.Tensor{b.ckpt, b.posQ, b.index, b.kc, b.vc, b.dkc, b.dvc, b.snapK, b.snapV} {
+	all = append(all, b.kv) // kc and vc are views of it
+	for _, list := range [][]*engine.Tensor{b.ckpt, b.posQ, b.index, b.dkc, b.dvc, b.snapK, b.snapV} {
 		all = append(all, list...)
 	}
 	for _, x := range all {
