@@ -48,6 +48,8 @@ type finetuneLog struct {
 	TrainBytes   int64 `json:"train_bytes,omitempty"`
 	ParamBytes   int64 `json:"param_bytes,omitempty"`
 	WeightBytes  int64 `json:"weight_bytes,omitempty"`
+	KeptLayers   int   `json:"kept_layers,omitempty"` // layers whose activations are kept, not recomputed
+	KeptBytes    int64 `json:"kept_bytes,omitempty"`
 }
 
 // errInterrupted ends a run stopped by a signal (its message is already out).
@@ -97,6 +99,7 @@ func runFinetune(args []string) error {
 	evalSeqs := fs.Int("eval-seqs", 2, "held-out sequences per evaluation")
 	saveEvery := fs.Int("save-every", 0, "write the checkpoint every K steps (0: at the end and on Ctrl-C only)")
 	resume := fs.Bool("resume", false, "continue from ADAPTER.gguf.ckpt")
+	actMiB := fs.Int64("activation-memory", train.DefaultActivationBytes>>20, "MiB of activations kept from the forward for the backward (layers that fit are not recomputed; 0: recompute every layer, the least memory)")
 	asJSON := fs.Bool("json", false, "JSON lines on stdout instead of a progress bar")
 	maxInput := addMaxInput(fs)
 	if err := parse(fs, args); err != nil {
@@ -107,6 +110,8 @@ func runFinetune(args []string) error {
 		return usagef("no output: pass -o ADAPTER.gguf")
 	case *text == "":
 		return usagef("no training text: pass --text FILE")
+	case *actMiB < 0:
+		return usagef("--activation-memory %d: want MiB >= 0 (0 recomputes every layer)", *actMiB)
 	case *steps < 1 || *accum < 1 || *ctxLen < 2 || *warmup < 0 || *evalEvery < 0 || *saveEvery < 0 || *evalSeqs < 1:
 		return usagef("--steps, --grad-accum and --eval-seqs must be at least 1, --ctx at least 2, --warmup, --eval-every and --save-every not negative")
 	case !(*lr > 0) || math.IsInf(*lr, 0):
@@ -194,7 +199,7 @@ func runFinetune(args []string) error {
 		*rank = 0
 	}
 	tr, err := train.New(m, f, train.Config{Cache: cache, SeqLen: *ctxLen, Rank: *rank, Alpha: *alpha,
-		Embeddings: *embd || all, Norms: *norms, All: all, Seed: *seed})
+		Embeddings: *embd || all, Norms: *norms, All: all, Seed: *seed, ActivationBytes: activationBytes(*actMiB)})
 	if errors.Is(err, train.ErrParamTooLarge) {
 		return usagef("%v; leave it frozen (--train-embeddings=false for the embedding) or train LoRA adapters", err)
 	}
@@ -233,12 +238,12 @@ func runFinetune(args []string) error {
 		}
 	}
 	logf(finetuneLog{Event: "start", Step: tr.Steps(), Tokens: len(ids), Segments: len(tr.Schedule().Segments), Compressions: tr.Schedule().Compressions(),
-		TrainBytes: tr.Bytes(), ParamBytes: tr.ParamBytes(), WeightBytes: m.WeightBytes})
+		TrainBytes: tr.Bytes(), ParamBytes: tr.ParamBytes(), WeightBytes: m.WeightBytes, KeptLayers: tr.KeptLayers(), KeptBytes: tr.KeptBytes()})
 	if !*asJSON {
 		fmt.Fprintf(os.Stderr, "%s: %d training tokens (%d sequences of %d), cache %s, %d segments and %d compressions per sequence\n",
 			filepath.Base(mf.path), len(ids), data.Windows(), *ctxLen, cache.Kind, len(tr.Schedule().Segments), tr.Schedule().Compressions())
-		fmt.Fprintf(os.Stderr, "training memory %s (parameters, gradients and AdamW moments %s) besides %s of weights\n",
-			humanBytes(tr.Bytes()), humanBytes(tr.ParamBytes()), humanBytes(m.WeightBytes))
+		fmt.Fprintf(os.Stderr, "training memory %s (parameters, gradients and AdamW moments %s; activations of %d of %d layers kept, %s) besides %s of weights\n",
+			humanBytes(tr.Bytes()), humanBytes(tr.ParamBytes()), tr.KeptLayers(), m.H.Layers, humanBytes(tr.KeptBytes()), humanBytes(m.WeightBytes))
 	}
 	save := func() error {
 		b, _ := json.Marshal(hist)
@@ -453,4 +458,12 @@ func plotLoss(path string, h history, title string) error {
 		_, err := wt.WriteTo(w)
 		return err
 	})
+}
+
+// activationBytes is train.Config.ActivationBytes for --activation-memory MiB.
+func activationBytes(mib int64) int64 {
+	if mib == 0 {
+		return -1 // keep none
+	}
+	return mib << 20
 }

@@ -39,12 +39,15 @@ func TestFinetuneWritesAdapterAndResumes(t *testing.T) {
 	require.NoError(t, json.Unmarshal([]byte(lines[len(lines)-1]), &last))
 	require.Equal(t, "done", last.Event)
 	require.Equal(t, 2, last.Step)
+	require.Contains(t, lines[0], `"kept_layers":5`) // stories260K's activations fit the default
 	for _, p := range []string{out, out + ".ckpt", strings.TrimSuffix(out, ".gguf") + ".png"} {
 		_, err := os.Stat(p)
 		require.NoError(t, err, p)
 	}
-	r = runCLI(t, append(base, "--steps", "3", "--resume")...)
+	// resumed with every layer recomputed: the same math, less memory
+	r = runCLI(t, append(base, "--steps", "3", "--resume", "--activation-memory", "0")...)
 	require.Equal(t, 0, r.code, r.stderr)
+	require.NotContains(t, r.stdout, `"kept_layers"`)
 	require.Contains(t, r.stdout, `"step":3`)
 	require.NotContains(t, r.stdout, `"event":"step","step":1,`)
 	r = runCLI(t, "perplexity", "-m", model, "--tokenizer", tok, "--text", text, "--ctx", "256", "--stride", "0",
@@ -67,6 +70,7 @@ func TestFinetuneBadInput(t *testing.T) {
 		{[]string{"-o", filepath.Join(dir, "a.gguf")}, 2, "no training text"},
 		{[]string{"--text", text, "-o", filepath.Join(dir, "a.gguf"), "--lr", "NaN"}, 2, "--lr"},
 		{[]string{"--text", text, "-o", filepath.Join(dir, "a.gguf"), "--task", "copy"}, 2, "--task"},
+		{[]string{"--text", text, "-o", filepath.Join(dir, "a.gguf"), "--activation-memory", "-1"}, 2, "--activation-memory"},
 		{[]string{"--text", text, "-o", filepath.Join(dir, "a.gguf"), "--ctx", "4096"}, 2, "fewer than one training sequence"},
 	} {
 		if c.code == 2 && strings.Contains(c.want, "fewer") {
