@@ -285,3 +285,29 @@ func TestGradientsLongGroup(t *testing.T) {
 		}
 	}
 }
+
+// TestPrepareChangesNothing: compiling a step's kernels ahead (Prepare)
+// leaves the gradients bit-identical to a trainer that did not.
+func TestPrepareChangesNothing(t *testing.T) {
+	dev := gputest.Device(t)
+	spec := gradModels()["llama-gqa-odd"]
+	f := writeModel(t, spec)
+	m := loadGPU(t, dev, f)
+	for cname, cache := range caches() {
+		t.Run(cname, func(t *testing.T) {
+			seq := randomSeq(gradSeq+1, spec.Vocab, 5)
+			grads := func(prepare bool) map[string][]float32 {
+				tr, err := train.New(m, f, train.Config{Cache: cache, SeqLen: gradSeq, Rank: 3, Alpha: 5, Embeddings: true, Norms: true, Seed: 1})
+				require.NoError(t, err)
+				defer tr.Release()
+				if prepare {
+					require.NoError(t, tr.Prepare())
+				}
+				_, g, err := tr.Gradients(seq)
+				require.NoError(t, err)
+				return g
+			}
+			require.Equal(t, grads(false), grads(true))
+		})
+	}
+}

@@ -152,7 +152,7 @@ func (t *Trainer) Prepare() error {
 			return err
 		})
 		r.do("adamw", func() error {
-			return o.AdamW(r.rec, p.T(), p.Grad, p.M, p.V, b.clip, p.Elements(), shaders.AdamWParams{LR: 1, Beta1: 0.9, Beta2: 0.999, Step: 1, GradScale: 1})
+			return o.AdamW(r.rec, p.T(), p.Grad, p.M, p.V, b.clip, p.Elements(), shaders.AdamWParams{LR: 1e-3, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8, Step: 1, GradScale: 1})
 		})
 	}
 	r.do("grad norm", func() error { return o.GradNormFinish(r.rec, b.partials, slot, 1, b.clip) })
