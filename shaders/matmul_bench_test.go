@@ -244,3 +244,52 @@ func BenchmarkMatVecUniformX(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkPrefillXTiled compares the prefill products of the tiled kernel (x in storage)
+// and the xtiled one (x in uniform windows) side by side: rounds alternate between the two
+// in one process, and each reports GFLOP/s from its median round, with their ratio. Shapes
+// are the medium model's: the attention and gate/up products (K = 1024) and the down
+// product (K = 2816), 256 rows (a prefill chunk).
+func BenchmarkPrefillXTiled(b *testing.B) {
+	dev := gputest.Device(b)
+	ops := shaders.New(dev)
+	for _, s := range [][3]int{{256, 1024, 1024}, {256, 2816, 1024}, {256, 1024, 2816}} {
+		m, n, k := s[0], s[1], s[2]
+		x, y := benchTensor(b, dev, m, k), benchTensor(b, dev, m, n)
+		for _, bt := range benchTypes[:4] {
+			w := benchWeight(b, dev, bt.dt, bt.gt, n, k)
+			b.Run(fmt.Sprintf("M%d_N%d_K%d/%s", m, n, k, bt.dt), func(b *testing.B) {
+				kernels := []shaders.MatMulKernel{shaders.MatMulTiled, shaders.MatMulXTiled}
+				var times [2][]time.Duration
+				round := func(kern shaders.MatMulKernel) time.Duration {
+					rec := ops.Dev.NewRecorder()
+					if err := ops.MatMul(rec, x, w, y, m, shaders.MatMulOptions{Kernel: kern}); err != nil {
+						b.Fatal(err)
+					}
+					start := time.Now()
+					if err := rec.SubmitAndWait(); err != nil {
+						b.Fatal(err)
+					}
+					return time.Since(start)
+				}
+				for _, kern := range kernels {
+					round(kern) // compile
+				}
+				for b.Loop() {
+					for i, kern := range kernels {
+						times[i] = append(times[i], round(kern))
+					}
+				}
+				med := func(d []time.Duration) float64 {
+					d = append([]time.Duration(nil), d...)
+					slices.Sort(d)
+					return d[len(d)/2].Seconds()
+				}
+				flops := 2 * float64(m*n*k) / 1e9
+				b.ReportMetric(flops/med(times[0]), "GFLOP/s-tiled")
+				b.ReportMetric(flops/med(times[1]), "GFLOP/s-xtiled")
+				b.ReportMetric(med(times[0])/med(times[1]), "speedup")
+			})
+		}
+	}
+}
