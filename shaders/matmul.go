@@ -93,11 +93,13 @@ const (
 	rowsMaxM = 3
 	// The xtiled kernel: x rows per window (at most xtileMaxBindings uniform
 	// bindings of what fits 64 KiB) and columns per invocation.
-	// 16 rows by 2 columns measured best of 8-32 by 1-4 (BenchmarkPrefillXTiled, f16);
-	// 32 rows spill the tile.
-	xtileRows        = 16
+	// 4 rows by 8 columns measured best of 2-32 rows by 1-16 columns in CPU time
+	// (BenchmarkPrefillXTiled, f16: 10.5 GFLOP per CPU-second against 7-9 for 16x2,
+	// 8x4, 8x8, 16x4 and 4x16): x's uniform loads are gathers, one per element and
+	// row, so more columns per invocation cut them, until W's tile spills.
+	xtileRows        = 4
 	xtileMaxBindings = 4
-	xtileTN          = 2
+	xtileTN          = 8
 	xtileWG          = 32
 )
 
@@ -305,8 +307,8 @@ func (o *Ops) matmulXTile(rec *engine.Recorder, what, file string, code int, x *
 	k, n := w.Cols, w.Rows
 	c := engine.Constants{"WTYPE": u(code), "WG": u(xtileWG), "TN": u(xtileTN),
 		"RPB": u(rpb), "NB": u(nb), "TM": u(tm), "K4": u(k / 4), "XV": u(rpb * k / 4)}
-	if code >= 2 { // q8_0, q4_0: words read per block, quant words per block
-		c["BW"], c["QW"] = u(9-4*(code-2)), u(8-4*(code-2))
+	if code >= 2 { // q8_0, q4_0: quant words per block
+		c["QW"] = u(8 - 4*(code-2))
 	}
 	kernel, err := o.kernel(file, "xtile", c)
 	if err != nil {

@@ -16,8 +16,7 @@
 // Entry point and dispatch: xtile, TN consecutive output columns per invocation, all TM
 // window rows; Grid(ceil(n/TN), WG), one dispatch per window.
 // Constants: WTYPE (2 q8_0, 3 q4_0), WG, TN, RPB, NB (1-4), TM (= NB*RPB), K4 (= k/4),
-// XV (= RPB*K4), BW (words per block read: 9 q8_0, 5 q4_0), QW (quant words: 8 q8_0,
-// 4 q4_0).
+// XV (= RPB*K4), QW (quant words per block: 8 q8_0, 4 q4_0).
 // Block layouts (GGUF): q8_0 = f16 scale, 32 int8 (34 bytes); q4_0 = f16 scale, 16 bytes
 // whose low nibbles are elements 0-15 and high nibbles 16-31, value (q - 8) * scale.
 
@@ -80,27 +79,21 @@ fn xtile(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: ve
   }
   var acc: array<array<f32, TN>, TM>;
   for (var blk = 0u; blk < nb; blk++) {
-    // Each column's block: its scale and its quant words, realigned. An even block starts
-    // on a word (scale in the low half, quants two bytes on); an odd one two bytes into a
-    // word (scale in the high half, quants word aligned).
+    // Each column's block starts at word b: an even block on a word (scale in the low half,
+    // quants two bytes on), an odd one two bytes into it (scale in the high half, quants
+    // word aligned). Its words are read once each, one per quant word, carrying the last.
+    var b: array<u32, TN>;
+    var odd: array<bool, TN>;
     var d: array<f32, TN>;
-    var qw: array<array<u32, QW>, TN>;
-    #unroll col TN
-    {
-      let g = jr[col] * nb + blk;
-      let b = (g * PW) >> 1u;
-      let odd = (g & 1u) == 1u;
-      var wd: array<u32, BW>;
-      #unroll word BW
-      wd[word] = w[b + word];
-      #end word
-      let s = unpack2x16float(wd[0]);
-      d[col] = select(s.x, s.y, odd);
-      #unroll q QW
-      qw[col][q] = select((wd[q] >> 16u) | (wd[q + 1u] << 16u), wd[q + 1u], odd);
-      #end q
+    var prev: array<u32, TN>;
+    for (var c = 0u; c < TN; c++) {
+      let g = jr[c] * nb + blk;
+      b[c] = (g * PW) >> 1u;
+      odd[c] = (g & 1u) == 1u;
+      prev[c] = w[b[c]];
+      let s = unpack2x16float(prev[c]);
+      d[c] = select(s.x, s.y, odd[c]);
     }
-    #end col
     let xi = 8u * blk;
     #unroll q QW
     {
@@ -108,11 +101,14 @@ fn xtile(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: ve
       var lo: array<vec4<f32>, TN>;
       var hi: array<vec4<f32>, TN>;
       for (var c = 0u; c < TN; c++) {
+        let cur = w[b[c] + q + 1u];
+        let qw = select((prev[c] >> 16u) | (cur << 16u), cur, odd[c]);
+        prev[c] = cur;
         if (WTYPE == 2u) {
-          lo[c] = d[c] * i8x4(qw[c][q]);
+          lo[c] = d[c] * i8x4(qw);
         } else {
-          lo[c] = d[c] * u4x4(qw[c][q]);
-          hi[c] = d[c] * u4x4(qw[c][q] >> 4u);
+          lo[c] = d[c] * u4x4(qw);
+          hi[c] = d[c] * u4x4(qw >> 4u);
         }
       }
       #unroll row TM
