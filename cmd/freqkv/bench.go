@@ -52,7 +52,7 @@ func runBench(args []string) error {
 	cf.add(fs, "full,freqkv", true, "default: the model's trained context; a full cache always holds each --ctx plus --decode")
 	compress := fs.String("compress", "spread", "freqkv compression schedules to compare: spread (accumulated over the steps before, no stalling step), whole (every layer in the step that needs it), or spread,whole")
 	asJSON := fs.Bool("json", false, "print JSON")
-	profile := fs.Bool("profile", false, "also print the GPU time per kernel of one decode step (timestamp queries)")
+	profile := fs.Bool("profile", false, "also print the GPU time per kernel of one decode step and of one prefill chunk (timestamp queries)")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
