@@ -58,7 +58,7 @@ func TestLoopCapMatMul(t *testing.T) {
 		gt     ggml.Type
 		narrow bool
 	}{{engine.F32, ggml.F32, true}, {engine.F16, ggml.F16, true}, {engine.F32, ggml.F32, false}, {engine.F16, ggml.F16, false},
-		{engine.Q8_0, ggml.Q8_0, false}, {engine.Q4_0, ggml.Q4_0, false}, } {
+		{engine.Q8_0, ggml.Q8_0, false}, {engine.Q4_0, ggml.Q4_0, false}} {
 		var raw []byte
 		var err error
 		if !c.gt.CanQuantize() {
@@ -118,6 +118,119 @@ func TestLoopCapMatMul(t *testing.T) {
 					t.Logf("%s: ok %.2g", name, e)
 				}
 			}
+		}
+	}
+}
+
+// ropeRef rotates the adjacent pairs of x (GGUF 'llama' order) to position pos, in float64.
+func ropeRef(x []float64, pos int, base float64) []float64 {
+	y := make([]float64, len(x))
+	for i := 0; i < len(x); i += 2 {
+		a := float64(pos) * math.Pow(base, -float64(i)/float64(len(x)))
+		c, s := math.Cos(a), math.Sin(a)
+		y[i] = x[i]*c - x[i+1]*s
+		y[i+1] = x[i]*s + x[i+1]*c
+	}
+	return y
+}
+
+// TestLoopCapAttention: decode over 70000 cache rows at head dim 128 (f16 cache)
+// and a 512-query prefill chunk over 16K rows, against float64 causal attention.
+// The passes are bounded by their split-K chunks (docs/webgpu.md), so these hold
+// without further splitting; the test keeps it so.
+func TestLoopCapAttention(t *testing.T) {
+	dev := gputest.Device(t)
+	ops := shaders.New(dev)
+	for _, c := range []struct {
+		T, rows, heads, kvHeads, d int
+		cache                      engine.DType
+	}{{1, 69999, 2, 1, 128, engine.F16}, {512, 16384 - 512, 1, 1, 64, engine.F32}} {
+		p := shaders.AttentionParams{T: c.T, Heads: c.heads, KVHeads: c.kvHeads, HeadDim: c.d, RopeDim: c.d, Rows: c.rows, Cap: c.rows + c.T,
+			Scale: float32(1 / math.Sqrt(float64(c.d)))}
+		r := rand.New(rand.NewPCG(uint64(c.T), 3))
+		width, kvWidth := c.heads*c.d, c.kvHeads*c.d
+		qv, kv, vv := randF32(r, c.T*width), randF32(r, p.Cap*kvWidth), randF32(r, p.Cap*kvWidth)
+		upload := func(label string, v []float32) *engine.Tensor {
+			if c.cache == engine.F32 {
+				return f32Tensor(t, dev, label, engine.F32, p.Cap, kvWidth, v)
+			}
+			b := make([]byte, 2*len(v))
+			for i, f := range v {
+				h := ggml.F32ToF16(f)
+				b[2*i], b[2*i+1] = byte(h), byte(h>>8)
+				v[i] = ggml.F16ToF32(h) // the reference sees the stored values
+			}
+			x := f32Tensor(t, dev, label, engine.F16, p.Cap, kvWidth, nil)
+			if err := x.Upload(b); err != nil {
+				t.Fatal(err)
+			}
+			return x
+		}
+		k, v := upload("k", kv), upload("v", vv)
+		q := f32Tensor(t, dev, "q", engine.F32, c.T, width, qv)
+		rope := f32Tensor(t, dev, "rope", engine.F32, p.Cap, c.d, shaders.RopeTable(p.Cap, c.d, 10000, 1))
+		out := nanTensor(t, dev, "out", c.T, width)
+		scratch := nanTensor(t, dev, "scratch", 1, shaders.AttentionScratch(p))
+		rec := dev.NewRecorder()
+		if err := ops.Attention(rec, q, k, v, rope, out, scratch, p); err != nil {
+			t.Fatal(err)
+		}
+		if err := rec.SubmitAndWait(); err != nil {
+			t.Fatal(err)
+		}
+		got, err := out.ReadF32()
+		if err != nil {
+			t.Fatal(err)
+		}
+		// float64 reference: key j at position j, query t at rows + t, sees keys 0..rows+t
+		keys := make([][]float64, p.Cap*c.kvHeads)
+		row := make([]float64, c.d)
+		for j := range p.Cap {
+			for g := range c.kvHeads {
+				for e := range row {
+					row[e] = float64(kv[j*kvWidth+g*c.d+e])
+				}
+				keys[j*c.kvHeads+g] = ropeRef(row, j, 10000)
+			}
+		}
+		want := make([]float64, c.T*width)
+		s := make([]float64, p.Cap)
+		for tq := range c.T {
+			n := c.rows + tq + 1
+			for h := range c.heads {
+				g := h / (c.heads / c.kvHeads)
+				for e := range row {
+					row[e] = float64(qv[tq*width+h*c.d+e])
+				}
+				qr := ropeRef(row, n-1, 10000)
+				m := math.Inf(-1)
+				for j := range n {
+					var dot float64
+					for e, x := range keys[j*c.kvHeads+g] {
+						dot += x * qr[e]
+					}
+					s[j] = dot * float64(p.Scale)
+					m = max(m, s[j])
+				}
+				var l float64
+				o := want[tq*width+h*c.d : tq*width+(h+1)*c.d]
+				for j := range n {
+					w := math.Exp(s[j] - m)
+					l += w
+					for e := range o {
+						o[e] += w * float64(vv[j*kvWidth+g*c.d+e])
+					}
+				}
+				for e := range o {
+					o[e] /= l
+				}
+			}
+		}
+		name := fmt.Sprintf("T=%d over %d rows, head dim %d, %s cache", c.T, c.rows, c.d, c.cache)
+		if e := normErr(got, want); !(e < 1e-3) {
+			t.Errorf("%s: relative error %.3g", name, e)
+		} else {
+			t.Logf("%s: relative error %.2g", name, e)
 		}
 	}
 }
