@@ -1,6 +1,7 @@
 package shaders_test
 
 import (
+	"encoding/binary"
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -233,4 +234,77 @@ func TestLoopCapAttention(t *testing.T) {
 			t.Logf("%s: relative error %.2g", name, e)
 		}
 	}
+}
+
+// TestLoopCapTrainProducts: the training GEMM over a long inner dimension (a
+// weight gradient sums over every token of a step) and the input gradient
+// through a weight of many rows (an output layer's vocabulary).
+func TestLoopCapTrainProducts(t *testing.T) {
+	dev := gputest.Device(t)
+	ops := shaders.New(dev)
+	r := rand.New(rand.NewPCG(5, 6))
+	const m, n, long = 3, 5, 70000
+	// C[m, n] = A[m, long] · B[long, n]
+	av, bv := randF32(r, m*long), randF32(r, long*n)
+	want := make([]float64, m*n)
+	for i := range m {
+		for j := range n {
+			for l := range long {
+				want[i*n+j] += float64(av[i*long+l]) * float64(bv[l*n+j])
+			}
+		}
+	}
+	a, b := f32Tensor(t, dev, "a", engine.F32, m, long, av), f32Tensor(t, dev, "b", engine.F32, long, n, bv)
+	// the transposed layouts, for the offsets each chunk moves along k
+	at, bt := make([]float32, len(av)), make([]float32, len(bv))
+	for l := range long {
+		for i := range m {
+			at[l*m+i] = av[i*long+l]
+		}
+		for j := range n {
+			bt[j*long+l] = bv[l*n+j]
+		}
+	}
+	ta, tb := f32Tensor(t, dev, "at", engine.F32, long, m, at), f32Tensor(t, dev, "bt", engine.F32, n, long, bt)
+	c, ct := nanTensor(t, dev, "c", m, n), nanTensor(t, dev, "ct", m, n)
+	rec := dev.NewRecorder()
+	if err := ops.GEMM(rec, a, b, c, m, n, long, shaders.GEMMOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := ops.GEMM(rec, ta, tb, ct, m, n, long, shaders.GEMMOptions{TransA: true, TransB: true}); err != nil {
+		t.Fatal(err)
+	}
+	// dx[m, n] = dy[m, long] · W[long, n]: W's rows are the long side
+	w, err := dev.UploadWeight("w", engine.F32, long, n, f32Bytes(bv), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(w.Release)
+	dx := nanTensor(t, dev, "dx", m, n)
+	if err := ops.MatMulBackwardX(rec, a, w, dx, m, false); err != nil {
+		t.Fatal(err)
+	}
+	if err := rec.SubmitAndWait(); err != nil {
+		t.Fatal(err)
+	}
+	for _, o := range []struct {
+		name string
+		x    *engine.Tensor
+	}{{"gemm", c}, {"gemm transposed", ct}, {"matmul backward x", dx}} {
+		got, err := o.x.ReadF32()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if e := normErr(got, want); !(e < 1e-4) {
+			t.Errorf("%s over %d: relative error %.3g", o.name, long, e)
+		}
+	}
+}
+
+func f32Bytes(v []float32) []byte {
+	b := make([]byte, 4*len(v))
+	for i, f := range v {
+		binary.LittleEndian.PutUint32(b[4*i:], math.Float32bits(f))
+	}
+	return b
 }
