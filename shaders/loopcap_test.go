@@ -196,7 +196,13 @@ func TestLoopCapAttention(t *testing.T) {
 		}
 		want := make([]float64, c.T*width)
 		s := make([]float64, p.Cap)
+		// every query runs; the reference checks every 16th and the last
+		var checked []float32
+		var wanted []float64
 		for tq := range c.T {
+			if tq%16 != 0 && tq != c.T-1 {
+				continue
+			}
 			n := c.rows + tq + 1
 			for h := range c.heads {
 				g := h / (c.heads / c.kvHeads)
@@ -226,9 +232,16 @@ func TestLoopCapAttention(t *testing.T) {
 					o[e] /= l
 				}
 			}
+			checked = append(checked, got[tq*width:(tq+1)*width]...)
+			wanted = append(wanted, want[tq*width:(tq+1)*width]...)
 		}
 		name := fmt.Sprintf("T=%d over %d rows, head dim %d, %s cache", c.T, c.rows, c.d, c.cache)
-		if e := normErr(got, want); !(e < 1e-3) {
+		for _, g := range got {
+			if math.IsNaN(float64(g)) {
+				t.Fatalf("%s: an output was not written", name)
+			}
+		}
+		if e := normErr(checked, wanted); !(e < 1e-3) {
 			t.Errorf("%s: relative error %.3g", name, e)
 		} else {
 			t.Logf("%s: relative error %.2g", name, e)
