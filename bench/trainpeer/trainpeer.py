@@ -221,13 +221,15 @@ class Peer:
         every prefix row visible, own rows causally."""
         n, P = q.shape[0], prefix
         grp = self.heads // self.kv_heads
-        qh = q.reshape(n, self.kv_heads, grp, self.hd).permute(1, 2, 0, 3)  # [KVH, G, n, hd]
-        kh = k.permute(1, 0, 2).unsqueeze(1)  # [KVH, 1, P+n, hd]
-        vh = v.permute(1, 0, 2).unsqueeze(1)
-        scores = (qh @ kh.transpose(-1, -2)) * (1.0 / math.sqrt(self.hd))
-        mask = torch.ones(n, P + n, dtype=torch.bool).triu(P + 1)
-        scores = scores.masked_fill(mask, float("-inf"))
-        o = torch.softmax(scores, dim=-1) @ vh  # [KVH, G, n, hd]
+        # q head h reads kv head h // grp: [KVH, grp*n, hd] against [KVH, P+n, hd], one bmm
+        qh = (q * (1.0 / math.sqrt(self.hd))).reshape(n, self.kv_heads, grp, self.hd).permute(1, 2, 0, 3).reshape(self.kv_heads, grp * n, self.hd)
+        kh = k.permute(1, 2, 0)  # [KVH, hd, P+n]
+        vh = v.permute(1, 0, 2)  # [KVH, P+n, hd]
+        scores = torch.bmm(qh, kh).view(self.kv_heads, grp, n, P + n)
+        mask = torch.ones(n, P + n, dtype=torch.bool).triu_(P + 1)
+        scores.masked_fill_(mask, float("-inf"))  # in place: bmm's backward does not read its output
+        o = torch.bmm(torch.softmax(scores, dim=-1).view(self.kv_heads, grp * n, P + n), vh)
+        o = o.view(self.kv_heads, grp, n, self.hd)
         return o.permute(2, 0, 1, 3).reshape(n, self.heads * self.hd)
 
     def compress(self, x):
