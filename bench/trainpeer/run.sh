@@ -14,7 +14,11 @@
 # the timing; STEPS_medium / WARM_medium override them for the medium model (1 / 0: a step
 # there takes minutes). Each step is followed by a forward-only pass (the loss, no gradients)
 # over the same sequence: `finetune --eval-every 1` with the training text as --eval-text on
-# the engine's side. Both sides run under nice -n 10.
+# the engine's side. Both sides run under nice -n 10. Torch runs with OMP_WAIT_POLICY=PASSIVE
+# (TORCH_OMP_WAIT_POLICY to change it): with libgomp's default spinning, two torch threads on
+# an oversubscribed machine wait at every barrier for a preempted partner (a 256-token step
+# measured 23 s instead of 0.04 s here). Times are wall clock and CPU seconds (cpuwatch.py
+# for freqkv, time.process_time for torch): tokens per CPU-second hold up under load.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
 here="$root/bench/trainpeer"
@@ -30,6 +34,7 @@ STEPS_medium="${STEPS_medium:-1}"
 WARM_medium="${WARM_medium:-0}"
 data="${FREQKV_TESTDATA:-$root/../shared}"
 py=/usr/bin/python3
+export OMP_WAIT_POLICY="${TORCH_OMP_WAIT_POLICY:-PASSIVE}"
 mkdir -p "$out"
 
 "$py" -c 'import torch' 2>/dev/null || { echo "run.sh: /usr/bin/python3 has no torch: apt-get install python3-torch" >&2; exit 1; }
@@ -81,7 +86,7 @@ for round in $(seq 1 "$ROUNDS"); do
 		common=(--ctx "$CTX" --steps "$steps" --warmup 0 --lr 1e-3 --seed 1)
 		tag="$m-$policy"
 		echo "round $round: $tag freqkv" >&2
-		nice -n 10 "$fk" finetune -m "$model" --text "$out/$m.txt" --eval-text "$out/$m.txt" --eval-every 1 --eval-seqs 1 \
+		nice -n 10 "$py" "$here/cpuwatch.py" "$fk" finetune -m "$model" --text "$out/$m.txt" --eval-text "$out/$m.txt" --eval-every 1 --eval-seqs 1 \
 			"${cache[@]}" "${common[@]}" -o "$out/$tag.gguf" --json >"$out/$tag.engine.r$round.jsonl"
 		"$py" "$here/table.py" --collect engine --case "$tag" --round "$round" --threads 0 --warm "$warm" \
 			"$out/$tag.engine.r$round.jsonl" >>"$results"
@@ -97,7 +102,7 @@ for round in $(seq 1 "$ROUNDS"); do
 	done
 done
 {
-	echo "$(date -u +%Y-%m-%d) $(nproc) CPUs, load average $(cut -d' ' -f1-3 /proc/loadavg) at the end; $(
+	echo "$(date -u +%Y-%m-%dT%H:%MZ) freqkv $(git -C "$root" rev-parse --short HEAD), torch $("$py" -c 'import torch; print(torch.__version__)') OMP_WAIT_POLICY=$OMP_WAIT_POLICY; $(nproc) CPUs, load average $(cut -d' ' -f1-3 /proc/loadavg) at the end; $(
 		"$fk" devices 2>/dev/null | sed -n 's/^\* 0: //p' | head -1)"
 	"$py" "$here/table.py" "$results"
 } | tee "$out/table.txt"

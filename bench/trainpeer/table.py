@@ -17,21 +17,27 @@ import sys
 def collect(args):
     events = [json.loads(l) for l in open(args.run) if l.strip()]
     steps, fwd, losses, norms, flosses, cmp, rss = [], [], [], [], [], None, None
+    csteps, cfwd = [], []
     tokens = None
     if args.collect == "engine":
-        prev = 0.0
+        # cumulative wall seconds from finetune, cumulative CPU seconds from cpuwatch.py
+        prev, cprev = 0.0, None
         for e in events:
             if e["event"] == "start":
-                tokens = None
+                cprev = e.get("cpu_s")
             elif e["event"] == "step":
                 steps.append(e["seconds"] - prev)
+                if cprev is not None:
+                    csteps.append(e["cpu_s"] - cprev)
                 losses.append(e["loss"])
                 norms.append(e["grad_norm"])
-                prev = e["seconds"]
+                prev, cprev = e["seconds"], e.get("cpu_s")
             elif e["event"] == "eval":
                 fwd.append(e["seconds"] - prev)
+                if cprev is not None:
+                    cfwd.append(e["cpu_s"] - cprev)
                 flosses.append(e["eval_loss"])
-                prev = e["seconds"]
+                prev, cprev = e["seconds"], e.get("cpu_s")
         # tokens per sequence: finetune's step events do not carry it; tok_per_s * seconds does
         first = next(e for e in events if e["event"] == "step")
         tokens = round(first["tok_per_s"] * first["seconds"])
@@ -41,10 +47,12 @@ def collect(args):
                 tokens = e["tokens"]
             elif e["event"] == "step":
                 steps.append(e["seconds"])
+                csteps.append(e["cpu_s"])
                 losses.append(e["loss"])
                 norms.append(e["grad_norm"])
             elif e["event"] == "forward":
                 fwd.append(e["seconds"])
+                cfwd.append(e["cpu_s"])
                 flosses.append(e["loss"])
             elif e["event"] == "done":
                 rss = e["max_rss_mib"]
@@ -56,6 +64,8 @@ def collect(args):
     out = {"case": args.case, "engine": args.collect, "threads": args.threads, "round": args.round,
            "step_tok_s": tokens / statistics.median(timed(steps)),
            "forward_tok_s": tokens / statistics.median(timed(fwd)) if fwd else None,
+           "step_tok_cpu_s": tokens / statistics.median(timed(csteps)) if csteps else None,
+           "forward_tok_cpu_s": tokens / statistics.median(timed(cfwd)) if cfwd else None,
            "loss": losses, "grad_norm": norms, "forward_loss": flosses}
     if cmp:
         out["compare"] = cmp
@@ -72,23 +82,26 @@ def table(path):
     rows = [json.loads(l) for l in open(path) if l.strip()]
     cases = list(dict.fromkeys(r["case"] for r in rows))
     med = lambda xs: statistics.median(xs) if xs else float("nan")  # noqa: E731
-    print(f"{'model / cache':<20} {'engine':<18} {'step tok/s':>10} {'fwd tok/s':>10} {'step/fwd':>9}   freqkv/this (step, fwd)")
+    print(f"{'':<20} {'':<18} {'wall clock: tokens/s':^31}   {'tokens per CPU-second':^20}   {'freqkv / this':^23}")
+    print(f"{'model / cache':<20} {'engine':<18} {'step':>9} {'forward':>9} {'step/fwd':>9}   {'step':>9} {'forward':>9}   "
+          f"{'wall':>11} {'CPU':>11}")
     for c in cases:
         groups = {}
         for r in rows:
             if r["case"] == c:
                 groups.setdefault((r["engine"], r["threads"]), []).append(r)
+        stat = lambda g, k: med([r[k] for r in g if r.get(k)])  # noqa: E731
         base = groups.get(("engine", 0))
-        bs = med([r["step_tok_s"] for r in base]) if base else None
-        bf = med([r["forward_tok_s"] for r in base]) if base else None
         for key in sorted(groups, key=lambda k: (k[0] != "engine", k[1])):
             g = groups[key]
-            s = med([r["step_tok_s"] for r in g])
-            f = med([r["forward_tok_s"] for r in g])
+            s, f = stat(g, "step_tok_s"), stat(g, "forward_tok_s")
+            cs, cf = stat(g, "step_tok_cpu_s"), stat(g, "forward_tok_cpu_s")
             ratio = ""
-            if key[0] != "engine" and bs:
-                ratio = f"{bs / s:.2f}x {bf / f:.2f}x"
-            print(f"{c:<20} {name(g[0]):<18} {s:>10.1f} {f:>10.1f} {s and f / s:>8.1f}x   {ratio}")
+            if key[0] != "engine" and base:
+                ratio = (f"{stat(base, 'step_tok_s') / s:5.2f}x {stat(base, 'forward_tok_s') / f:4.2f}x "
+                         f"{stat(base, 'step_tok_cpu_s') / cs:5.2f}x {stat(base, 'forward_tok_cpu_s') / cf:4.2f}x")
+            print(f"{c:<20} {name(g[0]):<18} {s:>9.1f} {f:>9.1f} {f / s:>8.1f}x   {cs:>9.1f} {cf:>9.1f}   {ratio}")
+    print("(freqkv / this: step and forward, by wall clock, then per CPU-second)")
     rounds = max(r["round"] for r in rows)
     print(f"medians of {rounds} interleaved round{'s' if rounds > 1 else ''}")
     print("parity, round 1 (loss of each step, the forward after the last, gradient norm; trained tensors after the last step):")

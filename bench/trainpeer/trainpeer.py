@@ -15,7 +15,8 @@ are cache rows). Autograd carries the gradient through the compressions.
 
 After every step it times a forward-only pass (the loss, no gradients) over the same
 sequence, as `freqkv finetune --eval-every 1` with the same text does. Output: JSON lines
-(start, step, forward, done) on stdout.
+(start, step, forward, done) on stdout, each step and forward with its wall and CPU seconds
+(time.process_time: every thread of the process).
 
     trainpeer.py MODEL.gguf --tokens IDS.txt [--ctx 2048] [--cache full|freqkv] [--cache-size 512]
                  [--steps 3] [--threads 1] [--compare ADAPTER.gguf]
@@ -353,7 +354,7 @@ def main():
           "params": sum(p.numel() for p in params), "tokens": args.ctx})
     begin = time.perf_counter()
     for step in range(1, args.steps + 1):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         loss = peer.loss(inp, tgt, args.recompute)
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -364,15 +365,15 @@ def main():
         for g in opt.param_groups:
             g["lr"] = rate(args, step)
         opt.step()
-        dt = time.perf_counter() - t0
+        dt, dc = time.perf_counter() - t0, time.process_time() - c0
         emit({"event": "step", "step": step, "loss": float(loss), "grad_norm": norm, "lr": rate(args, step),
-              "seconds": dt, "tok_per_s": args.ctx / dt})
+              "seconds": dt, "cpu_s": dc, "tok_per_s": args.ctx / dt})
         if args.forward:
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             with torch.no_grad():
                 fl = float(peer.loss(inp, tgt))
-            dt = time.perf_counter() - t0
-            emit({"event": "forward", "step": step, "loss": fl, "seconds": dt, "tok_per_s": args.ctx / dt})
+            dt, dc = time.perf_counter() - t0, time.process_time() - c0
+            emit({"event": "forward", "step": step, "loss": fl, "seconds": dt, "cpu_s": dc, "tok_per_s": args.ctx / dt})
     done = {"event": "done", "seconds": time.perf_counter() - begin,
             "max_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
     emit(done)
