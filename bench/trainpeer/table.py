@@ -84,7 +84,7 @@ def table(path):
     med = lambda xs: statistics.median(xs) if xs else float("nan")  # noqa: E731
     print(f"{'':<20} {'':<18} {'wall clock: tokens/s':^31}   {'tokens per CPU-second':^20}   {'freqkv / this':^23}")
     print(f"{'model / cache':<20} {'engine':<18} {'step':>9} {'forward':>9} {'step/fwd':>9}   {'step':>9} {'forward':>9}   "
-          f"{'wall':>11} {'CPU':>11}")
+          f"{'wall':>11} {'CPU':>11}  runs")
     for c in cases:
         groups = {}
         for r in rows:
@@ -100,10 +100,9 @@ def table(path):
             if key[0] != "engine" and base:
                 ratio = (f"{stat(base, 'step_tok_s') / s:5.2f}x {stat(base, 'forward_tok_s') / f:4.2f}x "
                          f"{stat(base, 'step_tok_cpu_s') / cs:5.2f}x {stat(base, 'forward_tok_cpu_s') / cf:4.2f}x")
-            print(f"{c:<20} {name(g[0]):<18} {s:>9.1f} {f:>9.1f} {f / s:>8.1f}x   {cs:>9.1f} {cf:>9.1f}   {ratio}")
+            print(f"{c:<20} {name(g[0]):<18} {s:>9.1f} {f:>9.1f} {f / s:>8.1f}x   {cs:>9.1f} {cf:>9.1f}   {ratio:<23}  {len(g)}")
     print("(freqkv / this: step and forward, by wall clock, then per CPU-second)")
-    rounds = max(r["round"] for r in rows)
-    print(f"medians of {rounds} interleaved round{'s' if rounds > 1 else ''}")
+    print("medians over each row's runs (interleaved rounds)")
     print("parity, round 1 (loss of each step, the forward after the last, gradient norm; trained tensors after the last step):")
     for c in cases:
         e = next((r for r in rows if r["case"] == c and r["engine"] == "engine" and r["round"] == 1), None)
