@@ -180,6 +180,15 @@ func (o *Ops) MatMul(rec *engine.Recorder, x *engine.Tensor, w *engine.Weight, y
 		return fmt.Errorf("%s: %d rows of x are too many for the %s kernel", what, m, kern)
 	}
 	file, perInv := matmulShader(w.DType, k, opt.NarrowLoads)
+	if k > matmulMaxK(kern, file, w.DType) {
+		// llvmpipe's loop cap: the tiles of a long row fall back to the rows
+		// kernel, which loops fewer times per element, when the kernel was not forced.
+		if opt.Kernel != MatMulAuto || kern != MatMulTiled || k > matmulMaxK(MatMulRows, file, w.DType) || m > maxWorkDim {
+			return fmt.Errorf("%s: rows of %d elements are too long for the %s kernel, whose loops run at most %d iterations per invocation (%d elements)",
+				what, k, kern, loopBudget, matmulMaxK(kern, file, w.DType))
+		}
+		kern = MatMulRows
+	}
 	xBinding := x.Binding()
 	// x through a uniform binding: measured faster for the block types (whose
 	// matvec loads 4-8 x values per weight word), not for f16 (BenchmarkMatVecUniformX,
@@ -241,6 +250,23 @@ func (o *Ops) MatMul(rec *engine.Recorder, x *engine.Tensor, w *engine.Weight, y
 		}
 	}
 	return nil
+}
+
+// matmulMaxK is the longest row (K) kernel kern of file takes within
+// loopBudget. The loops over a tile's rows and columns run unrolled on
+// llvmpipe (Mesa 22.3) except in the tiles of f16 16-byte groups (9 counted
+// iterations per 8 elements) and of the block types (9 per 32-element block for
+// q8_0, fewer for the others), measured by running the kernels past the cap
+// (TestLoopCapMatMul); every other kernel counts at most one iteration per 4
+// elements.
+func matmulMaxK(kern MatMulKernel, file string, t engine.DType) int {
+	switch {
+	case kern == MatMulTiled && file == "matmul_vec4.wgsl" && t == engine.F16:
+		return loopBudget * 8 / 9
+	case kern == MatMulTiled && (file == "matmul_q.wgsl" || file == "matmul_k.wgsl"):
+		return loopBudget * 32 / 9
+	}
+	return loopBudget * 4
 }
 
 func ceilDiv(a, b int) int { return (a + b - 1) / b }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"os"
 	"strconv"
 	"strings"
@@ -215,6 +216,59 @@ func forEachCache(m *llama.Model, ec *evalCaches, caches []namedCache, fn func(n
 		}
 	}
 	return nil
+}
+
+// evalFlags are what every eval command takes besides its own parameters:
+// the model and adapter, the caches to compare, a plot and JSON output.
+type evalFlags struct {
+	mf     modelFlags
+	ec     evalCaches
+	out    *string
+	asJSON *bool
+}
+
+func (f *evalFlags) add(fs *pflag.FlagSet, plotHelp string) {
+	f.mf.add(fs)
+	f.mf.addLoRA(fs)
+	f.ec.add(fs)
+	f.out = fs.StringP("output", "o", "", plotHelp)
+	f.asJSON = fs.Bool("json", false, "print one JSON object")
+}
+
+// measureCaches runs one evaluation over units items on every cache in turn, with
+// one progress bar across them, and names each result by its cache.
+func measureCaches[R any](f *evalFlags, m *llama.Model, caches []namedCache, what string, units int, run func(lm eval.LM, p eval.Progress) (R, error)) ([]eval.Named[R], error) {
+	bar, prog := newProgress(*f.asJSON, units*len(caches), what)
+	var results []eval.Named[R]
+	err := forEachCache(m, &f.ec, caches, func(nc namedCache, lm eval.LM) error {
+		r, err := run(lm, prog(len(results)*units))
+		results = append(results, eval.Named[R]{Name: nc.name, Result: r})
+		return err
+	})
+	finish(bar)
+	return results, err
+}
+
+// plot writes the command's PNG, if one was asked for.
+func (f *evalFlags) plot(draw func(w io.Writer) error) error {
+	if *f.out == "" {
+		return nil
+	}
+	if err := outfile.Write(*f.out, draw); err != nil {
+		return fmt.Errorf("plot %s: %w", *f.out, err)
+	}
+	return nil
+}
+
+// cachesJSON lists each cache's name, spec and result fields for --json.
+func cachesJSON[R any](results []eval.Named[R], caches []namedCache, fields func(R) map[string]any) []map[string]any {
+	var cs []map[string]any
+	for i, r := range results {
+		c := fields(r.Result)
+		c["name"], c["cache"] = r.Name, specJSON(caches[i].opts.Cache)
+		cs = append(cs, c)
+	}
+	return cs
 }
 
 // progress returns a bar over total units on a terminal (nil otherwise) and

@@ -8,25 +8,20 @@ import (
 	"time"
 
 	"github.com/freqkv/freqkv/eval"
-	"github.com/freqkv/freqkv/internal/outfile"
 )
 
 func runCurve(args []string) error {
 	fs := newFlags("eval ppl-curve", "-m MODEL --text FILE [--ctx 2048] [--bucket 256] [--stride 1024] [--windows 8] [--cache full,window,freqkv] [-o curve.png] [--json]",
 		"Mean NLL per position bucket over windows of --ctx tokens every --stride tokens of the\ntext (perplexity's protocol), for each cache in the same run: where does each policy\nstart to lose? Position = index of the predicting token within its window.")
-	var mf modelFlags
-	mf.add(fs)
-	mf.addLoRA(fs)
+	var f evalFlags
+	f.add(fs, "write mean NLL per bucket, one line per cache, to this PNG")
+	mf, ec := &f.mf, &f.ec
 	var in inputFlags
 	in.add(fs)
-	var ec evalCaches
-	ec.add(fs)
 	window := fs.Int("ctx", 2048, "window length in tokens")
 	bucket := fs.Int("bucket", 256, "positions per bucket")
 	stride := fs.Int("stride", 0, "tokens between window starts (default: --ctx)")
 	maxWindows := fs.Int("windows", 8, "at most this many windows (0: all the text allows)")
-	out := fs.StringP("output", "o", "", "write mean NLL per bucket, one line per cache, to this PNG")
-	asJSON := fs.Bool("json", false, "print one JSON object")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -40,13 +35,13 @@ func runCurve(args []string) error {
 	if *window < 1 || *bucket < 1 || *stride < 1 || *maxWindows < 0 {
 		return usagef("--ctx, --bucket and --stride must be positive and --windows not negative")
 	}
-	if err := checkPlotPath(*out, in.files(&mf)); err != nil {
+	if err := checkPlotPath(*f.out, in.files(mf)); err != nil {
 		return err
 	}
 	if _, err := ec.entries(); err != nil {
 		return err
 	}
-	dev, m, ids, err := in.loadWithInput(&mf, *asJSON)
+	dev, m, ids, err := in.loadWithInput(mf, *f.asJSON)
 	if err != nil {
 		return err
 	}
@@ -59,32 +54,20 @@ func runCurve(args []string) error {
 	if err != nil {
 		return err
 	}
-	bar, prog := newProgress(*asJSON, len(starts)*len(caches), "ppl-curve")
 	begin := time.Now()
-	var results []eval.Named[[]eval.Bucket]
-	i := 0
-	err = forEachCache(m, &ec, caches, func(nc namedCache, lm eval.LM) error {
-		r, err := eval.PositionCurve(lm, ids, starts, cfg, prog(i*len(starts)))
-		i++
-		results = append(results, eval.Named[[]eval.Bucket]{Name: nc.name, Result: r})
-		return err
+	results, err := measureCaches(&f, m, caches, "ppl-curve", len(starts), func(lm eval.LM, p eval.Progress) ([]eval.Bucket, error) {
+		return eval.PositionCurve(lm, ids, starts, cfg, p)
 	})
-	finish(bar)
 	if err != nil {
 		return err
 	}
 	n := ec.cacheSize(m.H.ContextLength)
-	if *out != "" {
-		title := fmt.Sprintf("NLL by position, %s, %d windows of %d, N = %d", filepath.Base(mf.path), len(starts), *window, n)
-		if err := outfile.Write(*out, func(w io.Writer) error { return eval.PlotCurve(w, title, n, results) }); err != nil {
-			return fmt.Errorf("plot %s: %w", *out, err)
-		}
+	title := fmt.Sprintf("NLL by position, %s, %d windows of %d, N = %d", filepath.Base(mf.path), len(starts), *window, n)
+	if err := f.plot(func(w io.Writer) error { return eval.PlotCurve(w, title, n, results) }); err != nil {
+		return err
 	}
-	if *asJSON {
-		var cs []map[string]any
-		for i, r := range results {
-			cs = append(cs, map[string]any{"name": r.Name, "cache": specJSON(caches[i].opts.Cache), "buckets": r.Result})
-		}
+	if *f.asJSON {
+		cs := cachesJSON(results, caches, func(r []eval.Bucket) map[string]any { return map[string]any{"buckets": r} })
 		return json.NewEncoder(stdout).Encode(map[string]any{
 			"eval": "ppl-curve", "model": mf.path, "window": *window, "stride": *stride, "bucket": *bucket, "windows": len(starts),
 			"cache_size": n, "caches": cs, "seconds": time.Since(begin).Seconds(),
@@ -106,8 +89,8 @@ func runCurve(args []string) error {
 		}
 		fmt.Fprintln(stdout)
 	}
-	if *out != "" {
-		fmt.Fprintf(stdout, "\nplot written to %s\n", *out)
+	if *f.out != "" {
+		fmt.Fprintf(stdout, "\nplot written to %s\n", *f.out)
 	}
 	return nil
 }

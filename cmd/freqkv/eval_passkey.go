@@ -15,19 +15,15 @@ import (
 func runPasskey(args []string) error {
 	fs := newFlags("eval passkey", "-m MODEL [--lengths 256,512,1024] [--depths 0,0.5,1] [--trials 3] [--filler FILE] [--cache full,window,freqkv] [-o heatmap.png] [--json]",
 		"The passkey test (llama.cpp's, generalised): filler text, the sentence \"The pass key is\nNNNNN. Remember it.\" at a depth of the filler (0: first, 1: last), more filler, then\n\"What is the pass key? The pass key is\"; greedy decode, correct when the first number\nin the answer equals the key. Every (length, depth) cell gets --trials seeded random\nkeys; every cache answers the same prompts. Lengths are prompt tokens, BOS included.")
-	var mf modelFlags
-	mf.add(fs)
-	mf.addLoRA(fs)
-	var ec evalCaches
-	ec.add(fs)
+	var f evalFlags
+	f.add(fs, "write the accuracy heatmaps (length x depth, one panel per cache) to this PNG")
+	mf, ec := &f.mf, &f.ec
 	lengthsFlag := fs.String("lengths", "256,512,1024", "comma-separated prompt lengths in tokens")
 	depthsFlag := fs.String("depths", "0,0.25,0.5,0.75,1", "comma-separated key depths in [0, 1]")
 	trials := fs.Int("trials", 3, "random keys per cell")
 	digits := fs.Int("digits", 5, "digits of a key")
 	seed := fs.Uint64("seed", 1, "seed of the keys (and of the filler offsets with --filler)")
 	fillerPath := fs.String("filler", "", "text file to cut the haystack from (default: a repeated sentence)")
-	out := fs.StringP("output", "o", "", "write the accuracy heatmaps (length x depth, one panel per cache) to this PNG")
-	asJSON := fs.Bool("json", false, "print one JSON object")
 	maxInput := addMaxInput(fs)
 	if err := parse(fs, args); err != nil {
 		return err
@@ -61,7 +57,7 @@ func runPasskey(args []string) error {
 	if *digits < 1 || *digits > 18 {
 		return usagef("--digits %d: use 1 to 18", *digits)
 	}
-	if err := checkPlotPath(*out, append(mf.files(), outfile.Named{Name: "--filler", Path: *fillerPath})); err != nil {
+	if err := checkPlotPath(*f.out, append(mf.files(), outfile.Named{Name: "--filler", Path: *fillerPath})); err != nil {
 		return err
 	}
 	if _, err := ec.entries(); err != nil {
@@ -81,7 +77,7 @@ func runPasskey(args []string) error {
 	if err := mf.check(); err != nil {
 		return err
 	}
-	dev, m, err := mf.load(*asJSON)
+	dev, m, err := mf.load(*f.asJSON)
 	if err != nil {
 		return err
 	}
@@ -102,32 +98,22 @@ func runPasskey(args []string) error {
 	if err != nil {
 		return err
 	}
-	bar, prog := newProgress(*asJSON, len(prompts)*len(caches), "passkey")
 	begin := time.Now()
-	var results []eval.Named[eval.PasskeyResult]
-	i := 0
-	err = forEachCache(m, &ec, caches, func(nc namedCache, lm eval.LM) error {
-		r, err := eval.RunPasskey(lm, m.Tok, prompts, prog(i*len(prompts)))
-		i++
-		results = append(results, eval.Named[eval.PasskeyResult]{Name: nc.name, Result: r})
-		return err
+	results, err := measureCaches(&f, m, caches, "passkey", len(prompts), func(lm eval.LM, p eval.Progress) (eval.PasskeyResult, error) {
+		return eval.RunPasskey(lm, m.Tok, prompts, p)
 	})
-	finish(bar)
 	if err != nil {
 		return err
 	}
 	n := ec.cacheSize(m.H.ContextLength)
-	if *out != "" {
-		title := fmt.Sprintf("passkey accuracy, %s, N = %d, %d keys per cell", filepath.Base(mf.path), n, *trials)
-		if err := outfile.Write(*out, func(w io.Writer) error { return eval.PlotPasskey(w, title, lengths, depths, results) }); err != nil {
-			return fmt.Errorf("plot %s: %w", *out, err)
-		}
+	title := fmt.Sprintf("passkey accuracy, %s, N = %d, %d keys per cell", filepath.Base(mf.path), n, *trials)
+	if err := f.plot(func(w io.Writer) error { return eval.PlotPasskey(w, title, lengths, depths, results) }); err != nil {
+		return err
 	}
-	if *asJSON {
-		var cs []map[string]any
-		for i, r := range results {
-			cs = append(cs, map[string]any{"name": r.Name, "cache": specJSON(caches[i].opts.Cache), "accuracy": r.Result.Accuracy, "cells": r.Result.Cells, "trials": r.Result.Trials})
-		}
+	if *f.asJSON {
+		cs := cachesJSON(results, caches, func(r eval.PasskeyResult) map[string]any {
+			return map[string]any{"accuracy": r.Accuracy, "cells": r.Cells, "trials": r.Trials}
+		})
 		return json.NewEncoder(stdout).Encode(map[string]any{
 			"eval": "passkey", "model": mf.path, "lengths": lengths, "depths": depths, "trials": *trials, "digits": *digits,
 			"seed": *seed, "filler": *fillerPath, "caches": cs, "seconds": time.Since(begin).Seconds(),
@@ -155,8 +141,8 @@ func runPasskey(args []string) error {
 		}
 	}
 	fmt.Fprintf(stdout, "\ncells: accuracy (mean NLL of the answer's tokens)\n")
-	if *out != "" {
-		fmt.Fprintf(stdout, "\nheatmap written to %s\n", *out)
+	if *f.out != "" {
+		fmt.Fprintf(stdout, "\nheatmap written to %s\n", *f.out)
 	}
 	return nil
 }

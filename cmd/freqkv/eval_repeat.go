@@ -8,25 +8,20 @@ import (
 	"time"
 
 	"github.com/freqkv/freqkv/eval"
-	"github.com/freqkv/freqkv/internal/outfile"
 )
 
 func runRepeat(args []string) error {
 	fs := newFlags("eval repeat", "-m MODEL --text FILE [--segment 64] [--gaps 0,128,512,1024] [--trials 8] [--cache full,window,freqkv] [-o curve.png] [--json]",
 		"Repeat after a gap: a segment of real text, a gap of other text, the same segment again.\nReports the mean NLL of the segment (tokens after its first) at its first occurrence, at\nthe repeat, and at the same position in a control sequence where it was never seen\nbefore; gain = control - repeat is what remembering the segment is worth. A cache that\nstill holds the first occurrence can copy it; eviction cannot once the gap exceeds N.")
-	var mf modelFlags
-	mf.add(fs)
-	mf.addLoRA(fs)
+	var f evalFlags
+	f.add(fs, "write the memory gain (control NLL - repeat NLL) against the gap, one line per cache, to this PNG")
+	mf, ec := &f.mf, &f.ec
 	var in inputFlags
 	in.add(fs)
-	var ec evalCaches
-	ec.add(fs)
 	segment := fs.Int("segment", 64, "tokens of the repeated segment")
 	gapsFlag := fs.String("gaps", "0,64,128,256,512,1024", "comma-separated gaps in tokens")
 	trials := fs.Int("trials", 8, "segments per gap")
 	seed := fs.Uint64("seed", 1, "seed of where segments are taken")
-	out := fs.StringP("output", "o", "", "write the memory gain (control NLL - repeat NLL) against the gap, one line per cache, to this PNG")
-	asJSON := fs.Bool("json", false, "print one JSON object")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -50,13 +45,13 @@ func runRepeat(args []string) error {
 	if *trials < 1 {
 		return usagef("--trials %d must be at least 1", *trials)
 	}
-	if err := checkPlotPath(*out, in.files(&mf)); err != nil {
+	if err := checkPlotPath(*f.out, in.files(mf)); err != nil {
 		return err
 	}
 	if _, err := ec.entries(); err != nil {
 		return err
 	}
-	dev, m, ids, err := in.loadWithInput(&mf, *asJSON)
+	dev, m, ids, err := in.loadWithInput(mf, *f.asJSON)
 	if err != nil {
 		return err
 	}
@@ -76,32 +71,20 @@ func runRepeat(args []string) error {
 	if err != nil {
 		return err
 	}
-	bar, prog := newProgress(*asJSON, len(seqs)*len(caches), "repeat")
 	begin := time.Now()
-	var results []eval.Named[[]eval.RepeatPoint]
-	i := 0
-	err = forEachCache(m, &ec, caches, func(nc namedCache, lm eval.LM) error {
-		r, err := eval.RunRepeat(lm, seqs, *segment, prog(i*len(seqs)))
-		i++
-		results = append(results, eval.Named[[]eval.RepeatPoint]{Name: nc.name, Result: r})
-		return err
+	results, err := measureCaches(&f, m, caches, "repeat", len(seqs), func(lm eval.LM, p eval.Progress) ([]eval.RepeatPoint, error) {
+		return eval.RunRepeat(lm, seqs, *segment, p)
 	})
-	finish(bar)
 	if err != nil {
 		return err
 	}
 	n := ec.cacheSize(m.H.ContextLength)
-	if *out != "" {
-		title := fmt.Sprintf("repeat after a gap, %s, segment %d, N = %d", filepath.Base(mf.path), *segment, n)
-		if err := outfile.Write(*out, func(w io.Writer) error { return eval.PlotRepeat(w, title, n, results) }); err != nil {
-			return fmt.Errorf("plot %s: %w", *out, err)
-		}
+	title := fmt.Sprintf("repeat after a gap, %s, segment %d, N = %d", filepath.Base(mf.path), *segment, n)
+	if err := f.plot(func(w io.Writer) error { return eval.PlotRepeat(w, title, n, results) }); err != nil {
+		return err
 	}
-	if *asJSON {
-		var cs []map[string]any
-		for i, r := range results {
-			cs = append(cs, map[string]any{"name": r.Name, "cache": specJSON(caches[i].opts.Cache), "points": r.Result})
-		}
+	if *f.asJSON {
+		cs := cachesJSON(results, caches, func(r []eval.RepeatPoint) map[string]any { return map[string]any{"points": r} })
 		return json.NewEncoder(stdout).Encode(map[string]any{
 			"eval": "repeat", "model": mf.path, "segment": *segment, "gaps": gaps, "trials": *trials, "seed": *seed,
 			"cache_size": n, "caches": cs, "seconds": time.Since(begin).Seconds(),
@@ -119,8 +102,8 @@ func runRepeat(args []string) error {
 			fmt.Fprintf(stdout, "  %-8s %6d %10s  %6.3f %6.3f %6.3f %+6.3f\n", r.Name, p.Gap, rel, p.First, p.Repeat, p.Control, p.Gain)
 		}
 	}
-	if *out != "" {
-		fmt.Fprintf(stdout, "\nplot written to %s\n", *out)
+	if *f.out != "" {
+		fmt.Fprintf(stdout, "\nplot written to %s\n", *f.out)
 	}
 	return nil
 }

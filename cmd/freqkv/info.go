@@ -88,13 +88,33 @@ func runInfo(args []string) error {
 		FullBytes  int64 `json:"full_f16_bytes"`
 		FreqKVByte int64 `json:"freqkv_f16_bytes"`
 	}
+	// Sliding-window layers hold at most the window's rows whatever the
+	// policy (the engine gives them a window cache), so they count apart.
+	local := 0
+	for i := range h.Layers {
+		if h.LocalLayer(i) {
+			local++
+		}
+	}
+	global := geom
+	global.Layers = h.Layers - local
+	windowed := geom
+	windowed.Layers = local
+	cacheBytes := func(rows int) (int64, error) {
+		g, err := global.Bytes(spec.Storage, rows)
+		if err != nil || local == 0 {
+			return g, err
+		}
+		w, err := windowed.Bytes(spec.Storage, min(rows, h.SlidingWindow))
+		return g + w, err
+	}
 	var mems []mem
 	for _, n := range []int{4096, 32768, 131072} {
-		full, err := geom.Bytes(spec.Storage, n)
+		full, err := cacheBytes(n)
 		if err != nil {
 			return err
 		}
-		held, err := geom.Bytes(spec.Storage, min(n, spec.Size))
+		held, err := cacheBytes(min(n, spec.Size))
 		if err != nil {
 			return err
 		}
@@ -163,6 +183,9 @@ func runInfo(args []string) error {
 	}
 	fmt.Fprintf(stdout, "tokenizer    %s\n", tokDesc)
 	fmt.Fprintf(stdout, "KV cache (f16; %s):\n", describe(spec))
+	if local > 0 {
+		fmt.Fprintf(stdout, "  (%d of %d layers hold at most their %d-token window)\n", local, h.Layers, h.SlidingWindow)
+	}
 	for _, m := range mems {
 		fmt.Fprintf(stdout, "  %6d tokens: full %10s   freqkv %10s\n", m.Tokens, humanBytes(m.FullBytes), humanBytes(m.FreqKVByte))
 	}

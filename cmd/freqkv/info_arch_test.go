@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"testing"
@@ -92,6 +93,22 @@ func TestInfoAndGenerateGemma3(t *testing.T) {
 	require.Contains(t, r.stdout, "sliding window of 8 tokens on layers i with i % 6 < 5")
 	require.Contains(t, r.stdout, "window layers: base 10000, unscaled")
 	require.Contains(t, r.stdout, "RMS-normalised queries and keys")
+	// 5 of 6 layers hold at most 8 rows of 16 f16 keys and values (64 bytes a
+	// row); the one global layer holds every token (full) or N = 64 (freqkv).
+	require.Contains(t, r.stdout, "5 of 6 layers hold at most their 8-token window")
+	r = runCLI(t, "info", "--json", path)
+	require.Equal(t, 0, r.code, r.stderr)
+	var info struct {
+		Mem []struct {
+			Tokens int   `json:"tokens"`
+			Full   int64 `json:"full_f16_bytes"`
+			FreqKV int64 `json:"freqkv_f16_bytes"`
+		} `json:"kv_memory"`
+	}
+	require.NoError(t, json.Unmarshal([]byte(r.stdout), &info))
+	require.Equal(t, 4096, info.Mem[0].Tokens)
+	require.Equal(t, int64(4096*64+5*8*64), info.Mem[0].Full)
+	require.Equal(t, int64(64*64+5*8*64), info.Mem[0].FreqKV)
 	r = runCLI(t, "generate", "-m", path, "-n", "20", "-p", "ab", "--cache", "freqkv", "--cache-size", "16")
 	require.Equal(t, 0, r.code, r.stderr)
 }
