@@ -29,7 +29,9 @@ type KernelTime struct {
 	Total time.Duration
 }
 
-const profileQueries = 4096
+// 4096 dispatches (wgpu caps a query set at 8192): a prefill chunk of the xtiled products is
+// about 3,600.
+const profileQueries = 8192
 
 // NewProfile prepares timestamp queries; nil if the device has none.
 func (d *Device) NewProfile() (*Profile, error) {

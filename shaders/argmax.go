@@ -10,6 +10,11 @@ import (
 // invocations per workgroup.
 const argmaxWG = 256
 
+// argmaxMax keeps an invocation's loop iterations, n/argmaxWG and the merge's
+// argmaxWG, within loopBudget (llvmpipe's loop cap): 15 M values, far past
+// any vocabulary.
+const argmaxMax = (loopBudget - argmaxWG) * argmaxWG
+
 // argmaxUniform is argmax.wgsl's Params.
 type argmaxUniform struct {
 	n uint32 // values to scan
@@ -24,6 +29,9 @@ const ArgmaxNonFinite = 0xffffffff
 func (o *Ops) Argmax(rec *engine.Recorder, x, out *engine.Tensor, n int) error {
 	if n < 1 {
 		return fmt.Errorf("argmax: n = %d, want at least 1", n)
+	}
+	if n > argmaxMax {
+		return fmt.Errorf("argmax: %d values are over the %d one workgroup scans", n, argmaxMax)
 	}
 	if err := need("argmax", x, engine.F32, n); err != nil {
 		return err

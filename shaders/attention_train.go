@@ -20,7 +20,7 @@ const (
 	// once their iterations together reach 65535 (gallivm's
 	// LP_MAX_TGSI_LOOP_ITERATIONS), silently, so the launchers split the long
 	// loop into dispatches. The counts below assume no loop is unrolled.
-	attentionTrainLoopBudget = 60000
+	attentionTrainLoopBudget = loopBudget
 )
 
 // TrainAttentionParams describes the attention of one training group: T

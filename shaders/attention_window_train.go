@@ -48,11 +48,36 @@ type windowTrainUniform struct {
 	t, heads, kvHeads, sink, window uint32
 	scale                           float32
 	which                           uint32 // which gradient a backward pass writes
+	lo, hi                          uint32 // the dispatch's chunk of key rows (forward, dq) or queries (dkv)
 }
 
-func (p WindowAttentionParams) uniforms(which int) []uint32 {
+func (p WindowAttentionParams) uniforms(which, lo, hi int) []uint32 {
 	return words(windowTrainUniform{t: uint32(p.T), heads: uint32(p.Heads), kvHeads: uint32(p.KVHeads), sink: uint32(p.Sink),
-		window: uint32(p.Window), scale: p.Scale, which: uint32(which)})
+		window: uint32(p.Window), scale: p.Scale, which: uint32(which), lo: uint32(lo), hi: uint32(hi)})
+}
+
+// keyChunk is the key rows per forward or dq dispatch within loopBudget
+// (llvmpipe's loop cap). The lanes of one SIMD group run both sides of a
+// branch when they disagree, so score's two loops of D both count (sinks
+// against window rows): per key a step, 2·D for the score and at most 2·D for
+// the values or dq; 3·D outside.
+func (p WindowAttentionParams) keyChunk() int { return chunk(3*p.HeadDim, 1+4*p.HeadDim) }
+
+// queryChunk is the queries per dkv dispatch: per query a step and G heads of
+// a step, 2·D for the score, D for dv and 2·D for dk (both branches again);
+// 5·D to load, read back and store.
+func (p WindowAttentionParams) queryChunk() int {
+	return chunk(5*p.HeadDim, 1+p.Heads/p.KVHeads*(1+5*p.HeadDim))
+}
+
+// chunks records one dispatch per chunk [lo, hi) of [0, T).
+func (p WindowAttentionParams) chunks(step int, dispatch func(lo, hi int) error) error {
+	for lo := 0; lo < p.T; lo += step {
+		if err := dispatch(lo, min(p.T, lo+step)); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func (o *Ops) windowCheck(what string, p WindowAttentionParams, qs, kv, ins []*engine.Tensor, stats *engine.Tensor, outs ...*engine.Tensor) error {
@@ -97,8 +122,10 @@ func (o *Ops) WindowAttentionTrain(rec *engine.Recorder, qa, qs, k, v, out, stat
 	if err != nil {
 		return err
 	}
-	return rec.Dispatch(kn, p.uniforms(0), engine.Grid(p.T*p.Heads, windowTrainWG),
-		qa.Binding(), qs.Binding(), k.Binding(), v.Binding(), qa.Binding(), stats.Binding(), out.Binding())
+	return p.chunks(p.keyChunk(), func(lo, hi int) error {
+		return rec.Dispatch(kn, p.uniforms(0, lo, hi), engine.Grid(p.T*p.Heads, windowTrainWG),
+			qa.Binding(), qs.Binding(), k.Binding(), v.Binding(), qa.Binding(), stats.Binding(), out.Binding())
+	})
 }
 
 // WindowAttentionTrainBackward records the gradients of WindowAttentionTrain: dqa and
@@ -130,19 +157,29 @@ func (o *Ops) WindowAttentionTrainBackward(rec *engine.Recorder, qa, qs, k, v, o
 	if err != nil {
 		return err
 	}
-	if err := rec.Dispatch(kn, p.uniforms(0), grid, qa.Binding(), qs.Binding(), k.Binding(), v.Binding(), dout.Binding(), stats.Binding(), out.Binding()); err != nil {
+	if err := rec.Dispatch(kn, p.uniforms(0, 0, p.T), grid, qa.Binding(), qs.Binding(), k.Binding(), v.Binding(), dout.Binding(), stats.Binding(), out.Binding()); err != nil {
 		return err
 	}
 	if kn, err = o.windowKernel("dq", p); err != nil {
 		return err
 	}
 	for which, d := range []*engine.Tensor{dqa, dqs} {
-		if err := rec.Dispatch(kn, p.uniforms(which), grid, qa.Binding(), qs.Binding(), k.Binding(), v.Binding(), dout.Binding(), stats.Binding(), d.Binding()); err != nil {
-			return err
+		hiRow := p.T
+		if which == 1 {
+			hiRow = min(p.T, max(1, p.Sink)) // sink keys only
+		}
+		for lo := 0; lo < hiRow; lo += p.keyChunk() {
+			if err := rec.Dispatch(kn, p.uniforms(which, lo, min(hiRow, lo+p.keyChunk())), grid,
+				qa.Binding(), qs.Binding(), k.Binding(), v.Binding(), dout.Binding(), stats.Binding(), d.Binding()); err != nil {
+				return err
+			}
 		}
 	}
 	if kn, err = o.windowKernel("dkv", p); err != nil {
 		return err
 	}
-	return rec.Dispatch(kn, p.uniforms(0), engine.Grid(p.T*p.KVHeads, windowTrainWG), qa.Binding(), qs.Binding(), k.Binding(), v.Binding(), dout.Binding(), stats.Binding(), dkv.Binding())
+	return p.chunks(p.queryChunk(), func(lo, hi int) error {
+		return rec.Dispatch(kn, p.uniforms(0, lo, hi), engine.Grid(p.T*p.KVHeads, windowTrainWG),
+			qa.Binding(), qs.Binding(), k.Binding(), v.Binding(), dout.Binding(), stats.Binding(), dkv.Binding())
+	})
 }

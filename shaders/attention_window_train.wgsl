@@ -24,6 +24,11 @@
 //   entry dkv:     dout, stats (read), dkv (rw) f32 [2T, KVH*D]: dk rows, then dv rows
 // Dispatch: forward, delta, dq: one invocation per (query, head), T*H; dkv: one per
 // (key row, KV head), T*KVH; engine.Grid over WG.
+// Chunks (llvmpipe's loop cap, docs/webgpu.md): forward and dq take the key rows
+// [p.lo, p.hi) per dispatch, dkv the queries [p.lo, p.hi), the launcher's chunks in
+// order from 0. The forward's first chunk starts the online softmax and later ones
+// resume from the running max, sum and unnormalised output left in stats[.., 0],
+// stats[.., 1] and out; dq and dkv write in the first chunk and add in later ones.
 // Constants: WG, D (head dim), G (query heads per KV head).
 
 struct Params {
@@ -34,6 +39,8 @@ struct Params {
   window: u32,
   scale: f32,
   which: u32,
+  lo: u32, // this dispatch's chunk of key rows (forward, dq) or queries (dkv)
+  hi: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -75,7 +82,8 @@ fn score(t: u32, h: u32, j: u32) -> f32 {
   return s * p.scale;
 }
 
-// forward: out = softmax(s)·V for one (query, head), online softmax; res is out.
+// forward: out = softmax(s)·V for one (query, head), online softmax over the visible
+// key rows in [p.lo, p.hi); res is out.
 @compute @workgroup_size(WG)
 fn forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
   let i = flat(wid, nwg, lid);
@@ -83,22 +91,30 @@ fn forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: 
     return;
   }
   let t = i / p.heads;
+  if (p.lo > t) {
+    return; // finished by an earlier chunk
+  }
   let h = i - t * p.heads;
   let g = h / G;
+  let ob = i * D;
   var m = -3.0e38;
   var l = 0.0;
   var acc = array<f32, D>();
+  if (p.lo != 0u) {
+    m = stats[2u * i];
+    l = stats[2u * i + 1u];
+    for (var d = 0u; d < D; d++) {
+      acc[d] = res[ob + d];
+    }
+  }
+  // visible keys: sinks [0, ns), then window rows [first, t] (first >= sink >= ns)
   let ns = min(p.sink, t + 1u);
   let first = lo(t);
-  // visible keys: sinks [0, ns), then window rows [first, t] (none while t < sink)
-  var nw = 0u;
-  if (t + 1u > first) {
-    nw = t + 1u - first;
-  }
-  for (var kk = 0u; kk < ns + nw; kk++) {
-    var j = kk;
-    if (kk >= ns) {
-      j = first + kk - ns;
+  let hi = min(t + 1u, p.hi);
+  for (var j = p.lo; j < hi; j++) {
+    if (j >= ns && j < first) {
+      j = first - 1u; // skip to the window (continuing counts the step)
+      continue;
     }
     let s = score(t, h, j);
     let mn = max(m, s);
@@ -111,11 +127,18 @@ fn forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: 
     }
     m = mn;
   }
-  let ob = i * D;
-  for (var d = 0u; d < D; d++) {
-    res[ob + d] = acc[d] / l;
+  if (hi == t + 1u) {
+    for (var d = 0u; d < D; d++) {
+      res[ob + d] = acc[d] / l;
+    }
+    stats[2u * i] = m + log(l);
+  } else {
+    for (var d = 0u; d < D; d++) {
+      res[ob + d] = acc[d];
+    }
+    stats[2u * i] = m;
+    stats[2u * i + 1u] = l;
   }
-  stats[2u * i] = m + log(l);
 }
 
 // delta: stats[.., 1] = Σ_d dout∘out per (query, head); res is out.
@@ -152,6 +175,11 @@ fn dq(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<
     j0 = 0u;
     j1 = min(p.sink, t + 1u);
   }
+  j0 = max(j0, p.lo);
+  j1 = min(j1, p.hi);
+  if (p.lo != 0u && j0 >= j1) {
+    return; // nothing to add in this chunk
+  }
   for (var j = j0; j < j1; j++) {
     let pr = exp(score(t, h, j) - lse);
     let vb = (j * p.kv_heads + g) * D;
@@ -165,6 +193,9 @@ fn dq(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<
     }
   }
   for (var d = 0u; d < D; d++) {
+    if (p.lo != 0u) {
+      acc[d] += res[i * D + d];
+    }
     res[i * D + d] = acc[d];
   }
 }
@@ -185,13 +216,18 @@ fn dkv(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3
   if (j >= p.sink) {
     t1 = min(p.t, j + p.window);
   }
+  t1 = min(t1, p.hi);
+  let t0 = max(j, p.lo);
+  if (p.lo != 0u && t0 >= t1) {
+    return; // nothing to add in this chunk
+  }
   var vj = array<f32, D>();
   for (var d = 0u; d < D; d++) {
     vj[d] = v[kb + d];
   }
   var ak = array<f32, D>();
   var av = array<f32, D>();
-  for (var t = j; t < t1; t++) {
+  for (var t = t0; t < t1; t++) {
     for (var hh = 0u; hh < G; hh++) {
       let h = g * G + hh;
       let th = t * p.heads + h;
@@ -217,6 +253,10 @@ fn dkv(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3
   }
   let vb = p.t * p.kv_heads * D + kb;
   for (var d = 0u; d < D; d++) {
+    if (p.lo != 0u) {
+      ak[d] += res[kb + d];
+      av[d] += res[vb + d];
+    }
     res[kb + d] = ak[d];
     res[vb + d] = av[d];
   }

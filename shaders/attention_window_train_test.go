@@ -88,6 +88,7 @@ func TestWindowAttentionTrain(t *testing.T) {
 		{T: 11, Heads: 4, KVHeads: 2, HeadDim: 6, Sink: 2, Window: 4},
 		{T: 9, Heads: 3, KVHeads: 1, HeadDim: 5, Sink: 0, Window: 3},
 		{T: 7, Heads: 2, KVHeads: 2, HeadDim: 8, Sink: 4, Window: 20},
+		{T: 300, Heads: 2, KVHeads: 1, HeadDim: 128, Sink: 4, Window: 290}, // past llvmpipe's loop cap in one dispatch
 	} {
 		p.Scale = float32(1 / math.Sqrt(float64(p.HeadDim)))
 		r := rand.New(rand.NewPCG(uint64(p.T), uint64(p.Sink)))

@@ -19,6 +19,11 @@ import (
 const (
 	spreadWG = 64
 	spreadKB = 4 // output rows per invocation: each cache load serves that many
+	// spreadMaxRows is the span rows one dispatch adds: an invocation runs KB
+	// iterations to clear, 1+KB per row and KB to store, within loopBudget
+	// (llvmpipe's loop cap). More rows take several dispatches, the earlier
+	// ones accumulating.
+	spreadMaxRows = (loopBudget - 2*spreadKB) / (1 + spreadKB)
 )
 
 // spreadUniform is the Params of compress_spread.wgsl.
@@ -91,9 +96,18 @@ func (o *Ops) spread(rec *engine.Recorder, entry string, cache, table, acc *engi
 	if cache.DType == engine.F16 {
 		f16 = 1
 	}
-	k, err := o.kernel("compress_spread.wgsl", entry, engine.Constants{"WG": u(spreadWG), "KB": u(spreadKB), "F16": u(f16)})
+	consts := engine.Constants{"WG": u(spreadWG), "KB": u(spreadKB), "F16": u(f16)}
+	k, err := o.kernel("compress_spread.wgsl", entry, consts)
 	if err != nil {
 		return err
+	}
+	// Rows past spreadMaxRows go in earlier dispatches of accumulate (j0 > 0
+	// there when finishing, so they add); the last piece runs entry.
+	acck := k
+	if entry != "accumulate" {
+		if acck, err = o.kernel("compress_spread.wgsl", "accumulate", consts); err != nil {
+			return err
+		}
 	}
 	used := p.Sink + p.Span + p.Recent
 	groups, err := o.groups(cache, p.Batches, p.BatchStride, used)
@@ -109,11 +123,18 @@ func (o *Ops) spread(rec *engine.Recorder, entry string, cache, table, acc *engi
 			return nil
 		}
 		lo, hi := max(first, g.b0), min(first+count, g.b0+g.nb)
-		if lo < hi {
-			prm := words(spreadUniform{j0: uint32(j0), nrows: uint32(n), sink: uint32(p.Sink), kept: uint32(p.Kept), c4: uint32(p.Channels / 4),
+		if lo >= hi {
+			continue
+		}
+		grid := [3]uint32{uint32(ceilDiv(p.Kept, spreadKB*spreadWG)), uint32(p.Channels / 4), uint32(hi - lo)}
+		for a := j0; a == j0 || a < j0+n; a += spreadMaxRows {
+			rows, kn := min(spreadMaxRows, j0+n-a), k
+			if a+rows < j0+n {
+				kn = acck
+			}
+			prm := words(spreadUniform{j0: uint32(a), nrows: uint32(rows), sink: uint32(p.Sink), kept: uint32(p.Kept), c4: uint32(p.Channels / 4),
 				bstride: uint32(p.BatchStride), base: uint32(g.base), acc0: uint32(g.b0), boff: uint32(lo - g.b0)})
-			grid := [3]uint32{uint32(ceilDiv(p.Kept, spreadKB*spreadWG)), uint32(p.Channels / 4), uint32(hi - lo)}
-			if err := rec.Dispatch(k, prm, grid, g.binding, table.Binding(), acc.Binding()); err != nil {
+			if err := rec.Dispatch(kn, prm, grid, g.binding, table.Binding(), acc.Binding()); err != nil {
 				return fmt.Errorf("%s: %w", what, err)
 			}
 		}

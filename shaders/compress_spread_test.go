@@ -39,6 +39,29 @@ func compressDirect(x []float64, m int) []float64 {
 	return y
 }
 
+// directTable is SpreadTable from compressDirect's cosine sums for a unit row j:
+// C[k, j] = sqrt(m/L) sum_{f<m} a_f(m) cos(pi (2k+1) f / 2m) a_f(L) cos(pi (2j+1) f / 2L),
+// at [j*m + k].
+func directTable(l, m int) []float32 {
+	a := func(f, n int) float64 {
+		if f == 0 {
+			return math.Sqrt(1 / float64(n))
+		}
+		return math.Sqrt(2 / float64(n))
+	}
+	tab := make([]float32, l*m)
+	for j := range l {
+		for k := range m {
+			var c float64
+			for f := range m {
+				c += a(f, m) * math.Cos(math.Pi*float64((2*k+1)*f)/float64(2*m)) * a(f, l) * math.Cos(math.Pi*float64((2*j+1)*f)/float64(2*l))
+			}
+			tab[j*m+k] = float32(c * math.Sqrt(float64(m)/float64(l)))
+		}
+	}
+	return tab
+}
+
 // TestSpreadCompress accumulates the span in random pieces (after a clear of shares from
 // another span), writes out, and compares rows [0, S+m+R) of every matrix with the direct
 // float64 compression, the sinks kept and the recent rows moved.
@@ -49,13 +72,17 @@ func TestSpreadCompress(t *testing.T) {
 	for _, tc := range []struct {
 		p  CompressParams
 		dt engine.DType
+		// bulk: one accumulate of half the span and a finish of the rest, both
+		// past llvmpipe's loop cap even with the loops over KB unrolled
+		bulk bool
 	}{
-		{CompressParams{Sink: 0, Span: 8, Kept: 4, Recent: 0, Channels: 4, Batches: 1, BatchStride: 8}, engine.F32},
-		{CompressParams{Sink: 4, Span: 12, Kept: 6, Recent: 3, Channels: 8, Batches: 3, BatchStride: 20}, engine.F32},
-		{CompressParams{Sink: 4, Span: 12, Kept: 6, Recent: 3, Channels: 8, Batches: 3, BatchStride: 20}, engine.F16},
-		{CompressParams{Sink: 2, Span: 37, Kept: 11, Recent: 30, Channels: 12, Batches: 2, BatchStride: 71}, engine.F16},
-		{CompressParams{Sink: 1, Span: 100, Kept: 99, Recent: 5, Channels: 4, Batches: 1, BatchStride: 106}, engine.F32},
-		{CompressParams{Sink: 4, Span: 300, Kept: 150, Recent: 0, Channels: 64, Batches: 4, BatchStride: 304}, engine.F16},
+		{CompressParams{Sink: 0, Span: 8, Kept: 4, Recent: 0, Channels: 4, Batches: 1, BatchStride: 8}, engine.F32, false},
+		{CompressParams{Sink: 4, Span: 12, Kept: 6, Recent: 3, Channels: 8, Batches: 3, BatchStride: 20}, engine.F32, false},
+		{CompressParams{Sink: 4, Span: 12, Kept: 6, Recent: 3, Channels: 8, Batches: 3, BatchStride: 20}, engine.F16, false},
+		{CompressParams{Sink: 2, Span: 37, Kept: 11, Recent: 30, Channels: 12, Batches: 2, BatchStride: 71}, engine.F16, false},
+		{CompressParams{Sink: 1, Span: 100, Kept: 99, Recent: 5, Channels: 4, Batches: 1, BatchStride: 106}, engine.F32, false},
+		{CompressParams{Sink: 4, Span: 300, Kept: 150, Recent: 0, Channels: 64, Batches: 4, BatchStride: 304}, engine.F16, false},
+		{CompressParams{Sink: 1, Span: 2*65536 + 200, Kept: 5, Recent: 2, Channels: 4, Batches: 1, BatchStride: 2*65536 + 203}, engine.F32, true},
 	} {
 		p := tc.p
 		rows := p.Batches * p.BatchStride
@@ -78,8 +105,10 @@ func TestSpreadCompress(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		tab, err := SpreadTable(p.Span, p.Kept)
-		if err != nil {
+		var tab []float32
+		if tc.bulk {
+			tab = directTable(p.Span, p.Kept) // SpreadTable takes minutes at this span
+		} else if tab, err = SpreadTable(p.Span, p.Kept); err != nil {
 			t.Fatal(err)
 		}
 		table, _ := dev.NewTensor("table", engine.F32, p.Span, p.Kept)
@@ -97,8 +126,14 @@ func TestSpreadCompress(t *testing.T) {
 		pieces := 0
 		for b := range p.Batches {
 			end := p.Kept + r.IntN(p.Span-p.Kept+1)
+			if tc.bulk {
+				end = p.Span / 2
+			}
 			for j := 0; j < end; pieces++ {
 				n := min(end-j, 1+r.IntN(5))
+				if tc.bulk {
+					n = end
+				}
 				if err := o.SpreadAccumulate(rec, cache, table, acc, p, b, 1, j, n); err != nil {
 					t.Fatal(err)
 				}

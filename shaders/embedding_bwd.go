@@ -44,6 +44,10 @@ func (o *Ops) EmbeddingBackward(rec *engine.Recorder, index, dy, dtable *engine.
 	if unique < 1 || t < unique || d < 1 {
 		return fmt.Errorf("%s: %d distinct ids of %d tokens, width %d: want 1 <= unique <= t and d >= 1", what, unique, t, d)
 	}
+	if t > loopBudget {
+		// an id's gradient loops over its occurrences (llvmpipe's loop cap, docs/webgpu.md)
+		return fmt.Errorf("%s: %d tokens are over the %d one dispatch sums; split the step", what, t, loopBudget)
+	}
 	if dtable == nil || dtable.Cols != d {
 		return fmt.Errorf("%s: dtable must be [V, %d]", what, d)
 	}

@@ -6,7 +6,12 @@ import (
 	"github.com/freqkv/freqkv/engine"
 )
 
-const lossWG = 16
+const (
+	lossWG = 64
+	// lossMaxVocab keeps an invocation's loop iterations, 2·vocab/lossWG +
+	// 2·lossWG, within loopBudget (llvmpipe's loop cap, docs/webgpu.md).
+	lossMaxVocab = (loopBudget - 2*lossWG) / 2 * lossWG
+)
 
 // lossUniform is loss.wgsl's Params.
 type lossUniform struct {
@@ -18,6 +23,9 @@ type lossUniform struct {
 func (o *Ops) NLL(rec *engine.Recorder, logits, targets, nll *engine.Tensor, rows, vocab int) error {
 	if rows < 1 || vocab < 1 {
 		return fmt.Errorf("nll: rows %d and vocab %d must be positive", rows, vocab)
+	}
+	if vocab > lossMaxVocab {
+		return fmt.Errorf("nll: a vocabulary of %d is over the %d one workgroup reduces", vocab, lossMaxVocab)
 	}
 	if err := need("nll", logits, engine.F32, rows*vocab); err != nil {
 		return err
@@ -32,5 +40,5 @@ func (o *Ops) NLL(rec *engine.Recorder, logits, targets, nll *engine.Tensor, row
 	if err != nil {
 		return err
 	}
-	return rec.Dispatch(k, words(lossUniform{rows: uint32(rows), vocab: uint32(vocab)}), engine.Grid(rows, lossWG), logits.Binding(), targets.Binding(), nll.Binding())
+	return rec.Dispatch(k, words(lossUniform{rows: uint32(rows), vocab: uint32(vocab)}), engine.Grid(rows*lossWG, lossWG), logits.Binding(), targets.Binding(), nll.Binding())
 }

@@ -24,6 +24,9 @@ type MatMulOptions struct {
 	// UniformX reads x through a uniform binding in the rows kernel for f32 and
 	// f16 weights too, where it fits (tests, benchmarks).
 	UniformX bool
+	// XTileRows caps the rows of x per uniform binding in the xtiled kernel
+	// (tests: several bindings per window at small K); zero takes what fits.
+	XTileRows int
 	// NarrowLoads forces the 32-bit-load kernels of matmul.wgsl for f32 and
 	// f16 weights even where K allows the 16-byte loads of matmul_vec4.wgsl
 	// (tests, benchmarks).
@@ -35,8 +38,9 @@ type MatMulOptions struct {
 type MatMulKernel uint8
 
 const (
-	// MatMulAuto picks MatMulRows for m <= 3 on CPU adapters, MatMulGroups
-	// for m == 1 on GPUs, and MatMulTiled otherwise.
+	// MatMulAuto picks MatMulRows for m <= 3 and, for f32 and f16 weights,
+	// MatMulXTiled for more rows on CPU adapters, MatMulGroups for m == 1 on
+	// GPUs, and MatMulTiled otherwise.
 	MatMulAuto MatMulKernel = iota
 	// MatMulRows computes a few output columns per invocation (one row of x
 	// per workgroup layer) with no barriers: on llvmpipe the invocations of a
@@ -49,10 +53,17 @@ const (
 	// MatMulTiled computes TM x TN register tiles of y, reading each x and W
 	// element once per tile: the prefill path.
 	MatMulTiled
+	// MatMulXTiled computes TM x TN register tiles of y with x in uniform
+	// bindings, one dispatch per window of TM rows: on llvmpipe a uniform load
+	// is a branch-free gather where a storage load is a loop over the lanes,
+	// so only W's loads remain loops (the prefill path on CPU adapters). It
+	// needs f32/f16/q8_0/q4_0 weights, K*4 a multiple of the uniform offset
+	// alignment and m >= TM; other products fall back to MatMulTiled.
+	MatMulXTiled
 )
 
 // MatMulKernels lists the forcible kernels, for tests and benchmarks.
-var MatMulKernels = []MatMulKernel{MatMulRows, MatMulGroups, MatMulTiled}
+var MatMulKernels = []MatMulKernel{MatMulRows, MatMulGroups, MatMulTiled, MatMulXTiled}
 
 func (k MatMulKernel) String() string {
 	switch k {
@@ -64,6 +75,8 @@ func (k MatMulKernel) String() string {
 		return "groups"
 	case MatMulTiled:
 		return "tiled"
+	case MatMulXTiled:
+		return "xtiled"
 	}
 	return fmt.Sprintf("MatMulKernel(%d)", uint8(k))
 }
@@ -78,7 +91,39 @@ const (
 	// Up to rowsMaxM rows of x, the rows kernel (which reads W once per row of
 	// x) beats the 8-row tiles on llvmpipe; from 4 rows on, tiles win.
 	rowsMaxM = 3
+	// The xtiled kernel: x rows per window (at most xtileMaxBindings uniform
+	// bindings of what fits 64 KiB) and columns per invocation.
+	// 4 rows by 8 columns measured best of 2-32 rows by 1-16 columns in CPU time
+	// (BenchmarkPrefillXTiled, f16: 10.5 GFLOP per CPU-second against 7-9 for 16x2,
+	// 8x4, 8x8, 16x4 and 4x16): x's uniform loads are gathers, one per element and
+	// row, so more columns per invocation cut them, until W's tile spills.
+	xtileRows        = 4
+	xtileMaxBindings = 4
+	xtileTN          = 8
+	xtileWG          = 32
 )
+
+// xtileShape is the window of the xtiled kernel for K columns: rows per
+// binding, bindings, rows per window; ok is false where K's rows cannot start
+// on the uniform offset alignment or no row fits a binding.
+func (o *Ops) xtileShape(k, capRows int) (rpb, nb, tm int, ok bool) {
+	rowBytes := uint64(4 * k)
+	if rowBytes%uint64(o.Dev.Limits.MinUniformBufferOffsetAlignment) != 0 {
+		return 0, 0, 0, false
+	}
+	rpb = min(int(o.Dev.MaxUniformBinding()/rowBytes), xtileRows)
+	if capRows > 0 {
+		rpb = min(rpb, capRows)
+	}
+	if rpb < 1 {
+		return 0, 0, 0, false
+	}
+	nb = min(xtileMaxBindings, ceilDiv(xtileRows, rpb))
+	if capRows > 0 {
+		nb = xtileMaxBindings
+	}
+	return rpb, nb, rpb * nb, true
+}
 
 // groupsWG sizes the groups kernel's workgroup to the work units of a row
 // (16-byte groups, or 4-element/quarter-block units), 32 to 256 invocations.
@@ -115,6 +160,8 @@ type matmulUniform struct {
 	col0    uint32 // first column of y this part writes
 	acc     uint32 // 1: y += x·Wᵀ
 	bias    uint32 // 1: add bias[col0 + j]
+	row0    uint32 // y row of x's row 0 (xtile windows)
+	first   uint32 // first x row of a window the xtile kernels store
 }
 
 // MatMul records y = x·Wᵀ for m rows: x is f32 [m, K] (row stride K, the
@@ -170,16 +217,37 @@ func (o *Ops) MatMul(rec *engine.Recorder, x *engine.Tensor, w *engine.Weight, y
 		switch {
 		case o.Dev.Info.IsCPU() && m <= rowsMaxM:
 			kern = MatMulRows
+		case o.Dev.Info.IsCPU() && (w.DType == engine.F32 || w.DType == engine.F16):
+			// q8_0/q4_0 xtiles measured no faster than tiles so far (docs/speed.md)
+			kern = MatMulXTiled
 		case m > 1:
 			kern = MatMulTiled
 		default:
 			kern = MatMulGroups
 		}
 	}
+	if kern == MatMulXTiled {
+		xfile := map[engine.DType]string{engine.F32: "matmul_vec4_xtile.wgsl", engine.F16: "matmul_vec4_xtile.wgsl"}[w.DType]
+		rpb, nb, tm, ok := o.xtileShape(k, opt.XTileRows)
+		if ok && xfile != "" && m >= tm && x.Offset%uint64(o.Dev.Limits.MinUniformBufferOffsetAlignment) == 0 {
+			return o.matmulXTile(rec, what, xfile, code, x, w, y, m, rpb, nb, tm, hasBias, biasBinding, opt)
+		}
+		kern = MatMulTiled
+	}
 	if kern == MatMulTiled && ceilDiv(m, tiledTM) > maxWorkDim || kern != MatMulTiled && m > maxWorkDim {
 		return fmt.Errorf("%s: %d rows of x are too many for the %s kernel", what, m, kern)
 	}
 	file, perInv := matmulShader(w.DType, k, opt.NarrowLoads)
+	if k > matmulMaxK(kern, file, w.DType) {
+		// llvmpipe's loop cap: the tiles of a long row fall back to the rows
+		// kernel, which loops fewer times per element, when the kernel was not
+		// forced (or was the xtiled one, which falls back for rows over a binding).
+		if opt.Kernel != MatMulAuto && opt.Kernel != MatMulXTiled || kern != MatMulTiled || k > matmulMaxK(MatMulRows, file, w.DType) || m > maxWorkDim {
+			return fmt.Errorf("%s: rows of %d elements are too long for the %s kernel, whose loops run at most %d iterations per invocation (%d elements)",
+				what, k, kern, loopBudget, matmulMaxK(kern, file, w.DType))
+		}
+		kern = MatMulRows
+	}
 	xBinding := x.Binding()
 	// x through a uniform binding: measured faster for the block types (whose
 	// matvec loads 4-8 x values per weight word), not for f16 (BenchmarkMatVecUniformX,
@@ -241,6 +309,55 @@ func (o *Ops) MatMul(rec *engine.Recorder, x *engine.Tensor, w *engine.Weight, y
 		}
 	}
 	return nil
+}
+
+// matmulXTile records the xtiled kernel over windows of tm rows of x (the
+// last window overlaps the one before and stores only its new rows).
+func (o *Ops) matmulXTile(rec *engine.Recorder, what, file string, code int, x *engine.Tensor, w *engine.Weight, y *engine.Tensor, m, rpb, nb, tm int, hasBias uint32, biasBinding engine.Binding, opt MatMulOptions) error {
+	k, n := w.Cols, w.Rows
+	c := engine.Constants{"WTYPE": u(code), "WG": u(xtileWG), "TN": u(xtileTN),
+		"RPB": u(rpb), "NB": u(nb), "TM": u(tm), "K4": u(k / 4), "XV": u(rpb * k / 4)}
+	if code >= 2 { // q8_0, q4_0: quant words per block
+		c["QW"] = u(8 - 4*(code-2))
+	}
+	kernel, err := o.kernel(file, "xtile", c)
+	if err != nil {
+		return err
+	}
+	bindBytes := uint64(4 * rpb * k)
+	for r0 := 0; r0 < m; r0 += tm {
+		s := min(r0, m-tm)
+		var xs [xtileMaxBindings]engine.Binding
+		for b := range xs {
+			xs[b] = engine.Binding{Buf: x.Buf, Offset: x.Offset + uint64(4*(s+min(b, nb-1)*rpb)*k), Size: bindBytes}
+		}
+		for i, part := range w.Parts {
+			params := words(matmulUniform{m: uint32(tm), n: uint32(part.Rows), k: uint32(k), ldy: uint32(n), col0: uint32(w.Row0(i)),
+				acc: b2u(opt.Accumulate), bias: hasBias, row0: uint32(s), first: uint32(r0 - s)})
+			groups := engine.Grid(ceilDiv(part.Rows, xtileTN), xtileWG)
+			if err := rec.Dispatch(kernel, params, groups, xs[0], xs[1], xs[2], xs[3], part.Binding(), biasBinding, y.Binding()); err != nil {
+				return fmt.Errorf("%s part %d: %w", what, i, err)
+			}
+		}
+	}
+	return nil
+}
+
+// matmulMaxK is the longest row (K) kernel kern of file takes within
+// loopBudget. The loops over a tile's rows and columns run unrolled on
+// llvmpipe (Mesa 22.3) except in the tiles of f16 16-byte groups (9 counted
+// iterations per 8 elements) and of the block types (9 per 32-element block for
+// q8_0, fewer for the others), measured by running the kernels past the cap
+// (TestLoopCapMatMul); every other kernel counts at most one iteration per 4
+// elements.
+func matmulMaxK(kern MatMulKernel, file string, t engine.DType) int {
+	switch {
+	case kern == MatMulTiled && file == "matmul_vec4.wgsl" && t == engine.F16:
+		return loopBudget * 8 / 9
+	case kern == MatMulTiled && (file == "matmul_q.wgsl" || file == "matmul_k.wgsl"):
+		return loopBudget * 32 / 9
+	}
+	return loopBudget * 4
 }
 
 func ceilDiv(a, b int) int { return (a + b - 1) / b }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"slices"
+	"syscall"
 	"testing"
 	"time"
 
@@ -240,6 +241,67 @@ func BenchmarkMatVecUniformX(b *testing.B) {
 				b.ReportMetric(gbs(0), "GB/s-storage")
 				b.ReportMetric(gbs(1), "GB/s-uniform")
 				b.ReportMetric(med(times[0])/med(times[1]), "speedup")
+			})
+		}
+	}
+}
+
+// cpuTime is the CPU time this process has used (every lavapipe thread included): on a
+// shared machine it varies far less with other jobs than wall time does.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// BenchmarkPrefillXTiled compares the prefill products of the tiled kernel (x in storage)
+// and the xtiled one (x in uniform windows) side by side: rounds alternate between the two
+// in one process, and each reports GFLOP/s from its median round (wall time) and GFLOP per
+// CPU-second (all lavapipe threads; steadier on a shared machine), with the ratio of their
+// median CPU times. Shapes are the medium model's: the attention and gate/up products
+// (K = 1024) and the down product (K = 2816), 256 rows (a prefill chunk).
+func BenchmarkPrefillXTiled(b *testing.B) {
+	dev := gputest.Device(b)
+	ops := shaders.New(dev)
+	for _, s := range [][3]int{{256, 1024, 1024}, {256, 2816, 1024}, {256, 1024, 2816}} {
+		m, n, k := s[0], s[1], s[2]
+		x, y := benchTensor(b, dev, m, k), benchTensor(b, dev, m, n)
+		for _, bt := range benchTypes[:4] {
+			w := benchWeight(b, dev, bt.dt, bt.gt, n, k)
+			b.Run(fmt.Sprintf("M%d_N%d_K%d/%s", m, n, k, bt.dt), func(b *testing.B) {
+				kernels := []shaders.MatMulKernel{shaders.MatMulTiled, shaders.MatMulXTiled}
+				var wall, cpu [2][]time.Duration
+				round := func(i int) {
+					rec := ops.Dev.NewRecorder()
+					if err := ops.MatMul(rec, x, w, y, m, shaders.MatMulOptions{Kernel: kernels[i]}); err != nil {
+						b.Fatal(err)
+					}
+					start, c0 := time.Now(), cpuTime()
+					if err := rec.SubmitAndWait(); err != nil {
+						b.Fatal(err)
+					}
+					wall[i], cpu[i] = append(wall[i], time.Since(start)), append(cpu[i], cpuTime()-c0)
+				}
+				round(0) // compile
+				round(1)
+				wall, cpu = [2][]time.Duration{}, [2][]time.Duration{}
+				for b.Loop() {
+					round(0)
+					round(1)
+				}
+				med := func(d []time.Duration) float64 {
+					d = append([]time.Duration(nil), d...)
+					slices.Sort(d)
+					return d[len(d)/2].Seconds()
+				}
+				flops := 2 * float64(m*n*k) / 1e9
+				b.ReportMetric(flops/med(wall[0]), "GFLOP/s-tiled")
+				b.ReportMetric(flops/med(wall[1]), "GFLOP/s-xtiled")
+				b.ReportMetric(flops/med(cpu[0]), "GFLOP/cpu-s-tiled")
+				b.ReportMetric(flops/med(cpu[1]), "GFLOP/cpu-s-xtiled")
+				b.ReportMetric(med(cpu[0])/med(cpu[1]), "speedup")
 			})
 		}
 	}

@@ -17,7 +17,12 @@ type matmulBwdUniform struct {
 	m, n, d   uint32 // rows of dy; rows of this part; columns of W and dx
 	ldy, col0 uint32 // row stride of dy; first weight row of this part
 	acc       uint32 // 1: dx += ...
+	r0        uint32 // first part row of this dispatch (n is one past its last)
 }
+
+// matmulBwdRows is the part rows one dx dispatch loops over within loopBudget:
+// per row a step and TM rows of dy; 4 + 2·TM + 4·TM outside.
+const matmulBwdRows = (loopBudget - 4 - 6*matmulBwdTM) / (1 + matmulBwdTM)
 
 // MatMulBackwardX records dx[m, K] (+)= dy[m, N] · W[N, K], the input
 // gradient of y = x·Wᵀ through a frozen weight of any type MatMul takes
@@ -64,10 +69,13 @@ func (o *Ops) MatMulBackwardX(rec *engine.Recorder, dy *engine.Tensor, w *engine
 	}
 	groups := [3]uint32{uint32(ceilDiv(ceilDiv(k, 4), matmulBwdWG)), uint32(ceilDiv(m, matmulBwdTM)), 1}
 	for i, part := range w.Parts {
-		acc := accumulate || i > 0 // later parts add to the first part's sum
-		params := words(matmulBwdUniform{m: uint32(m), n: uint32(part.Rows), d: uint32(k), ldy: uint32(n), col0: uint32(w.Row0(i)), acc: b2u(acc)})
-		if err := rec.Dispatch(kn, params, groups, dy.Binding(), part.Binding(), dx.Binding()); err != nil {
-			return fmt.Errorf("%s part %d: %w", what, i, err)
+		for r0 := 0; r0 < part.Rows; r0 += matmulBwdRows {
+			acc := accumulate || i > 0 || r0 > 0 // later rows add to the first dispatch's sum
+			params := words(matmulBwdUniform{m: uint32(m), n: uint32(min(part.Rows, r0+matmulBwdRows)), d: uint32(k), ldy: uint32(n),
+				col0: uint32(w.Row0(i)), acc: b2u(acc), r0: uint32(r0)})
+			if err := rec.Dispatch(kn, params, groups, dy.Binding(), part.Binding(), dx.Binding()); err != nil {
+				return fmt.Errorf("%s part %d: %w", what, i, err)
+			}
 		}
 	}
 	return nil

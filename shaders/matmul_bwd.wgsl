@@ -11,6 +11,8 @@
 // TM x 4 tile of dx (4 consecutive columns, TM rows), looping over the part's rows, so
 // each weight element is dequantised once per TM rows of dy (the dy loads are uniform over
 // the workgroup; a block type's 4 columns share one scale and one quant word). No barriers.
+// A part of many rows takes several dispatches, rows [r0, n) each, the later ones adding
+// (llvmpipe ends an invocation's loops after 65535 iterations in all; docs/webgpu.md).
 // Constants: WTYPE (0 f32, 1 f16, 2 q8_0, 3 q4_0), WG, TM.
 
 struct Params {
@@ -20,6 +22,7 @@ struct Params {
   ldy: u32,   // row stride of dy (all the weight's rows)
   col0: u32,  // first weight row of this part
   acc: u32,   // 1: dx += ..., 0: dx = ...
+  r0: u32,    // this dispatch takes part rows [r0, n)
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -75,7 +78,7 @@ fn dx_tiled(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id)
     yo[a] = min(i0 + a, p.m - 1u) * p.ldy + p.col0;
   }
   var acc = array<vec4<f32>, TM>();
-  for (var r = 0u; r < p.n; r++) {
+  for (var r = p.r0; r < p.n; r++) {
     let wv = element4(r, c0, cc);
     for (var a = 0u; a < TM; a++) {
       acc[a] += dy[yo[a] + r] * wv;

@@ -10,6 +10,8 @@ struct Params {
   col0: u32,  // first column of y this part writes (its first weight row)
   acc: u32,   // 1: y += x·Wᵀ, 0: y = x·Wᵀ
   bias: u32,  // 1: add bias[col0 + j]
+  row0: u32,  // the y row of x's row 0 (the xtile kernels' x windows); 0 elsewhere
+  first: u32, // the xtile kernels store x rows from this one (an overlapping last window)
 }
 
 fn store(i: u32, j: u32, v: f32) {
@@ -17,7 +19,7 @@ fn store(i: u32, j: u32, v: f32) {
   if (p.bias != 0u) {
     r += bias[p.col0 + j];
   }
-  let o = i * p.ldy + p.col0 + j;
+  let o = (p.row0 + i) * p.ldy + p.col0 + j;
   if (p.acc != 0u) {
     r += y[o];
   }

@@ -8,6 +8,11 @@ import (
 
 const normWG = 64
 
+// normMaxN keeps an invocation's loop iterations (softmax: three strided
+// passes of n/normWG and two merges of normWG) within loopBudget, llvmpipe's
+// loop cap: rows of up to 1.2 M values.
+const normMaxN = (loopBudget - 2*normWG) / 3 * normWG
+
 // normUniform is norm.wgsl's Params.
 type normUniform struct {
 	rows, n uint32
@@ -18,6 +23,9 @@ func (o *Ops) rowwise(entry string, rec *engine.Recorder, x, w, y *engine.Tensor
 	what := "norm." + entry
 	if rows < 1 || n < 1 {
 		return fmt.Errorf("%s: rows = %d, n = %d, want both at least 1", what, rows, n)
+	}
+	if n > normMaxN {
+		return fmt.Errorf("%s: rows of %d values are over the %d one workgroup reduces", what, n, normMaxN)
 	}
 	if err := need(what, x, engine.F32, rows*n); err != nil {
 		return err

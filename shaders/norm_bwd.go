@@ -26,6 +26,10 @@ func (o *Ops) RMSNormBackward(rec *engine.Recorder, x, w, dy, dx, dw, inv *engin
 	if rows > maxWorkDim*maxWorkDim {
 		return fmt.Errorf("%s: %d rows are too many", what, rows)
 	}
+	if rows > loopBudget || n > normMaxN {
+		// the weight pass loops over every row (llvmpipe's loop cap, docs/webgpu.md)
+		return fmt.Errorf("%s: %d rows of %d; at most %d rows (split the step) of at most %d", what, rows, n, loopBudget, normMaxN)
+	}
 	for _, c := range []struct {
 		t    *engine.Tensor
 		name string

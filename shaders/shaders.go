@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"regexp"
 	"strconv"
+	"strings"
 	"sync"
 
 	"github.com/freqkv/freqkv/engine"
@@ -96,7 +97,58 @@ func (o *Ops) kernel(file, entry string, c engine.Constants) (*engine.Kernel, er
 	if err != nil {
 		return nil, err
 	}
+	if src, err = unroll(src, c); err != nil {
+		return nil, fmt.Errorf("shader %s: %w", file, err)
+	}
 	return o.Dev.Kernel(file, src, entry, c)
+}
+
+// unrollRE matches an innermost block `#unroll NAME COUNT` ... `#end NAME` (each on a line
+// of its own; WGSL has no other '#', so the body is what holds none). Blocks nest: the inner
+// ones are written out first.
+var unrollRE = regexp.MustCompile(`(?ms)^[ \t]*#unroll ([A-Za-z_][A-Za-z0-9_]*) ([A-Z_][A-Z0-9_]*)[ \t]*\n([^#]*)^[ \t]*#end ([A-Za-z_][A-Za-z0-9_]*)[ \t]*(?:\n|\z)`)
+
+// unroll writes out each #unroll block COUNT times, NAME replaced by 0u, 1u, ...: COUNT is
+// one of the kernel's constants. Mesa's NIR unrolls only loops below an instruction budget,
+// and llvmpipe keeps a private array indexed by a loop counter in memory, reached through
+// per-lane loops; a register tile whose row loop is written out stays in registers.
+func unroll(src string, c engine.Constants) (string, error) {
+	for unrollRE.MatchString(src) {
+		var err error
+		if src, err = unrollOnce(src, c); err != nil {
+			return "", err
+		}
+	}
+	return src, nil
+}
+
+// unrollOnce writes out the innermost #unroll blocks.
+func unrollOnce(src string, c engine.Constants) (string, error) {
+	var firstErr error
+	out := unrollRE.ReplaceAllStringFunc(src, func(block string) string {
+		m := unrollRE.FindStringSubmatch(block)
+		name, count, body := m[1], m[2], m[3]
+		if m[4] != name {
+			if firstErr == nil {
+				firstErr = fmt.Errorf("#unroll %s ends with #end %s", name, m[4])
+			}
+			return ""
+		}
+		n, err := strconv.Atoi(strings.TrimSuffix(c[count], "u"))
+		if err != nil || n < 0 || n > 1024 {
+			if firstErr == nil {
+				firstErr = fmt.Errorf("#unroll %s %s: the count must be a constant from 0 to 1024, got %q", name, count, c[count])
+			}
+			return ""
+		}
+		ident := regexp.MustCompile(`\b` + name + `\b`)
+		var b strings.Builder
+		for i := range n {
+			b.WriteString(ident.ReplaceAllString(body, strconv.Itoa(i)+"u"))
+		}
+		return b.String()
+	})
+	return out, firstErr
 }
 
 func u(v int) string { return strconv.Itoa(v) + "u" }

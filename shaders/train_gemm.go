@@ -11,6 +11,9 @@ import (
 const (
 	gemmWG = 64
 	gemmTM = 8 // rows of C per invocation
+	// gemmMaxK is the inner dimension one dispatch loops over within
+	// loopBudget (llvmpipe's loop cap): per step a loop of TM; 4·TM+TM+4 outside.
+	gemmMaxK = (loopBudget - 5*gemmTM - 4) / (1 + gemmTM)
 )
 
 // GEMMOptions modify a GEMM.
@@ -88,10 +91,24 @@ func (o *Ops) GEMM(rec *engine.Recorder, a, b, c *engine.Tensor, m, n, k int, op
 		return err
 	}
 	groups := [3]uint32{uint32(ceilDiv(ceilDiv(n, 4), gemmWG)), uint32(ceilDiv(m, gemmTM)), 1}
-	u := gemmUniform{m: uint32(m), n: uint32(n), k: uint32(k), alpha: alpha, acc: b2u(opt.Accumulate),
-		aoff: uint32(opt.AOff), boff: uint32(opt.BOff), coff: uint32(opt.COff), lda: uint32(lda), ldb: uint32(ldb), ldc: uint32(ldc)}
-	return rec.Dispatch(kn, words(u), groups,
-		a.Binding(), b.Binding(), c.Binding())
+	// A long inner dimension (a weight gradient sums over every token of a step)
+	// takes several dispatches of gemmMaxK, the later ones adding, so no
+	// invocation passes llvmpipe's loop cap; the offsets move along k.
+	for l0 := 0; l0 < k; l0 += gemmMaxK {
+		aoff, boff := opt.AOff+l0, opt.BOff+l0*ldb
+		if opt.TransA {
+			aoff = opt.AOff + l0*lda
+		}
+		if opt.TransB {
+			boff = opt.BOff + l0
+		}
+		u := gemmUniform{m: uint32(m), n: uint32(n), k: uint32(min(gemmMaxK, k-l0)), alpha: alpha, acc: b2u(opt.Accumulate || l0 > 0),
+			aoff: uint32(aoff), boff: uint32(boff), coff: uint32(opt.COff), lda: uint32(lda), ldb: uint32(ldb), ldc: uint32(ldc)}
+		if err := rec.Dispatch(kn, words(u), groups, a.Binding(), b.Binding(), c.Binding()); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // distinct reports an output that shares a buffer with an input: WebGPU

@@ -20,3 +20,11 @@ func need(what string, t *engine.Tensor, dt engine.DType, elems int) error {
 	}
 	return nil
 }
+
+// loopBudget bounds the loop iterations one invocation runs in one dispatch,
+// all its loops together, nested ones included: llvmpipe (lavapipe) ends
+// every loop of an invocation, silently, once their iterations together reach
+// 65535 (gallivm's LP_MAX_TGSI_LOOP_ITERATIONS; docs/webgpu.md). Launchers
+// whose loops grow with their input split the work into dispatches, or refuse
+// sizes, so that the iterations they count from the WGSL stay within it.
+const loopBudget = 60000

@@ -26,6 +26,10 @@ func (o *Ops) CrossEntropy(rec *engine.Recorder, logits, targets, nll *engine.Te
 	if rows < 1 || vocab < 1 {
 		return fmt.Errorf("%s: rows %d and vocab %d must be positive", what, rows, vocab)
 	}
+	if vocab > (loopBudget-2*xentWG)/3*xentWG {
+		// three strided passes and two merges per invocation (llvmpipe's loop cap, docs/webgpu.md)
+		return fmt.Errorf("%s: a vocabulary of %d is over the %d one workgroup reduces", what, vocab, (loopBudget-2*xentWG)/3*xentWG)
+	}
 	if uint64(rows)*uint64(vocab) > math.MaxUint32 {
 		return fmt.Errorf("%s: %d rows of %d logits overflow 32-bit indexing", what, rows, vocab)
 	}

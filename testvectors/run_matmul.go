@@ -12,6 +12,7 @@ type matmulVariant struct {
 	narrow   bool
 	storageX bool
 	uniformX bool
+	xrows    int // xtiled: rows per uniform binding (0: what fits)
 }
 
 func (v matmulVariant) String() string {
@@ -25,17 +26,24 @@ func (v matmulVariant) String() string {
 	if v.uniformX {
 		s += "/uniform-x"
 	}
+	if v.xrows > 0 {
+		s += fmt.Sprintf("/%d-row-bindings", v.xrows)
+	}
 	return s
 }
 
-// Every kernel (rows, groups, tiled) with and without wide loads, and the
-// rows kernel with x in a storage binding as well as in a uniform one.
+// Every kernel (rows, groups, tiled, xtiled) with and without wide loads, the
+// rows kernel with x in a storage binding as well as in a uniform one, and the
+// xtiled kernel with a window over several uniform bindings of 3 rows.
 var variants = func() []matmulVariant {
 	var out []matmulVariant
 	for _, k := range shaders.MatMulKernels {
 		out = append(out, matmulVariant{kern: k}, matmulVariant{kern: k, narrow: true})
 		if k == shaders.MatMulRows {
 			out = append(out, matmulVariant{kern: k, storageX: true}, matmulVariant{kern: k, uniformX: true})
+		}
+		if k == shaders.MatMulXTiled {
+			out = append(out, matmulVariant{kern: k, xrows: 3})
 		}
 	}
 	return out
@@ -98,7 +106,7 @@ func init() {
 			if err != nil {
 				return nil, err
 			}
-			opt.Kernel, opt.NarrowLoads, opt.StorageX, opt.UniformX = kern, variant.narrow, variant.storageX, variant.uniformX
+			opt.Kernel, opt.NarrowLoads, opt.StorageX, opt.UniformX, opt.XTileRows = kern, variant.narrow, variant.storageX, variant.uniformX, variant.xrows
 			got, err = r.Submit(func(rec *engine.Recorder) error { return r.Ops.MatMul(rec, x, w, y, m, opt) }, map[string]*engine.Tensor{"y": y})
 			if err != nil {
 				return nil, fmt.Errorf("kernel %s: %w", variant, err)

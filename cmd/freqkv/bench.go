@@ -9,6 +9,7 @@ import (
 	"strings"
 	"text/tabwriter"
 
+	"github.com/freqkv/freqkv/engine"
 	"github.com/freqkv/freqkv/kvcache"
 	"github.com/freqkv/freqkv/model/ggml"
 	"github.com/freqkv/freqkv/model/synth"
@@ -51,7 +52,7 @@ func runBench(args []string) error {
 	cf.add(fs, "full,freqkv", true, "default: the model's trained context; a full cache always holds each --ctx plus --decode")
 	compress := fs.String("compress", "spread", "freqkv compression schedules to compare: spread (accumulated over the steps before, no stalling step), whole (every layer in the step that needs it), or spread,whole")
 	asJSON := fs.Bool("json", false, "print JSON")
-	profile := fs.Bool("profile", false, "also print the GPU time per kernel of one decode step (timestamp queries)")
+	profile := fs.Bool("profile", false, "also print the GPU time per kernel of one decode step and of one prefill chunk (timestamp queries)")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -151,6 +152,11 @@ func runBench(args []string) error {
 		if err != nil {
 			return fmt.Errorf("%v cache at %d tokens: %w", r.spec.Kind, r.tokens, cf.explain(r.spec, err))
 		}
+		if *profile && m.Device().Timestamps {
+			if meas.PrefillKernels, meas.PrefillChunk, err = prefillProfile(m, cf.options(r.spec), r.tokens); err != nil {
+				return fmt.Errorf("%v cache at %d tokens, profiled prefill: %w", r.spec.Kind, r.tokens, err)
+			}
+		}
 		rows = append(rows, meas)
 		if bar != nil {
 			bar.Add(1)
@@ -187,21 +193,31 @@ func runBench(args []string) error {
 	}
 	if *profile {
 		for _, r := range rows {
-			fmt.Fprintf(stdout, "\none decode step at %d tokens, %s cache, GPU time by kernel:\n", r.Tokens, r.Policy)
-			var total float64
-			for _, k := range r.DecodeKernels {
-				total += k.Total.Seconds() * 1e3
+			printKernels(fmt.Sprintf("one decode step at %d tokens, %s cache", r.Tokens, r.Policy), r.DecodeKernels)
+			if r.PrefillKernels != nil {
+				printKernels(fmt.Sprintf("one prefill chunk of %d tokens, %s cache", r.PrefillChunk, r.Policy), r.PrefillKernels)
 			}
-			for i, k := range r.DecodeKernels {
-				if i == 8 {
-					break
-				}
-				fmt.Fprintf(stdout, "  %-40s %3d calls %8.2f ms %5.1f%%\n", k.Name, k.Calls, k.Total.Seconds()*1e3, 100*k.Total.Seconds()*1e3/total)
-			}
-			fmt.Fprintf(stdout, "  %-40s           %8.2f ms\n", "total", total)
 		}
 	}
 	return nil
+}
+
+// printKernels prints the 8 kernels with the most GPU time, and the total.
+func printKernels(title string, kernels []engine.KernelTime) {
+	fmt.Fprintf(stdout, "\n%s, GPU time by kernel:\n", title)
+	var total float64
+	calls := 0
+	for _, k := range kernels {
+		total += k.Total.Seconds() * 1e3
+		calls += k.Calls
+	}
+	for i, k := range kernels {
+		if i == 8 {
+			break
+		}
+		fmt.Fprintf(stdout, "  %-40s %3d calls %8.2f ms %5.1f%%\n", k.Name, k.Calls, k.Total.Seconds()*1e3, 100*k.Total.Seconds()*1e3/total)
+	}
+	fmt.Fprintf(stdout, "  %-40s %3d calls %8.2f ms\n", "total", calls, total)
 }
 
 func parseWeightType(s string) (ggml.Type, error) {

@@ -270,6 +270,17 @@ func TestTokenizeSharedVectors(t *testing.T) {
 	}
 }
 
+// TestBenchProfilePrefill: bench --profile times a prefill chunk's kernels as well as a
+// decode step's, with the matrix products among them.
+func TestBenchProfilePrefill(t *testing.T) {
+	gputest.Device(t)
+	r := runCLI(t, "bench", "--ctx", "12", "--decode", "1", "--cache", "full", "--profile")
+	require.Equal(t, 0, r.code, r.stderr)
+	require.Contains(t, r.stdout, "one decode step at 12 tokens")
+	require.Contains(t, r.stdout, "one prefill chunk of 12 tokens, full cache, GPU time by kernel:")
+	require.Contains(t, r.stdout[strings.Index(r.stdout, "one prefill chunk"):], "matmul")
+}
+
 // TestBenchCompressSchedules: bench measures both compression schedules side by side and
 // reports the time between tokens, the compressing steps' times and the dispatches per
 // decode step.

@@ -50,6 +50,9 @@ type finetuneLog struct {
 	WeightBytes  int64 `json:"weight_bytes,omitempty"`
 	KeptLayers   int   `json:"kept_layers,omitempty"` // layers whose activations are kept, not recomputed
 	KeptBytes    int64 `json:"kept_bytes,omitempty"`
+	// start, --task repeat: the passage's tokens and the gap before its repeat
+	Passage int `json:"passage,omitempty"`
+	Gap     int `json:"gap,omitempty"`
 }
 
 // errInterrupted ends a run stopped by a signal (its message is already out).
@@ -176,7 +179,14 @@ func runFinetune(args []string) error {
 	if len(ids) < *ctxLen+1 {
 		return usagef("--text %s has %d tokens, fewer than one training sequence of --ctx %d + 1; use a longer text or a smaller --ctx", *text, len(ids), *ctxLen)
 	}
-	data, err := train.NewData(ids, *ctxLen, train.Task(*task), cache.Size, *seed)
+	// A repeat's gap must exceed the cache a bounded policy would hold; a full
+	// cache holds the whole sequence, so its baseline trains on the sequences
+	// the bounded policies get at their default N, the trained context.
+	gapRows := cache.Size
+	if cache.Kind == kvcache.Full {
+		gapRows = m.H.ContextLength
+	}
+	data, err := train.NewData(ids, *ctxLen, train.Task(*task), gapRows, *seed)
 	if err != nil {
 		return usagef("%v", err)
 	}
@@ -186,7 +196,7 @@ func runFinetune(args []string) error {
 		if err != nil {
 			return fmt.Errorf("tokenize %s: %w", *evalText, err)
 		}
-		ed, err := train.NewData(eids, *ctxLen, train.Task(*task), cache.Size, *seed+1)
+		ed, err := train.NewData(eids, *ctxLen, train.Task(*task), gapRows, *seed+1)
 		if err != nil {
 			return usagef("--eval-text: %v", err)
 		}
@@ -238,7 +248,8 @@ func runFinetune(args []string) error {
 		}
 	}
 	logf(finetuneLog{Event: "start", Step: tr.Steps(), Tokens: len(ids), Segments: len(tr.Schedule().Segments), Compressions: tr.Schedule().Compressions(),
-		TrainBytes: tr.Bytes(), ParamBytes: tr.ParamBytes(), WeightBytes: m.WeightBytes, KeptLayers: tr.KeptLayers(), KeptBytes: tr.KeptBytes()})
+		TrainBytes: tr.Bytes(), ParamBytes: tr.ParamBytes(), WeightBytes: m.WeightBytes, KeptLayers: tr.KeptLayers(), KeptBytes: tr.KeptBytes(),
+		Passage: data.Passage(), Gap: data.Gap()})
 	if !*asJSON {
 		fmt.Fprintf(os.Stderr, "%s: %d training tokens (%d sequences of %d), cache %s, %d segments and %d compressions per sequence\n",
 			filepath.Base(mf.path), len(ids), data.Windows(), *ctxLen, cache.Kind, len(tr.Schedule().Segments), tr.Schedule().Compressions())

@@ -120,3 +120,23 @@ func TestFinetuneTrainAllWritesModel(t *testing.T) {
 	require.Equal(t, 2, r.code, r.stderr)
 	require.Contains(t, r.stderr, "drop --lora-rank")
 }
+
+// TestFinetuneRepeatFullAttention: the full-attention baseline of the repeat
+// task trains on the sequences the bounded caches get at their default N (the
+// trained context, 512 here), not on a gap longer than its own 1040 rows.
+func TestFinetuneRepeatFullAttention(t *testing.T) {
+	gputest.Device(t)
+	model := shareddata.Path(t, "models/stories260K.bin")
+	tok := shareddata.Path(t, "models/tok512.bin")
+	text := smallText(t, 8000)
+	for _, cache := range []string{"full", "window"} {
+		r := runCLI(t, "finetune", "-m", model, "--tokenizer", tok, "--text", text, "--ctx", "1040", "--cache", cache,
+			"--task", "repeat", "--steps", "1", "-o", filepath.Join(t.TempDir(), "a.gguf"), "--json")
+		require.Equal(t, 0, r.code, "%s: %s", cache, r.stderr)
+		var start finetuneLog
+		require.NoError(t, json.Unmarshal([]byte(strings.SplitN(r.stdout, "\n", 2)[0]), &start))
+		require.Equal(t, "start", start.Event)
+		require.Equal(t, 513, start.Gap, cache)
+		require.Equal(t, 264, start.Passage, cache)
+	}
+}

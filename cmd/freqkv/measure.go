@@ -35,6 +35,10 @@ type measurement struct {
 	DecodeDispatches int `json:"decode_dispatches"`
 	// DecodeKernels is the GPU time per kernel of one profiled decode step.
 	DecodeKernels []engine.KernelTime `json:"decode_kernels,omitempty"`
+	// PrefillKernels is the GPU time per kernel of one profiled prefill chunk, and
+	// PrefillChunk its tokens.
+	PrefillKernels []engine.KernelTime `json:"prefill_kernels,omitempty"`
+	PrefillChunk   int                 `json:"prefill_chunk,omitempty"`
 }
 
 // pseudoTokens is n reproducible token ids below vocab (xorshift32).
@@ -165,4 +169,18 @@ func compressTime(m *llama.Model, opts llama.ContextOptions) (float64, error) {
 		total += k.Total
 	}
 	return float64(total) / 1e6, nil
+}
+
+// prefillProfile times, on the GPU, the kernels of one prefill chunk of up to tokens
+// pseudo-random tokens in a fresh context (profiling serialises dispatches, so bench's
+// prefill tok/s comes from the unprofiled run), and returns the chunk's length.
+func prefillProfile(m *llama.Model, opts llama.ContextOptions, tokens int) ([]engine.KernelTime, int, error) {
+	ctx, err := m.NewContext(opts)
+	if err != nil {
+		return nil, 0, err
+	}
+	defer ctx.Release()
+	n := min(tokens, ctx.Chunk())
+	kernels, err := ctx.WithProfile(func() error { return ctx.Prefill(pseudoTokens(n, m.H.Vocab)) })
+	return kernels, n, err
 }

@@ -61,6 +61,9 @@ type Context struct {
 	profile        *engine.Profile // set by WithProfile
 }
 
+// Chunk is the most tokens one prefill step of the context takes.
+func (c *Context) Chunk() int { return c.chunk }
+
 // NewContext allocates activations and a KV cache. Errors about the cache are kvcache's
 // (*kvcache.SpecError, *kvcache.DeviceLimitError); a chunk too large for the device gives
 // a *ChunkTooLargeError.

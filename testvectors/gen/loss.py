@@ -7,7 +7,8 @@ from common import array, output, rng, uniform, vector, xorshift_array
 def cases():
     out = []
     r = rng(303)
-    for rows, vocab in [(1, 1), (1, 7), (3, 512), (17, 1000), (5, 32000)]:
+    # 40000 and 128256 (Llama 3) pass llvmpipe's loop cap for one invocation per row
+    for rows, vocab in [(1, 1), (1, 7), (3, 512), (17, 1000), (5, 32000), (3, 40000), (2, 128256)]:
         if rows * vocab > 20000:  # large: generated from a seed, keeps the file small
             entry, logits = xorshift_array("f32", (rows, vocab), 12345 + rows, 8.0)
         else:

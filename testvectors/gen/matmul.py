@@ -103,4 +103,11 @@ def cases():
     params = {"M": 1, "N": n, "K": k, "wtype": "f16", "chunk_rows": 0, "accumulate": 0}
     out.append(vector("matmul/f16/M1_N%d_K%d_vocab" % (n, k), "matmul", params,
                       {"x": array("f32", x), "w": went}, {"y": output(x @ w.T, atol, rtol + U, dtype="f32")}))
+    # The xtiled kernel (x in uniform windows of 4 rows, or of 12 when the runner caps a
+    # binding at 3 rows): K*4 a multiple of 256; M odd and over a window, so the last
+    # window overlaps the one before; N odd and over one workgroup's columns (8 x 8); the
+    # weight in parts, with a bias and accumulation.
+    for wtype in ["f32", "f16", "q8_0", "q4_0"]:
+        out.append(case(r, wtype, 37, 67, 192, tag="_xtile"))
+        out.append(case(r, wtype, 29, 67, 128, chunk_rows=20, bias=True, accumulate=True, tag="_xtile_chunk20_bias_acc"))
     return out
