@@ -97,7 +97,13 @@ const (
 	// (BenchmarkPrefillXTiled, f16: 10.5 GFLOP per CPU-second against 7-9 for 16x2,
 	// 8x4, 8x8, 16x4 and 4x16): x's uniform loads are gathers, one per element and
 	// row, so more columns per invocation cut them, until W's tile spills.
-	xtileRows        = 4
+	xtileRows = 4
+	// The xtiled kernel records a dispatch per xtileRows rows of x, so it pays
+	// only where each does enough work to hide a dispatch's ~20 us: from
+	// 2^18 weights (a 1024 x 256 matrix: 1M multiply-adds per dispatch). Below
+	// it, stories260K's 64-wide products ran 1.7x slower than with the tiles
+	// (the training forward over 2048 tokens: 1.8 s against 1.05 s).
+	xtileMinWeights  = 1 << 18
 	xtileMaxBindings = 4
 	xtileTN          = 8
 	xtileWG          = 32
@@ -217,7 +223,7 @@ func (o *Ops) MatMul(rec *engine.Recorder, x *engine.Tensor, w *engine.Weight, y
 		switch {
 		case o.Dev.Info.IsCPU() && m <= rowsMaxM:
 			kern = MatMulRows
-		case o.Dev.Info.IsCPU() && (w.DType == engine.F32 || w.DType == engine.F16):
+		case o.Dev.Info.IsCPU() && (w.DType == engine.F32 || w.DType == engine.F16) && n*k >= xtileMinWeights:
 			// q8_0/q4_0 xtiles measured no faster than tiles so far (docs/speed.md)
 			kern = MatMulXTiled
 		case m > 1:
