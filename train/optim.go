@@ -143,6 +143,19 @@ func (t *Trainer) Prepare() error {
 	t.forward(r)
 	t.head(r, 1, true)
 	t.backward(r)
+	t.gradNorm(r, 1)
+	for _, p := range t.Params {
+		r.do("adamw", func() error {
+			return t.ops.AdamW(r.rec, p.T(), p.Grad, p.M, p.V, t.b.clip, p.Elements(), shaders.AdamWParams{LR: 1e-3, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8, Step: 1, GradScale: 1})
+		})
+	}
+	r.rec.Discard()
+	return r.err
+}
+
+// gradNorm records the global gradient norm and its clipping factor for
+// maxNorm into b.clip.
+func (t *Trainer) gradNorm(r *recorder, maxNorm float32) {
 	o, b := t.ops, &t.b
 	slot := 0
 	for _, p := range t.Params {
@@ -151,13 +164,8 @@ func (t *Trainer) Prepare() error {
 			slot = next
 			return err
 		})
-		r.do("adamw", func() error {
-			return o.AdamW(r.rec, p.T(), p.Grad, p.M, p.V, b.clip, p.Elements(), shaders.AdamWParams{LR: 1e-3, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8, Step: 1, GradScale: 1})
-		})
 	}
-	r.do("grad norm", func() error { return o.GradNormFinish(r.rec, b.partials, slot, 1, b.clip) })
-	r.rec.Discard()
-	return r.err
+	r.do("grad norm", func() error { return o.GradNormFinish(r.rec, b.partials, slot, maxNorm, b.clip) })
 }
 
 // Loss is the mean NLL of one sequence (T+1 tokens) under the training
@@ -169,18 +177,9 @@ func (t *Trainer) update(opt Optim, k, step int) (float64, error) {
 	o, b := t.ops, &t.b
 	r := t.newRecorder()
 	r.phase("optimizer")
-	slot := 0
-	for _, p := range t.Params {
-		r.do("grad norm", func() error {
-			next, err := o.SumSquares(r.rec, p.Grad, p.Elements(), b.partials, slot)
-			slot = next
-			return err
-		})
-	}
 	// the stored gradients are the sum over k sequences of each one's mean:
 	// their norm is k times that of the mean gradient
-	maxNorm := float32(opt.ClipNorm * float64(k))
-	r.do("grad norm", func() error { return o.GradNormFinish(r.rec, b.partials, slot, maxNorm, b.clip) })
+	t.gradNorm(r, float32(opt.ClipNorm*float64(k)))
 	var norm *engine.Readback
 	if r.err == nil {
 		norm = r.rec.ReadBack(b.clip.Buf, b.clip.Offset, 8)
