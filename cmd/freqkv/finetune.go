@@ -476,5 +476,5 @@ func activationBytes(mib int64) int64 {
 	if mib == 0 {
 		return -1 // keep none
 	}
-	return mib << 20
+	return min(mib, math.MaxInt64>>20) << 20 // any larger budget keeps every layer anyway
 }
