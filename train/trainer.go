@@ -395,7 +395,10 @@ func (t *Trainer) alloc() error {
 		if L, m := c.Span(), c.Kept(); L*m <= denseAdjointMax {
 			b.adjMat = ten("compression adjoint", engine.F32, L, m)
 			if err == nil {
-				err = b.adjMat.UploadF32(compressAdjointMatrix(L, m))
+				var table []float32
+				if table, err = shaders.SpreadTable(L, m); err == nil {
+					err = b.adjMat.UploadF32(table)
+				}
 			}
 		} else {
 			b.adjWork = ten("adjoint work", engine.F32, L, kvd)
