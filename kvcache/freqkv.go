@@ -235,18 +235,30 @@ func (f *freqKV) compress(rec *engine.Recorder) error {
 
 // advance records one phase's turn: the span rows stored so far that the next
 // compression takes, up to the budget, or more to catch up by the compression (after
-// a prefill), at most 4 budgets.
+// a prefill): enough that the rows still to come fit the last turn's budget, at most
+// catchUpBudgets budgets a turn.
 func (f *freqKV) advance(rec *engine.Recorder) error {
 	sp := f.sp
 	ph := sp.turn
 	sp.turn = (sp.turn + 1) % len(sp.phases)
-	pending := max(0, min(f.rows-f.cfg.Sink, f.cfg.Span())-sp.done[ph])
-	turns := (f.cfg.CacheSize-f.rows)/len(sp.phases) + 1
-	if n := min(pending, max(sp.budget, min(4*sp.budget, ceilDiv(pending, turns)))); n > 0 {
+	l := f.cfg.Span()
+	stored := min(f.rows-f.cfg.Sink, l)
+	pending := max(0, stored-sp.done[ph])
+	future := l - max(0, stored) // span rows still to arrive, one a step
+	turns := ceilDiv(f.cfg.CacheSize-f.rows, len(sp.phases)) // this phase's, this one included
+	need := ceilDiv(max(0, pending+future-sp.budget), turns)
+	if n := min(pending, max(sp.budget, min(catchUpBudgets*sp.budget, need))); n > 0 {
 		return f.accumulate(rec, ph, n)
 	}
 	return nil
 }
+
+// catchUpBudgets bounds a turn's rows while a phase catches up after a prefill:
+// a turn's cost is the accumulator's read-modify-write plus a share per row, so
+// 8 budgets (64 rows with 4 phases) keep a medium model's step within about 1.4x
+// its median (docs/speed.md); a prompt that ends closer to the compression than
+// that allows is compressed whole.
+const catchUpBudgets = 8
 
 // layerParams is the compression of one matrix (K or V) of layer l's own geometry.
 func (f *freqKV) layerParams(l int) shaders.CompressParams {

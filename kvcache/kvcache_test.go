@@ -469,3 +469,64 @@ func TestConstructionErrors(t *testing.T) {
 	require.Same(t, p.K(0).Buf, p.V(1).Buf)
 	require.Panics(t, func() { p.K(2) })
 }
+
+// TestSpreadCatchUpAfterPrefill: a prompt stored in one chunk leaves the spread sums
+// behind; the decode steps before the compression must catch up on it, so the first
+// compression is finished from the accumulator (not done whole, a stalling step) wherever
+// the steps left allow it within the per-turn bound, and whole otherwise. Either way the
+// rows match the reference cache.
+func TestSpreadCatchUpAfterPrefill(t *testing.T) {
+	dev := gputest.Device(t)
+	ops := shaders.New(dev)
+	g := Geometry{2, 2, 4} // 4 matrices: one per phase
+	spec := Spec{Kind: FreqKV, Size: 256, Sink: 4, Ratio: 0.5, Storage: engine.F32}
+	for _, c := range []struct {
+		prompt   int
+		finished bool
+	}{{64, true}, {200, true}, {236, true}, {254, false}} {
+		t.Run(fmt.Sprintf("prompt %d", c.prompt), func(t *testing.T) {
+			p, err := New(dev, ops, g, spec, 1)
+			require.NoError(t, err)
+			defer p.Release()
+			sp := p.(*freqKV).sp
+			require.NotNil(t, sp, "the spread schedule")
+			refs := make([]*freqkv.RefCache, g.Layers)
+			for l := range refs {
+				refs[l], err = freqkv.NewRefCache(spec.LayerFreqKV(l), g.Channels())
+				require.NoError(t, err)
+			}
+			r := rand.New(rand.NewPCG(3, uint64(c.prompt)))
+			step := func(n int) {
+				rec := dev.NewRecorder()
+				got, err := p.Next(rec, n)
+				require.NoError(t, err)
+				require.Equal(t, n, got)
+				keys, values := make([][][]float64, g.Layers), make([][][]float64, g.Layers)
+				for l := range keys {
+					keys[l], values[l] = randRows(r, n, g.Channels()), randRows(r, n, g.Channels())
+				}
+				tmp := storeChunk(t, dev, ops, rec, p, g, keys, values)
+				require.NoError(t, rec.SubmitAndWait())
+				release(tmp)
+				p.Commit(n)
+				for l, ref := range refs {
+					require.NoError(t, ref.Append(keys[l], values[l]))
+				}
+			}
+			step(c.prompt)
+			for p.Stats().Compressions == 0 {
+				step(1)
+			}
+			if c.finished {
+				require.Equal(t, 1, sp.writes, "the first compression after the prompt is finished from the accumulator")
+			} else {
+				require.Equal(t, 0, sp.writes, "too few steps to catch up: compressed whole")
+			}
+			for l, ref := range refs {
+				rows := ref.Rows()
+				e := max(relErr(t, readRows(t, p.K(l), rows), ref.Keys()), relErr(t, readRows(t, p.V(l), rows), ref.Values()))
+				require.LessOrEqualf(t, e, 1e-5, "layer %d", l)
+			}
+		})
+	}
+}
