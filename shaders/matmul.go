@@ -91,44 +91,51 @@ const (
 	// Up to rowsMaxM rows of x, the rows kernel (which reads W once per row of
 	// x) beats the 8-row tiles on llvmpipe; from 4 rows on, tiles win.
 	rowsMaxM = 3
-	// The xtiled kernel: x rows per window (at most xtileMaxBindings uniform
-	// bindings of what fits 64 KiB) and columns per invocation.
-	// 4 rows by 8 columns measured best of 2-32 rows by 1-16 columns in CPU time
-	// (BenchmarkPrefillXTiled, f16: 10.5 GFLOP per CPU-second against 7-9 for 16x2,
-	// 8x4, 8x8, 16x4 and 4x16): x's uniform loads are gathers, one per element and
-	// row, so more columns per invocation cut them, until W's tile spills.
+	// The xtiled kernel: rows of its register tile (one per uniform binding)
+	// and columns per invocation. 4 rows by 8 columns measured best of 2-32
+	// rows by 1-16 columns in CPU time (BenchmarkPrefillXTiled, f16: 10.5
+	// GFLOP per CPU-second against 7-9 for 16x2, 8x4, 8x8, 16x4 and 4x16): x's
+	// uniform loads are gathers, one per element and row, so more columns per
+	// invocation cut them, until W's tile spills.
 	xtileRows = 4
-	// The xtiled kernel records a dispatch per xtileRows rows of x, so it pays
+	// The xtiled kernel records a dispatch per window of x rows, so it pays
 	// only where each does enough work to hide a dispatch's ~20 us: from
 	// 2^18 weights (a 1024 x 256 matrix: 1M multiply-adds per dispatch). Below
 	// it, stories260K's 64-wide products ran 1.7x slower than with the tiles
 	// (the training forward over 2048 tokens: 1.8 s against 1.05 s).
-	xtileMinWeights  = 1 << 18
-	xtileMaxBindings = 4
-	xtileTN          = 8
-	xtileWG          = 32
+	xtileMinWeights = 1 << 18
+	// xtileMaxBlocks bounds the row blocks of a window (rows per binding): a
+	// window of 4*B rows is one dispatch, so B cuts the dispatches per product
+	// B-fold where a binding holds B rows.
+	xtileMaxBlocks = 16
+	xtileTN        = 8
+	xtileWG        = 32
 )
 
-// xtileShape is the window of the xtiled kernel for K columns: rows per
-// binding, bindings, rows per window; ok is false where K's rows cannot start
-// on the uniform offset alignment or no row fits a binding.
-func (o *Ops) xtileShape(k, capRows int) (rpb, nb, tm int, ok bool) {
+// xtileTypes are the weight types with an xtiled kernel.
+var xtileTypes = map[engine.DType]bool{engine.F32: true, engine.F16: true, engine.Q8_0: true, engine.Q4_0: true}
+
+// xtileBlocks is the row blocks B of the xtiled kernel's window for m rows of
+// K columns: a power of two up to xtileMaxBlocks rows per uniform binding
+// (capped by capRows when positive), at most m/4; ok is false where K's rows
+// cannot start on the uniform offset alignment, or no row fits a binding, or m
+// is under a tile.
+func (o *Ops) xtileBlocks(k, m, capRows int) (b int, ok bool) {
 	rowBytes := uint64(4 * k)
 	if rowBytes%uint64(o.Dev.Limits.MinUniformBufferOffsetAlignment) != 0 {
-		return 0, 0, 0, false
+		return 0, false
 	}
-	rpb = min(int(o.Dev.MaxUniformBinding()/rowBytes), xtileRows)
+	most := min(int(o.Dev.MaxUniformBinding()/rowBytes), xtileMaxBlocks, m/xtileRows)
 	if capRows > 0 {
-		rpb = min(rpb, capRows)
+		most = min(most, capRows)
 	}
-	if rpb < 1 {
-		return 0, 0, 0, false
+	if most < 1 {
+		return 0, false
 	}
-	nb = min(xtileMaxBindings, ceilDiv(xtileRows, rpb))
-	if capRows > 0 {
-		nb = xtileMaxBindings
+	// Powers of two keep the pipelines few (B is a kernel constant).
+	for b = 1; 2*b <= most; b *= 2 {
 	}
-	return rpb, nb, rpb * nb, true
+	return b, true
 }
 
 // groupsWG sizes the groups kernel's workgroup to the work units of a row
@@ -223,8 +230,7 @@ func (o *Ops) MatMul(rec *engine.Recorder, x *engine.Tensor, w *engine.Weight, y
 		switch {
 		case o.Dev.Info.IsCPU() && m <= rowsMaxM:
 			kern = MatMulRows
-		case o.Dev.Info.IsCPU() && (w.DType == engine.F32 || w.DType == engine.F16) && n*k >= xtileMinWeights:
-			// q8_0/q4_0 xtiles measured no faster than tiles so far (docs/speed.md)
+		case o.Dev.Info.IsCPU() && xtileTypes[w.DType] && n*k >= xtileMinWeights:
 			kern = MatMulXTiled
 		case m > 1:
 			kern = MatMulTiled
@@ -233,10 +239,13 @@ func (o *Ops) MatMul(rec *engine.Recorder, x *engine.Tensor, w *engine.Weight, y
 		}
 	}
 	if kern == MatMulXTiled {
-		xfile := map[engine.DType]string{engine.F32: "matmul_vec4_xtile.wgsl", engine.F16: "matmul_vec4_xtile.wgsl"}[w.DType]
-		rpb, nb, tm, ok := o.xtileShape(k, opt.XTileRows)
-		if ok && xfile != "" && m >= tm && x.Offset%uint64(o.Dev.Limits.MinUniformBufferOffsetAlignment) == 0 {
-			return o.matmulXTile(rec, what, xfile, code, x, w, y, m, rpb, nb, tm, hasBias, biasBinding, opt)
+		xfile := "matmul_vec4_xtile.wgsl"
+		if w.DType == engine.Q8_0 || w.DType == engine.Q4_0 {
+			xfile = "matmul_q_xtile.wgsl"
+		}
+		b, ok := o.xtileBlocks(k, m, opt.XTileRows)
+		if ok && xtileTypes[w.DType] && x.Offset%uint64(o.Dev.Limits.MinUniformBufferOffsetAlignment) == 0 {
+			return o.matmulXTile(rec, what, xfile, code, x, w, y, m, b, hasBias, biasBinding, opt)
 		}
 		kern = MatMulTiled
 	}
@@ -317,12 +326,12 @@ func (o *Ops) MatMul(rec *engine.Recorder, x *engine.Tensor, w *engine.Weight, y
 	return nil
 }
 
-// matmulXTile records the xtiled kernel over windows of tm rows of x (the
+// matmulXTile records the xtiled kernel over windows of 4*b rows of x (the
 // last window overlaps the one before and stores only its new rows).
-func (o *Ops) matmulXTile(rec *engine.Recorder, what, file string, code int, x *engine.Tensor, w *engine.Weight, y *engine.Tensor, m, rpb, nb, tm int, hasBias uint32, biasBinding engine.Binding, opt MatMulOptions) error {
+func (o *Ops) matmulXTile(rec *engine.Recorder, what, file string, code int, x *engine.Tensor, w *engine.Weight, y *engine.Tensor, m, b int, hasBias uint32, biasBinding engine.Binding, opt MatMulOptions) error {
 	k, n := w.Cols, w.Rows
 	c := engine.Constants{"WTYPE": u(code), "WG": u(xtileWG), "TN": u(xtileTN),
-		"RPB": u(rpb), "NB": u(nb), "TM": u(tm), "K4": u(k / 4), "XV": u(rpb * k / 4)}
+		"TM": u(xtileRows), "B": u(b), "K4": u(k / 4), "XV": u(b * k / 4)}
 	if code >= 2 { // q8_0, q4_0: quant words per block
 		c["QW"] = u(8 - 4*(code-2))
 	}
@@ -330,17 +339,18 @@ func (o *Ops) matmulXTile(rec *engine.Recorder, what, file string, code int, x *
 	if err != nil {
 		return err
 	}
-	bindBytes := uint64(4 * rpb * k)
-	for r0 := 0; r0 < m; r0 += tm {
-		s := min(r0, m-tm)
-		var xs [xtileMaxBindings]engine.Binding
-		for b := range xs {
-			xs[b] = engine.Binding{Buf: x.Buf, Offset: x.Offset + uint64(4*(s+min(b, nb-1)*rpb)*k), Size: bindBytes}
+	window := xtileRows * b
+	bindBytes := uint64(4 * b * k)
+	for r0 := 0; r0 < m; r0 += window {
+		s := min(r0, m-window)
+		var xs [xtileRows]engine.Binding
+		for a := range xs {
+			xs[a] = engine.Binding{Buf: x.Buf, Offset: x.Offset + uint64(4*(s+a*b)*k), Size: bindBytes}
 		}
 		for i, part := range w.Parts {
-			params := words(matmulUniform{m: uint32(tm), n: uint32(part.Rows), k: uint32(k), ldy: uint32(n), col0: uint32(w.Row0(i)),
+			params := words(matmulUniform{m: uint32(window), n: uint32(part.Rows), k: uint32(k), ldy: uint32(n), col0: uint32(w.Row0(i)),
 				acc: b2u(opt.Accumulate), bias: hasBias, row0: uint32(s), first: uint32(r0 - s)})
-			groups := engine.Grid(ceilDiv(part.Rows, xtileTN), xtileWG)
+			groups := [3]uint32{uint32(b), uint32(ceilDiv(ceilDiv(part.Rows, xtileTN), xtileWG)), 1}
 			if err := rec.Dispatch(kernel, params, groups, xs[0], xs[1], xs[2], xs[3], part.Binding(), biasBinding, y.Binding()); err != nil {
 				return fmt.Errorf("%s part %d: %w", what, i, err)
 			}

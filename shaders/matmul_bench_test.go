@@ -256,26 +256,35 @@ func cpuTime() time.Duration {
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
-// BenchmarkPrefillXTiled compares the prefill products of the tiled kernel (x in storage)
-// and the xtiled one (x in uniform windows) side by side: rounds alternate between the two
-// in one process, and each reports GFLOP/s from its median round (wall time) and GFLOP per
-// CPU-second (all lavapipe threads; steadier on a shared machine), with the ratio of their
-// median CPU times. Shapes are the medium model's: the attention and gate/up products
-// (K = 1024) and the down product (K = 2816), 256 rows (a prefill chunk).
+// BenchmarkPrefillXTiled compares the prefill products of the tiled kernel (x in storage),
+// the xtiled one with one row block per window (a dispatch per 4 rows, as it was first
+// written) and the xtiled one with its full windows (up to 16 row blocks per dispatch) side
+// by side: rounds alternate between them in one process, and each reports GFLOP/s from its
+// median round (wall time) and GFLOP per CPU-second (all lavapipe threads; steadier on a
+// shared machine), with the ratios of median CPU times to the tiled kernel's. Shapes are
+// the medium model's: the attention and gate/up products (K = 1024) and the down product
+// (K = 2816), 256 rows (a prefill chunk).
 func BenchmarkPrefillXTiled(b *testing.B) {
 	dev := gputest.Device(b)
 	ops := shaders.New(dev)
+	variants := []struct {
+		name string
+		opt  shaders.MatMulOptions
+	}{
+		{"tiled", shaders.MatMulOptions{Kernel: shaders.MatMulTiled}},
+		{"xtiled1", shaders.MatMulOptions{Kernel: shaders.MatMulXTiled, XTileRows: 1}},
+		{"xtiled", shaders.MatMulOptions{Kernel: shaders.MatMulXTiled}},
+	}
 	for _, s := range [][3]int{{256, 1024, 1024}, {256, 2816, 1024}, {256, 1024, 2816}} {
 		m, n, k := s[0], s[1], s[2]
 		x, y := benchTensor(b, dev, m, k), benchTensor(b, dev, m, n)
 		for _, bt := range benchTypes[:4] {
 			w := benchWeight(b, dev, bt.dt, bt.gt, n, k)
 			b.Run(fmt.Sprintf("M%d_N%d_K%d/%s", m, n, k, bt.dt), func(b *testing.B) {
-				kernels := []shaders.MatMulKernel{shaders.MatMulTiled, shaders.MatMulXTiled}
-				var wall, cpu [2][]time.Duration
+				wall, cpu := make([][]time.Duration, len(variants)), make([][]time.Duration, len(variants))
 				round := func(i int) {
 					rec := ops.Dev.NewRecorder()
-					if err := ops.MatMul(rec, x, w, y, m, shaders.MatMulOptions{Kernel: kernels[i]}); err != nil {
+					if err := ops.MatMul(rec, x, w, y, m, variants[i].opt); err != nil {
 						b.Fatal(err)
 					}
 					start, c0 := time.Now(), cpuTime()
@@ -284,12 +293,14 @@ func BenchmarkPrefillXTiled(b *testing.B) {
 					}
 					wall[i], cpu[i] = append(wall[i], time.Since(start)), append(cpu[i], cpuTime()-c0)
 				}
-				round(0) // compile
-				round(1)
-				wall, cpu = [2][]time.Duration{}, [2][]time.Duration{}
+				for i := range variants {
+					round(i) // compile
+					wall[i], cpu[i] = nil, nil
+				}
 				for b.Loop() {
-					round(0)
-					round(1)
+					for i := range variants {
+						round(i)
+					}
 				}
 				med := func(d []time.Duration) float64 {
 					d = append([]time.Duration(nil), d...)
@@ -297,11 +308,13 @@ func BenchmarkPrefillXTiled(b *testing.B) {
 					return d[len(d)/2].Seconds()
 				}
 				flops := 2 * float64(m*n*k) / 1e9
-				b.ReportMetric(flops/med(wall[0]), "GFLOP/s-tiled")
-				b.ReportMetric(flops/med(wall[1]), "GFLOP/s-xtiled")
-				b.ReportMetric(flops/med(cpu[0]), "GFLOP/cpu-s-tiled")
-				b.ReportMetric(flops/med(cpu[1]), "GFLOP/cpu-s-xtiled")
-				b.ReportMetric(med(cpu[0])/med(cpu[1]), "speedup")
+				for i, v := range variants {
+					b.ReportMetric(flops/med(wall[i]), "GFLOP/s-"+v.name)
+					b.ReportMetric(flops/med(cpu[i]), "GFLOP/cpu-s-"+v.name)
+					if i > 0 {
+						b.ReportMetric(med(cpu[0])/med(cpu[i]), "speedup-"+v.name)
+					}
+				}
 			})
 		}
 	}

@@ -1,22 +1,23 @@
 // Matrix product y = x·Wᵀ (+ bias) (+ y) for many rows of x on CPU adapters (prefill), GGUF
 // block weights q8_0 and q4_0 (K a multiple of 32), dequantised once per block and tile.
 // As matmul_vec4_xtile.wgsl: x goes through uniform bindings (on llvmpipe a branch-free
-// gather, where a storage load is a loop over the SIMD lanes), a window of TM rows per
-// dispatch, and each invocation keeps a TM x TN tile of y in registers, so every word of W
+// gather, where a storage load is a loop over the SIMD lanes), a window of TM*B rows per
+// dispatch, TM = 4 bindings of B rows, and each invocation keeps a TM x TN tile of y in
+// registers (rows b, B+b, 2B+b, 3B+b of the window for row block b), so every word of W
 // read feeds TM rows. A block is read as the whole words that hold it (9 for q8_0's 34
 // bytes, 5 for q4_0's 18), each once, and realigned with shifts.
 //
 // Bindings:
-//   1-4 x0..x3 (uniform) f32: binding b holds rows [b*RPB, (b+1)*RPB) of the window, row
-//        stride K4 vec4 (XV = RPB*K4 vec4 each; bindings b >= NB are unused, any range of XV)
+//   1-4 x0..x3 (uniform) f32: binding a holds window rows [a*B, (a+1)*B), row stride K4
+//        vec4 (XV = B*K4 vec4 each)
 //   5 w    (read) one weight part, [n, k/32] blocks as raw words
 //   6 bias (read) f32 [>= col0 + n] (any read-only buffer when p.bias == 0)
 //   7 y    (rw)   f32; window row i is y row p.row0 + i; this part writes columns
 //          [col0, col0 + n) of the window rows from p.first on
-// Entry point and dispatch: xtile, TN consecutive output columns per invocation, all TM
-// window rows; Grid(ceil(n/TN), WG), one dispatch per window.
-// Constants: WTYPE (2 q8_0, 3 q4_0), WG, TN, RPB, NB (1-4), TM (= NB*RPB), K4 (= k/4),
-// XV (= RPB*K4), QW (quant words per block: 8 q8_0, 4 q4_0).
+// Entry point and dispatch: xtile, TN consecutive output columns per invocation; workgroups
+// (B, ceil(ceil(n/TN)/WG), 1), one dispatch per window.
+// Constants: WTYPE (2 q8_0, 3 q4_0), WG, TN, TM (4), B, K4 (= k/4), XV (= B*K4),
+// QW (quant words per block: 8 q8_0, 4 q4_0).
 // Block layouts (GGUF): q8_0 = f16 scale, 32 int8 (34 bytes); q4_0 = f16 scale, 16 bytes
 // whose low nibbles are elements 0-15 and high nibbles 16-31, value (q - 8) * scale.
 
@@ -34,17 +35,16 @@
 // Bytes per block / 2: 17 (q8_0) or 9 (q4_0).
 const PW = 33u - 8u * WTYPE;
 
-// vec4 i of window row a (a is a constant in the written-out row loop, so the binding is
+// vec4 o of binding a (a is a constant in the written-out row loop, so the binding is
 // chosen at compile time).
-fn xload(a: u32, i: u32) -> vec4<f32> {
-  let o = (a % RPB) * K4 + i;
-  if (a < RPB) {
+fn xload(a: u32, o: u32) -> vec4<f32> {
+  if (a == 0u) {
     return x0[o];
   }
-  if (a < 2u * RPB) {
+  if (a == 1u) {
     return x1[o];
   }
-  if (a < 3u * RPB) {
+  if (a == 2u) {
     return x2[o];
   }
   return x3[o];
@@ -66,11 +66,15 @@ fn u4x4(q: u32) -> vec4<f32> {
 }
 
 @compute @workgroup_size(WG)
-fn xtile(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
-  let j0 = ((wid.y * nwg.x + wid.x) * WG + lid.x) * TN;
+fn xtile(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+  // The row block is the fastest-varying workgroup index, so the B workgroups that read
+  // one tile of W's columns run one after another while that tile is in cache.
+  let rb = wid.x;
+  let j0 = (wid.y * WG + lid.x) * TN;
   if (j0 >= p.n) {
     return;
   }
+  let xr = rb * K4; // this row block's row in every binding
   let nb = p.k / 32u;
   // Columns past the edge repeat the last one (in range, never stored).
   var jr: array<u32, TN>;
@@ -114,14 +118,14 @@ fn xtile(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: ve
       #unroll row TM
       {
         if (WTYPE == 2u) {
-          let xl = xload(row, xi + q);
+          let xl = xload(row, xr + xi + q);
           for (var c = 0u; c < TN; c++) {
             acc[row][c] = fdot(acc[row][c], xl, lo[c]);
           }
         } else {
           // q4_0: word q holds elements 4q..4q+3 (low nibbles) and 16+4q.. (high).
-          let xl = xload(row, xi + q);
-          let xh = xload(row, xi + 4u + q);
+          let xl = xload(row, xr + xi + q);
+          let xh = xload(row, xr + xi + 4u + q);
           for (var c = 0u; c < TN; c++) {
             acc[row][c] = fdot(fdot(acc[row][c], xl, lo[c]), xh, hi[c]);
           }
@@ -132,9 +136,10 @@ fn xtile(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: ve
     #end q
   }
   for (var a = 0u; a < TM; a++) {
+    let i = a * B + rb; // the window row of the tile's row a
     for (var c = 0u; c < TN; c++) {
-      if (a >= p.first && j0 + c < p.n) {
-        store(a, j0 + c, acc[a][c]);
+      if (i >= p.first && j0 + c < p.n) {
+        store(i, j0 + c, acc[a][c]);
       }
     }
   }

@@ -3,22 +3,23 @@
 // llvmpipe runs the invocations of a workgroup as the lanes of a SIMD vector and compiles
 // every storage-buffer load into a loop over the lanes with a branch per lane, where a
 // uniform-buffer load is a branch-free gather. So x goes through uniform bindings: a
-// dispatch takes a window of TM rows of x, held by NB uniform bindings of RPB rows each
-// (TM = NB * RPB; a binding is at most 64 KiB on lavapipe), and each invocation keeps a
-// TM x TN tile of y in registers: every 16-byte load of W (the only storage loads of the
-// inner loop) feeds TM x 8 multiply-adds (f16), against TN for each x load.
+// dispatch takes a window of TM*B rows of x, B rows in each of TM = 4 uniform bindings (a
+// binding is at most 64 KiB on lavapipe), and each invocation keeps a TM x TN tile of y in
+// registers, rows b, B+b, 2B+b and 3B+b of the window for its row block b: tile row a
+// always reads binding a, chosen at compile time. Every 16-byte load of W (the only
+// storage loads of the inner loop) feeds TM x 8 multiply-adds (f16), against TN for each x
+// load. B row blocks per dispatch (up to 16) cut the dispatches per product B-fold.
 //
 // Bindings:
-//   1-4 x0..x3 (uniform) f32: binding b holds rows [b*RPB, (b+1)*RPB) of the window, row
-//        stride K4 vec4 (XV = RPB*K4 vec4 each; bindings b >= NB are unused, any range of XV)
+//   1-4 x0..x3 (uniform) f32: binding a holds window rows [a*B, (a+1)*B), row stride K4
+//        vec4 (XV = B*K4 vec4 each)
 //   5 w    (read) one weight part, [n, k] of WTYPE as 16-byte groups (4 f32, or 8 f16)
 //   6 bias (read) f32 [>= col0 + n] (any read-only buffer when p.bias == 0)
 //   7 y    (rw)   f32; window row i is y row p.row0 + i; this part writes columns
 //          [col0, col0 + n) of the window rows from p.first on
-// Entry point and dispatch: xtile, TN consecutive output columns per invocation, all TM
-// window rows; Grid(ceil(n/TN), WG), one dispatch per window.
-// Constants: WTYPE (0 f32, 1 f16), WG, TN, RPB, NB (1-4), TM (= NB*RPB), K4 (= k/4),
-// XV (= RPB*K4).
+// Entry point and dispatch: xtile, TN consecutive output columns per invocation; workgroups
+// (B, ceil(ceil(n/TN)/WG), 1), one dispatch per window.
+// Constants: WTYPE (0 f32, 1 f16), WG, TN, TM (4), B, K4 (= k/4), XV (= B*K4).
 
 #include "matmul_common.wgsl"
 
@@ -34,17 +35,16 @@
 // A group is 4 elements (f32) or 8 (f16): one 16-byte load of W.
 const GROUP = 4u + 4u * WTYPE;
 
-// vec4 i of window row a (a is a constant in the written-out row loop, so the binding is
+// vec4 o of binding a (a is a constant in the written-out row loop, so the binding is
 // chosen at compile time).
-fn xload(a: u32, i: u32) -> vec4<f32> {
-  let o = (a % RPB) * K4 + i;
-  if (a < RPB) {
+fn xload(a: u32, o: u32) -> vec4<f32> {
+  if (a == 0u) {
     return x0[o];
   }
-  if (a < 2u * RPB) {
+  if (a == 1u) {
     return x1[o];
   }
-  if (a < 3u * RPB) {
+  if (a == 2u) {
     return x2[o];
   }
   return x3[o];
@@ -56,11 +56,15 @@ fn fdot(acc: f32, xv: vec4<f32>, wv: vec4<f32>) -> f32 {
 }
 
 @compute @workgroup_size(WG)
-fn xtile(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
-  let j0 = ((wid.y * nwg.x + wid.x) * WG + lid.x) * TN;
+fn xtile(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+  // The row block is the fastest-varying workgroup index, so the B workgroups that read
+  // one tile of W's columns run one after another while that tile is in cache.
+  let rb = wid.x;
+  let j0 = (wid.y * WG + lid.x) * TN;
   if (j0 >= p.n) {
     return;
   }
+  let xr = rb * K4; // this row block's row in every binding
   let groups = p.k / GROUP;
   // Columns past the edge repeat the last one (in range, never stored).
   var wr: array<u32, TN>;
@@ -85,13 +89,13 @@ fn xtile(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: ve
     // The rows written out (see shaders.unroll), so the tile's indices are constants.
     #unroll row TM
     {
-      let xl = xload(row, xi);
+      let xl = xload(row, xr + xi);
       if (WTYPE == 0u) {
         for (var c = 0u; c < TN; c++) {
           acc[row][c] = fdot(acc[row][c], xl, lo[c]);
         }
       } else {
-        let xh = xload(row, xi + 1u);
+        let xh = xload(row, xr + xi + 1u);
         for (var c = 0u; c < TN; c++) {
           acc[row][c] = fdot(fdot(acc[row][c], xl, lo[c]), xh, hi[c]);
         }
@@ -100,9 +104,10 @@ fn xtile(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: ve
     #end row
   }
   for (var a = 0u; a < TM; a++) {
+    let i = a * B + rb; // the window row of the tile's row a
     for (var c = 0u; c < TN; c++) {
-      if (a >= p.first && j0 + c < p.n) {
-        store(a, j0 + c, acc[a][c]);
+      if (i >= p.first && j0 + c < p.n) {
+        store(i, j0 + c, acc[a][c]);
       }
     }
   }
