@@ -1,6 +1,6 @@
 // One llama.cpp measurement through node-llama-cpp's prebuilt binaries, printed as one
-// JSON line: prefill tok/s of a P-token prompt, decode tok/s of D tokens after filling the
-// context to C tokens, and the time to the first token from process start.
+// JSON line: prefill tok/s of a P-token prompt, prefill tok/s of the C-token fill and decode
+// tok/s of D tokens after it, and the time to the first token from process start.
 //
 //   node llamacpp.mjs MODEL.gguf BACKEND THREADS PROMPT_TOKENS FILL_TOKENS DECODE_TOKENS
 //
@@ -68,6 +68,7 @@ console.log(JSON.stringify({
   prefill_tok_s: Number(promptN) / p.seconds,
   ttft_s: ttft,
   fill_tokens: Number(fillN),
+  fill_prefill_tok_s: Number(fillN) / f.seconds,
   decode_tokens: n,
   decode_tok_s: n / decodeSeconds,
 }));

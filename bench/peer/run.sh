@@ -56,7 +56,7 @@ for round in $(seq 1 "$ROUNDS"); do
 let s=""; process.stdin.on("data",d=>s+=d).on("end",()=>{
   const j=JSON.parse(s); const r=(j.rows||j.results||j)[0];
   console.log(JSON.stringify({engine:"freqkv",backend:"webgpu",threads:0,type:"'"$t"'",round:'"$round"',
-    fill_tokens:'"$fill"',decode_tok_s:r.decode_tok_s,prefill_tok_s:('"$fill"'==='"$PROMPT"')?r.prefill_tok_s:null,ttft_s:'"$ttft"'}));});' >>"$results"
+    fill_tokens:'"$fill"',fill_prefill_tok_s:r.prefill_tok_s,decode_tok_s:r.decode_tok_s,prefill_tok_s:('"$fill"'==='"$PROMPT"')?r.prefill_tok_s:null,ttft_s:'"$ttft"'}));});' >>"$results"
 		done
 		for b in $BACKENDS; do
 			case "$b" in

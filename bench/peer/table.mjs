@@ -1,6 +1,6 @@
 // Reads results.jsonl from run.sh and prints one table: per weight type and engine/backend,
-// the medians over rounds of prefill tok/s, time to first token, and decode tok/s at each
-// fill, with freqkv's ratio against each llama.cpp backend.
+// the medians over rounds of prefill tok/s of the prompt, time to first token, and prefill
+// and decode tok/s at each fill, with freqkv's ratio against each llama.cpp backend.
 import { readFileSync } from "node:fs";
 
 const rows = readFileSync(process.argv[2], "utf8").trim().split("\n").filter(Boolean).map((l) => JSON.parse(l));
@@ -21,15 +21,19 @@ const stat = (rs) => {
     prefill: median(rs.map((r) => r.prefill_tok_s)),
     ttft: median(rs.map((r) => r.ttft_s)),
   };
-  for (const f of fills) out["d" + f] = median(rs.filter((r) => r.fill_tokens === f).map((r) => r.decode_tok_s));
+  for (const f of fills) {
+    const at = rs.filter((r) => r.fill_tokens === f);
+    out["p" + f] = median(at.map((r) => r.fill_prefill_tok_s));
+    out["d" + f] = median(at.map((r) => r.decode_tok_s));
+  }
   return out;
 };
 const pad = (s, n) => String(s).padStart(n);
 const f1 = (x) => (Number.isFinite(x) ? x.toFixed(1) : "-");
 const f2 = (x) => (Number.isFinite(x) ? x.toFixed(2) : "-");
 let head = `${"type".padEnd(6)} ${"engine".padEnd(20)} ${pad("prefill tok/s", 14)} ${pad("TTFT s", 8)}`;
-for (const f of fills) head += ` ${pad("decode@" + f, 12)}`;
-head += "   freqkv/this (prefill, decode@fills)";
+for (const f of fills) head += ` ${pad("prefill@" + f, 13)} ${pad("decode@" + f, 12)}`;
+head += "   freqkv/this (prefill, TTFT, then prefill and decode at each fill)";
 console.log(head);
 const types = [...new Set(rows.map((r) => r.type))];
 for (const t of types) {
@@ -39,10 +43,10 @@ for (const t of types) {
     if (!k.startsWith(t + "|")) continue;
     const s = stat(rs);
     let line = `${t.padEnd(6)} ${k.split("|")[1].padEnd(20)} ${pad(f1(s.prefill), 14)} ${pad(f2(s.ttft), 8)}`;
-    for (const f of fills) line += ` ${pad(f1(s["d" + f]), 12)}`;
+    for (const f of fills) line += ` ${pad(f1(s["p" + f]), 13)} ${pad(f1(s["d" + f]), 12)}`;
     if (ms && !k.endsWith("|freqkv")) {
-      line += `   ${f2(ms.prefill / s.prefill)}x`;
-      for (const f of fills) line += ` ${f2(ms["d" + f] / s["d" + f])}x`;
+      line += `   ${f2(ms.prefill / s.prefill)}x ${f2(ms.ttft / s.ttft)}x`;
+      for (const f of fills) line += ` ${f2(ms["p" + f] / s["p" + f])}x ${f2(ms["d" + f] / s["d" + f])}x`;
     }
     console.log(line);
   }
