@@ -181,3 +181,25 @@ func TestRecorderCheckIsSticky(t *testing.T) {
 	require.ErrorIs(t, rec.Copy(buf, 0, buf, 8, 4), first)
 	require.ErrorIs(t, rec.SubmitAndWait(), first)
 }
+
+// TestCachedKernel: the lookup finds a kernel only once it is compiled, and returns that
+// pipeline, keyed by name, entry and constants (the Ops skip re-expanding a kernel's source
+// on every dispatch through it).
+func TestCachedKernel(t *testing.T) {
+	dev := gputest.Device(t)
+	c := engine.Constants{"V": "3u"}
+	if _, ok := dev.CachedKernel("test/cached", "main", c); ok {
+		t.Fatal("a kernel never compiled was found")
+	}
+	src := "struct Params { v: u32, }\n@group(0) @binding(0) var<uniform> p: Params;\n@group(0) @binding(1) var<storage, read_write> out: array<u32>;\n@compute @workgroup_size(1)\nfn main() { out[0] = p.v + V; }\n"
+	k, err := dev.Kernel("test/cached", src, "main", c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, ok := dev.CachedKernel("test/cached", "main", c); !ok || got != k {
+		t.Fatalf("lookup after compiling: %v, %v", got, ok)
+	}
+	if _, ok := dev.CachedKernel("test/cached", "main", engine.Constants{"V": "4u"}); ok {
+		t.Fatal("other constants found the same kernel")
+	}
+}

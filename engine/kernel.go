@@ -110,10 +110,22 @@ func specialise(src string, c Constants) string {
 // ErrNoShaderF16 is wrapped by errors about f16 kernels on a device without shader-f16.
 var ErrNoShaderF16 = errors.New("needs shader-f16")
 
+// CachedKernel returns the pipeline Kernel compiled for name, entry and c, if
+// any: callers that build a kernel's source (preprocessing, generated code)
+// skip that work on every use after the first.
+func (d *Device) CachedKernel(name, entry string, c Constants) (*Kernel, bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	k, ok := d.kernels[kernelKey(name, entry, c)]
+	return k, ok
+}
+
+func kernelKey(name, entry string, c Constants) string { return name + "|" + entry + "|" + c.key() }
+
 // Kernel returns the pipeline for a shader and its constants, compiling it
 // on first use. name identifies the source (e.g. "matmul.wgsl:matvec_q8").
 func (d *Device) Kernel(name, src, entry string, c Constants) (*Kernel, error) {
-	key := name + "|" + entry + "|" + c.key()
+	key := kernelKey(name, entry, c)
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if k, ok := d.kernels[key]; ok {

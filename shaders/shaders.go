@@ -93,6 +93,11 @@ func New(dev *engine.Device) *Ops { return &Ops{Dev: dev} }
 func (o *Ops) Release() { o.tables.release() }
 
 func (o *Ops) kernel(file, entry string, c engine.Constants) (*engine.Kernel, error) {
+	// A step looks its kernels up hundreds of times: the #unroll expansion
+	// (regular expressions over the source) is for the first use only.
+	if k, ok := o.Dev.CachedKernel(file, entry, c); ok {
+		return k, nil
+	}
 	src, err := Source(file)
 	if err != nil {
 		return nil, err
