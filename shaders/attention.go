@@ -19,6 +19,10 @@ const (
 	// attentionBudget bounds the scratch (f32 elements) of one query chunk;
 	// long prefills run in several chunks instead of holding every score.
 	attentionBudget = 1 << 22
+	// attentionKRBudget bounds the scratch (f32 elements) of the keys a prefill
+	// call rotates once (attention_vec4.wgsl's krope); a cache whose visible rows
+	// need more rotates them per query, as decode does.
+	attentionKRBudget = 1 << 23
 )
 
 // AttentionParams describes one layer's attention of T queries over a KV
@@ -34,6 +38,9 @@ type AttentionParams struct {
 	// Softcap, if positive, caps every scaled score s as Softcap*tanh(s/Softcap)
 	// before the softmax (Gemma 2's attention-logit softcapping); 0 leaves scores as they are.
 	Softcap float32
+	// RotatePerQuery keeps a prefill call rotating every key for every query, where it
+	// would rotate them once (benchmarks compare the two).
+	RotatePerQuery bool
 }
 
 // Positions: with no window, key j has position j and query t has position
@@ -96,6 +103,12 @@ type attentionPlan struct {
 	stride  int  // most keys any query sees, rounded up to 8
 	chunks  int  // ceil(stride / chunk)
 	scratch int  // f32 elements of scratch
+	// pre: the keys are rotated once per call (krope) into kr f32 elements of
+	// scratch after the query chunks' region (the region is reserved, up to
+	// attentionKRBudget, wherever T > 1 and there is no window, so the scratch
+	// still never shrinks as Rows grow).
+	pre bool
+	kr  int
 }
 
 // scoreStride is the score slots per (query, head) for queries that see up
@@ -115,7 +128,7 @@ func (p AttentionParams) plan() attentionPlan {
 	// limit or all T queries, whichever is less, so it never shrinks as T or
 	// Rows grow and sizing for the largest call covers every smaller one.
 	limit := max(attentionBudget, per)
-	return attentionPlan{
+	pl := attentionPlan{
 		vec4:    vec4,
 		chunk:   chunk,
 		tc:      min(p.T, limit/per, 65535/p.KVHeads), // scores grids have y = tc × KV heads
@@ -123,6 +136,17 @@ func (p AttentionParams) plan() attentionPlan {
 		chunks:  chunks,
 		scratch: min(p.T*per, limit),
 	}
+	// A prefill call over a cache without a window sees key kk at row kk and
+	// position kk for every query, so its keys can be rotated once, not once
+	// per query.
+	if vec4 && p.T > 1 && p.Window == 0 {
+		rows := p.visible(p.T - 1)
+		need := rows * p.KVHeads * p.HeadDim
+		pl.pre = need <= attentionKRBudget && !p.RotatePerQuery
+		pl.kr = min(need, attentionKRBudget)
+		pl.scratch += pl.kr
+	}
+	return pl
 }
 
 // AttentionScratch is the number of f32 elements of scratch Attention
@@ -146,6 +170,7 @@ type attentionUniform struct {
 	stride                     uint32 // score slots per (query, head): scoreStride of the chunk's last query
 	chunks                     uint32 // ceil(stride / C)
 	qOff, sOff, stOff, partOff uint32 // scratch offsets (f32 elements)
+	krOff, krRows              uint32 // the rotated keys' offset and rows (attention_vec4.wgsl, PRE)
 }
 
 // Attention records out = softmax(q·Kᵀ·Scale + causal/window mask)·V for the
@@ -233,6 +258,7 @@ func (o *Ops) attention(rec *engine.Recorder, q, k, v, rope, out, scratch, mass 
 		"C": u(pl.chunk), "NEOX": fmt.Sprint(p.NeoX),
 		"KT": u(qtype(k.DType)), "VT": u(qtype(v.DType)),
 		"CAP": strconv.FormatFloat(float64(p.Softcap), 'e', -1, 32), // a WGSL float literal
+		"PRE": fmt.Sprint(pl.pre),
 	}
 	file := "attention.wgsl"
 	rotJobs := p.RopeDim / 2 // qrope jobs that rotate: pairs
@@ -273,6 +299,19 @@ func (o *Ops) attention(rec *engine.Recorder, q, k, v, rope, out, scratch, mass 
 	sOff := qOff + pl.tc*width
 	stOff := sOff + pl.tc*p.Heads*pl.stride
 	partOff := stOff + pl.tc*p.Heads*4*pl.chunks
+	krOff, krRows := pl.scratch-pl.kr, 0
+	if pl.pre {
+		krRows = p.visible(p.T - 1)
+		kn, err := o.kernel(file, "krope", consts)
+		if err != nil {
+			return err
+		}
+		params := words(attentionUniform{heads: uint32(p.Heads), kvHeads: uint32(p.KVHeads), rows: uint32(p.Rows), sink: uint32(p.Sink),
+			cap: uint32(p.Cap), scale: p.Scale, krOff: uint32(krOff), krRows: uint32(krRows)})
+		if err := rec.Dispatch(kn, params, engine.Grid(krRows*p.KVHeads*(rotJobs+(p.HeadDim-p.RopeDim)/8), attentionWG), bind...); err != nil {
+			return err
+		}
+	}
 	for t0 := 0; t0 < p.T; t0 += pl.tc {
 		tc := min(pl.tc, p.T-t0)
 		stride := scoreStride(p.visible(t0 + tc - 1))
@@ -281,6 +320,7 @@ func (o *Ops) attention(rec *engine.Recorder, q, k, v, rope, out, scratch, mass 
 			t0: uint32(t0), tc: uint32(tc), heads: uint32(p.Heads), kvHeads: uint32(p.KVHeads),
 			rows: uint32(p.Rows), sink: uint32(p.Sink), window: uint32(p.Window), cap: uint32(p.Cap), scale: p.Scale,
 			stride: uint32(stride), chunks: uint32(chunks), qOff: uint32(qOff), sOff: uint32(sOff), stOff: uint32(stOff), partOff: uint32(partOff),
+			krOff: uint32(krOff), krRows: uint32(krRows),
 		})
 		var grids [5][3]uint32
 		if pl.vec4 {

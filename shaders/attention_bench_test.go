@@ -114,12 +114,33 @@ func BenchmarkAttentionDecode(b *testing.B) {
 	}
 }
 
+// BenchmarkAttentionPrefill times a prefill chunk's attention with the keys rotated once
+// per call (krope) and rotated per query, alternating in one process, in µs per layer of
+// each and their ratio. T=256 at rows 0 and 3840 is a 4096-token prefill's first and last
+// chunk.
 func BenchmarkAttentionPrefill(b *testing.B) {
-	for _, c := range []struct{ t, rows, reps int }{{128, 0, 8}, {512, 0, 4}, {512, 4096, 1}} {
+	for _, c := range []struct{ t, rows, reps int }{{128, 0, 8}, {256, 0, 4}, {256, 1792, 2}, {256, 3840, 1}} {
 		b.Run(fmt.Sprintf("f16/T%d_rows%d", c.t, c.rows), func(b *testing.B) {
-			s := newAttention(b, engine.F16, c.t, c.rows)
-			s.reps = c.reps
-			s.run(b)
+			once := newAttention(b, engine.F16, c.t, c.rows)
+			per := *once
+			per.p.RotatePerQuery = true
+			once.reps, per.reps = c.reps, c.reps
+			once.step(b, nil) // compile and warm up
+			per.step(b, nil)
+			var tOnce, tPer time.Duration
+			n := 0
+			for b.Loop() {
+				start := time.Now()
+				once.step(b, nil)
+				mid := time.Now()
+				per.step(b, nil)
+				tOnce, tPer = tOnce+mid.Sub(start), tPer+time.Since(mid)
+				n++
+			}
+			us := func(d time.Duration) float64 { return float64(d.Microseconds()) / float64(n*c.reps) }
+			b.ReportMetric(us(tOnce), "µs/layer-rotate-once")
+			b.ReportMetric(us(tPer), "µs/layer-rotate-per-query")
+			b.ReportMetric(us(tPer)/us(tOnce), "speedup")
 		})
 	}
 }

@@ -19,23 +19,7 @@
 // KV head).
 // Dispatch: massnorm Grid(tc*heads, WG); accumulate Grid(kv_heads*stride, WG).
 
-struct Params {
-  t0: u32,
-  tc: u32,
-  heads: u32,
-  kv_heads: u32,
-  rows: u32,
-  sink: u32,
-  window: u32,
-  cap: u32,
-  scale: f32,
-  stride: u32,
-  chunks: u32,
-  q_off: u32,
-  s_off: u32,
-  st_off: u32,
-  part_off: u32,
-}
+#include "attention_params.wgsl"
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read_write> sc: array<f32>;

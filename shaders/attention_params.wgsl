@@ -18,4 +18,6 @@ struct Params {
   s_off: u32,
   st_off: u32,
   part_off: u32,
+  kr_off: u32,    // scratch offset of the keys rotated once per call (attention_vec4.wgsl, PRE)
+  kr_rows: u32,   // cache rows rotated there: the most any query of the call sees
 }

@@ -18,14 +18,19 @@
 //
 // Bindings: as attention.wgsl, with k, v as array<vec4<u32>> (8 halves or 4
 // f32 per word, or q8_0/q4_0 blocks read word by word) and q, rope, out, sc as array<vec4<f32>>.
-// Dispatch (per query chunk): qrope over (query, head, octet job); scores
+// With PRE (a prefill call on a cache without a window, where key kk is cache row kk at
+// position kk for every query), krope first rotates rows [0, kr_rows) once into the scratch
+// at kr_off (f32 [kr_rows, KVH*D]), and scores reads those instead of rotating every key
+// for every query: a chunk of T queries rotated each key T times.
+// Dispatch: krope (PRE only, once per call) over (row, KV head, octet job); then per query
+// chunk: qrope over (query, head, octet job); scores
 // over x = blocks of 8 keys, y = (query, KV head); softmax over (query, head,
 // chunk); values over (query, KV head, chunk, 16 dims); combine over (query,
 // head, 4 dims).
 // Constants: WG, D (multiple of 16), RD (multiple of 8; of 16 with NEOX), G,
 //   KVH (KV heads), C (chunk keys, a multiple of 8), NEOX, KT, VT (as
 //   attention.wgsl), ROT_JOBS (see qrope), CAP (f32: the attention-logit softcap,
-//   0 for none).
+//   0 for none), PRE (bool, see above).
 
 #include "attention_params.wgsl"
 
@@ -198,6 +203,50 @@ fn qrope(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: ve
   }
 }
 
+// krope: one invocation per (cache row, KV head, job), jobs as in qrope: writes the row's
+// key rotated to its position (the row, in a cache without a window) to the scratch.
+@compute @workgroup_size(WG)
+fn krope(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+  let i = flat(wid, nwg, lid);
+  let rg = i / JOBS;
+  if (rg >= p.kr_rows * KVH) {
+    return;
+  }
+  let job = i - rg * JOBS;
+  let r = rg / KVH;
+  let src = r * WIDTH + (rg - r * KVH) * D; // element index of the row's head in the cache
+  let dst = p.kr_off / 4u + src / 4u;
+  if (job >= ROT_JOBS) {
+    let e = RD + (job - ROT_JOBS) * 8u;
+    let a = kOct(src + e);
+    sc[dst + e / 4u] = a.a;
+    sc[dst + e / 4u + 1u] = a.b;
+    return;
+  }
+  let tab = r * (RD / 4u);
+  let e = 8u * job;
+  let a = kOct(src + e);
+  if (NEOX) {
+    // octet job of the first half and its partner at e + HALF: table words 4j..4j+3
+    let b = kOct(src + e + HALF);
+    let t0 = rope[tab + 4u * job];
+    let t1 = rope[tab + 4u * job + 1u];
+    let t2 = rope[tab + 4u * job + 2u];
+    let t3 = rope[tab + 4u * job + 3u];
+    let c0 = cos4(t0, t1);
+    let s0 = sin4(t0, t1);
+    let c1 = cos4(t2, t3);
+    let s1 = sin4(t2, t3);
+    sc[dst + e / 4u] = a.a * c0 - b.a * s0;
+    sc[dst + e / 4u + 1u] = a.b * c1 - b.b * s1;
+    sc[dst + (e + HALF) / 4u] = a.a * s0 + b.a * c0;
+    sc[dst + (e + HALF) / 4u + 1u] = a.b * s1 + b.b * c1;
+  } else {
+    sc[dst + e / 4u] = rotAdj(a.a, rope[tab + 2u * job]);
+    sc[dst + e / 4u + 1u] = rotAdj(a.b, rope[tab + 2u * job + 1u]);
+  }
+}
+
 // scores: one invocation per block of 8 visible keys (x) and (query, KV
 // head) (y): each query word loaded serves 8 keys.
 @compute @workgroup_size(WG)
@@ -226,14 +275,20 @@ fn scores(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) l
   var hi4 = array<vec4<f32>, G>(); // and of k0+4..k0+7
   for (var o = 0u; o < D / 8u; o++) {
     let e = 8u * o;
-    let rotated = e < select(RD, HALF, NEOX);
-    if (NEOX && !rotated && e < RD) {
+    // with PRE the keys come rotated: every octet is a plain one
+    let rotated = !PRE && e < select(RD, HALF, NEOX);
+    if (NEOX && !PRE && !rotated && e < RD) {
       continue; // second halves are handled with their partners
     }
     // x[j]: key j's octet at e, rotated; y[j]: its partner octet at e + HALF (NEOX)
     var x: array<Oct, 8>;
     var y: array<Oct, 8>;
     for (var j = 0u; j < 8u; j++) {
+      if (PRE) {
+        let kw = p.kr_off / 4u + (rows[j] + e) / 4u;
+        x[j] = Oct(sc[kw], sc[kw + 1u]);
+        continue;
+      }
       let a = kOct(rows[j] + e);
       if (!rotated) {
         x[j] = a;
