@@ -244,7 +244,7 @@ func (f *freqKV) advance(rec *engine.Recorder) error {
 	l := f.cfg.Span()
 	stored := min(f.rows-f.cfg.Sink, l)
 	pending := max(0, stored-sp.done[ph])
-	future := l - max(0, stored) // span rows still to arrive, one a step
+	future := l - max(0, stored)                             // span rows still to arrive, one a step
 	turns := ceilDiv(f.cfg.CacheSize-f.rows, len(sp.phases)) // this phase's, this one included
 	need := ceilDiv(max(0, pending+future-sp.budget), turns)
 	if n := min(pending, max(sp.budget, min(catchUpBudgets*sp.budget, need))); n > 0 {
