@@ -255,9 +255,9 @@ func (f *freqKV) advance(rec *engine.Recorder) error {
 
 // catchUpBudgets bounds a turn's rows while a phase catches up after a prefill:
 // a turn's cost is the accumulator's read-modify-write plus a share per row, so
-// 8 budgets (64 rows with 4 phases) keep a medium model's step within about 1.4x
-// its median (docs/speed.md); a prompt that ends closer to the compression than
-// that allows is compressed whole.
+// 8 budgets (64 rows with 4 phases) keep a medium model's catch-up steps at about
+// 1.3x its steady step (after a 1900-row prompt, N = 2048: docs/speed.md); a
+// prompt that ends closer to the compression than that allows is compressed whole.
 const catchUpBudgets = 8
 
 // layerParams is the compression of one matrix (K or V) of layer l's own geometry.

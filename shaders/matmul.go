@@ -99,7 +99,7 @@ const (
 	// invocation cut them, until W's tile spills.
 	xtileRows = 4
 	// The xtiled kernel records a dispatch per window of x rows, so it pays
-	// only where each does enough work to hide a dispatch's ~20 us: from
+	// only where each does enough work to hide a dispatch's 40-55 us: from
 	// 2^18 weights (a 1024 x 256 matrix: 1M multiply-adds per dispatch). Below
 	// it, stories260K's 64-wide products ran 1.7x slower than with the tiles
 	// (the training forward over 2048 tokens: 1.8 s against 1.05 s).
