@@ -21,9 +21,6 @@ type MatMulOptions struct {
 	// StorageX keeps x in a storage binding in the rows kernel, where it would
 	// otherwise go through a uniform binding (tests, benchmarks).
 	StorageX bool
-	// UniformX reads x through a uniform binding in the rows kernel for f32 and
-	// f16 weights too, where it fits (tests, benchmarks).
-	UniformX bool
 	// XTileRows caps the rows of x per uniform binding in the xtiled kernel
 	// (tests: several bindings per window at small K); zero takes what fits.
 	XTileRows int
@@ -264,11 +261,12 @@ func (o *Ops) MatMul(rec *engine.Recorder, x *engine.Tensor, w *engine.Weight, y
 		kern = MatMulRows
 	}
 	xBinding := x.Binding()
-	// x through a uniform binding: measured faster for the block types (whose
-	// matvec loads 4-8 x values per weight word), not for f16 (BenchmarkMatVecUniformX,
-	// BenchmarkMediumDecodeUniformX); tests force it for f32/f16 with UniformX.
+	// x through a uniform binding where it fits: measured faster for every type
+	// with a _ux file (medium decode step, quiet machine: q4_0 1.2x, f16 and f32
+	// about 1.05-1.1x; an earlier f16 measurement under load and with a
+	// per-dispatch CPU cost in every step had it slower).
 	uniformX := kern == MatMulRows && !opt.StorageX && !o.StorageX &&
-		(file == "matmul_q.wgsl" || opt.UniformX && file == "matmul_vec4.wgsl") &&
+		(file == "matmul_q.wgsl" || file == "matmul_vec4.wgsl") &&
 		uint64(4*m*k) <= o.Dev.MaxUniformBinding() && x.Offset%uint64(o.Dev.Limits.MinUniformBufferOffsetAlignment) == 0
 	var entry string
 	var wg int

@@ -210,7 +210,7 @@ func BenchmarkMatVecUniformX(b *testing.B) {
 		for _, bt := range benchTypes[1:] {
 			w := benchWeight(b, dev, bt.dt, bt.gt, n, k)
 			b.Run(fmt.Sprintf("%dx%d/%s", n, k, bt.dt), func(b *testing.B) {
-				opts := []shaders.MatMulOptions{{Kernel: shaders.MatMulRows, StorageX: true}, {Kernel: shaders.MatMulRows, UniformX: true}}
+				opts := []shaders.MatMulOptions{{Kernel: shaders.MatMulRows, StorageX: true}, {Kernel: shaders.MatMulRows}}
 				var times [2][]time.Duration
 				round := func(opt shaders.MatMulOptions) time.Duration {
 					rec := ops.Dev.NewRecorder()

@@ -11,7 +11,6 @@ type matmulVariant struct {
 	kern     shaders.MatMulKernel
 	narrow   bool
 	storageX bool
-	uniformX bool
 	xrows    int // xtiled: rows per uniform binding (0: what fits)
 }
 
@@ -22,9 +21,6 @@ func (v matmulVariant) String() string {
 	}
 	if v.storageX {
 		s += "/storage-x"
-	}
-	if v.uniformX {
-		s += "/uniform-x"
 	}
 	if v.xrows > 0 {
 		s += fmt.Sprintf("/%d-row-bindings", v.xrows)
@@ -40,7 +36,7 @@ var variants = func() []matmulVariant {
 	for _, k := range shaders.MatMulKernels {
 		out = append(out, matmulVariant{kern: k}, matmulVariant{kern: k, narrow: true})
 		if k == shaders.MatMulRows {
-			out = append(out, matmulVariant{kern: k, storageX: true}, matmulVariant{kern: k, uniformX: true})
+			out = append(out, matmulVariant{kern: k, storageX: true})
 		}
 		if k == shaders.MatMulXTiled {
 			out = append(out, matmulVariant{kern: k, xrows: 3})
@@ -106,7 +102,7 @@ func init() {
 			if err != nil {
 				return nil, err
 			}
-			opt.Kernel, opt.NarrowLoads, opt.StorageX, opt.UniformX, opt.XTileRows = kern, variant.narrow, variant.storageX, variant.uniformX, variant.xrows
+			opt.Kernel, opt.NarrowLoads, opt.StorageX, opt.XTileRows = kern, variant.narrow, variant.storageX, variant.xrows
 			got, err = r.Submit(func(rec *engine.Recorder) error { return r.Ops.MatMul(rec, x, w, y, m, opt) }, map[string]*engine.Tensor{"y": y})
 			if err != nil {
 				return nil, fmt.Errorf("kernel %s: %w", variant, err)

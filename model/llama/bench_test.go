@@ -115,7 +115,7 @@ func BenchmarkFreqKVvsFull(b *testing.B) {
 
 // BenchmarkMediumDecodeUniformX: decode of the medium model with the decode
 // matvec reading x through a uniform binding (the default on CPU adapters for
-// q8_0 and q4_0 weights) against a storage binding, rounds alternating in one process; reports the
+// f32, f16, q8_0 and q4_0 weights) against a storage binding, rounds alternating in one process; reports the
 // median decode tok/s of each and their ratio.
 func BenchmarkMediumDecodeUniformX(b *testing.B) {
 	for _, wt := range []ggml.Type{ggml.F16, ggml.Q8_0, ggml.Q4_0} {
