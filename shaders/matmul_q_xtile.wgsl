@@ -35,35 +35,9 @@
 // Bytes per block / 2: 17 (q8_0) or 9 (q4_0).
 const PW = 33u - 8u * WTYPE;
 
-// vec4 o of binding a (a is a constant in the written-out row loop, so the binding is
-// chosen at compile time).
-fn xload(a: u32, o: u32) -> vec4<f32> {
-  if (a == 0u) {
-    return x0[o];
-  }
-  if (a == 1u) {
-    return x1[o];
-  }
-  if (a == 2u) {
-    return x2[o];
-  }
-  return x3[o];
-}
+#include "matmul_xtile_common.wgsl"
 
-// acc + dot(xv, wv) as a chain of fused multiply-adds.
-fn fdot(acc: f32, xv: vec4<f32>, wv: vec4<f32>) -> f32 {
-  return fma(xv.w, wv.w, fma(xv.z, wv.z, fma(xv.y, wv.y, fma(xv.x, wv.x, acc))));
-}
-
-// The four int8 of a word, in byte order (as in matmul_q_kernels.wgsl).
-fn i8x4(q: u32) -> vec4<f32> {
-  return vec4<f32>(bitcast<vec4<i32>>(vec4<u32>(q << 24u, q << 16u, q << 8u, q)) >> vec4<u32>(24u));
-}
-
-// The low nibbles of a word's four bytes, minus 8; shift the word right by 4 for the high ones.
-fn u4x4(q: u32) -> vec4<f32> {
-  return vec4<f32>(vec4<u32>(q, q >> 8u, q >> 16u, q >> 24u) & vec4<u32>(15u)) - vec4<f32>(8.0);
-}
+#include "matmul_q_unpack.wgsl"
 
 @compute @workgroup_size(WG)
 fn xtile(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
@@ -135,12 +109,5 @@ fn xtile(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) li
     }
     #end q
   }
-  for (var a = 0u; a < TM; a++) {
-    let i = a * B + rb; // the window row of the tile's row a
-    for (var c = 0u; c < TN; c++) {
-      if (i >= p.first && j0 + c < p.n) {
-        store(i, j0 + c, acc[a][c]);
-      }
-    }
-  }
+  store_tile(acc, rb, j0);
 }

@@ -35,25 +35,7 @@
 // A group is 4 elements (f32) or 8 (f16): one 16-byte load of W.
 const GROUP = 4u + 4u * WTYPE;
 
-// vec4 o of binding a (a is a constant in the written-out row loop, so the binding is
-// chosen at compile time).
-fn xload(a: u32, o: u32) -> vec4<f32> {
-  if (a == 0u) {
-    return x0[o];
-  }
-  if (a == 1u) {
-    return x1[o];
-  }
-  if (a == 2u) {
-    return x2[o];
-  }
-  return x3[o];
-}
-
-// acc + dot(xv, wv) as a chain of fused multiply-adds.
-fn fdot(acc: f32, xv: vec4<f32>, wv: vec4<f32>) -> f32 {
-  return fma(xv.w, wv.w, fma(xv.z, wv.z, fma(xv.y, wv.y, fma(xv.x, wv.x, acc))));
-}
+#include "matmul_xtile_common.wgsl"
 
 @compute @workgroup_size(WG)
 fn xtile(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
@@ -103,12 +85,5 @@ fn xtile(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) li
     }
     #end row
   }
-  for (var a = 0u; a < TM; a++) {
-    let i = a * B + rb; // the window row of the tile's row a
-    for (var c = 0u; c < TN; c++) {
-      if (i >= p.first && j0 + c < p.n) {
-        store(i, j0 + c, acc[a][c]);
-      }
-    }
-  }
+  store_tile(acc, rb, j0);
 }

@@ -21,6 +21,16 @@ func TestSourceIncludes(t *testing.T) {
 		require.NoError(t, err)
 		require.Equal(t, 1, strings.Count(src, "fn store("), f)
 	}
+	for _, f := range []string{"matmul_vec4_xtile.wgsl", "matmul_q_xtile.wgsl"} {
+		src, err := Source(f)
+		require.NoError(t, err)
+		require.Equal(t, 1, strings.Count(src, "fn store_tile("), f)
+	}
+	for _, f := range []string{"matmul_q.wgsl", "matmul_q_ux.wgsl", "matmul_q_xtile.wgsl"} {
+		src, err := Source(f)
+		require.NoError(t, err)
+		require.Equal(t, 1, strings.Count(src, "fn i8x4("), f)
+	}
 	for _, f := range []string{"attention.wgsl", "attention_vec4.wgsl"} {
 		src, err := Source(f)
 		require.NoError(t, err)
