@@ -47,6 +47,37 @@ func normErr(got []float32, want []float64) float64 {
 	return e / m
 }
 
+// uploadRaw uploads an [n, k] weight of GGUF type gt from its raw bytes and returns it
+// with its values dequantised on the CPU (package ggml), for the float64 reference.
+func uploadRaw(t *testing.T, dev *engine.Device, dt engine.DType, gt ggml.Type, raw []byte, n, k int) (*engine.Weight, []float32) {
+	t.Helper()
+	deq, err := ggml.Dequantize(gt, raw, n*k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := dev.UploadWeight("w", dt, n, k, raw, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(w.Release)
+	return w, deq
+}
+
+// productRef is x·Wᵀ in float64 for x [m, k] and W [n, k].
+func productRef(x, w []float32, m, n, k int) []float64 {
+	y := make([]float64, m*n)
+	for i := range m {
+		for j := range n {
+			var s float64
+			for e := range k {
+				s += float64(x[i*k+e]) * float64(w[j*k+e])
+			}
+			y[i*n+j] = s
+		}
+	}
+	return y
+}
+
 // TestLoopCapMatMul: every matmul kernel at a K past the cap, for each weight
 // family (32-bit loads, 16-byte loads, 32-element blocks, K-quant super-blocks).
 func TestLoopCapMatMul(t *testing.T) {
@@ -67,28 +98,11 @@ func TestLoopCapMatMul(t *testing.T) {
 		} else if raw, err = ggml.Quantize(c.gt, randF32(r, n*k)); err != nil {
 			t.Fatal(err)
 		}
-		deq, err := ggml.Dequantize(c.gt, raw, n*k)
-		if err != nil {
-			t.Fatal(err)
-		}
-		w, err := dev.UploadWeight("w", c.dt, n, k, raw, 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(w.Release)
+		w, deq := uploadRaw(t, dev, c.dt, c.gt, raw, n, k)
 		for _, kern := range append([]shaders.MatMulKernel{shaders.MatMulAuto}, shaders.MatMulKernels...) {
 			for _, m := range []int{1, 9} {
 				xv := randF32(r, m*k)
-				want := make([]float64, m*n)
-				for i := range m {
-					for j := range n {
-						var s float64
-						for e := range k {
-							s += float64(xv[i*k+e]) * float64(deq[j*k+e])
-						}
-						want[i*n+j] = s
-					}
-				}
+				want := productRef(xv, deq, m, n, k)
 				x := f32Tensor(t, dev, "x", engine.F32, m, k, xv)
 				y := nanTensor(t, dev, "y", m, n)
 				name := fmt.Sprintf("%s narrow=%v %s m=%d", c.dt, c.narrow, kern, m)
@@ -139,26 +153,9 @@ func TestLoopCapMatMulXTiled(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		deq, err := ggml.Dequantize(c.gt, raw, n*k)
-		if err != nil {
-			t.Fatal(err)
-		}
-		w, err := dev.UploadWeight("w", c.dt, n, k, raw, 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(w.Release)
+		w, deq := uploadRaw(t, dev, c.dt, c.gt, raw, n, k)
 		xv := randF32(r, m*k)
-		want := make([]float64, m*n)
-		for i := range m {
-			for j := range n {
-				var s float64
-				for e := range k {
-					s += float64(xv[i*k+e]) * float64(deq[j*k+e])
-				}
-				want[i*n+j] = s
-			}
-		}
+		want := productRef(xv, deq, m, n, k)
 		x := f32Tensor(t, dev, "x", engine.F32, m, k, xv)
 		y := nanTensor(t, dev, "y", m, n)
 		rec := dev.NewRecorder()
