@@ -66,32 +66,33 @@ func benchPolicy(b *testing.B, m *llama.Model, f *gguf.File, ids []int32, cfg tr
 	data, err := train.NewData(ids, cfg.SeqLen, train.Text, 512, 1)
 	require.NoError(b, err)
 	seq := data.Next()
-	var stepCPU, fwdCPU time.Duration
-	b.Run(name+"/step", func(b *testing.B) {
+	// run times b.N calls of one, reporting tok/s, CPU seconds and dispatches per call,
+	// and returns the CPU time per call.
+	run := func(b *testing.B, one func() error) time.Duration {
 		c0, cpu0 := tr.Counts(), cpuTime()
 		for range b.N {
-			_, err := tr.Step([][]int32{seq}, train.DefaultOptim(1e-3, 1))
-			require.NoError(b, err)
+			require.NoError(b, one())
 		}
-		stepCPU = (cpuTime() - cpu0) / time.Duration(b.N)
-		c1 := tr.Counts()
+		cpu := (cpuTime() - cpu0) / time.Duration(b.N)
 		b.ReportMetric(float64(cfg.SeqLen*b.N)/b.Elapsed().Seconds(), "tok/s")
-		b.ReportMetric(stepCPU.Seconds(), "cpu-s/op")
-		b.ReportMetric(float64(c1.Dispatches-c0.Dispatches)/float64(b.N), "dispatches/op")
+		b.ReportMetric(cpu.Seconds(), "cpu-s/op")
+		b.ReportMetric(float64(tr.Counts().Dispatches-c0.Dispatches)/float64(b.N), "dispatches/op")
+		return cpu
+	}
+	var stepCPU, fwdCPU time.Duration
+	b.Run(name+"/step", func(b *testing.B) {
+		stepCPU = run(b, func() error {
+			_, err := tr.Step([][]int32{seq}, train.DefaultOptim(1e-3, 1))
+			return err
+		})
 		b.ReportMetric(float64(tr.Bytes())/(1<<20), "train-MiB")
 		b.ReportMetric(float64(tr.KeptBytes())/(1<<20), "kept-MiB")
 	})
 	b.Run(name+"/forward", func(b *testing.B) {
-		c0, cpu0 := tr.Counts(), cpuTime()
-		for range b.N {
+		fwdCPU = run(b, func() error {
 			_, err := tr.Loss(seq)
-			require.NoError(b, err)
-		}
-		fwdCPU = (cpuTime() - cpu0) / time.Duration(b.N)
-		c1 := tr.Counts()
-		b.ReportMetric(float64(cfg.SeqLen*b.N)/b.Elapsed().Seconds(), "tok/s")
-		b.ReportMetric(fwdCPU.Seconds(), "cpu-s/op")
-		b.ReportMetric(float64(c1.Dispatches-c0.Dispatches)/float64(b.N), "dispatches/op")
+			return err
+		})
 		if stepCPU > 0 && fwdCPU > 0 {
 			b.ReportMetric(stepCPU.Seconds()/fwdCPU.Seconds(), "step/fwd-cpu")
 		}
